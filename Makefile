@@ -1,0 +1,64 @@
+# One command for everything a developer or CI does. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# sam build needs a real python3.12 binary first on PATH; the pyenv shim is not one.
+PY312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; } && break; done)
+VENV := .venv
+SAM_VENV := .venv-sam
+SAM_CLI_VERSION := 1.170.0
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
+
+.PHONY: help install test lint typecheck pytest catalogue initdb build validate bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml shared/requirements.txt
+	@test -n "$(PY312)" || { echo "Python 3.12 is required (python3.12 on PATH or under pyenv)"; exit 1; }
+	$(PY312) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -r shared/requirements.txt --group dev
+	touch $@
+
+$(SAM_VENV)/.installed:
+	$(PY312) -m venv $(SAM_VENV)
+	$(VENV)/bin/uv pip install -q --python $(SAM_VENV)/bin/python aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+install: $(VENV)/.installed $(SAM_VENV)/.installed ## create .venv (app + dev tools) and .venv-sam (SAM CLI)
+
+test: install lint typecheck pytest ## everything CI runs: lint, types, the whole test suite
+
+lint: $(VENV)/.installed ## ruff check and format check
+	ruff check .
+	ruff format --check .
+
+typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions and infra
+	mypy shared/multidb functions/auth/auth_fn functions/authorizer/authorizer_fn infra
+
+pytest: install ## the test suite (real PostgreSQL/Redis when reachable)
+	python -m pytest $(PYTEST_ARGS)
+
+catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
+	python -m infra.catalogue
+
+initdb: $(VENV)/.installed ## migrate, sync the route catalogue, create the admin user
+	python -m infra.initdb
+
+validate: install ## cfn-lint and sam validate --lint on template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint
+
+build: install ## sam build (functions + shared layer) into .aws-sam/build
+	$(SAM_VENV)/bin/sam build
+
+bench: $(VENV)/.installed ## cold start, memory and warm latency, as ratios to same-run baselines
+	python tests/benchmarks/cold_start.py
+
+clean: ## remove virtualenvs, build output and local data
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The auth function: login, token refresh, logout, current user, published keys."""

@@ -1,0 +1,113 @@
+"""/api/v1/auth routes."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Header
+
+from multidb.api.app import API_PREFIX
+from multidb.api.deps import CurrentPrincipal, RedisDep, SessionDep
+from multidb.api.responses import Response
+from multidb.errors import NotFound, Unauthorized
+from multidb.rbac import Access
+from multidb.repository import UserRepository
+from multidb.security.keys import jwks
+from multidb.security.login_crypto import decrypt_password, login_public_key_pem
+from multidb.security.sessions import TokenPair
+from multidb.settings import get_settings
+
+from . import service
+from .schemas import LoginPublicKey, LoginRequest, Permissions, SwaggerToken, TokenPairPublic, UserInfo
+
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["Auth"])
+
+PUBLIC = {"x-access": Access.PUBLIC.value}
+AUTHENTICATED = {"x-access": Access.AUTHENTICATED.value}
+
+UserAgent = Annotated[str, Header(min_length=1, max_length=512, description="Refresh tokens are bound to it")]
+RefreshToken = Annotated[str, Header(alias="x-refresh-token", min_length=1, max_length=4096)]
+
+
+def _tokens(pair: TokenPair) -> Response[TokenPairPublic]:
+    return Response(
+        data=TokenPairPublic(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=get_settings().access_token_ttl,
+        )
+    )
+
+
+@router.get("/keys/public", openapi_extra=PUBLIC)
+async def get_public_key() -> Response[LoginPublicKey]:
+    """Get the RSA public key that login passwords are encrypted with (RSA-OAEP, SHA-256)."""
+    return Response(data=LoginPublicKey(public_key=login_public_key_pem()))
+
+
+@router.get("/.well-known/jwks.json", openapi_extra=PUBLIC)
+async def get_jwks() -> dict[str, list[dict[str, str]]]:
+    """Get the JSON Web Key Set that verifies access tokens (plain JWKS, not enveloped)."""
+    return jwks()
+
+
+@router.post("/login", openapi_extra=PUBLIC)
+async def login(
+    body: LoginRequest, user_agent: UserAgent, session: SessionDep, redis: RedisDep
+) -> Response[TokenPairPublic]:
+    """Log in with a username and an RSA-encrypted password."""
+    password = decrypt_password(body.password)
+    return _tokens(await service.login(session, redis, body.username, password, user_agent))
+
+
+@router.post("/login/swagger", openapi_extra=PUBLIC)
+async def login_swagger(
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=256)],
+    session: SessionDep,
+    redis: RedisDep,
+) -> SwaggerToken:
+    """Log in from Swagger UI with a plain password (LOCAL and TESTING only)."""
+    if get_settings().is_production:
+        raise NotFound()
+    pair = await service.login(session, redis, username, password, "swagger-ui")
+    return SwaggerToken(access_token=pair.access_token)
+
+
+@router.post("/token/refresh", openapi_extra=PUBLIC)
+async def refresh_token(
+    refresh: RefreshToken, user_agent: UserAgent, session: SessionDep, redis: RedisDep
+) -> Response[TokenPairPublic]:
+    """Trade a refresh token for a new pair; the old refresh token is spent."""
+    return _tokens(await service.refresh(session, redis, refresh, user_agent))
+
+
+@router.post("/logout", openapi_extra=AUTHENTICATED)
+async def logout(principal: CurrentPrincipal, redis: RedisDep) -> Response[None]:
+    """Log out: this session's access and refresh tokens stop working at once."""
+    await service.logout(redis, principal)
+    return Response(message="Logged out")
+
+
+@router.get("/user/info", openapi_extra=AUTHENTICATED)
+async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Response[UserInfo]:
+    """Get the current user, their roles and the permissions of their active roles."""
+    user = await UserRepository(session).get(principal.user_id)
+    if user is None:
+        raise Unauthorized("user no longer exists")
+    active = [role for role in user.roles if role.status]
+    permissions = Permissions(
+        interface=sorted({c for role in active for c in role.interface_permissions}),
+        button=sorted({c for role in active for c in role.button_permissions}),
+        router=sorted({c for role in active for c in role.router_permissions}),
+    )
+    return Response(
+        data=UserInfo(
+            id=user.id,
+            name=user.name,
+            email=user.email,
+            username=user.username,
+            status=user.status,
+            is_admin=user.is_admin,
+            roles=[role.code for role in active],
+            permissions=permissions,
+        )
+    )

@@ -1,0 +1,1 @@
+"""The HTTP API Lambda authorizer: JWT + Redis permission cache, no FastAPI."""

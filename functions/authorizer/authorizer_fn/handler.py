@@ -1,0 +1,50 @@
+"""HTTP API REQUEST authorizer (payload 2.0, simple responses): `authorizer_fn.handler.handler`.
+
+Identity sources are the Authorization header and `$context.routeKey`, so a cached
+decision is keyed by token *and* route and can never answer for another route.
+"""
+
+from typing import Any
+
+from multidb import logs, runtime
+from multidb.authz import authorize
+from multidb.errors import AppError
+from multidb.rbac import code_from_route_key
+from multidb.security.tokens import bearer
+from multidb.settings import get_settings
+
+log = logs.get_logger("authorizer")
+
+DENY: dict[str, Any] = {"isAuthorized": False}
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+async def decide(event: dict[str, Any]) -> dict[str, Any]:
+    route_key = event.get("routeKey") or (event.get("requestContext") or {}).get("routeKey")
+    if not isinstance(route_key, str) or " " not in route_key:
+        return DENY
+    try:
+        principal = await authorize(bearer(_header(event, "authorization")), code_from_route_key(route_key))
+    except AppError as exc:
+        log.info("deny", extra={"fields": {"route": route_key, "status": exc.status_code, "reason": exc.message}})
+        return DENY
+    return {"isAuthorized": True, "context": principal.context()}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logs.configure(get_settings().log_level)
+    rid = (event.get("requestContext") or {}).get("requestId")
+    token = logs.request_id.set(str(rid) if rid else getattr(context, "aws_request_id", None))
+    try:
+        return runtime.run(decide(event))
+    except Exception as exc:  # fail closed, whatever went wrong
+        log.exception("authorizer failure: %s", type(exc).__name__)
+        return DENY
+    finally:
+        logs.request_id.reset(token)

@@ -1,0 +1,98 @@
+"""Deploy step: migrate the database, sync the route catalogue, create the admin user.
+
+    python -m infra.initdb
+
+Idempotent: run it after every deploy. The admin password comes from ADMIN_PASSWORD; only
+in LOCAL does it fall back to the seed's `admin` / `123456`, with a warning.
+"""
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from multidb import runtime
+from multidb.db import get_engine
+from multidb.models import InterfaceRoute, User
+from multidb.rbac import catalogue
+from multidb.security.passwords import hash_password
+from multidb.settings import DEFAULT_ADMIN_PASSWORD, Environment, get_settings
+
+ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+
+ADMIN_USERNAME = "admin"
+
+
+def migrate(database_url: str | None = None) -> None:
+    config = Config(str(ALEMBIC_INI))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+async def sync_catalogue(session: AsyncSession) -> tuple[int, int]:
+    """Make the interface_routes table equal the generated catalogue; returns (upserted, deleted)."""
+    wanted = catalogue()
+    existing = {route.code: route for route in (await session.exec(select(InterfaceRoute))).all()}
+    for code, entry in wanted.items():
+        row = existing.get(code) or InterfaceRoute(
+            code=code, method=entry["method"], path=entry["path"], name="", function="", access=""
+        )
+        for name in ("method", "path", "name", "description", "function", "access"):
+            setattr(row, name, entry[name])
+        session.add(row)
+    stale = set(existing) - set(wanted)
+    if stale:
+        await session.exec(delete(InterfaceRoute).where(col(InterfaceRoute.code).in_(stale)))  # type: ignore[call-overload]
+    return len(wanted), len(stale)
+
+
+def admin_password() -> str:
+    settings = get_settings()
+    if settings.admin_password:
+        return settings.admin_password
+    if settings.app_env is Environment.LOCAL:
+        print(
+            f"WARNING: admin created with the default password {DEFAULT_ADMIN_PASSWORD!r}; "
+            "set ADMIN_PASSWORD for anything but local development.",
+            file=sys.stderr,
+        )
+        return DEFAULT_ADMIN_PASSWORD
+    raise SystemExit("ADMIN_PASSWORD must be set outside LOCAL")
+
+
+async def ensure_admin(session: AsyncSession) -> bool:
+    """Create the admin user unless it exists; returns whether it was created."""
+    if (await session.exec(select(User).where(User.username == ADMIN_USERNAME))).first() is not None:
+        return False
+    session.add(
+        User(
+            name="Administrator",
+            email="admin@example.com",
+            username=ADMIN_USERNAME,
+            password_hash=hash_password(admin_password()),
+            is_admin=True,
+        )
+    )
+    return True
+
+
+async def seed() -> None:
+    async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+        upserted, deleted = await sync_catalogue(session)
+        created = await ensure_admin(session)
+        await session.commit()
+    print(f"catalogue: {upserted} routes, {deleted} removed; admin {'created' if created else 'exists'}")
+
+
+def main() -> int:
+    migrate()
+    runtime.run(seed())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

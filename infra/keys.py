@@ -1,0 +1,85 @@
+"""Create and rotate the deployed keys (run from a deploy machine with AWS credentials).
+
+    python -m infra.keys init   --secret multidb/dev/keys --parameter /multidb/dev/jwt-public-keys
+    python -m infra.keys rotate --secret multidb/dev/keys --parameter /multidb/dev/jwt-public-keys
+
+The private keys go to one Secrets Manager secret that only the auth function may read;
+the public halves go to an SSM parameter, all the authorizer ever sees. `rotate` publishes
+the new public key next to the previous one, so tokens signed before the rotation keep
+verifying until they expire; the key before that is dropped.
+"""
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from multidb.security.keys import kid_of, load_private, private_pem, public_pem
+
+KEEP_PUBLISHED = 2
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _signing_entry(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    return {"kid": kid_of(key.public_key()), "pem": public_pem(key.public_key())}
+
+
+def init(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> str:
+    """Create both keys unless the secret exists; returns the signing key's kid."""
+    try:
+        current = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+        return str(current["jwt_key_id"])
+    except secrets.exceptions.ResourceNotFoundException:
+        pass
+    signing, login = _new_key(), _new_key()
+    kid = kid_of(signing.public_key())
+    ssm.put_parameter(Name=parameter, Value=json.dumps([_signing_entry(signing)]), Type="String", Overwrite=True)
+    secrets.create_secret(
+        Name=secret_id,
+        SecretString=json.dumps(
+            {"jwt_private_key": private_pem(signing), "jwt_key_id": kid, "login_private_key": private_pem(login)}
+        ),
+    )
+    return kid
+
+
+def rotate(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> str:
+    """Replace the signing key; the login key stays (clients cache its public half)."""
+    current = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    signing = _new_key()
+    published = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
+    previous = [e for e in published if e["kid"] == current["jwt_key_id"]]
+    if not previous:  # the parameter lost the current key: publish it again from the secret
+        previous = [_signing_entry(load_private(current["jwt_private_key"]))]
+    entries = [_signing_entry(signing), *previous][:KEEP_PUBLISHED]
+    # Publish first: an authorizer must know the new kid before any token carries it.
+    ssm.put_parameter(Name=parameter, Value=json.dumps(entries), Type="String", Overwrite=True)
+    kid = kid_of(signing.public_key())
+    secrets.put_secret_value(
+        SecretId=secret_id,
+        SecretString=json.dumps({**current, "jwt_private_key": private_pem(signing), "jwt_key_id": kid}),
+    )
+    return kid
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["init", "rotate"])
+    parser.add_argument("--secret", required=True, help="Secrets Manager name or ARN of the private keys")
+    parser.add_argument("--parameter", required=True, help="SSM parameter name of the public keys (leading slash)")
+    args = parser.parse_args(argv)
+    import boto3
+
+    action = init if args.action == "init" else rotate
+    kid = action(boto3.client("secretsmanager"), boto3.client("ssm"), args.secret, args.parameter)
+    print(f"{args.action}: signing key {kid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

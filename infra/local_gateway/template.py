@@ -1,0 +1,174 @@
+"""Read template.yaml: the single source of functions, routes and the authorizer wiring."""
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that keeps CloudFormation short-form tags (`!Ref`, `!GetAtt`, …) as data."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if name == "Fn::GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    code_uri: Path
+    handler: str
+    layers: tuple[Path, ...]
+    environment: dict[str, Any]
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    name: str
+    function: str
+    headers: tuple[str, ...]
+    context: tuple[str, ...]
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    authorizer: str | None
+    pattern: re.Pattern[str] = field(compare=False, repr=False)
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if self.method not in (method, "ANY"):
+            return None
+        found = self.pattern.fullmatch(path)
+        return None if found is None else found.groupdict()
+
+
+@dataclass(frozen=True)
+class Template:
+    functions: dict[str, Function]
+    routes: tuple[Route, ...]
+    authorizers: dict[str, Authorizer]
+    cors: dict[str, Any] | None
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route API Gateway would pick: exact paths beat parameters, greedy paths come last."""
+        candidates = [(route, params) for route in self.routes if (params := route.match(method, path)) is not None]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: (c[0].path.count("{"), "+}" in c[0].path, -len(c[0].path)))
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    regex = ""
+    for part in re.split(r"(\{[^}]+\})", path):
+        if part.startswith("{") and part.endswith("+}"):
+            regex += f"(?P<{part[1:-2]}>.+)"
+        elif part.startswith("{"):
+            regex += f"(?P<{part[1:-1]}>[^/]+)"
+        else:
+            regex += re.escape(part)
+    return re.compile(regex)
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def parse(text: str, root: Path = ROOT) -> Template:
+    doc = yaml.load(text, Loader=_CfnLoader)  # noqa: S506  (a SafeLoader subclass)
+    resources: dict[str, Any] = doc["Resources"]
+    globals_fn = (doc.get("Globals") or {}).get("Function") or {}
+    layer_dirs = {
+        name: root / res["Properties"]["ContentUri"]
+        for name, res in resources.items()
+        if res["Type"] == "AWS::Serverless::LayerVersion"
+    }
+    functions: dict[str, Function] = {}
+    routes: list[Route] = []
+    authorizers: dict[str, Authorizer] = {}
+    cors = None
+    default_authorizer: str | None = None
+    for res in resources.values():
+        if res["Type"] != "AWS::Serverless::HttpApi":
+            continue
+        props = res.get("Properties") or {}
+        auth = props.get("Auth") or {}
+        default_authorizer = auth.get("DefaultAuthorizer")
+        cors = props.get("CorsConfiguration")
+        for auth_name, spec in (auth.get("Authorizers") or {}).items():
+            identity = spec.get("Identity") or {}
+            authorizers[auth_name] = Authorizer(
+                name=auth_name,
+                function=_ref(spec["FunctionArn"]) or "",
+                headers=tuple(identity.get("Headers") or ()),
+                context=tuple(identity.get("Context") or ()),
+                ttl=int(identity.get("ReauthorizeEvery", 300)),
+            )
+    for name, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        props = res["Properties"]
+        layers = tuple(
+            layer_dirs[ref]
+            for layer in props.get("Layers", globals_fn.get("Layers", []))
+            if (ref := _ref(layer)) in layer_dirs
+        )
+        env = {
+            **((globals_fn.get("Environment") or {}).get("Variables") or {}),
+            **((props.get("Environment") or {}).get("Variables") or {}),
+        }
+        functions[name] = Function(name, root / props["CodeUri"], props["Handler"], layers, env)
+        for event in (props.get("Events") or {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            ep = event["Properties"]
+            auth = (ep.get("Auth") or {}).get("Authorizer", default_authorizer)
+            path = ep["Path"]
+            routes.append(
+                Route(ep["Method"].upper(), path, name, None if auth == "NONE" else auth, _path_pattern(path))
+            )
+    return Template(functions, tuple(routes), authorizers, cors)
+
+
+@lru_cache
+def load(path: Path = TEMPLATE) -> Template:
+    return parse(path.read_text(), path.parent)

@@ -1,0 +1,43 @@
+"""Alembic environment: the database URL comes from the shared settings, never from alembic.ini."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+import multidb.models  # noqa: F401  (registers the tables)
+from multidb.db import ensure_sqlite_folder
+from multidb.settings import get_settings
+
+target_metadata = SQLModel.metadata
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    url = context.config.attributes.get("database_url") or get_settings().database_url
+    ensure_sqlite_folder(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(_configure)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=get_settings().database_url, target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

@@ -1,0 +1,1 @@
+"""Shared layer of the Async-FastAPI-MultiDB serverless edition."""

@@ -1,0 +1,1 @@
+"""FastAPI pieces every API function uses; the authorizer never imports this package."""

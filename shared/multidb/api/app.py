@@ -1,0 +1,104 @@
+"""The FastAPI app factory and the Mangum handler factory every API function uses."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from mangum import Mangum
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import logs, runtime
+from ..settings import get_settings
+from .errors import ERROR_RESPONSES, envelope
+
+API_PREFIX = "/api/v1"
+
+log = logs.get_logger("access")
+
+
+class RequestContextMiddleware:
+    """Give every request a correlation id, log one line for it, and turn crashes into a 500 envelope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id(scope)
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.exception("unhandled %s", type(exc).__name__)
+            if not response_started:
+                await envelope(500, f"Internal server error (request {rid}).")(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "route": getattr(route, "path", None),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                },
+            )
+            logs.request_id.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    event = scope.get("aws.event") or {}
+    rid = (event.get("requestContext") or {}).get("requestId")
+    if not rid:
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id" and 0 < len(value) <= 128:
+                rid = value.decode("latin-1")
+                break
+    return str(rid or uuid.uuid4())
+
+
+def create_app(title: str, *routers: APIRouter) -> FastAPI:
+    """A function's FastAPI app: errors in the envelope, documented on every route.
+
+    Routers carry their full prefix (`/api/v1/...`) themselves: the route a request
+    matched then knows the whole path template its permission code is made from.
+    """
+    from .errors import install_error_handlers
+
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    for router in routers:
+        app.include_router(router, responses=ERROR_RESPONSES)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def create_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap an app for Lambda. Lifespan is off: it would run startup on every invocation."""
+    runtime.get_loop()
+    adapter = Mangum(app, lifespan="off")
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        logs.configure(get_settings().log_level)
+        runtime.get_loop()
+        return adapter(event, context)
+
+    return handler

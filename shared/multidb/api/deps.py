@@ -1,0 +1,62 @@
+"""Typed dependencies: what a route receives, named for what it is."""
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..authz import Principal, authorize, check
+from ..db import get_engine
+from ..errors import Unauthorized
+from ..rbac import permission_code
+from ..redis import get_redis
+from ..security.tokens import Claims, TokenType
+from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+
+
+async def _session() -> AsyncIterator[AsyncSession]:
+    async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+RedisDep = Annotated["Redis", Depends(get_redis)]
+
+
+def _gateway_context(request: Request) -> dict[str, Any] | None:
+    event = request.scope.get("aws.event") or {}
+    context = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda")
+    return context if isinstance(context, dict) else None
+
+
+def _claims_from_gateway(context: dict[str, Any]) -> Claims:
+    return Claims(
+        sub=str(context["userId"]),
+        jti=str(context["jti"]),
+        fam=str(context["fam"]),
+        typ=TokenType.ACCESS,
+        iat=int(context["iat"]),
+        exp=int(context["exp"]),
+    )
+
+
+async def _current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller, as the gateway's authorizer saw it, or verified here when not behind the gateway."""
+    code = permission_code(request.method, request.scope["route"].path)
+    if get_settings().trust_gateway_authorizer and (context := _gateway_context(request)) is not None:
+        return await check(_claims_from_gateway(context), code)
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token")
+    return await authorize(credentials.credentials, code)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]

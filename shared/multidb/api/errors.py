@@ -1,0 +1,61 @@
+"""One installer maps every failure to the envelope; nothing internal reaches a response."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import AppError
+from ..logs import get_logger
+from .responses import ErrorResponse, FieldError
+
+log = get_logger("errors")
+
+_MESSAGES = {
+    400: "Bad request.",
+    401: "Not authenticated.",
+    403: "Permission denied.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    409: "Conflict.",
+    422: "Invalid input.",
+    429: "Too many requests.",
+    500: "Internal server error.",
+    503: "Service unavailable.",
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": message} for status, message in _MESSAGES.items() if status != 405
+}
+
+
+def envelope(status: int, message: str, data: list[FieldError] | None = None) -> JSONResponse:
+    body = ErrorResponse(code=status, message=message, data=data).model_dump(mode="json", by_alias=True)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    # The offending input is never echoed: it may be a password or a token.
+    return [
+        FieldError(
+            field=".".join(str(part) for part in error.get("loc", ()) if part != "body"), message=error.get("msg", "")
+        )
+        for error in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        return envelope(exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return envelope(422, _MESSAGES[422], _field_errors(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return envelope(exc.status_code, _MESSAGES.get(exc.status_code, "Error."))

@@ -1,0 +1,67 @@
+"""The one authorization decision, shared by the Lambda authorizer and the functions."""
+
+from dataclasses import dataclass
+from typing import cast
+
+from .errors import Forbidden, ServiceUnavailable, Unauthorized
+from .logs import get_logger
+from .rbac import cached_grants, permission_key
+from .redis import get_redis
+from .security.sessions import revoked_family_key, revoked_key
+from .security.tokens import Claims, TokenType, verify
+
+log = get_logger("authz")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    name: str
+    admin: bool
+    claims: Claims
+
+    def context(self) -> dict[str, str | bool | int]:
+        """The flat context an HTTP API authorizer may pass on (strings, numbers, booleans)."""
+        return {
+            "userId": self.user_id,
+            "name": self.name,
+            "isAdmin": self.admin,
+            "jti": self.claims.jti,
+            "fam": self.claims.fam,
+            "iat": self.claims.iat,
+            "exp": self.claims.exp,
+        }
+
+
+async def authorize(token: str, code: str) -> Principal:
+    """Verify an access token and that its user may call `code`; fail closed on any outage."""
+    return await check(verify(token, TokenType.ACCESS), code)
+
+
+async def check(claims: Claims, code: str) -> Principal:
+    """Check verified claims against live state: revocations and the user's current grants.
+
+    Functions behind the gateway run this on the authorizer's context too: API Gateway may
+    answer from its authorizer cache, and a logout or a role change must count at once.
+    """
+    redis = get_redis()
+    try:
+        revoked, family_revoked, cached = await redis.mget(
+            revoked_key(claims.jti), revoked_family_key(claims.fam), permission_key(claims.sub)
+        )
+        if revoked or family_revoked:
+            raise Unauthorized("token revoked")
+        grants = await cached_grants(redis, claims.sub, cast(str | None, cached))  # decode_responses=True
+    except (Unauthorized, Forbidden):
+        raise
+    except Exception as exc:
+        # Redis or the database is out of reach (or answered nonsense): deny, never guess.
+        log.error("authorization backend unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailable("authorization is unavailable") from exc
+    if grants is None:
+        raise Unauthorized("user no longer exists")
+    if not grants.active:
+        raise Forbidden("user is disabled")
+    if not grants.allows(code):
+        raise Forbidden()
+    return Principal(grants.user_id, grants.name, grants.admin, claims)

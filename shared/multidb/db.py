@@ -1,0 +1,64 @@
+"""SQLAlchemy async engine and sessions: one pool per container, reused across invocations."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from .settings import get_settings
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of an embedded SQLite database file."""
+    database = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_foreign_keys(connection: Any, _: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@lru_cache
+def get_engine() -> AsyncEngine:
+    settings = get_settings()
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        ensure_sqlite_folder(url)
+        engine = create_async_engine(url, echo=settings.database_echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
+        return engine
+    # A Lambda container serves one request at a time: a tiny pool, checked before use
+    # because a frozen container's connections may have been closed by the server.
+    return create_async_engine(
+        url,
+        echo=settings.database_echo,
+        pool_size=2,
+        max_overflow=2,
+        pool_pre_ping=True,
+        pool_recycle=300,
+        connect_args={"timeout": 5, "command_timeout": 10},
+    )
+
+
+@lru_cache
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(get_engine(), expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope() -> AsyncIterator[AsyncSession]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    async with get_sessionmaker()() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

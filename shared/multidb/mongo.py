@@ -1,0 +1,29 @@
+"""MongoDB through PyMongo's async API (Motor's successor) and Beanie 2, connected on first use."""
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from .settings import get_settings
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+
+_beanie_ready: set[str] = set()
+
+
+@lru_cache
+def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
+    from pymongo import AsyncMongoClient
+
+    return AsyncMongoClient(get_settings().mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+
+
+async def init_documents(*models: type[Any]) -> None:
+    """Bind Beanie document models to the database once per container."""
+    key = ",".join(sorted(m.__name__ for m in models))
+    if key in _beanie_ready:
+        return
+    from beanie import init_beanie
+
+    await init_beanie(database=get_mongo()[get_settings().mongo_database], document_models=list(models))
+    _beanie_ready.add(key)

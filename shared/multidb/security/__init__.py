@@ -1,0 +1,1 @@
+"""Password hashing, RSA login passwords, JWTs and the token store."""

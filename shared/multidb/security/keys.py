@@ -1,0 +1,168 @@
+"""Where keys come from: the environment, AWS, or (LOCAL/TESTING only) a generated folder.
+
+Two RSA keys with two jobs: the signing key signs JWTs (its public half, named by `kid`,
+is all the authorizer holds), the login key decrypts RSA-OAEP login passwords.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .. import secrets
+from ..settings import get_settings
+
+
+class KeyConfigurationError(RuntimeError):
+    """Keys are missing or would have to be generated where that is refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def public_jwk(public_key: rsa.RSAPublicKey, kid: str | None = None) -> dict[str, str]:
+    numbers = public_key.public_numbers()
+    jwk = {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
+    jwk["kid"] = kid or thumbprint(jwk)
+    return {**jwk, "alg": "RS256", "use": "sig"}
+
+
+def thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638 thumbprint: a `kid` that follows from the key itself."""
+    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def kid_of(public_key: rsa.RSAPublicKey) -> str:
+    return public_jwk(public_key)["kid"]
+
+
+def load_private(pem: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise KeyConfigurationError("keys must be RSA, 2048 bits or more")
+    return key
+
+
+def load_public(pem: str) -> rsa.RSAPublicKey:
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise KeyConfigurationError("keys must be RSA, 2048 bits or more")
+    return key
+
+
+def private_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def public_pem(key: rsa.RSAPublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _generated(name: str) -> str:
+    """Read or create `<keys_dir>/<name>.pem`; refuses outside LOCAL/TESTING."""
+    settings = get_settings()
+    if not settings.may_generate_keys:
+        raise KeyConfigurationError("generated keys are refused in production")
+    path = Path(settings.keys_dir) / f"{name}.pem"
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    try:
+        # Exclusive create: when two processes race, both end up with the winner's key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(pem)
+    return pem
+
+
+def _secret() -> dict[str, Any]:
+    settings = get_settings()
+    return secrets.secret_json(settings.keys_secret_id) if settings.keys_secret_id else {}
+
+
+@lru_cache
+def signing_key() -> SigningKey:
+    settings = get_settings()
+    pem = settings.jwt_private_key or _secret().get("jwt_private_key") or _generated("jwt-signing")
+    key = load_private(pem)
+    kid = settings.jwt_key_id or _secret().get("jwt_key_id") or kid_of(key.public_key())
+    return SigningKey(kid=kid, private_key=key)
+
+
+@lru_cache
+def login_key() -> rsa.RSAPrivateKey:
+    settings = get_settings()
+    return load_private(settings.login_private_key or _secret().get("login_private_key") or _generated("login"))
+
+
+def _published_keys() -> list[dict[str, str]] | None:
+    settings = get_settings()
+    if settings.public_keys_parameter:
+        return list(json.loads(secrets.parameter(settings.public_keys_parameter)))
+    if settings.jwt_public_keys:
+        return list(json.loads(settings.jwt_public_keys))
+    return None
+
+
+_verification: tuple[float, dict[str, rsa.RSAPublicKey]] | None = None
+REFRESH_INTERVAL = 60.0
+
+
+def verification_keys(*, refresh: bool = False) -> dict[str, rsa.RSAPublicKey]:
+    """Every public key a token may be signed with, by `kid` (old keys stay during rotation).
+
+    Read once per container; `refresh=True` (a token names an unknown `kid`, so a rotation
+    may have happened) reads the published list again, at most once a minute.
+    """
+    global _verification
+    now = time.monotonic()
+    if _verification is None or (refresh and now - _verification[0] > REFRESH_INTERVAL):
+        if _verification is not None:
+            secrets.parameter.cache_clear()
+        _verification = (now, _load_verification_keys())
+    return _verification[1]
+
+
+def _load_verification_keys() -> dict[str, rsa.RSAPublicKey]:
+    published = _published_keys()
+    if published is not None:
+        keys = {entry["kid"]: load_public(entry["pem"]) for entry in published}
+        if not keys:
+            raise KeyConfigurationError("the published key list is empty")
+        return keys
+    current = signing_key()
+    return {current.kid: current.private_key.public_key()}
+
+
+def reset_cache() -> None:
+    """Forget every key read so far (tests; a process that rotated keys itself)."""
+    global _verification
+    _verification = None
+    for cached in (signing_key, login_key, secrets.secret_json, secrets.parameter):
+        cached.cache_clear()
+
+
+def jwks() -> dict[str, list[dict[str, str]]]:
+    return {"keys": [public_jwk(key, kid) for kid, key in verification_keys().items()]}

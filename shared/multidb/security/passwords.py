@@ -1,0 +1,36 @@
+"""bcrypt password hashes, and a decoy check so unknown users cost what wrong passwords cost."""
+
+from functools import lru_cache
+
+import bcrypt
+
+from ..settings import get_settings
+
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; longer passwords are refused, not truncated
+
+
+def hash_password(password: str) -> str:
+    encoded = password.encode()
+    if len(encoded) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"passwords are limited to {MAX_PASSWORD_BYTES} bytes")
+    return bcrypt.hashpw(encoded, bcrypt.gensalt(rounds=get_settings().password_hash_rounds)).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    encoded = password.encode()
+    if len(encoded) > MAX_PASSWORD_BYTES:
+        return False
+    try:
+        return bcrypt.checkpw(encoded, password_hash.encode())
+    except ValueError:
+        return False
+
+
+@lru_cache
+def _decoy_hash() -> str:
+    return hash_password("decoy password that never matches")
+
+
+def burn_password_check(password: str) -> None:
+    """Spend one verification on a user that does not exist, so timing tells nothing."""
+    verify_password(password, _decoy_hash())

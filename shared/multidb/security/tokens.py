@@ -1,0 +1,102 @@
+"""JWT issue and strict verification (PyJWT): RS256 only, every claim required, typed tokens."""
+
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from ..errors import Unauthorized
+from ..settings import get_settings
+from .keys import signing_key, verification_keys
+
+ALGORITHMS = ["RS256"]
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ", "fam"]
+
+
+class TokenType(StrEnum):
+    ACCESS = "access"
+    REFRESH = "refresh"
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    sub: str
+    jti: str
+    fam: str
+    typ: TokenType
+    iat: int
+    exp: int
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "Claims":
+        return cls(
+            sub=str(payload["sub"]),
+            jti=str(payload["jti"]),
+            fam=str(payload["fam"]),
+            typ=TokenType(payload["typ"]),
+            iat=int(payload["iat"]),
+            exp=int(payload["exp"]),
+        )
+
+    def seconds_left(self) -> int:
+        return max(1, self.exp - int(time.time()))
+
+
+def issue(subject: str, token_type: TokenType, family: str, ttl: int) -> tuple[str, Claims]:
+    settings = get_settings()
+    key = signing_key()
+    now = int(time.time())
+    payload = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+        "typ": token_type.value,
+        "fam": family,
+    }
+    token = jwt.encode(payload, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+    return token, Claims.from_payload(payload)
+
+
+def verify(token: str, expected: TokenType) -> Claims:
+    """Return the claims of a genuine, current token of the expected type, or raise Unauthorized."""
+    settings = get_settings()
+    try:
+        header = jwt.get_unverified_header(token)
+        kid = str(header.get("kid"))
+        key = verification_keys().get(kid) or verification_keys(refresh=True).get(kid)
+        if key is None or header.get("alg") not in ALGORITHMS:
+            raise Unauthorized("invalid token")
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=ALGORITHMS,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway,
+            options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+        )
+        claims = Claims.from_payload(payload)
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired") from exc
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
+        raise Unauthorized("invalid token") from exc
+    if claims.typ is not expected:
+        raise Unauthorized("invalid token type")
+    return claims
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if not authorization:
+        raise Unauthorized("missing bearer token")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token")
+    return token.strip()

@@ -1,0 +1,104 @@
+"""One settings object for every function, read from the environment on first use."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ADMIN_PASSWORD = "123456"
+
+
+class Environment(StrEnum):
+    LOCAL = "LOCAL"
+    TESTING = "TESTING"
+    PRODUCTION = "PRODUCTION"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    app_env: Environment = Environment.LOCAL
+    service_name: str = "multidb"
+    log_level: str = "INFO"
+
+    database_url: str = "sqlite+aiosqlite:///.local/multidb.sqlite3"
+    database_echo: bool = False
+    redis_url: str = "memory://"
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    mongo_database: str = "multidb"
+
+    # Keys: PEM text in the environment, or names of AWS secrets, or (LOCAL/TESTING only)
+    # generated once into keys_dir so a restart keeps sessions valid.
+    keys_dir: Path = Path(".local/keys")
+    jwt_private_key: str | None = None
+    jwt_key_id: str | None = None
+    jwt_public_keys: str | None = Field(default=None, description="JSON list of {kid, pem}")
+    login_private_key: str | None = None
+    keys_secret_id: str | None = Field(default=None, description="Secrets Manager id of the private keys")
+    connections_secret_id: str | None = Field(
+        default=None, description="Secrets Manager id of a JSON object with database_url, redis_url, mongo_url"
+    )
+    public_keys_parameter: str | None = Field(default=None, description="SSM parameter of public keys")
+
+    jwt_issuer: str = "multidb"
+    jwt_audience: str = "multidb-api"
+    access_token_ttl: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl: int = Field(default=7 * 24 * 3600, ge=300)
+    jwt_leeway: int = Field(default=10, ge=0, le=60)
+
+    password_hash_rounds: int = Field(default=12, ge=4, le=16)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window: int = Field(default=900, ge=1)
+
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+
+    # Only behind API Gateway may a function take the authorizer's context as proof;
+    # everywhere else it verifies the bearer token itself.
+    trust_gateway_authorizer: bool = False
+
+    admin_password: str | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env is Environment.PRODUCTION
+
+    @property
+    def may_generate_keys(self) -> bool:
+        return not self.is_production
+
+    @model_validator(mode="after")
+    def _fail_closed_in_production(self) -> "Settings":
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("CORS: a wildcard origin cannot be combined with credentials")
+        if not self.is_production:
+            return self
+        problems = []
+        if self.redis_url.startswith("memory://"):
+            problems.append("REDIS_URL must name a real Redis server")
+        if self.database_url.startswith("sqlite"):
+            problems.append("DATABASE_URL must name a real database server")
+        if not (self.jwt_private_key or self.keys_secret_id or self.jwt_public_keys or self.public_keys_parameter):
+            problems.append("signing keys must come from the environment or AWS, never generated")
+        if self.admin_password == DEFAULT_ADMIN_PASSWORD:
+            problems.append("the default admin password is refused in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+CONNECTION_FIELDS = ("database_url", "redis_url", "mongo_url")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings, with connection URLs from Secrets Manager when deployed (read once)."""
+    settings = Settings()
+    if settings.connections_secret_id:
+        from .secrets import secret_json
+
+        stored = secret_json(settings.connections_secret_id)
+        settings = Settings(**{name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)})
+    return settings

@@ -1,0 +1,122 @@
+"""Test configuration: real PostgreSQL and Redis when reachable (always on CI), embedded otherwise.
+
+The environment is set here, before anything imports `multidb`, exactly as a Lambda
+container would receive it.
+"""
+
+import asyncio
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+ON_CI = os.environ.get("CI") == "true"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+PG_DATABASE = "multidb_test"
+REDIS_DB = 9
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+USE_POSTGRES = os.environ.get("TEST_EMBEDDED") != "1" and _reachable(PG_HOST, PG_PORT)
+USE_REDIS = os.environ.get("TEST_EMBEDDED") != "1" and _reachable(REDIS_HOST, REDIS_PORT)
+STATE_DIR = Path(tempfile.mkdtemp(prefix="multidb-tests-"))
+ADMIN_PASSWORD = "admin-test-password"
+
+os.environ.update(
+    {
+        "APP_ENV": "TESTING",
+        "KEYS_DIR": str(STATE_DIR / "keys"),
+        "PASSWORD_HASH_ROUNDS": "4",
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{PG_DATABASE}"
+        if USE_POSTGRES
+        else f"sqlite+aiosqlite:///{STATE_DIR}/test.sqlite3",
+        "REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}" if USE_REDIS else "memory://",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+)
+for name in ("TRUST_GATEWAY_AUTHORIZER", "CONNECTIONS_SECRET_ID", "KEYS_SECRET_ID", "PUBLIC_KEYS_PARAMETER"):
+    os.environ.pop(name, None)
+
+
+def backends() -> str:
+    sql = f"PostgreSQL {PG_HOST}:{PG_PORT}/{PG_DATABASE}" if USE_POSTGRES else "SQLite (embedded, aiosqlite)"
+    cache = f"Redis {REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}" if USE_REDIS else "in-process Redis stand-in (fakeredis)"
+    return f"backends: {sql}; {cache}"
+
+
+def pytest_report_header() -> str:
+    return backends()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(backends())
+
+
+async def _recreate_postgres_database() -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(user="postgres", host=PG_HOST, port=PG_PORT, database="test")
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    finally:
+        await connection.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if ON_CI and not (USE_POSTGRES and USE_REDIS):
+        raise pytest.UsageError(f"CI must test against real PostgreSQL and Redis; found {backends()}")
+    if USE_POSTGRES and not hasattr(config, "workerinput"):
+        asyncio.run(_recreate_postgres_database())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> None:
+    """Migrate the test database with Alembic and run the initdb seed, as a deploy does."""
+    from infra import initdb
+    from multidb import runtime
+
+    initdb.migrate()
+    runtime.run(initdb.seed())
+
+
+@pytest.fixture(autouse=True)
+def clean_state(database: None) -> None:
+    """Every test starts with an empty Redis and only the admin user in the database."""
+    from tests.helpers import reset_state
+
+    reset_state()
+
+
+@pytest.fixture(scope="session")
+def gateway() -> "LocalGateway":
+    from infra.local_gateway.invoke import LocalGateway
+
+    return LocalGateway()
+
+
+@pytest.fixture
+def api(gateway: "LocalGateway") -> "Api":
+    from tests.helpers import Api
+
+    gateway.forget_decisions()
+    return Api(gateway)
+
+
+if TYPE_CHECKING:
+    from infra.local_gateway.invoke import LocalGateway
+    from tests.helpers import Api

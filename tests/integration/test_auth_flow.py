@@ -1,0 +1,157 @@
+"""The seed's login flow end to end: gateway routing, the authorizer, the auth function's handler."""
+
+import jwt
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import UA, Api, create_user
+
+OTHER_UA = "curl/8.5.0"
+
+
+def test_public_key_is_a_pem_rsa_key(api: Api) -> None:
+    response = api.get("/api/v1/auth/keys/public")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["code"] == 200
+    assert body["data"]["publicKey"].startswith("-----BEGIN PUBLIC KEY-----")
+    assert body["data"]["algorithm"] == "RSA-OAEP-256"
+    assert isinstance(body["ts"], int)
+
+
+def test_login_flow_info_refresh_reuse_logout(api: Api) -> None:
+    tokens = api.login("admin", ADMIN_PASSWORD)
+
+    info = api.get("/api/v1/auth/user/info", token=tokens.access)
+    assert info.status_code == 200
+    assert info.json()["data"]["username"] == "admin"
+    assert info.json()["data"]["isAdmin"] is True
+    assert "passwordHash" not in info.json()["data"]
+
+    # Refresh rotates: a new pair, and the old refresh token is spent.
+    refreshed = api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh})
+    assert refreshed.status_code == 200
+    new = refreshed.json()["data"]
+    assert new["refreshToken"] != tokens.refresh
+    assert new["accessToken"] != tokens.access
+    assert api.get("/api/v1/auth/user/info", token=new["accessToken"]).status_code == 200
+
+    # The new refresh token is bound to the User-Agent that obtained it.
+    wrong_ua = api.post(
+        "/api/v1/auth/token/refresh", headers={"x-refresh-token": new["refreshToken"]}, user_agent=OTHER_UA
+    )
+    assert wrong_ua.status_code == 401
+    assert wrong_ua.json()["code"] == 401
+
+    # Replaying the spent token revokes the whole family: the live refresh and access tokens die too.
+    replay = api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh})
+    assert replay.status_code == 401
+    assert api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": new["refreshToken"]}).status_code == 401
+    api.gateway.forget_decisions()  # API Gateway's cache aside, the function itself refuses
+    assert api.get("/api/v1/auth/user/info", token=new["accessToken"]).status_code == 403
+    assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 403
+
+
+def test_logout_revokes_access_and_refresh_token(api: Api) -> None:
+    tokens = api.login("admin", ADMIN_PASSWORD)
+    other_session = api.login("admin", ADMIN_PASSWORD)
+    assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 200
+
+    logout = api.post("/api/v1/auth/logout", token=tokens.access)
+    assert logout.status_code == 200
+    assert logout.json()["message"] == "Logged out"
+
+    assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code in (401, 403)
+    assert api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh}).status_code == 401
+    # Another login session of the same user is untouched.
+    assert api.get("/api/v1/auth/user/info", token=other_session.access).status_code == 200
+
+
+def test_logout_counts_even_when_the_gateway_cached_the_allow(api: Api) -> None:
+    """API Gateway may answer from its authorizer cache: the function re-checks revocation."""
+    tokens = api.login("admin", ADMIN_PASSWORD)
+    assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 200  # Allow now cached
+    assert api.post("/api/v1/auth/logout", token=tokens.access).status_code == 200
+    after = api.get("/api/v1/auth/user/info", token=tokens.access)
+    assert after.status_code == 401
+    assert after.json()["message"] == "token revoked"
+
+
+def test_unknown_user_and_wrong_password_answer_alike(api: Api) -> None:
+    create_user("carol", "carol-password")
+    wrong_password = api.post("/api/v1/auth/login", json_body={"username": "carol", "password": api.encrypt("nope")})
+    unknown_user = api.post("/api/v1/auth/login", json_body={"username": "nobody", "password": api.encrypt("nope")})
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert wrong_password.json()["message"] == unknown_user.json()["message"]
+
+
+def test_disabled_user_cannot_log_in(api: Api) -> None:
+    create_user("dave", "dave-password", status=False)
+    response = api.post("/api/v1/auth/login", json_body={"username": "dave", "password": api.encrypt("dave-password")})
+    assert response.status_code == 403
+
+
+def test_repeated_failures_are_rate_limited(api: Api) -> None:
+    create_user("erin", "erin-password")
+    for _ in range(5):
+        assert (
+            api.post("/api/v1/auth/login", json_body={"username": "erin", "password": api.encrypt("bad")}).status_code
+            == 401
+        )
+    limited = api.post("/api/v1/auth/login", json_body={"username": "erin", "password": api.encrypt("erin-password")})
+    assert limited.status_code == 429
+    assert limited.json()["code"] == 429
+
+
+def test_access_token_claims_are_complete_and_signed_with_a_published_key(api: Api) -> None:
+    tokens = api.login("admin", ADMIN_PASSWORD)
+    jwks = api.get("/api/v1/auth/.well-known/jwks.json").json()
+    header = jwt.get_unverified_header(tokens.access)
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    claims = jwt.decode(
+        tokens.access,
+        jwt.PyJWK(key).key,
+        algorithms=["RS256"],
+        audience="multidb-api",
+        issuer="multidb",
+    )
+    assert claims["typ"] == "access"
+    assert {"exp", "iat", "nbf", "jti", "sub", "fam"} <= claims.keys()
+    assert set(key) == {"kty", "e", "n", "kid", "alg", "use"}  # public parts only: no d, p, q
+
+
+def test_swagger_login_checks_the_password(api: Api) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    good = api.post("/api/v1/auth/login/swagger", body=f"username=admin&password={ADMIN_PASSWORD}", headers=form)
+    assert good.status_code == 200
+    assert good.json()["token_type"] == "bearer"
+    assert api.get("/api/v1/auth/user/info", token=good.json()["access_token"]).status_code == 200
+    bad = api.post("/api/v1/auth/login/swagger", body="username=admin&password=wrong", headers=form)
+    assert bad.status_code == 401
+
+
+def test_refresh_keeps_the_user_agent_binding(api: Api) -> None:
+    tokens = api.login("admin", ADMIN_PASSWORD, user_agent=UA)
+    refused = api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh}, user_agent=OTHER_UA)
+    assert refused.status_code == 401
+    # A refusal for the wrong client does not spend the owner's token.
+    assert api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh}).status_code == 200
+
+
+def test_behind_the_gateway_the_function_trusts_the_context_but_still_checks_revocation(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import reset_clients
+
+    monkeypatch.setenv("TRUST_GATEWAY_AUTHORIZER", "true")
+    reset_clients()
+    try:
+        tokens = api.login("admin", ADMIN_PASSWORD)
+        assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 200
+        assert api.post("/api/v1/auth/logout", token=tokens.access).status_code == 200
+        after = api.get("/api/v1/auth/user/info", token=tokens.access)  # Allow cached by the gateway
+        assert after.status_code == 401
+        assert after.json()["message"] == "token revoked"
+    finally:
+        monkeypatch.undo()
+        reset_clients()

@@ -1,0 +1,233 @@
+"""The Lambda authorizer, invoked with real HTTP API authorizer events from events/authorizer/."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from authorizer_fn.handler import handler
+from infra.local_gateway.invoke import LambdaContext
+from multidb.security.keys import public_pem, signing_key
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import Api, create_user, invalidate_cache, load_event, reset_clients, set_user
+
+
+def authorize(token: str | None, route_key: str = "GET /api/v1/auth/user/info") -> dict[str, Any]:
+    event = load_event("authorizer/user_info")
+    method, _, path = route_key.partition(" ")
+    event["routeKey"] = event["requestContext"]["routeKey"] = route_key
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    if token is None:
+        del event["headers"]["authorization"]
+        event["identitySource"] = [route_key]
+    else:
+        event["headers"]["authorization"] = f"Bearer {token}"
+        event["identitySource"] = [f"Bearer {token}", route_key]
+    return handler(event, LambdaContext("AuthorizerFunction"))
+
+
+def b64(data: dict[str, Any] | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def claims(user_id: str, **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {
+        "iss": "multidb",
+        "aud": "multidb-api",
+        "sub": user_id,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+        "typ": "access",
+        "fam": uuid.uuid4().hex,
+    }
+    return {**base, **overrides}
+
+
+def signed(payload: dict[str, Any], key: rsa.RSAPrivateKey | None = None, kid: str | None = None) -> str:
+    current = signing_key()
+    return jwt.encode(payload, key or current.private_key, algorithm="RS256", headers={"kid": kid or current.kid})
+
+
+@pytest.fixture
+def user() -> str:
+    return create_user("grace", "grace-password", codes=("GET:/api/v1/roles",))
+
+
+def test_the_stored_event_is_allowed_with_a_real_token(api: Api, user: str) -> None:
+    token = api.login("grace", "grace-password").access
+    decision = authorize(token)
+    assert decision["isAuthorized"] is True
+    assert decision["context"]["userId"] == user
+    assert decision["context"]["isAdmin"] is False
+    assert set(decision["context"]) == {"userId", "name", "isAdmin", "jti", "fam", "iat", "exp"}
+    assert all(isinstance(v, str | int | bool) for v in decision["context"].values())
+
+
+def test_no_token_is_denied() -> None:
+    assert handler(load_event("authorizer/no_token"), LambdaContext("AuthorizerFunction")) == {"isAuthorized": False}
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "Bearer", ""])
+def test_garbage_is_denied(token: str) -> None:
+    assert authorize(token)["isAuthorized"] is False
+
+
+def test_alg_none_is_denied(user: str) -> None:
+    token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': signing_key().kid})}.{b64(claims(user))}."
+    assert authorize(token)["isAuthorized"] is False
+
+
+def test_hs256_signed_with_the_public_key_is_denied(user: str) -> None:
+    """The classic key-confusion attack: HMAC keyed with the RSA public key's PEM."""
+    secret = public_pem(signing_key().private_key.public_key()).encode()
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': signing_key().kid})}.{b64(claims(user))}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    assert authorize(f"{signing_input}.{b64(signature)}")["isAuthorized"] is False
+
+
+def test_a_token_signed_with_another_key_is_denied(user: str) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert authorize(signed(claims(user), key=stranger))["isAuthorized"] is False
+    assert authorize(signed(claims(user), key=stranger, kid="unknown-kid"))["isAuthorized"] is False
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"exp": int(time.time()) - 120, "iat": int(time.time()) - 600, "nbf": int(time.time()) - 600},
+        {"aud": "someone-else"},
+        {"iss": "https://evil.example"},
+        {"typ": "refresh"},
+        {"nbf": int(time.time()) + 600},
+    ],
+    ids=["expired", "wrong-aud", "wrong-iss", "refresh-type", "not-yet-valid"],
+)
+def test_bad_claims_are_denied(user: str, override: dict[str, Any]) -> None:
+    assert authorize(signed(claims(user, **override)))["isAuthorized"] is False
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ", "fam"])
+def test_a_token_missing_a_required_claim_is_denied(user: str, missing: str) -> None:
+    payload = claims(user)
+    del payload[missing]
+    assert authorize(signed(payload))["isAuthorized"] is False
+
+
+def test_a_real_refresh_token_is_not_an_access_token(api: Api, user: str) -> None:
+    tokens = api.login("grace", "grace-password")
+    assert authorize(tokens.refresh)["isAuthorized"] is False
+    assert authorize(tokens.access)["isAuthorized"] is True
+
+
+def test_a_revoked_token_is_denied(api: Api, user: str) -> None:
+    tokens = api.login("grace", "grace-password")
+    assert authorize(tokens.access)["isAuthorized"] is True
+    assert api.post("/api/v1/auth/logout", token=tokens.access).status_code == 200
+    assert authorize(tokens.access)["isAuthorized"] is False
+
+
+def test_a_disabled_user_is_denied_on_the_next_request(api: Api, user: str) -> None:
+    token = api.login("grace", "grace-password").access
+    assert authorize(token)["isAuthorized"] is True
+    set_user(user, status=False)
+    invalidate_cache(user)
+    assert authorize(token)["isAuthorized"] is False
+
+
+def test_a_deleted_user_is_denied(user: str) -> None:
+    assert authorize(signed(claims(str(uuid.uuid4()))))["isAuthorized"] is False
+
+
+def test_allows_exactly_the_granted_routes(api: Api, user: str) -> None:
+    token = api.login("grace", "grace-password").access
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True
+    assert authorize(token, "POST /api/v1/roles")["isAuthorized"] is False
+    assert authorize(token, "GET /api/v1/roles/{role_id}")["isAuthorized"] is False
+    assert authorize(token, "DELETE /api/v1/users")["isAuthorized"] is False
+    # Authenticated-only routes need no grant; a malformed route key is refused.
+    assert authorize(token, "GET /api/v1/auth/user/info")["isAuthorized"] is True
+    assert authorize(token, "nonsense")["isAuthorized"] is False
+
+
+def test_a_disabled_role_grants_nothing(api: Api) -> None:
+    create_user("heidi", "heidi-password", codes=("GET:/api/v1/roles",), role_status=False)
+    token = api.login("heidi", "heidi-password").access
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is False
+
+
+def test_admin_bypasses_permission_checks(api: Api) -> None:
+    token = api.login("admin", ADMIN_PASSWORD).access
+    assert authorize(token, "DELETE /api/v1/roles/{role_id}")["isAuthorized"] is True
+
+
+def test_the_permission_cache_is_rebuilt_from_the_database_on_a_miss(api: Api, user: str) -> None:
+    token = api.login("grace", "grace-password").access
+    invalidate_cache(user)
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True
+    from multidb import runtime
+    from multidb.redis import get_redis
+
+    cached = json.loads(runtime.run(get_redis().get(f"auth:permission:{user}")))
+    assert cached["codes"] == ["GET:/api/v1/roles"]
+
+
+@pytest.fixture
+def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    yield monkeypatch
+    monkeypatch.undo()
+    reset_clients()
+
+
+def test_denies_when_redis_is_unreachable(api: Api, user: str, outage: pytest.MonkeyPatch) -> None:
+    token = api.login("grace", "grace-password").access
+    outage.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    reset_clients()
+    assert authorize(token)["isAuthorized"] is False
+
+
+def test_denies_when_the_database_is_unreachable_on_a_cache_miss(
+    api: Api, user: str, outage: pytest.MonkeyPatch
+) -> None:
+    token = api.login("grace", "grace-password").access
+    invalidate_cache(user)
+    outage.setenv("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    reset_clients()
+    assert authorize(token)["isAuthorized"] is False
+
+
+def test_a_cached_decision_is_never_reused_for_another_route(api: Api, user: str) -> None:
+    """The gateway caches by (Authorization, routeKey): a second route asks the authorizer again."""
+    token = api.login("grace", "grace-password").access
+    calls: list[str] = []
+    original = api.gateway.handler("AuthorizerFunction")
+
+    def counting(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event["routeKey"])
+        return original(event, context)
+
+    api.gateway._handlers["AuthorizerFunction"] = counting
+    try:
+        assert api.get("/api/v1/auth/user/info", token=token).status_code == 200
+        assert api.get("/api/v1/auth/user/info", token=token).status_code == 200
+        assert api.post("/api/v1/auth/logout", token=token).status_code == 200
+    finally:
+        api.gateway._handlers["AuthorizerFunction"] = original
+    assert calls == ["GET /api/v1/auth/user/info", "POST /api/v1/auth/logout"]
+
+
+def test_the_forged_tokens_control_a_correctly_signed_token_is_allowed(user: str) -> None:
+    """Each denial above differs from this allowed token in exactly one respect."""
+    assert authorize(signed(claims(user)))["isAuthorized"] is True

@@ -1,0 +1,82 @@
+"""Migrations, the initdb deploy step, and one pool reused across warm invocations."""
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra import initdb
+from multidb import runtime
+from multidb.db import get_engine
+from multidb.models import InterfaceRoute, User
+from multidb.rbac import catalogue
+from multidb.settings import get_settings
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import Api, reset_clients
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config(str(initdb.ALEMBIC_INI))
+    if url:
+        config.attributes["database_url"] = url
+    return config
+
+
+def test_the_models_have_no_unmigrated_changes() -> None:
+    command.check(alembic_config())  # raises if autogenerate would produce a migration
+
+
+def test_migrations_go_down_and_up_on_a_fresh_database(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.sqlite3"
+    command.upgrade(alembic_config(url), "head")
+    command.downgrade(alembic_config(url), "base")
+    command.upgrade(alembic_config(url), "head")
+
+
+async def _counts() -> tuple[int, int]:
+    async with AsyncSession(get_engine()) as session:
+        admins = (await session.exec(select(func.count()).select_from(User).where(User.username == "admin"))).one()
+        routes = (await session.exec(select(func.count()).select_from(InterfaceRoute))).one()
+    return int(admins), int(routes)
+
+
+def test_initdb_is_idempotent() -> None:
+    initdb.main()
+    initdb.main()
+    assert runtime.run(_counts()) == (1, len(catalogue()))
+
+
+def test_initdb_refuses_a_missing_admin_password_outside_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADMIN_PASSWORD")
+    reset_clients()
+    try:
+        with pytest.raises(SystemExit, match="ADMIN_PASSWORD"):
+            initdb.admin_password()
+        monkeypatch.setenv("APP_ENV", "LOCAL")
+        reset_clients()
+        assert initdb.admin_password() == "123456"  # the seed's default, LOCAL only, with a warning
+    finally:
+        monkeypatch.undo()
+        reset_clients()
+    assert get_settings().admin_password == ADMIN_PASSWORD
+
+
+def test_warm_invocations_reuse_one_pool(api: Api) -> None:
+    tokens = api.login("admin", ADMIN_PASSWORD)
+    api.get("/api/v1/auth/user/info", token=tokens.access)  # warm
+    connects: list[object] = []
+
+    def count(*args: object) -> None:
+        connects.append(args)
+
+    event.listen(get_engine().sync_engine, "connect", count)
+    try:
+        for _ in range(20):
+            assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 200
+    finally:
+        event.remove(get_engine().sync_engine, "connect", count)
+    assert connects == []

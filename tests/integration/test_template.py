@@ -1,0 +1,78 @@
+"""template.yaml: valid for SAM and cfn-lint, wired as the contracts say, one with the catalogue."""
+
+import json
+import subprocess
+from functools import cache
+from typing import Any
+
+from infra.local_gateway.template import load
+from multidb.rbac import Access, catalogue, code_from_route_key
+from tests.helpers import ROOT
+
+SAM_VENV = ROOT / ".venv-sam" / "bin"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@cache
+def translated() -> dict[str, Any]:
+    result = run(str(SAM_VENV / "python"), "tests/integration/sam_translate.py", "template.yaml")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_cfn_lint_passes() -> None:
+    result = run(str(SAM_VENV / "cfn-lint"), "template.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = run(str(SAM_VENV / "sam"), "validate", "--lint", "--template-file", "template.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_the_authorizer_cache_key_includes_the_route() -> None:
+    authorizer = translated()["authorizers"]["LambdaAuthorizer"]
+    assert authorizer["identitySource"] == ["$request.header.Authorization", "$context.routeKey"]
+    assert authorizer["authorizerPayloadFormatVersion"] == "2.0"
+    assert authorizer["enableSimpleResponses"] is True
+    assert authorizer["type"] == "request"
+
+
+def test_api_gateway_may_invoke_the_authorizer() -> None:
+    """Without this permission every protected route fails in AWS; nothing local would notice."""
+    allowed = [p for p in translated()["permissions"] if "AuthorizerFunction" in json.dumps(p["function"])]
+    assert len(allowed) == 1
+    assert "/authorizers/" in allowed[0]["source"]
+
+
+def test_routes_are_guarded_exactly_as_the_catalogue_says() -> None:
+    routes = translated()["routes"]
+    assert {code_from_route_key(key) for key in routes} == set(catalogue())
+    for key, security in routes.items():
+        access = Access(catalogue()[code_from_route_key(key)]["access"])
+        expected = ["NONE"] if access is Access.PUBLIC else ["LambdaAuthorizer"]
+        assert security == expected, key
+
+
+def test_the_local_gateway_reads_the_same_routes() -> None:
+    template = load()
+    assert {route.route_key for route in template.routes} == set(translated()["routes"])
+    assert {f"{e['method']} {e['path']}" for e in catalogue().values()} == set(translated()["routes"])
+
+
+def test_least_privilege_the_authorizer_cannot_read_private_keys() -> None:
+    policies = translated()["policies"]
+    assert "KeysSecretArn" not in policies["AuthorizerFunction"]
+    assert "KeysSecretArn" in policies["AuthFunction"]
+    for name, document in policies.items():
+        assert '"Action": "*"' not in document, name
+        assert "secretsmanager:*" not in document, name
+
+
+def test_the_catalogue_file_is_current() -> None:
+    result = run(str(ROOT / ".venv/bin/python"), "-m", "infra.catalogue", "--check")
+    assert result.returncode == 0, result.stderr

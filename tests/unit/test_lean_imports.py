@@ -1,0 +1,41 @@
+"""Cold start is a feature: handlers import only what they use and touch nothing at import."""
+
+import json
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+PATHS = [str(ROOT / "shared"), str(ROOT / "functions/auth"), str(ROOT / "functions/authorizer")]
+
+
+def imported_after(module: str) -> set[str]:
+    code = f"import sys, json; sys.path[:0] = {PATHS!r}; import {module}; print(json.dumps(sorted(sys.modules)))"
+    env = {"PATH": "/usr/bin:/bin", "APP_ENV": "PRODUCTION", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    # PRODUCTION with no keys configured: importing must not even read settings, let alone fail.
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, cwd="/")
+    return {name.split(".")[0] for name in json.loads(out.stdout)}
+
+
+def test_the_authorizer_does_not_load_fastapi() -> None:
+    loaded = imported_after("authorizer_fn.handler")
+    assert {"fastapi", "starlette", "mangum", "celery", "beanie", "socketio", "minio", "boto3"}.isdisjoint(loaded)
+    assert "jwt" in loaded
+
+
+def test_the_auth_function_loads_no_celery_beanie_socketio_minio() -> None:
+    loaded = imported_after("auth_fn.app")
+    assert "fastapi" in loaded
+    assert {"celery", "beanie", "socketio", "minio", "pymongo", "boto3", "fakeredis"}.isdisjoint(loaded)
+
+
+def test_importing_handlers_opens_nothing_and_generates_no_key(tmp_path: object) -> None:
+    code = (
+        f"import sys, socket; sys.path[:0] = {PATHS!r}\n"
+        "def refuse(*a, **k): raise AssertionError('network at import')\n"
+        "socket.socket.connect = refuse\n"
+        "import auth_fn.app, authorizer_fn.handler\n"
+        "import os; print(os.path.exists('.local/keys'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=str(tmp_path))
+    assert out.stdout.strip() == "False"

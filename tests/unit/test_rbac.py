@@ -1,0 +1,33 @@
+"""Permission codes come from method + path template; grants decide."""
+
+from multidb.rbac import Access, Grants, access_of, catalogue, code_from_route_key, permission_code
+
+
+def test_codes_are_method_and_template() -> None:
+    assert permission_code("get", "/api/v1/roles/{role_id}") == "GET:/api/v1/roles/{role_id}"
+    assert code_from_route_key("GET /api/v1/roles/{role_id}") == "GET:/api/v1/roles/{role_id}"
+
+
+def test_the_catalogue_keeps_one_code_per_method() -> None:
+    codes = catalogue()
+    assert "GET:/api/v1/auth/user/info" in codes
+    assert len({(e["method"], e["path"]) for e in codes.values()}) == len(codes)
+
+
+def test_access_levels() -> None:
+    assert access_of("POST:/api/v1/auth/login") is Access.PUBLIC
+    assert access_of("GET:/api/v1/auth/user/info") is Access.AUTHENTICATED
+    assert access_of("GET:/api/v1/not-in-the-catalogue") is Access.PERMISSION  # fail closed
+
+
+def test_grants() -> None:
+    user = Grants("u", "U", active=True, admin=False, codes=frozenset({"GET:/api/v1/roles"}))
+    assert user.allows("GET:/api/v1/roles")
+    assert not user.allows("POST:/api/v1/roles")
+    assert user.allows("GET:/api/v1/auth/user/info")
+    admin = Grants("a", "A", active=True, admin=True)
+    assert admin.allows("DELETE:/api/v1/roles/{role_id}")
+    disabled_admin = Grants("a", "A", active=False, admin=True)
+    assert not disabled_admin.allows("DELETE:/api/v1/roles/{role_id}")
+    assert not disabled_admin.allows("GET:/api/v1/auth/user/info")
+    assert Grants.from_json(user.to_json()) == user
