@@ -47,6 +47,23 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     ]
 
 
+def _outage_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean a database or cache is out of reach: 503, not 500."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    return (
+        OperationalError,
+        InterfaceError,
+        DisconnectionError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        OSError,
+        TimeoutError,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -55,6 +72,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return envelope(422, _MESSAGES[422], _field_errors(exc))
+
+    async def backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.error("backend unavailable: %s", type(exc).__name__)
+        return envelope(503, _MESSAGES[503])
+
+    for outage in _outage_errors():
+        app.add_exception_handler(outage, backend_unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
