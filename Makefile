@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help install test lint typecheck pytest catalogue initdb build validate bench clean
+.PHONY: help install dev invoke test lint typecheck pytest catalogue initdb build validate bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ $(SAM_VENV)/.installed:
 	touch $@
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed ## create .venv (app + dev tools) and .venv-sam (SAM CLI)
+
+dev: $(VENV)/.installed ## run everything locally: gateway on :3000, embedded datastores (Ctrl-C stops)
+	python -m infra.dev
+
+invoke: $(VENV)/.installed ## invoke one function: make invoke FN=AuthFunction EVENT=events/auth/get_public_key.json
+	python -m infra.local_gateway invoke $(FN) --event $(EVENT)
 
 test: install lint typecheck pytest ## everything CI runs: lint, types, the whole test suite
 

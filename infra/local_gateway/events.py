@@ -5,7 +5,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl
 
 ACCOUNT_ID = "123456789012"
 API_ID = "local"
@@ -18,7 +18,7 @@ def http_event(
     path: str,
     *,
     headers: dict[str, str] | None = None,
-    query: dict[str, str] | None = None,
+    raw_query: str = "",
     body: str | bytes | None = None,
     path_parameters: dict[str, str] | None = None,
     source_ip: str = "127.0.0.1",
@@ -31,7 +31,7 @@ def http_event(
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
-        "rawQueryString": urlencode(query or {}),
+        "rawQueryString": raw_query,
         "headers": {"host": f"{API_ID}.execute-api.{REGION}.amazonaws.com", **headers},
         "requestContext": {
             "accountId": ACCOUNT_ID,
@@ -55,8 +55,12 @@ def http_event(
     }
     if cookies:
         event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = dict(query)
+    if raw_query:
+        # API Gateway joins repeated parameters with commas.
+        params: dict[str, list[str]] = {}
+        for name, value in parse_qsl(raw_query, keep_blank_values=True):
+            params.setdefault(name, []).append(value)
+        event["queryStringParameters"] = {name: ",".join(values) for name, values in params.items()}
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if body is not None:

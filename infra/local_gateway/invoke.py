@@ -3,6 +3,8 @@
 import base64
 import importlib
 import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import authorizer_event, http_event
-from .template import Function, Template, load
+from .template import ROOT, Function, Template, load
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -63,12 +65,78 @@ def import_handler(function: Function) -> Handler:
     return handler
 
 
-class LocalGateway:
-    """Route a request as API Gateway does: match a route, run the authorizer, invoke the function."""
+class FunctionError(RuntimeError):
+    """The function raised or its process died: API Gateway answers 500."""
 
-    def __init__(self, template: Template | None = None) -> None:
+
+class FunctionProcess:
+    """One function in its own interpreter, like a Lambda container: cold on first use, then warm."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            [sys.executable, "-m", "infra.local_gateway", "worker", name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self.cold = True
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        started = time.perf_counter()
+        self.process.stdin.write(json.dumps(event) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise FunctionError(f"{self.name} exited with {self.process.wait()}")
+        reply = json.loads(line)
+        if self.cold:
+            self.cold = False
+            print(
+                f"{self.name}: cold start, first invocation {(time.perf_counter() - started) * 1000:.0f} ms",
+                file=sys.stderr,
+            )
+        if "error" in reply:
+            raise FunctionError(reply["error"])
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def serve_worker(name: str) -> None:
+    """The worker side of FunctionProcess: one JSON event per line in, one reply per line out."""
+    handler = import_handler(load().functions[name])
+    out = sys.stdout
+    sys.stdout = sys.stderr  # the function's own prints and logs must not corrupt the protocol
+    for line in sys.stdin:
+        try:
+            reply: dict[str, Any] = {"result": handler(json.loads(line), LambdaContext(name))}
+        except Exception as exc:  # the gateway turns this into a 500, as API Gateway does
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+class LocalGateway:
+    """Route a request as API Gateway does: match a route, run the authorizer, invoke the function.
+
+    Functions run in this process and stay warm (like reused Lambda containers), or with
+    `isolate=True` each in its own process, which shows each function's cold start.
+    """
+
+    def __init__(self, template: Template | None = None, *, isolate: bool = False) -> None:
         self.template = template or load()
+        self.isolate = isolate
         self._handlers: dict[str, Handler] = {}
+        self._processes: dict[str, FunctionProcess] = {}
         self._decisions: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
 
     def handler(self, name: str) -> Handler:
@@ -77,7 +145,16 @@ class LocalGateway:
         return self._handlers[name]
 
     def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
-        return self.handler(name)(event, LambdaContext(name))
+        if not self.isolate:
+            return self.handler(name)(event, LambdaContext(name))
+        if name not in self._processes:
+            self._processes[name] = FunctionProcess(name)
+        return self._processes[name].invoke(event)
+
+    def close(self) -> None:
+        for process in self._processes.values():
+            process.close()
+        self._processes.clear()
 
     def forget_decisions(self) -> None:
         self._decisions.clear()
@@ -88,7 +165,7 @@ class LocalGateway:
         path: str,
         *,
         headers: dict[str, str] | None = None,
-        query: dict[str, str] | None = None,
+        query: str = "",
         body: str | bytes | None = None,
     ) -> GatewayResponse:
         method = method.upper()
@@ -97,14 +174,18 @@ class LocalGateway:
             return GatewayResponse.gateway_error(404, "Not Found")
         route, params = found
         event = http_event(
-            route.route_key, method, path, headers=headers, query=query, body=body, path_parameters=params
+            route.route_key, method, path, headers=headers, raw_query=query, body=body, path_parameters=params
         )
         if route.authorizer is not None:
             context = self._authorize(route.authorizer, event)
             if isinstance(context, GatewayResponse):
                 return context
             event["requestContext"]["authorizer"] = {"lambda": context}
-        return GatewayResponse.from_lambda(self.invoke(route.function, event))
+        try:
+            return GatewayResponse.from_lambda(self.invoke(route.function, event))
+        except Exception as exc:
+            print(f"{route.function} failed: {exc}", file=sys.stderr)
+            return GatewayResponse.gateway_error(500, "Internal Server Error")
 
     def _authorize(self, name: str, event: dict[str, Any]) -> dict[str, Any] | GatewayResponse:
         spec = self.template.authorizers[name]
@@ -118,7 +199,11 @@ class LocalGateway:
         if cached is not None and cached[0] > time.monotonic():
             decision = cached[1]
         else:
-            decision = self.invoke(spec.function, authorizer_event(event, [str(v) for v in identity]))
+            try:
+                decision = self.invoke(spec.function, authorizer_event(event, [str(v) for v in identity]))
+            except Exception as exc:
+                print(f"{spec.function} failed: {exc}", file=sys.stderr)
+                return GatewayResponse.gateway_error(500, "Internal Server Error")
             if spec.ttl > 0:
                 self._decisions[key] = (time.monotonic() + spec.ttl, decision)
         if not decision.get("isAuthorized"):

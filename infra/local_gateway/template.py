@@ -83,6 +83,19 @@ class Template:
     routes: tuple[Route, ...]
     authorizers: dict[str, Authorizer]
     cors: dict[str, Any] | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, value: Any, overrides: dict[str, str] | None = None) -> Any:
+        """A value with `!Ref Parameter` replaced by the override or the parameter's default."""
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
+            spec = self.parameters[value["Ref"]]
+            raw = (overrides or {}).get(value["Ref"], spec.get("Default", ""))
+            return [part.strip() for part in str(raw).split(",") if part.strip()] if "List" in spec["Type"] else raw
+        if isinstance(value, dict):
+            return {k: self.resolve(v, overrides) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, overrides) for v in value]
+        return value
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route API Gateway would pick: exact paths beat parameters, greedy paths come last."""
@@ -166,7 +179,7 @@ def parse(text: str, root: Path = ROOT) -> Template:
             routes.append(
                 Route(ep["Method"].upper(), path, name, None if auth == "NONE" else auth, _path_pattern(path))
             )
-    return Template(functions, tuple(routes), authorizers, cors)
+    return Template(functions, tuple(routes), authorizers, cors, dict(doc.get("Parameters") or {}))
 
 
 @lru_cache

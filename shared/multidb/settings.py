@@ -101,4 +101,6 @@ def get_settings() -> Settings:
 
         stored = secret_json(settings.connections_secret_id)
         settings = Settings(**{name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)})
+    if settings.is_production and not (settings.database_url and settings.redis_url):
+        raise ValueError("DATABASE_URL and REDIS_URL must be set (directly or in the connections secret)")
     return settings

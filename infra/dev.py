@@ -1,0 +1,100 @@
+"""`make dev`: the whole system on one machine, no Docker, under one supervisor.
+
+Starts an embedded stand-in for every datastore that no environment variable points
+elsewhere (SQLite needs no process), then the local gateway; prefixed, coloured logs
+(honcho); Ctrl-C stops everything. Set REDIS_URL, MONGO_URL, S3_ENDPOINT_URL or
+DATABASE_URL to use real servers instead.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Plan:
+    env: dict[str, str]
+    processes: dict[str, str] = field(default_factory=dict)
+    banner: list[str] = field(default_factory=list)
+
+
+def plan(environ: dict[str, str]) -> Plan:
+    """What to start and where, from the environment (pure: tested without starting anything)."""
+    state = Path(environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
+    env = dict(environ)
+    env.setdefault("APP_ENV", "LOCAL")
+    env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{state}/multidb.sqlite3")
+    env.setdefault("KEYS_DIR", str(state / "keys"))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")])
+    env["PYTHONUNBUFFERED"] = "1"
+    python = sys.executable
+    bin_dir = Path(python).parent
+    gateway_port = int(environ.get("GATEWAY_PORT", "3000"))
+    result = Plan(env)
+
+    def embedded(name: str, variable: str, url: str, command: str) -> None:
+        if environ.get(variable):
+            result.banner.append(f"{name:<10} {environ[variable]} (from {variable})")
+            return
+        env[variable] = url
+        result.processes[name.lower()] = command
+        result.banner.append(f"{name:<10} {url} (embedded)")
+
+    redis_port = int(environ.get("DEV_REDIS_PORT", "6390"))
+    embedded(
+        "Redis",
+        "REDIS_URL",
+        f"redis://127.0.0.1:{redis_port}/0",
+        f"{python} -m infra.embedded_redis --port {redis_port} --snapshot {state}/redis.json",
+    )
+    mongo_port = int(environ.get("DEV_MONGO_PORT", "27027"))
+    embedded(
+        "MongoDB",
+        "MONGO_URL",
+        f"mongodb://127.0.0.1:{mongo_port}",
+        f"{bin_dir / 'secantusd-py'} --host 127.0.0.1 --port {mongo_port}"
+        f" --storage-path {state}/mongo --log-level WARNING",
+    )
+    s3_port = int(environ.get("DEV_S3_PORT", "9000"))
+    embedded(
+        "S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{bin_dir / 'moto_server'} -H 127.0.0.1 -p {s3_port}"
+    )
+    sql = env["DATABASE_URL"]
+    result.banner.insert(0, f"{'SQL':<10} {sql}{' (embedded)' if sql.startswith('sqlite') else ''}")
+    isolate = " --isolate" if environ.get("ISOLATE") == "1" else ""
+    result.processes["gateway"] = f"{python} -m infra.local_gateway serve --port {gateway_port}{isolate}"
+    result.banner.insert(0, f"{'Gateway':<10} http://127.0.0.1:{gateway_port}  (API docs: /docs)")
+    return result
+
+
+def main() -> int:
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    current = plan(dict(os.environ))
+    Path(current.env["KEYS_DIR"]).parent.mkdir(parents=True, exist_ok=True)
+    # Migrations, the route catalogue and the admin user, against the same database.
+    subprocess.run([sys.executable, "-m", "infra.initdb"], env=current.env, cwd=ROOT, check=True)
+    print("Async-FastAPI-MultiDB, local (Ctrl-C stops everything)")
+    for line in current.banner:
+        print(f"  {line}")
+    sys.stdout.flush()
+    manager = Manager(Printer(sys.stdout))
+    for name, command in current.processes.items():
+        manager.add_process(name, command, env=current.env, cwd=str(ROOT))
+    manager.loop()
+    # Ctrl-C or SIGTERM that stopped every child cleanly is a clean exit.
+    interrupted = manager.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+    if interrupted:
+        print("all processes stopped", flush=True)
+        return 0
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The local API gateway over HTTP: what `sam local start-api` does, without Docker.
+
+Routes, the authorizer and CORS come from template.yaml; requests become real payload 2.0
+events for the real handlers. Functions run one request at a time on one worker thread
+(each Lambda container serves one request at a time, and the handlers keep their event
+loop and connection pools on that thread between requests).
+"""
+
+import asyncio
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from .docs import merged_openapi
+from .invoke import GatewayResponse, LocalGateway
+
+TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "application/javascript",
+)
+
+
+class GatewayServer:
+    def __init__(self, gateway: LocalGateway, parameter_overrides: dict[str, str] | None = None) -> None:
+        self.gateway = gateway
+        cors = gateway.template.resolve(gateway.template.cors, parameter_overrides) or {}
+        self.cors: dict[str, Any] = cors
+        self.origins = set(cors.get("AllowOrigins", []))
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
+        self._openapi: dict[str, Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        response = await self._respond(scope, receive)
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.gateway.close)
+                self.executor.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+        path, method = scope["path"], scope["method"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if method == "OPTIONS" and origin and "access-control-request-method" in headers:
+            return self._preflight(origin)
+        if path in ("/docs", "/openapi.json", "/docs/oauth2-redirect") and method == "GET":
+            return await self._docs(path)
+        body = await _read_body(receive)
+        started = time.perf_counter()
+        result = await asyncio.get_running_loop().run_in_executor(
+            self.executor,
+            lambda: self.gateway.request(
+                method,
+                path,
+                headers=headers,
+                query=scope["query_string"].decode("latin-1"),
+                body=_event_body(body, headers.get("content-type", "")),
+            ),
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        print(f"{method} {path} -> {result.status_code} ({elapsed:.1f} ms)", file=sys.stderr, flush=True)
+        return self._to_response(result, origin)
+
+    def _to_response(self, result: GatewayResponse, origin: str | None) -> Response:
+        response = Response(result.body, status_code=result.status_code)
+        for name, value in result.headers.items():
+            if name != "content-length":
+                response.headers[name] = value
+        for cookie in result.cookies:
+            response.headers.append("set-cookie", cookie)
+        if origin and self._allowed(origin):
+            response.headers["access-control-allow-origin"] = "*" if "*" in self.origins else origin
+            if self.cors.get("ExposeHeaders"):
+                response.headers["access-control-expose-headers"] = ",".join(self.cors["ExposeHeaders"])
+            if self.cors.get("AllowCredentials"):
+                response.headers["access-control-allow-credentials"] = "true"
+        return response
+
+    def _allowed(self, origin: str) -> bool:
+        return "*" in self.origins or origin in self.origins
+
+    def _preflight(self, origin: str) -> Response:
+        """API Gateway answers CORS preflight itself; a disallowed origin gets no CORS headers."""
+        response = Response(status_code=204)
+        if self._allowed(origin):
+            response.headers.update(
+                {
+                    "access-control-allow-origin": "*" if "*" in self.origins else origin,
+                    "access-control-allow-methods": ",".join(self.cors.get("AllowMethods", [])),
+                    "access-control-allow-headers": ",".join(self.cors.get("AllowHeaders", [])),
+                    "access-control-max-age": str(self.cors.get("MaxAge", 0)),
+                }
+            )
+        return response
+
+    async def _docs(self, path: str) -> Response:
+        if path == "/docs/oauth2-redirect":
+            return get_swagger_ui_oauth2_redirect_html()
+        if path == "/docs":
+            html = get_swagger_ui_html(
+                openapi_url="/openapi.json", title="API docs", oauth2_redirect_url="/docs/oauth2-redirect"
+            )
+            return HTMLResponse(html.body)
+        if self._openapi is None:
+            loop = asyncio.get_running_loop()
+            self._openapi = await loop.run_in_executor(self.executor, merged_openapi, self.gateway.template)
+        return JSONResponse(self._openapi)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _event_body(body: bytes, content_type: str) -> str | bytes | None:
+    """Text stays text; anything else travels base64-encoded, as API Gateway sends it."""
+    if not body:
+        return None
+    if content_type.startswith(TEXT_TYPES):
+        try:
+            return body.decode()
+        except UnicodeDecodeError:
+            return body
+    return body
+
+
+def serve(host: str, port: int, *, isolate: bool, parameter_overrides: dict[str, str] | None = None) -> None:
+    import uvicorn
+
+    app = GatewayServer(LocalGateway(isolate=isolate), parameter_overrides)
+    print(json.dumps({"gateway": f"http://{host}:{port}", "isolate": isolate}), file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -1,0 +1,219 @@
+"""`make dev` as a new user runs it, driven over HTTP on the gateway port like a frontend."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from infra.local_gateway.template import load
+from multidb.security.login_crypto import encrypt_password
+from tests.helpers import ROOT
+
+ORIGIN = "http://localhost:5173"  # the template's default CorsAllowOrigins
+UA = {"user-agent": "Mozilla/5.0 e2e"}
+
+
+def free_port(preferred: int | None = None) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    url: str
+    ports: dict[str, int]
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=UA, timeout=30)
+
+
+def start(state: Path, ports: dict[str, int], log: Path) -> Stack:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ADMIN_PASSWORD", "KEYS_DIR")}
+    env.update(
+        {
+            "APP_ENV": "LOCAL",
+            "LOCAL_STATE_DIR": str(state),
+            "GATEWAY_PORT": str(ports["gateway"]),
+            "DEV_REDIS_PORT": str(ports["redis"]),
+            "DEV_MONGO_PORT": str(ports["mongo"]),
+            "DEV_S3_PORT": str(ports["s3"]),
+        }
+    )
+    handle = log.open("a")
+    process = subprocess.Popen(
+        ["make", "dev"], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{ports['gateway']}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/api/v1/auth/keys/public", timeout=2).status_code == 200:
+                return Stack(process, url, ports, log)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    process.kill()
+    raise AssertionError("the gateway did not come up:\n" + log.read_text()[-3000:])
+
+
+def stop(stack: Stack) -> int:
+    """Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
+
+    Returns make's status: make re-raises the SIGINT it received once its child is done.
+    """
+    os.killpg(stack.process.pid, signal.SIGINT)
+    try:
+        return stack.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(stack.process.pid, signal.SIGKILL)
+        raise
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dev-state")
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[str, int]:
+    return {"gateway": free_port(3000), "redis": free_port(), "mongo": free_port(), "s3": free_port()}
+
+
+@pytest.fixture(scope="module")
+def stack(state: Path, ports: dict[str, int]) -> Iterator[Stack]:
+    running = start(state, ports, state / "dev.log")
+    yield running
+    if running.process.poll() is None:
+        stop(running)
+
+
+def login(client: httpx.Client, password: str = "123456") -> dict[str, str]:
+    pem = client.get("/api/v1/auth/keys/public").json()["data"]["publicKey"]
+    response = client.post(
+        "/api/v1/auth/login", json={"username": "admin", "password": encrypt_password(password, pem)}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
+
+def test_a_frontend_session(stack: Stack) -> None:
+    with stack.client() as client:
+        tokens = login(client)  # the seed's local admin / 123456
+        bearer = {"authorization": f"Bearer {tokens['accessToken']}"}
+        info = client.get("/api/v1/auth/user/info", headers=bearer)
+        assert info.status_code == 200
+        assert info.json()["data"]["username"] == "admin"
+        assert info.headers["x-request-id"]
+        assert client.get("/api/v1/auth/user/info", headers={"authorization": "Bearer forged"}).status_code == 403
+        assert client.get("/api/v1/auth/user/info").status_code == 401
+
+        refreshed = client.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens["refreshToken"]})
+        assert refreshed.status_code == 200
+        access = refreshed.json()["data"]["accessToken"]
+        assert client.post("/api/v1/auth/logout", headers={"authorization": f"Bearer {access}"}).status_code == 200
+        assert client.get("/api/v1/auth/user/info", headers={"authorization": f"Bearer {access}"}).status_code in (
+            401,
+            403,
+        )
+
+
+def test_every_template_route_answers_through_the_gateway(stack: Stack) -> None:
+    with stack.client() as client:
+        for route in load().routes:
+            path = route.path.replace("{", "").replace("}", "")  # any value for path parameters
+            response = client.request(route.method, path)
+            if route.authorizer is not None:
+                assert response.status_code == 401, route.route_key
+            else:
+                assert response.status_code != 404, route.route_key
+                assert response.status_code < 500, route.route_key
+
+
+def test_merged_openapi_lists_exactly_the_template_routes(stack: Stack) -> None:
+    with stack.client() as client:
+        document = client.get("/openapi.json").json()
+        listed = {f"{method.upper()} {path}" for path, ops in document["paths"].items() for method in ops}
+        assert listed == {route.route_key for route in load().routes}
+        schemes = document["components"]["securitySchemes"]
+        assert schemes["BearerToken"]["scheme"] == "bearer"
+        assert schemes["SwaggerLogin"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/login/swagger"
+        docs = client.get("/docs")
+        assert docs.status_code == 200
+        assert "swagger-ui" in docs.text
+
+
+def test_the_docs_login_works(stack: Stack) -> None:
+    with stack.client() as client:
+        token = client.post("/api/v1/auth/login/swagger", data={"username": "admin", "password": "123456"})
+        assert token.status_code == 200
+        headers = {"authorization": f"Bearer {token.json()['access_token']}"}
+        assert client.get("/api/v1/auth/user/info", headers=headers).status_code == 200
+
+
+def test_cors_as_the_template_configures_it(stack: Stack) -> None:
+    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+    with stack.client() as client:
+        allowed = client.options("/api/v1/auth/login", headers={"origin": ORIGIN, **preflight})
+        assert allowed.status_code == 204
+        assert allowed.headers["access-control-allow-origin"] == ORIGIN
+        assert "x-refresh-token" in allowed.headers["access-control-allow-headers"]
+        refused = client.options("/api/v1/auth/login", headers={"origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in refused.headers
+        simple = client.get("/api/v1/auth/keys/public", headers={"origin": ORIGIN})
+        assert simple.headers["access-control-allow-origin"] == ORIGIN
+        assert simple.headers["access-control-expose-headers"] == "x-request-id"
+
+
+def test_the_embedded_datastores_answer(stack: Stack) -> None:
+    mongo: MongoClient[dict[str, object]] = MongoClient(
+        f"mongodb://127.0.0.1:{stack.ports['mongo']}", serverSelectionTimeoutMS=5000
+    )
+    assert mongo.admin.command("ping")["ok"] == 1
+    mongo.close()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{stack.ports['s3']}",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket="e2e")
+    assert "e2e" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_ctrl_c_stops_everything_and_a_restart_keeps_sessions(stack: Stack, state: Path, ports: dict[str, int]) -> None:
+    with stack.client() as client:
+        tokens = login(client)
+    assert stop(stack) in (0, -signal.SIGINT)
+    log = stack.log.read_text()
+    assert "all processes stopped" in log
+    for name in ("redis", "mongodb", "s3", "gateway"):
+        assert f"{name} stopped" in log, name
+    leftovers = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", leftovers.stdout
+
+    again = start(state, ports, stack.log)
+    try:
+        with again.client() as client:
+            bearer = {"authorization": f"Bearer {tokens['accessToken']}"}
+            assert client.get("/api/v1/auth/user/info", headers=bearer).status_code == 200  # same keys
+            refreshed = client.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens["refreshToken"]})
+            assert refreshed.status_code == 200  # the refresh token survived in the Redis snapshot
+    finally:
+        assert stop(again) in (0, -signal.SIGINT)

@@ -1,0 +1,42 @@
+"""What `sam local` and compose users get: an env-vars file the template accepts, datastores that match."""
+
+import json
+
+import yaml
+
+from infra.local_gateway.template import load
+from infra.sam_local_env import env_vars_file
+from multidb.security.keys import load_private, load_public, login_key, signing_key
+from tests.helpers import ROOT
+
+
+def test_every_variable_is_declared_by_the_template() -> None:
+    """sam local passes only variables the template declares; the rest would vanish silently."""
+    declared: set[str] = set()
+    for function in load().functions.values():
+        declared |= set(function.environment)
+    assert set(env_vars_file()["Parameters"]) <= declared
+
+
+def test_the_file_makes_containers_share_the_local_keys() -> None:
+    variables = env_vars_file()["Parameters"]
+    assert variables["JWT_KEY_ID"] == signing_key().kid
+    published = json.loads(variables["JWT_PUBLIC_KEYS"])
+    assert [entry["kid"] for entry in published] == [signing_key().kid]
+    signing = load_private(variables["JWT_PRIVATE_KEY"]).public_key().public_numbers()
+    assert load_public(published[0]["pem"]).public_numbers() == signing
+    assert signing == signing_key().private_key.public_key().public_numbers()
+    assert load_private(variables["LOGIN_PRIVATE_KEY"]).private_numbers() == login_key().private_numbers()
+
+
+def test_compose_provides_every_datastore_with_a_healthcheck() -> None:
+    compose = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
+    assert set(compose["services"]) == {"postgres", "redis", "mongo", "minio"}
+    for name, service in compose["services"].items():
+        assert ":" in service["image"], name  # pinned
+        assert "latest" not in service["image"], name
+        assert "healthcheck" in service, name
+        assert all(port.startswith("127.0.0.1:") for port in service["ports"]), name  # not exposed beyond the host
+    variables = env_vars_file()["Parameters"]
+    assert "postgres:postgres@" in variables["DATABASE_URL"]
+    assert variables["DATABASE_URL"].endswith("/multidb")
