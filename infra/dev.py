@@ -66,8 +66,10 @@ def plan(environ: dict[str, str]) -> Plan:
     )
     sql = env["DATABASE_URL"]
     result.banner.insert(0, f"{'SQL':<10} {sql}{' (embedded)' if sql.startswith('sqlite') else ''}")
-    isolate = " --isolate" if environ.get("ISOLATE") == "1" else ""
-    result.processes["gateway"] = f"{python} -m infra.local_gateway serve --port {gateway_port}{isolate}"
+    options = " --isolate" if environ.get("ISOLATE") == "1" else ""
+    if environ.get("PARAMETER_OVERRIDES"):
+        options += f" --parameter-overrides {environ['PARAMETER_OVERRIDES']}"
+    result.processes["gateway"] = f"{python} -m infra.local_gateway serve --port {gateway_port}{options}"
     result.banner.insert(0, f"{'Gateway':<10} http://127.0.0.1:{gateway_port}  (API docs: /docs)")
     return result
 

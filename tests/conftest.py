@@ -120,3 +120,20 @@ def api(gateway: "LocalGateway") -> "Api":
 if TYPE_CHECKING:
     from infra.local_gateway.invoke import LocalGateway
     from tests.helpers import Api
+
+
+@pytest.fixture(scope="session")
+def caching_gateway() -> "LocalGateway":
+    """The gateway with API Gateway's authorizer cache on (AuthorizerCacheTtl=300)."""
+    from infra.local_gateway.invoke import LocalGateway
+    from infra.local_gateway.template import load
+
+    return LocalGateway(load(overrides=(("AuthorizerCacheTtl", "300"),)))
+
+
+@pytest.fixture
+def caching_api(caching_gateway: "LocalGateway") -> "Api":
+    from tests.helpers import Api
+
+    caching_gateway.forget_decisions()
+    return Api(caching_gateway)

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from .docs import merged_openapi
 from .invoke import GatewayResponse, LocalGateway
+from .template import load
 
 TEXT_TYPES = (
     "text/",
@@ -30,9 +31,9 @@ TEXT_TYPES = (
 
 
 class GatewayServer:
-    def __init__(self, gateway: LocalGateway, parameter_overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, gateway: LocalGateway) -> None:
         self.gateway = gateway
-        cors = gateway.template.resolve(gateway.template.cors, parameter_overrides) or {}
+        cors = gateway.template.cors or {}
         self.cors: dict[str, Any] = cors
         self.origins = set(cors.get("AllowOrigins", []))
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
@@ -152,6 +153,7 @@ def _event_body(body: bytes, content_type: str) -> str | bytes | None:
 def serve(host: str, port: int, *, isolate: bool, parameter_overrides: dict[str, str] | None = None) -> None:
     import uvicorn
 
-    app = GatewayServer(LocalGateway(isolate=isolate), parameter_overrides)
+    template = load(overrides=tuple(sorted((parameter_overrides or {}).items())))
+    app = GatewayServer(LocalGateway(template, isolate=isolate))
     print(json.dumps({"gateway": f"http://{host}:{port}", "isolate": isolate}), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

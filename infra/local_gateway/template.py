@@ -126,8 +126,10 @@ def _ref(value: Any) -> str | None:
     return None
 
 
-def parse(text: str, root: Path = ROOT) -> Template:
+def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None) -> Template:
+    """The template, with parameters resolved to `overrides` or their defaults."""
     doc = yaml.load(text, Loader=_CfnLoader)  # noqa: S506  (a SafeLoader subclass)
+    parameters = Template({}, (), {}, None, dict(doc.get("Parameters") or {}))
     resources: dict[str, Any] = doc["Resources"]
     globals_fn = (doc.get("Globals") or {}).get("Function") or {}
     layer_dirs = {
@@ -146,7 +148,7 @@ def parse(text: str, root: Path = ROOT) -> Template:
         props = res.get("Properties") or {}
         auth = props.get("Auth") or {}
         default_authorizer = auth.get("DefaultAuthorizer")
-        cors = props.get("CorsConfiguration")
+        cors = parameters.resolve(props.get("CorsConfiguration"), overrides)
         for auth_name, spec in (auth.get("Authorizers") or {}).items():
             identity = spec.get("Identity") or {}
             authorizers[auth_name] = Authorizer(
@@ -154,7 +156,7 @@ def parse(text: str, root: Path = ROOT) -> Template:
                 function=_ref(spec["FunctionArn"]) or "",
                 headers=tuple(identity.get("Headers") or ()),
                 context=tuple(identity.get("Context") or ()),
-                ttl=int(identity.get("ReauthorizeEvery", 300)),
+                ttl=int(parameters.resolve(identity.get("ReauthorizeEvery", 300), overrides)),
             )
     for name, res in resources.items():
         if res["Type"] != "AWS::Serverless::Function":
@@ -183,5 +185,5 @@ def parse(text: str, root: Path = ROOT) -> Template:
 
 
 @lru_cache
-def load(path: Path = TEMPLATE) -> Template:
-    return parse(path.read_text(), path.parent)
+def load(path: Path = TEMPLATE, overrides: tuple[tuple[str, str], ...] = ()) -> Template:
+    return parse(path.read_text(), path.parent, dict(overrides))

@@ -67,8 +67,9 @@ def test_logout_revokes_access_and_refresh_token(api: Api) -> None:
     assert api.get("/api/v1/auth/user/info", token=other_session.access).status_code == 200
 
 
-def test_logout_counts_even_when_the_gateway_cached_the_allow(api: Api) -> None:
+def test_logout_counts_even_when_the_gateway_cached_the_allow(caching_api: Api) -> None:
     """API Gateway may answer from its authorizer cache: the function re-checks revocation."""
+    api = caching_api
     tokens = api.login("admin", ADMIN_PASSWORD)
     assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 200  # Allow now cached
     assert api.post("/api/v1/auth/logout", token=tokens.access).status_code == 200
@@ -139,8 +140,9 @@ def test_refresh_keeps_the_user_agent_binding(api: Api) -> None:
 
 
 def test_behind_the_gateway_the_function_trusts_the_context_but_still_checks_revocation(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    caching_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    api = caching_api
     from tests.helpers import reset_clients
 
     monkeypatch.setenv("TRUST_GATEWAY_AUTHORIZER", "true")

@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authorizer_fn.handler import handler
-from infra.local_gateway.invoke import LambdaContext
+from infra.local_gateway.invoke import LambdaContext, LocalGateway
+from infra.local_gateway.template import load
 from multidb.security.keys import public_pem, signing_key
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, invalidate_cache, load_event, reset_clients, set_user
@@ -208,24 +209,40 @@ def test_denies_when_the_database_is_unreachable_on_a_cache_miss(
     assert authorize(token)["isAuthorized"] is False
 
 
-def test_a_cached_decision_is_never_reused_for_another_route(api: Api, user: str) -> None:
-    """The gateway caches by (Authorization, routeKey): a second route asks the authorizer again."""
-    token = api.login("grace", "grace-password").access
+def count_authorizer_calls(gateway: LocalGateway) -> list[str]:
     calls: list[str] = []
-    original = api.gateway.handler("AuthorizerFunction")
+    original = gateway.handler("AuthorizerFunction")
 
     def counting(event: dict[str, Any], context: Any) -> dict[str, Any]:
         calls.append(event["routeKey"])
         return original(event, context)
 
-    api.gateway._handlers["AuthorizerFunction"] = counting
-    try:
-        assert api.get("/api/v1/auth/user/info", token=token).status_code == 200
-        assert api.get("/api/v1/auth/user/info", token=token).status_code == 200
-        assert api.post("/api/v1/auth/logout", token=token).status_code == 200
-    finally:
-        api.gateway._handlers["AuthorizerFunction"] = original
+    gateway._handlers["AuthorizerFunction"] = counting
+    return calls
+
+
+def test_a_cached_decision_is_never_reused_for_another_route(api: Api, user: str) -> None:
+    """With caching on, the gateway keys decisions by (Authorization, routeKey)."""
+    gateway = LocalGateway(load(overrides=(("AuthorizerCacheTtl", "300"),)))
+    token = api.login("grace", "grace-password").access
+    calls = count_authorizer_calls(gateway)
+    headers = {"authorization": f"Bearer {token}", "user-agent": "t"}
+    assert gateway.request("GET", "/api/v1/auth/user/info", headers=headers).status_code == 200
+    assert gateway.request("GET", "/api/v1/auth/user/info", headers=headers).status_code == 200
+    assert gateway.request("POST", "/api/v1/auth/logout", headers=headers).status_code == 200
     assert calls == ["GET /api/v1/auth/user/info", "POST /api/v1/auth/logout"]
+
+
+def test_by_default_every_request_asks_the_authorizer(api: Api, user: str) -> None:
+    """API Gateway caches Deny too: without caching a new grant counts on the next request."""
+    gateway = LocalGateway()
+    assert gateway.template.authorizers["LambdaAuthorizer"].ttl == 0
+    token = api.login("grace", "grace-password").access
+    calls = count_authorizer_calls(gateway)
+    headers = {"authorization": f"Bearer {token}"}
+    for _ in range(3):
+        assert gateway.request("GET", "/api/v1/auth/user/info", headers=headers).status_code == 200
+    assert len(calls) == 3
 
 
 def test_the_forged_tokens_control_a_correctly_signed_token_is_allowed(user: str) -> None:

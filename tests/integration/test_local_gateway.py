@@ -56,7 +56,8 @@ def test_routes_prefer_exact_paths_then_parameters_then_greedy() -> None:
     assert greedy[1] == {"proxy": "a/b/c.txt"}
     assert template.find("POST", "/things/mine") is None
     assert template.functions["Things"].layers == (ROOT / "shared/",)
-    assert template.resolve(template.cors) == {"AllowOrigins": ["http://a.test", "http://b.test"]}
+    assert template.cors == {"AllowOrigins": ["http://a.test", "http://b.test"]}
+    assert parse(TEMPLATE, ROOT, {"Origins": "http://c.test"}).cors == {"AllowOrigins": ["http://c.test"]}
 
 
 def test_isolated_functions_run_in_their_own_processes(api: Api) -> None:
