@@ -45,7 +45,7 @@ lint: $(VENV)/.installed ## ruff check and format check
 	ruff format --check .
 
 typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions and infra
-	mypy shared/multidb functions/auth/auth_fn functions/authorizer/authorizer_fn infra
+	mypy shared/multidb functions/*/*_fn infra
 
 pytest: install ## the test suite (real PostgreSQL/Redis when reachable)
 	python -m pytest $(PYTEST_ARGS)

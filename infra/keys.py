@@ -1,12 +1,14 @@
 """Create and rotate the deployed keys (run from a deploy machine with AWS credentials).
 
-    python -m infra.keys init   --secret multidb/dev/keys --parameter /multidb/dev/jwt-public-keys
-    python -m infra.keys rotate --secret multidb/dev/keys --parameter /multidb/dev/jwt-public-keys
+    python -m infra.keys init   --secret multidb/dev/jwt-key --login-secret multidb/dev/login-key \
+                                --parameter /multidb/dev/jwt-public-keys
+    python -m infra.keys rotate --secret multidb/dev/jwt-key --parameter /multidb/dev/jwt-public-keys
 
-The private keys go to one Secrets Manager secret that only the auth function may read;
-the public halves go to an SSM parameter, all the authorizer ever sees. `rotate` publishes
-the new public key next to the previous one, so tokens signed before the rotation keep
-verifying until they expire; the key before that is dropped.
+The JWT signing key goes to a Secrets Manager secret only the auth function may read, the
+login key to another (auth and users functions); the signing key's public halves go to an
+SSM parameter, all the authorizer ever sees. `rotate` publishes the new public key next to
+the previous one, so tokens signed before the rotation keep verifying until they expire;
+the key before that is dropped.
 """
 
 import argparse
@@ -29,27 +31,33 @@ def _signing_entry(key: rsa.RSAPrivateKey) -> dict[str, str]:
     return {"kid": kid_of(key.public_key()), "pem": public_pem(key.public_key())}
 
 
-def init(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> str:
-    """Create both keys unless the secret exists; returns the signing key's kid."""
+def _read(secrets: Any, secret_id: str) -> dict[str, Any] | None:
     try:
-        current = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
-        return str(current["jwt_key_id"])
+        return dict(json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"]))
     except secrets.exceptions.ResourceNotFoundException:
-        pass
-    signing, login = _new_key(), _new_key()
+        return None
+
+
+def init(secrets: Any, ssm: Any, secret_id: str, login_secret_id: str, parameter: str) -> str:
+    """Create whichever key does not exist yet; returns the signing key's kid."""
+    if _read(secrets, login_secret_id) is None:
+        secrets.create_secret(
+            Name=login_secret_id, SecretString=json.dumps({"login_private_key": private_pem(_new_key())})
+        )
+    current = _read(secrets, secret_id)
+    if current is not None:
+        return str(current["jwt_key_id"])
+    signing = _new_key()
     kid = kid_of(signing.public_key())
     ssm.put_parameter(Name=parameter, Value=json.dumps([_signing_entry(signing)]), Type="String", Overwrite=True)
     secrets.create_secret(
-        Name=secret_id,
-        SecretString=json.dumps(
-            {"jwt_private_key": private_pem(signing), "jwt_key_id": kid, "login_private_key": private_pem(login)}
-        ),
+        Name=secret_id, SecretString=json.dumps({"jwt_private_key": private_pem(signing), "jwt_key_id": kid})
     )
     return kid
 
 
 def rotate(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> str:
-    """Replace the signing key; the login key stays (clients cache its public half)."""
+    """Replace the signing key. The login key stays: browsers may hold its public half."""
     current = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
     signing = _new_key()
     published = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
@@ -70,13 +78,19 @@ def rotate(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["init", "rotate"])
-    parser.add_argument("--secret", required=True, help="Secrets Manager name or ARN of the private keys")
+    parser.add_argument("--secret", required=True, help="Secrets Manager name or ARN of the JWT signing key")
+    parser.add_argument("--login-secret", help="Secrets Manager name or ARN of the login key (init)")
     parser.add_argument("--parameter", required=True, help="SSM parameter name of the public keys (leading slash)")
     args = parser.parse_args(argv)
     import boto3
 
-    action = init if args.action == "init" else rotate
-    kid = action(boto3.client("secretsmanager"), boto3.client("ssm"), args.secret, args.parameter)
+    secrets, ssm = boto3.client("secretsmanager"), boto3.client("ssm")
+    if args.action == "init":
+        if not args.login_secret:
+            parser.error("init needs --login-secret")
+        kid = init(secrets, ssm, args.secret, args.login_secret, args.parameter)
+    else:
+        kid = rotate(secrets, ssm, args.secret, args.parameter)
     print(f"{args.action}: signing key {kid}")
     return 0
 

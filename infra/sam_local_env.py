@@ -23,6 +23,7 @@ def variables() -> dict[str, str]:
         "TRUST_GATEWAY_AUTHORIZER": "true",
         "CONNECTIONS_SECRET_ID": "",
         "KEYS_SECRET_ID": "",
+        "LOGIN_KEY_SECRET_ID": "",
         "PUBLIC_KEYS_PARAMETER": "",
         "DATABASE_URL": f"postgresql+asyncpg://postgres:postgres@{HOST}:5432/multidb",
         "REDIS_URL": f"redis://{HOST}:6379/0",

@@ -48,7 +48,13 @@ os.environ.update(
         "SAM_CLI_TELEMETRY": "0",
     }
 )
-for name in ("TRUST_GATEWAY_AUTHORIZER", "CONNECTIONS_SECRET_ID", "KEYS_SECRET_ID", "PUBLIC_KEYS_PARAMETER"):
+for name in (
+    "TRUST_GATEWAY_AUTHORIZER",
+    "CONNECTIONS_SECRET_ID",
+    "KEYS_SECRET_ID",
+    "LOGIN_KEY_SECRET_ID",
+    "PUBLIC_KEYS_PARAMETER",
+):
     os.environ.pop(name, None)
 
 

@@ -58,7 +58,8 @@ class Api:
             sent["content-type"] = "application/json"
             body = json.dumps(json_body)
         sent.update(headers or {})
-        return self.gateway.request(method, path, headers=sent, body=body)
+        path, _, query = path.partition("?")
+        return self.gateway.request(method, path, headers=sent, body=body, query=query)
 
     def get(self, path: str, **kwargs: Any) -> GatewayResponse:
         return self.request("GET", path, **kwargs)
@@ -154,7 +155,12 @@ def set_user(user_id: str, **values: Any) -> None:
 async def _snapshot() -> dict[str, Any]:
     redis = get_redis()
     keys = sorted([key async for key in redis.scan_iter(match="*")])
-    values = {key: await redis.get(key) for key in keys if await redis.type(key) == "string"}
+    # auth:permission:* is a cache: rebuilding it on a read changes no stored data.
+    values = {
+        key: await redis.get(key)
+        for key in keys
+        if await redis.type(key) == "string" and not key.startswith("auth:permission:")
+    }
     async with AsyncSession(get_engine()) as session:
         users = (await session.exec(select(User.username, User.password_hash, User.status, User.is_admin))).all()  # type: ignore[call-overload]
         roles = (await session.exec(select(Role.code, Role.status))).all()  # type: ignore[call-overload]
@@ -184,3 +190,13 @@ def reset_clients() -> None:
 
     for cached in (settings.get_settings, redis.get_redis, db.get_engine, db.get_sessionmaker):
         cached.cache_clear()
+
+
+async def _role_id(code: str) -> str:
+    async with AsyncSession(get_engine()) as session:
+        role = (await session.exec(select(Role).where(Role.code == code))).one()
+        return str(role.id)
+
+
+def role_id(code: str) -> str:
+    return runtime.run(_role_id(code))

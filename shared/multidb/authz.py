@@ -19,6 +19,7 @@ class Principal:
     name: str
     admin: bool
     claims: Claims
+    codes: frozenset[str] = frozenset()
 
     def context(self) -> dict[str, str | bool | int]:
         """The flat context an HTTP API authorizer may pass on (strings, numbers, booleans)."""
@@ -64,4 +65,4 @@ async def check(claims: Claims, code: str) -> Principal:
         raise Forbidden("user is disabled")
     if not grants.allows(code):
         raise Forbidden()
-    return Principal(grants.user_id, grants.name, grants.admin, claims)
+    return Principal(grants.user_id, grants.name, grants.admin, claims, grants.codes)

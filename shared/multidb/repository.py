@@ -1,30 +1,163 @@
-"""Data access for the tables every function shares. Repositories never commit."""
+"""Data access for SQLModel tables. Repositories never commit: callers own the transaction."""
 
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from sqlalchemy import ColumnElement, or_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from sqlmodel import func, select
+from sqlmodel import SQLModel, col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
-from .models import User
+from .errors import Conflict
+from .models import Role, User, UserRole
+
+MAX_PAGE_SIZE = 100
 
 
-class UserRepository:
+def like_pattern(keyword: str) -> str:
+    """A `LIKE … ESCAPE '\\'` pattern that matches the keyword literally anywhere."""
+    escaped = keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def keyword_filter(keyword: str | None, *columns: Any) -> ColumnElement[bool] | None:
+    if not keyword:
+        return None
+    pattern = like_pattern(keyword)
+    return or_(*(col(column).ilike(pattern, escape="\\") for column in columns))
+
+
+class Repository[M: SQLModel]:
+    """The seed's CRUD base for one table: get, list, count, paginate, create, update, delete."""
+
+    model: type[M]
+    conflict_message = "already exists"
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, user_id: uuid.UUID | str) -> User | None:
+    @property
+    def _id(self) -> Any:
+        return col(self.model.id)  # type: ignore[attr-defined]
+
+    def _query(self) -> SelectOfScalar[M]:
+        return select(self.model)
+
+    async def get(self, id_: uuid.UUID) -> M | None:
+        return (await self.session.exec(self._query().where(self._id == id_))).first()
+
+    async def get_by_ids(self, ids: Iterable[uuid.UUID]) -> list[M]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        return list((await self.session.exec(self._query().where(self._id.in_(wanted)))).all())
+
+    async def get_all(self, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()) -> list[M]:
+        query = self._query().where(*(w for w in where if w is not None)).order_by(*order_by)
+        return list((await self.session.exec(query)).all())
+
+    async def count(self, *where: ColumnElement[bool] | None) -> int:
+        query = select(func.count()).select_from(self.model).where(*(w for w in where if w is not None))
+        return int((await self.session.exec(query)).one())
+
+    async def paginate(
+        self, page: int, page_size: int, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()
+    ) -> tuple[list[M], int]:
+        """One page (1-based) and the total; the page size is capped at MAX_PAGE_SIZE."""
+        size = max(1, min(page_size, MAX_PAGE_SIZE))
+        conditions = [w for w in where if w is not None]
+        total = await self.count(*conditions)
+        query = (
+            self._query()
+            .where(*conditions)
+            .order_by(*order_by, self._id)  # the id makes the order total, so pages never overlap
+            .offset((max(page, 1) - 1) * size)
+            .limit(size)
+        )
+        return list((await self.session.exec(query)).all()), total
+
+    async def create(self, obj: M) -> M:
+        self.session.add(obj)
+        await self._flush()
+        return obj
+
+    async def create_many(self, objs: Sequence[M]) -> list[M]:
+        self.session.add_all(objs)
+        await self._flush()
+        return list(objs)
+
+    async def update(self, obj: M, values: dict[str, Any]) -> M:
+        for name, value in values.items():
+            setattr(obj, name, value)
+        self.session.add(obj)
+        await self._flush()
+        return obj
+
+    async def update_by_id(self, id_: uuid.UUID, values: dict[str, Any]) -> M | None:
+        obj = await self.get(id_)
+        return None if obj is None else await self.update(obj, values)
+
+    async def update_many(self, ids: Iterable[uuid.UUID], values: dict[str, Any]) -> int:
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        result = await self.session.exec(update(self.model).where(self._id.in_(wanted)).values(**values))  # type: ignore[call-overload]
+        await self._flush()
+        return int(result.rowcount)
+
+    async def delete(self, obj: M) -> None:
+        await self.session.delete(obj)
+        await self._flush()
+
+    async def delete_many(self, ids: Iterable[uuid.UUID]) -> int:
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        result = await self.session.exec(delete(self.model).where(self._id.in_(wanted)))  # type: ignore[call-overload]
+        await self._flush()
+        return int(result.rowcount)
+
+    async def _flush(self) -> None:
         try:
-            key = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(user_id)
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(self.conflict_message) from exc
+
+
+class RoleRepository(Repository[Role]):
+    model = Role
+    conflict_message = "a role with this code already exists"
+
+    async def user_ids_of(self, role_ids: Iterable[uuid.UUID]) -> list[str]:
+        """Users holding any of these roles: their cached grants go stale when the roles change."""
+        wanted = list(role_ids)
+        if not wanted:
+            return []
+        query = select(UserRole.user_id).where(col(UserRole.role_id).in_(wanted)).distinct()
+        return [str(user_id) for user_id in (await self.session.exec(query)).all()]
+
+
+class UserRepository(Repository[User]):
+    model = User
+    conflict_message = "a user with this username already exists"
+
+    def _query(self) -> SelectOfScalar[User]:
+        return select(User).options(selectinload(User.roles))  # type: ignore[arg-type]
+
+    async def get(self, id_: uuid.UUID | str) -> User | None:  # type: ignore[override]
+        try:
+            key = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
         except ValueError:
             return None
-        query = select(User).where(User.id == key).options(selectinload(User.roles))  # type: ignore[arg-type]
-        return (await self.session.exec(query)).first()
+        return await super().get(key)
 
     async def get_by_username(self, username: str) -> User | None:
-        query = select(User).where(User.username == username).options(selectinload(User.roles))  # type: ignore[arg-type]
-        return (await self.session.exec(query)).first()
+        return (await self.session.exec(self._query().where(col(User.username) == username))).first()
 
-    async def count_admins(self) -> int:
-        query = select(func.count()).select_from(User).where(User.is_admin, User.status)
-        return int((await self.session.exec(query)).one())
+    async def count_active_admins(self, excluding: Iterable[uuid.UUID] = ()) -> int:
+        return await self.count(
+            col(User.is_admin).is_(True), col(User.status).is_(True), col(User.id).not_in(list(excluding))
+        )

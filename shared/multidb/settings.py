@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     jwt_key_id: str | None = None
     jwt_public_keys: str | None = Field(default=None, description="JSON list of {kid, pem}")
     login_private_key: str | None = None
-    keys_secret_id: str | None = Field(default=None, description="Secrets Manager id of the private keys")
+    keys_secret_id: str | None = Field(default=None, description="Secrets Manager id of the JWT signing key")
+    login_key_secret_id: str | None = Field(default=None, description="Secrets Manager id of the login key")
     connections_secret_id: str | None = Field(
         default=None, description="Secrets Manager id of a JSON object with database_url, redis_url, mongo_url"
     )

@@ -44,9 +44,26 @@ async def _counts() -> tuple[int, int]:
     return int(admins), int(routes)
 
 
-def test_initdb_is_idempotent() -> None:
+def test_initdb_is_idempotent_and_the_sync_follows_the_catalogue() -> None:
+    async def tamper() -> None:
+        async with AsyncSession(get_engine()) as session:
+            session.add(InterfaceRoute(code="GET:/gone", method="GET", path="/gone", name="", function="", access=""))
+            route = (await session.exec(select(InterfaceRoute).where(InterfaceRoute.code == "GET:/api/v1/roles"))).one()
+            route.name = "stale name"
+            session.add(route)
+            await session.commit()
+
+    async def rows() -> dict[str, tuple[str, str, str]]:
+        async with AsyncSession(get_engine()) as session:
+            return {r.code: (r.method, r.path, r.name) for r in (await session.exec(select(InterfaceRoute))).all()}
+
+    runtime.run(tamper())
     initdb.main()
+    first = runtime.run(rows())
     initdb.main()
+    assert runtime.run(rows()) == first
+    assert set(first) == set(catalogue())
+    assert first["GET:/api/v1/roles"][2] == catalogue()["GET:/api/v1/roles"]["name"]
     assert runtime.run(_counts()) == (1, len(catalogue()))
 
 

@@ -11,6 +11,7 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import EVENTS, Api, load_event
 
 AUTH_EVENTS = sorted(p.stem for p in (EVENTS / "auth").glob("*.json"))
+API_EVENTS = sorted(f"{p.parent.name}/{p.stem}" for p in EVENTS.glob("*/*.json") if p.parent.name != "authorizer")
 
 
 def test_every_template_route_has_a_stored_event() -> None:
@@ -18,15 +19,16 @@ def test_every_template_route_has_a_stored_event() -> None:
     assert stored == {route.route_key for route in load().routes}
 
 
-@pytest.mark.parametrize("name", AUTH_EVENTS)
+@pytest.mark.parametrize("name", API_EVENTS)
 def test_stored_events_match_their_route(name: str) -> None:
-    event = load_event(f"auth/{name}")
+    event = load_event(name)
     found = load().find(event["requestContext"]["http"]["method"], event["rawPath"])
     assert found is not None
     route, _ = found
     assert route.route_key == event["routeKey"] == event["requestContext"]["routeKey"]
     assert event["version"] == "2.0"
     assert ("authorization" in event["headers"]) == (route.authorizer is not None)
+    assert name.split("/")[0] == route.function.removesuffix("Function").lower()
 
 
 def invoke(api: Api, name: str, replace: dict[str, str] | None = None) -> GatewayResponse:

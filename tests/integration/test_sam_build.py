@@ -75,6 +75,24 @@ def test_the_built_auth_function_answers_its_stored_event(built: Path) -> None:
     assert json.loads(str(response["body"]))["data"]["publicKey"].startswith("-----BEGIN PUBLIC KEY-----")
 
 
+@pytest.mark.parametrize(
+    ("function", "handler", "event"),
+    [
+        ("RolesFunction", "roles_fn.app.handler", "roles/list_roles"),
+        ("UsersFunction", "users_fn.app.handler", "users/list_users"),
+        ("RoutersFunction", "routers_fn.app.handler", "routers/backend_routes"),
+    ],
+)
+def test_the_built_admin_functions_answer_their_stored_events(
+    built: Path, function: str, handler: str, event: str
+) -> None:
+    """Invoked directly with the stored placeholder token, each refuses it itself: 401 in the envelope."""
+    stored = json.loads((EVENTS / f"{event}.json").read_text())
+    response = invoke_clean(built, function, handler, stored)
+    assert response["statusCode"] == 401
+    assert json.loads(str(response["body"]))["code"] == 401
+
+
 def test_the_built_authorizer_denies_its_stored_event_without_a_token(built: Path) -> None:
     event = json.loads((EVENTS / "authorizer" / "no_token.json").read_text())
     assert invoke_clean(built, "AuthorizerFunction", "authorizer_fn.handler.handler", event) == {"isAuthorized": False}

@@ -13,7 +13,7 @@ from multidb.errors import Unauthorized
 from multidb.security import keys
 from multidb.security.tokens import TokenType, issue, verify
 
-SECRET, PARAMETER = "multidb/test/keys", "/multidb/test/jwt-public-keys"
+SECRET, LOGIN, PARAMETER = "multidb/test/jwt-key", "multidb/test/login-key", "/multidb/test/jwt-public-keys"
 
 
 @pytest.fixture
@@ -21,6 +21,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, object]]:
     with mock_aws():
         secrets, ssm = boto3.client("secretsmanager"), boto3.client("ssm")
         monkeypatch.setenv("KEYS_SECRET_ID", SECRET)
+        monkeypatch.setenv("LOGIN_KEY_SECRET_ID", LOGIN)
         monkeypatch.setenv("PUBLIC_KEYS_PARAMETER", PARAMETER)
         settings.get_settings.cache_clear()
         keys.reset_cache()
@@ -31,14 +32,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, object]]:
 
 
 def test_init_is_idempotent(aws: tuple[object, object]) -> None:
-    first = deploy_keys.init(*aws, SECRET, PARAMETER)
-    assert deploy_keys.init(*aws, SECRET, PARAMETER) == first
+    first = deploy_keys.init(*aws, SECRET, LOGIN, PARAMETER)
+    assert deploy_keys.init(*aws, SECRET, LOGIN, PARAMETER) == first
     assert keys.signing_key().kid == first
     assert list(keys.verification_keys()) == [first]
+    assert keys.login_key().key_size == 2048
+    assert keys.kid_of(keys.login_key().public_key()) != first
 
 
 def test_tokens_survive_a_rotation_and_warm_verifiers_learn_the_new_kid(aws: tuple[object, object]) -> None:
-    old_kid = deploy_keys.init(*aws, SECRET, PARAMETER)
+    old_kid = deploy_keys.init(*aws, SECRET, LOGIN, PARAMETER)
     old_token, _ = issue(str(uuid.uuid4()), TokenType.ACCESS, "f", 300)
     verify(old_token, TokenType.ACCESS)  # a warm verifier now caches [old]
 

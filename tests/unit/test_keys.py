@@ -84,11 +84,12 @@ def test_kid_is_the_rfc7638_thumbprint() -> None:
 @mock_aws
 def test_deployed_keys_come_from_secrets_manager_and_ssm(fresh: pytest.MonkeyPatch) -> None:
     signing, login, old = new_key(), new_key(), new_key()
-    secret = boto3.client("secretsmanager").create_secret(
-        Name="multidb/keys",
-        SecretString=json.dumps(
-            {"jwt_private_key": private_pem(signing), "jwt_key_id": "k2", "login_private_key": private_pem(login)}
-        ),
+    client = boto3.client("secretsmanager")
+    secret = client.create_secret(
+        Name="multidb/jwt-key", SecretString=json.dumps({"jwt_private_key": private_pem(signing), "jwt_key_id": "k2"})
+    )
+    login_secret = client.create_secret(
+        Name="multidb/login-key", SecretString=json.dumps({"login_private_key": private_pem(login)})
     )
     published = [
         {"kid": "k2", "pem": public_pem(signing.public_key())},
@@ -96,6 +97,7 @@ def test_deployed_keys_come_from_secrets_manager_and_ssm(fresh: pytest.MonkeyPat
     ]
     boto3.client("ssm").put_parameter(Name="/multidb/jwt-public-keys", Value=json.dumps(published), Type="String")
     fresh.setenv("KEYS_SECRET_ID", secret["ARN"])
+    fresh.setenv("LOGIN_KEY_SECRET_ID", login_secret["ARN"])
     fresh.setenv("PUBLIC_KEYS_PARAMETER", "/multidb/jwt-public-keys")
     assert keys.signing_key().kid == "k2"
     assert keys.login_key().public_key().public_numbers() == login.public_key().public_numbers()

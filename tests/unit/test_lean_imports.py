@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
 
-PATHS = [str(ROOT / "shared"), str(ROOT / "functions/auth"), str(ROOT / "functions/authorizer")]
+PATHS = [str(ROOT / "shared"), *(str(folder) for folder in sorted((ROOT / "functions").iterdir()))]
+API_FUNCTIONS = ["auth_fn.app", "roles_fn.app", "users_fn.app", "routers_fn.app"]
 
 
 def imported_after(module: str) -> set[str]:
@@ -23,8 +26,9 @@ def test_the_authorizer_does_not_load_fastapi() -> None:
     assert "jwt" in loaded
 
 
-def test_the_auth_function_loads_no_celery_beanie_socketio_minio() -> None:
-    loaded = imported_after("auth_fn.app")
+@pytest.mark.parametrize("module", API_FUNCTIONS)
+def test_api_functions_load_no_celery_beanie_socketio_minio(module: str) -> None:
+    loaded = imported_after(module)
     assert "fastapi" in loaded
     assert {"celery", "beanie", "socketio", "minio", "pymongo", "boto3", "fakeredis"}.isdisjoint(loaded)
 
@@ -34,7 +38,7 @@ def test_importing_handlers_opens_nothing_and_generates_no_key(tmp_path: object)
         f"import sys, socket; sys.path[:0] = {PATHS!r}\n"
         "def refuse(*a, **k): raise AssertionError('network at import')\n"
         "socket.socket.connect = refuse\n"
-        "import auth_fn.app, authorizer_fn.handler\n"
+        "import auth_fn.app, roles_fn.app, users_fn.app, routers_fn.app, authorizer_fn.handler\n"
         "import os; print(os.path.exists('.local/keys'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=str(tmp_path))

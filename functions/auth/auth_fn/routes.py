@@ -16,7 +16,7 @@ from multidb.security.sessions import TokenPair
 from multidb.settings import get_settings
 
 from . import service
-from .schemas import LoginPublicKey, LoginRequest, Permissions, SwaggerToken, TokenPairPublic, UserInfo
+from .schemas import LoginPublicKey, LoginRequest, PasswordChange, Permissions, SwaggerToken, TokenPairPublic, UserInfo
 
 router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["Auth"])
 
@@ -111,3 +111,14 @@ async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Respons
             permissions=permissions,
         )
     )
+
+
+@router.put("/user/password", openapi_extra=AUTHENTICATED)
+async def change_password(
+    principal: CurrentPrincipal, body: PasswordChange, session: SessionDep, redis: RedisDep
+) -> Response[None]:
+    """Change your own password (both RSA-encrypted); your other sessions end, this one stays."""
+    await service.change_password(
+        session, redis, principal, decrypt_password(body.old_password), decrypt_password(body.new_password)
+    )
+    return Response(message="Password changed")

@@ -46,3 +46,8 @@ class SwaggerToken(BaseModel):
 
     access_token: str
     token_type: str = "bearer"
+
+
+class PasswordChange(CamelModel):
+    old_password: str = Field(min_length=1, max_length=2048, description="RSA-OAEP (SHA-256) ciphertext, base64")
+    new_password: str = Field(min_length=1, max_length=2048, description="RSA-OAEP (SHA-256) ciphertext, base64")

@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb.authz import Principal
-from multidb.errors import Forbidden, TooManyRequests, Unauthorized
+from multidb.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from multidb.logs import get_logger
 from multidb.models import User
 from multidb.rbac import invalidate
 from multidb.repository import UserRepository
 from multidb.security import sessions
-from multidb.security.passwords import burn_password_check, verify_password
+from multidb.security.passwords import burn_password_check, hash_new_password, verify_password
 from multidb.settings import get_settings
 
 if TYPE_CHECKING:
@@ -75,3 +75,19 @@ async def logout(redis: "Redis", principal: Principal) -> None:
     await sessions.revoke_family(redis, principal.user_id, principal.claims.fam)
     await invalidate(redis, principal.user_id)
     log.info("logout", extra={"fields": {"user_id": principal.user_id}})
+
+
+async def change_password(
+    session: AsyncSession, redis: "Redis", principal: Principal, old_password: str, new_password: str
+) -> None:
+    """Change the caller's own password; every other session of theirs ends, this one stays."""
+    users = UserRepository(session)
+    user = await users.get(principal.user_id)
+    if user is None:
+        raise Unauthorized("user no longer exists")
+    if not verify_password(old_password, user.password_hash):
+        raise InvalidInput("the current password is incorrect")
+    await users.update(user, {"password_hash": hash_new_password(new_password)})
+    await session.commit()
+    await sessions.revoke_user_sessions(redis, principal.user_id, keep_family=principal.claims.fam)
+    log.info("password changed", extra={"fields": {"user_id": principal.user_id}})

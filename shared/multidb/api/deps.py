@@ -1,9 +1,10 @@
 """Typed dependencies: what a route receives, named for what it is."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,6 +13,7 @@ from ..db import get_engine
 from ..errors import Unauthorized
 from ..rbac import permission_code
 from ..redis import get_redis
+from ..repository import MAX_PAGE_SIZE
 from ..security.tokens import Claims, TokenType
 from ..settings import get_settings
 
@@ -60,3 +62,20 @@ async def _current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    page: int
+    page_size: int
+
+
+def _page(
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = 10,
+) -> PageQuery:
+    return PageQuery(page, page_size)
+
+
+PageDep = Annotated[PageQuery, Depends(_page)]
+Keyword = Annotated[str | None, Query(max_length=64, description="Matched literally anywhere, case-insensitive")]

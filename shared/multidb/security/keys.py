@@ -1,7 +1,8 @@
 """Where keys come from: the environment, AWS, or (LOCAL/TESTING only) a generated folder.
 
-Two RSA keys with two jobs: the signing key signs JWTs (its public half, named by `kid`,
-is all the authorizer holds), the login key decrypts RSA-OAEP login passwords.
+Two RSA keys with two jobs, kept in two secrets: the signing key signs JWTs (its public
+half, named by `kid`, is all the authorizer holds; only the auth function can read the
+private half), the login key decrypts RSA-OAEP passwords (the auth and users functions).
 """
 
 import base64
@@ -97,24 +98,24 @@ def _generated(name: str) -> str:
     return pem
 
 
-def _secret() -> dict[str, Any]:
-    settings = get_settings()
-    return secrets.secret_json(settings.keys_secret_id) if settings.keys_secret_id else {}
+def _secret(secret_id: str | None) -> dict[str, Any]:
+    return secrets.secret_json(secret_id) if secret_id else {}
 
 
 @lru_cache
 def signing_key() -> SigningKey:
     settings = get_settings()
-    pem = settings.jwt_private_key or _secret().get("jwt_private_key") or _generated("jwt-signing")
-    key = load_private(pem)
-    kid = settings.jwt_key_id or _secret().get("jwt_key_id") or kid_of(key.public_key())
+    stored = _secret(settings.keys_secret_id)
+    key = load_private(settings.jwt_private_key or stored.get("jwt_private_key") or _generated("jwt-signing"))
+    kid = settings.jwt_key_id or stored.get("jwt_key_id") or kid_of(key.public_key())
     return SigningKey(kid=kid, private_key=key)
 
 
 @lru_cache
 def login_key() -> rsa.RSAPrivateKey:
     settings = get_settings()
-    return load_private(settings.login_private_key or _secret().get("login_private_key") or _generated("login"))
+    stored = _secret(settings.login_key_secret_id)
+    return load_private(settings.login_private_key or stored.get("login_private_key") or _generated("login"))
 
 
 def _published_keys() -> list[dict[str, str]] | None:

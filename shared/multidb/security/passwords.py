@@ -4,9 +4,18 @@ from functools import lru_cache
 
 import bcrypt
 
+from ..errors import InvalidInput
 from ..settings import get_settings
 
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; longer passwords are refused, not truncated
+MIN_PASSWORD_LENGTH = 8
+
+
+def hash_new_password(password: str) -> str:
+    """Hash a password someone is choosing now: it must meet the length policy."""
+    if len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidInput(f"passwords need {MIN_PASSWORD_LENGTH} characters and at most {MAX_PASSWORD_BYTES} bytes")
+    return hash_password(password)
 
 
 def hash_password(password: str) -> str:

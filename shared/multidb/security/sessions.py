@@ -4,13 +4,14 @@ Keys keep the seed's shapes:
   auth:refresh:<user_id>:<jti>      one live refresh token (JSON: family, user agent, created_at)
   auth:revoked:<jti>                an access token revoked before it expires
   auth:revoked-family:<family>      every token of a login session (family) revoked
+  auth:families:<user_id>           the user's login sessions, to end them all at once
 """
 
 import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..errors import Unauthorized
 from ..logs import get_logger
@@ -35,6 +36,10 @@ def revoked_family_key(family: str) -> str:
     return f"auth:revoked-family:{family}"
 
 
+def families_key(user_id: str) -> str:
+    return f"auth:families:{user_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
@@ -50,7 +55,11 @@ async def open_session(redis: "Redis", user_id: str, user_agent: str, family: st
     access_token, access = issue(user_id, TokenType.ACCESS, family, settings.access_token_ttl)
     refresh_token, refresh = issue(user_id, TokenType.REFRESH, family, settings.refresh_token_ttl)
     record = {"family": family, "user_agent": user_agent, "created_at": int(time.time())}
-    await redis.set(refresh_key(user_id, refresh.jti), json.dumps(record), ex=settings.refresh_token_ttl)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(refresh_key(user_id, refresh.jti), json.dumps(record), ex=settings.refresh_token_ttl)
+        pipe.sadd(families_key(user_id), family)
+        pipe.expire(families_key(user_id), settings.refresh_token_ttl)
+        await pipe.execute()
     return TokenPair(access_token, refresh_token, access, refresh)
 
 
@@ -88,6 +97,17 @@ async def revoke_family(redis: "Redis", user_id: str, family: str) -> None:
             stale.append(key)
     if stale:
         await redis.delete(*stale)
+
+
+async def revoke_user_sessions(redis: "Redis", user_id: str, keep_family: str | None = None) -> int:
+    """End every login session of a user (but `keep_family`, the caller's own); returns how many."""
+    members = cast(set[str], await redis.smembers(families_key(user_id)))  # decode_responses=True
+    families = [f for f in members if f != keep_family]
+    for family in families:
+        await revoke_family(redis, user_id, family)
+    if families:
+        await redis.srem(families_key(user_id), *families)
+    return len(families)
 
 
 async def revoke_access(redis: "Redis", claims: Claims) -> None:

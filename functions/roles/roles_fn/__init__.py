@@ -1,0 +1,1 @@
+"""The roles function: role administration (the seed's /api/v1/roles)."""

@@ -1,0 +1,87 @@
+"""/api/v1/roles routes, as the seed has them."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import col
+
+from multidb.api.app import API_PREFIX
+from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.responses import Page, Response
+from multidb.errors import NotFound
+from multidb.models import Role
+from multidb.rbac import Access
+from multidb.repository import RoleRepository, UserRepository
+
+from . import service
+from .schemas import RoleCreate, RoleIds, RolePublic, RoleUpdate
+
+router = APIRouter(prefix=f"{API_PREFIX}/roles", tags=["Role"])
+
+Status = Annotated[bool | None, Query(description="Only enabled (true) or disabled (false) roles")]
+
+
+@router.get("")
+async def list_roles(
+    _: CurrentPrincipal, session: SessionDep, page: PageDep, status: Status = None, keyword: Keyword = None
+) -> Response[Page[RolePublic]]:
+    """List roles a page at a time, filtered by status and a keyword over name and code."""
+    records, total = await RoleRepository(session).paginate(
+        page.page, page.page_size, *service.filters(status, keyword), order_by=[col(Role.created_at)]
+    )
+    return Response(
+        data=Page(
+            page=page.page,
+            page_size=page.page_size,
+            total=total,
+            records=[RolePublic.model_validate(r) for r in records],
+        )
+    )
+
+
+@router.get("/mine", openapi_extra={"x-access": Access.AUTHENTICATED.value})
+async def my_roles(principal: CurrentPrincipal, session: SessionDep) -> Response[list[RolePublic]]:
+    """List the current user's roles."""
+    user = await UserRepository(session).get(principal.user_id)
+    roles = [] if user is None else sorted(user.roles, key=lambda r: r.code)
+    return Response(data=[RolePublic.model_validate(r) for r in roles])
+
+
+@router.get("/all")
+async def all_roles(
+    _: CurrentPrincipal, session: SessionDep, status: Status = None, keyword: Keyword = None
+) -> Response[list[RolePublic]]:
+    """List every role (for pickers), filtered by status and keyword."""
+    roles = await RoleRepository(session).get_all(*service.filters(status, keyword), order_by=[col(Role.code)])
+    return Response(data=[RolePublic.model_validate(r) for r in roles])
+
+
+@router.post("", status_code=201)
+async def create_role(_: CurrentPrincipal, body: RoleCreate, session: SessionDep) -> Response[RolePublic]:
+    """Create a role; its interface permissions must be codes from the route catalogue."""
+    role = await service.create(session, body)
+    return Response(code=201, data=RolePublic.model_validate(role))
+
+
+@router.put("/{role_id}")
+async def update_role(
+    _: CurrentPrincipal, role_id: uuid.UUID, body: RoleUpdate, session: SessionDep, redis: RedisDep
+) -> Response[RolePublic]:
+    """Change a role; its users' permissions change with their next request."""
+    return Response(data=RolePublic.model_validate(await service.update(session, redis, role_id, body)))
+
+
+@router.delete("")
+async def delete_roles(_: CurrentPrincipal, body: RoleIds, session: SessionDep, redis: RedisDep) -> Response[int]:
+    """Delete several roles (all or none); their users lose those permissions at once."""
+    return Response(data=await service.delete(session, redis, body.ids))
+
+
+@router.delete("/{role_id}")
+async def delete_role(_: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep) -> Response[int]:
+    """Delete one role; its users lose its permissions at once."""
+    deleted = await service.delete(session, redis, [role_id])
+    if not deleted:
+        raise NotFound("role not found")
+    return Response(data=deleted)

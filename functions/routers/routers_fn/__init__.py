@@ -1,0 +1,1 @@
+"""The routers function: the catalogue of every API route and its permission code."""

@@ -1,0 +1,46 @@
+"""/api/v1/router routes."""
+
+from fastapi import APIRouter
+from sqlmodel import col
+
+from multidb.api.app import API_PREFIX
+from multidb.api.deps import CurrentPrincipal, SessionDep
+from multidb.api.responses import CamelModel, Response
+from multidb.models import InterfaceRoute
+from multidb.repository import Repository
+
+router = APIRouter(prefix=f"{API_PREFIX}/router", tags=["Router"])
+
+
+class RouteRepository(Repository[InterfaceRoute]):
+    model = InterfaceRoute
+
+
+class RoutePublic(CamelModel):
+    name: str
+    description: str
+    path: str
+    methods: list[str]
+    code: str
+    access: str
+    function: str
+
+
+@router.get("/backend")
+async def backend_routes(_: CurrentPrincipal, session: SessionDep) -> Response[list[RoutePublic]]:
+    """List every API route of every function: one entry, and one permission code, per method."""
+    routes = await RouteRepository(session).get_all(order_by=[col(InterfaceRoute.path), col(InterfaceRoute.method)])
+    return Response(
+        data=[
+            RoutePublic(
+                name=r.name,
+                description=r.description,
+                path=r.path,
+                methods=[r.method],
+                code=r.code,
+                access=r.access,
+                function=r.function,
+            )
+            for r in routes
+        ]
+    )

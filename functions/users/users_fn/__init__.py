@@ -1,0 +1,1 @@
+"""The users function: user administration (list, get, create, update, reset password, delete)."""

@@ -1,0 +1,91 @@
+"""/api/v1/users routes: the user administration the seed lacks."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import col
+
+from multidb.api.app import API_PREFIX
+from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.responses import Page, Response
+from multidb.errors import NotFound
+from multidb.models import User
+from multidb.repository import UserRepository
+
+from . import service
+from .schemas import PasswordReset, UserCreate, UserIds, UserPublic, UserUpdate
+
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["User"])
+
+
+@router.get("")
+async def list_users(
+    _: CurrentPrincipal,
+    session: SessionDep,
+    page: PageDep,
+    keyword: Keyword = None,
+    status: Annotated[bool | None, Query()] = None,
+    role_id: Annotated[uuid.UUID | None, Query(alias="roleId")] = None,
+) -> Response[Page[UserPublic]]:
+    """List users a page at a time: keyword over name, username and email; status; role."""
+    records, total = await UserRepository(session).paginate(
+        page.page, page.page_size, *service.filters(keyword, status, role_id), order_by=[col(User.created_at)]
+    )
+    return Response(
+        data=Page(
+            page=page.page,
+            page_size=page.page_size,
+            total=total,
+            records=[UserPublic.model_validate(u) for u in records],
+        )
+    )
+
+
+@router.get("/{user_id}")
+async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep) -> Response[UserPublic]:
+    """Get one user."""
+    user = await UserRepository(session).get(user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return Response(data=UserPublic.model_validate(user))
+
+
+@router.post("", status_code=201)
+async def create_user(principal: CurrentPrincipal, body: UserCreate, session: SessionDep) -> Response[UserPublic]:
+    """Create a user; the password arrives RSA-encrypted like the login password."""
+    user = await service.create(session, principal, body)
+    return Response(code=201, data=UserPublic.model_validate(user))
+
+
+@router.put("/{user_id}")
+async def update_user(
+    principal: CurrentPrincipal, user_id: uuid.UUID, body: UserUpdate, session: SessionDep, redis: RedisDep
+) -> Response[UserPublic]:
+    """Change a user's name, email, roles, status or admin flag; it counts on their next request."""
+    return Response(data=UserPublic.model_validate(await service.update(session, redis, principal, user_id, body)))
+
+
+@router.put("/{user_id}/password")
+async def reset_password(
+    _: CurrentPrincipal, user_id: uuid.UUID, body: PasswordReset, session: SessionDep, redis: RedisDep
+) -> Response[None]:
+    """Set a user's password (RSA-encrypted); every session of theirs ends."""
+    await service.reset_password(session, redis, user_id, body.password)
+    return Response(message="Password reset")
+
+
+@router.delete("")
+async def delete_users(
+    principal: CurrentPrincipal, body: UserIds, session: SessionDep, redis: RedisDep
+) -> Response[int]:
+    """Delete several users (all or none); their sessions end."""
+    return Response(data=await service.delete(session, redis, principal, body.ids))
+
+
+@router.delete("/{user_id}")
+async def delete_user(
+    principal: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep, redis: RedisDep
+) -> Response[int]:
+    """Delete one user; their sessions end."""
+    return Response(data=await service.delete(session, redis, principal, [user_id]))

@@ -1,0 +1,66 @@
+"""User bodies: UserCreate, UserUpdate, UserPublic. A password hash never reaches a response."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import EmailStr, Field, model_validator
+
+from multidb.api.responses import CamelModel
+
+ENCRYPTED = "RSA-OAEP (SHA-256) ciphertext, base64, made with GET /api/v1/auth/keys/public"
+
+
+class UserCreate(CamelModel):
+    name: str = Field(min_length=1, max_length=64)
+    email: EmailStr
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=1, max_length=2048, description=ENCRYPTED)
+    role_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+    status: bool = True
+    is_admin: bool = False
+
+
+class UserUpdate(CamelModel):
+    """Fields to change; what is left out stays as it is."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    email: EmailStr | None = None
+    role_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
+    status: bool | None = None
+    is_admin: bool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "UserUpdate":
+        if not self.model_fields_set:
+            raise ValueError("nothing to update")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class PasswordReset(CamelModel):
+    password: str = Field(min_length=1, max_length=2048, description=ENCRYPTED)
+
+
+class RoleSummary(CamelModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    status: bool
+
+
+class UserPublic(CamelModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    username: str
+    status: bool
+    is_admin: bool
+    roles: list[RoleSummary]
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserIds(CamelModel):
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=100)

@@ -1,0 +1,141 @@
+"""User rules: no self-promotion, no escalation through roles, the last admin stays, sessions end."""
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from multidb.authz import Principal
+from multidb.errors import Conflict, Forbidden, InvalidInput, NotFound
+from multidb.models import Role, User, UserRole
+from multidb.rbac import invalidate
+from multidb.repository import RoleRepository, UserRepository, keyword_filter
+from multidb.security.login_crypto import decrypt_password
+from multidb.security.passwords import hash_new_password
+from multidb.security.sessions import revoke_user_sessions
+
+from .schemas import UserCreate, UserUpdate
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+def new_password_hash(ciphertext: str) -> str:
+    return hash_new_password(decrypt_password(ciphertext))
+
+
+def filters(keyword: str | None, status: bool | None, role_id: uuid.UUID | None) -> list[Any]:
+    by_role = None
+    if role_id is not None:
+        by_role = col(User.id).in_(select(UserRole.user_id).where(UserRole.role_id == role_id))
+    return [
+        keyword_filter(keyword, User.name, User.username, User.email),
+        None if status is None else col(User.status) == status,
+        by_role,
+    ]
+
+
+async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID]) -> list[Role]:
+    """The roles to assign: they must exist, and a non-admin can hand out only what they hold."""
+    roles = await RoleRepository(session).get_by_ids(role_ids)
+    if len(roles) != len(set(role_ids)):
+        raise InvalidInput("unknown role id")
+    if not principal.admin:
+        granted = {code for role in roles for code in role.interface_permissions}
+        if not granted <= principal.codes:
+            raise Forbidden("you can only assign roles whose permissions you hold yourself")
+    return roles
+
+
+async def _keep_an_admin(users: UserRepository, leaving: list[User]) -> None:
+    """Refuse to leave the system without an active admin."""
+    if any(u.is_admin and u.status for u in leaving) and await users.count_active_admins([u.id for u in leaving]) == 0:
+        raise Conflict("the last active admin cannot be disabled, demoted or deleted")
+
+
+async def create(session: AsyncSession, principal: Principal, data: UserCreate) -> User:
+    if data.is_admin and not principal.admin:
+        raise Forbidden("only admins can create admins")
+    users = UserRepository(session)
+    user = User(
+        name=data.name,
+        email=str(data.email),
+        username=data.username,
+        password_hash=new_password_hash(data.password),
+        status=data.status,
+        is_admin=data.is_admin,
+    )
+    user.roles = await _roles(session, principal, data.role_ids)
+    await users.create(user)
+    await session.commit()
+    return await _reload(users, user.id)
+
+
+async def update(
+    session: AsyncSession, redis: "Redis", principal: Principal, user_id: uuid.UUID, data: UserUpdate
+) -> User:
+    users = UserRepository(session)
+    user = await users.get(user_id)
+    if user is None:
+        raise NotFound("user not found")
+    changes = data.model_dump(exclude_unset=True)
+    role_ids = changes.pop("role_ids", None)
+    itself = str(user.id) == principal.user_id
+    if itself and (
+        (role_ids is not None and set(role_ids) != {r.id for r in user.roles})
+        or changes.get("is_admin", user.is_admin) != user.is_admin
+        or changes.get("status", True) is False
+    ):
+        raise Forbidden("you cannot change your own roles, admin flag or status")
+    if (user.is_admin or changes.get("is_admin")) and not principal.admin:
+        raise Forbidden("only admins can change admins")
+    if changes.get("is_admin") is False or changes.get("status") is False:
+        await _keep_an_admin(users, [user])
+    if role_ids is not None:
+        user.roles = await _roles(session, principal, role_ids)
+    disabled = user.status and changes.get("status") is False
+    await users.update(user, changes)
+    await session.commit()
+    await invalidate(redis, str(user.id))
+    if disabled:
+        await revoke_user_sessions(redis, str(user.id))
+    return await _reload(users, user.id)
+
+
+async def reset_password(session: AsyncSession, redis: "Redis", user_id: uuid.UUID, ciphertext: str) -> None:
+    users = UserRepository(session)
+    user = await users.get(user_id)
+    if user is None:
+        raise NotFound("user not found")
+    await users.update(user, {"password_hash": new_password_hash(ciphertext)})
+    await session.commit()
+    await revoke_user_sessions(redis, str(user.id))
+
+
+async def delete(session: AsyncSession, redis: "Redis", principal: Principal, user_ids: list[uuid.UUID]) -> int:
+    """Delete all of these users or, if any is missing or protected, none."""
+    users = UserRepository(session)
+    found = await users.get_by_ids(user_ids)
+    if len(found) != len(set(user_ids)):
+        raise NotFound("user not found")
+    if any(str(u.id) == principal.user_id for u in found):
+        raise Forbidden("you cannot delete yourself")
+    if any(u.is_admin for u in found) and not principal.admin:
+        raise Forbidden("only admins can delete admins")
+    await _keep_an_admin(users, found)
+    deleted = await users.delete_many(user_ids)
+    await session.commit()
+    ids = [str(u.id) for u in found]
+    await invalidate(redis, *ids)
+    for user_id in ids:
+        await revoke_user_sessions(redis, user_id)
+    return deleted
+
+
+async def _reload(users: UserRepository, user_id: uuid.UUID) -> User:
+    """The user with its roles as stored (after a commit, relationships must be read again)."""
+    users.session.expire_all()
+    user = await users.get(user_id)
+    assert user is not None
+    return user
