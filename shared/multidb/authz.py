@@ -5,7 +5,7 @@ from typing import cast
 
 from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .logs import get_logger
-from .rbac import cached_grants, permission_key
+from .rbac import cached_grants, permission_key, version_key
 from .redis import get_redis
 from .security.sessions import revoked_family_key, revoked_key
 from .security.tokens import Claims, TokenType, verify
@@ -47,12 +47,13 @@ async def check(claims: Claims, code: str) -> Principal:
     """
     redis = get_redis()
     try:
-        revoked, family_revoked, cached = await redis.mget(
-            revoked_key(claims.jti), revoked_family_key(claims.fam), permission_key(claims.sub)
+        revoked, family_revoked, cached, version = await redis.mget(
+            revoked_key(claims.jti), revoked_family_key(claims.fam), permission_key(claims.sub), version_key(claims.sub)
         )
         if revoked or family_revoked:
             raise Unauthorized("token revoked")
-        grants = await cached_grants(redis, claims.sub, cast(str | None, cached))  # decode_responses=True
+        # decode_responses=True: the values are str
+        grants = await cached_grants(redis, claims.sub, cast(str | None, cached), cast(str | None, version))
     except (Unauthorized, Forbidden):
         raise
     except Exception as exc:

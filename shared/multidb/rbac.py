@@ -40,6 +40,10 @@ def permission_key(user_id: str) -> str:
     return f"auth:permission:{user_id}"
 
 
+def version_key(user_id: str) -> str:
+    return f"auth:permission-version:{user_id}"
+
+
 @lru_cache
 def catalogue() -> dict[str, dict[str, Any]]:
     """The generated route catalogue shipped with this package, by permission code."""
@@ -106,8 +110,15 @@ async def load_grants(session: "AsyncSession", user_id: str) -> Grants | None:
     return Grants(str(user.id), user.name, user.status, user.is_admin, frozenset(codes))
 
 
-async def cached_grants(redis: "Redis", user_id: str, cached: str | None = None) -> Grants | None:
-    """Grants from the cache, rebuilt from the database on a miss."""
+async def cached_grants(
+    redis: "Redis", user_id: str, cached: str | None = None, version: str | None = None
+) -> Grants | None:
+    """Grants from the cache, rebuilt from the database on a miss.
+
+    `version` is the user's invalidation counter as read with the cache miss: the rebuilt
+    grants are cached only if no invalidation happened meanwhile, so a change committed
+    while we read the old rows cannot be papered over until the TTL.
+    """
     if cached is not None:
         return Grants.from_json(cached)
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -117,11 +128,33 @@ async def cached_grants(redis: "Redis", user_id: str, cached: str | None = None)
     async with AsyncSession(get_engine(), expire_on_commit=False) as session:
         grants = await load_grants(session, user_id)
     if grants is not None:
-        await redis.set(permission_key(user_id), grants.to_json(), ex=get_settings().access_token_ttl)
+        await _store(redis, grants, version)
     return grants
+
+
+async def _store(redis: "Redis", grants: Grants, seen_version: str | None) -> None:
+    from redis.exceptions import WatchError
+
+    async with redis.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(version_key(grants.user_id))
+            if await pipe.get(version_key(grants.user_id)) != seen_version:
+                return  # invalidated while we read the database: these grants may be stale
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.set(permission_key(grants.user_id), grants.to_json(), ex=get_settings().access_token_ttl)
+            await pipe.execute()
+        except WatchError:
+            return
 
 
 async def invalidate(redis: "Redis", *user_ids: str) -> None:
     """Forget cached grants so the very next request sees the database."""
-    if user_ids:
-        await redis.delete(*(permission_key(uid) for uid in user_ids))
+    if not user_ids:
+        return
+    ttl = get_settings().access_token_ttl
+    async with redis.pipeline(transaction=True) as pipe:
+        for user_id in user_ids:
+            pipe.incr(version_key(user_id))
+            pipe.expire(version_key(user_id), ttl)
+        pipe.delete(*(permission_key(uid) for uid in user_ids))
+        await pipe.execute()

@@ -248,3 +248,27 @@ def test_by_default_every_request_asks_the_authorizer(api: Api, user: str) -> No
 def test_the_forged_tokens_control_a_correctly_signed_token_is_allowed(user: str) -> None:
     """Each denial above differs from this allowed token in exactly one respect."""
     assert authorize(signed(claims(user)))["isAuthorized"] is True
+
+
+def test_grants_read_before_an_invalidation_are_not_cached(
+    api: Api, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role change committed while the authorizer reads the old rows must not linger in the cache."""
+    from multidb import rbac, runtime
+    from multidb.redis import get_redis
+
+    token = api.login("grace", "grace-password").access
+    invalidate_cache(user)
+    real = rbac.load_grants
+
+    async def slow_read(session: Any, user_id: str) -> Any:
+        grants = await real(session, user_id)  # the old rows...
+        await rbac.invalidate(get_redis(), user_id)  # ...while an admin's change commits
+        return grants
+
+    monkeypatch.setattr(rbac, "load_grants", slow_read)
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True  # answered from what it read
+    assert runtime.run(get_redis().get(f"auth:permission:{user}")) is None  # but not cached
+    monkeypatch.undo()
+    authorize(token, "GET /api/v1/roles")
+    assert runtime.run(get_redis().get(f"auth:permission:{user}")) is not None  # an undisturbed read is

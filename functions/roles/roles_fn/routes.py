@@ -8,14 +8,15 @@ from sqlmodel import col
 
 from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
-from multidb.api.responses import Page, Response
+from multidb.api.requests import IdList
+from multidb.api.responses import Page, Response, page_of
 from multidb.errors import NotFound
 from multidb.models import Role
 from multidb.rbac import Access
 from multidb.repository import RoleRepository, UserRepository
 
 from . import service
-from .schemas import RoleCreate, RoleIds, RolePublic, RoleUpdate
+from .schemas import RoleCreate, RolePublic, RoleUpdate
 
 router = APIRouter(prefix=f"{API_PREFIX}/roles", tags=["Role"])
 
@@ -30,14 +31,7 @@ async def list_roles(
     records, total = await RoleRepository(session).paginate(
         page.page, page.page_size, *service.filters(status, keyword), order_by=[col(Role.created_at)]
     )
-    return Response(
-        data=Page(
-            page=page.page,
-            page_size=page.page_size,
-            total=total,
-            records=[RolePublic.model_validate(r) for r in records],
-        )
-    )
+    return Response(data=page_of(RolePublic, records, total, page.page, page.page_size))
 
 
 @router.get("/mine", openapi_extra={"x-access": Access.AUTHENTICATED.value})
@@ -73,7 +67,7 @@ async def update_role(
 
 
 @router.delete("")
-async def delete_roles(_: CurrentPrincipal, body: RoleIds, session: SessionDep, redis: RedisDep) -> Response[int]:
+async def delete_roles(_: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep) -> Response[int]:
     """Delete several roles (all or none); their users lose those permissions at once."""
     return Response(data=await service.delete(session, redis, body.ids))
 

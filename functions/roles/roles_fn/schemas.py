@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
+from multidb.api.requests import PartialUpdate
 from multidb.api.responses import CamelModel
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_:.-]{0,63}$")]
@@ -23,7 +24,7 @@ class RoleCreate(CamelModel):
     router_permissions: Permissions = Field(default_factory=list)
 
 
-class RoleUpdate(CamelModel):
+class RoleUpdate(PartialUpdate):
     """Fields to change; what is left out stays as it is."""
 
     name: str | None = Field(default=None, min_length=1, max_length=64)
@@ -33,15 +34,6 @@ class RoleUpdate(CamelModel):
     interface_permissions: Permissions | None = None
     button_permissions: Permissions | None = None
     router_permissions: Permissions | None = None
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> "RoleUpdate":
-        if not self.model_fields_set:
-            raise ValueError("nothing to update")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class RolePublic(CamelModel):
@@ -55,7 +47,3 @@ class RolePublic(CamelModel):
     router_permissions: list[str]
     created_at: datetime
     updated_at: datetime
-
-
-class RoleIds(CamelModel):
-    ids: list[uuid.UUID] = Field(min_length=1, max_length=100)

@@ -8,13 +8,14 @@ from sqlmodel import col
 
 from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
-from multidb.api.responses import Page, Response
+from multidb.api.requests import IdList
+from multidb.api.responses import Page, Response, page_of
 from multidb.errors import NotFound
 from multidb.models import User
 from multidb.repository import UserRepository
 
 from . import service
-from .schemas import PasswordReset, UserCreate, UserIds, UserPublic, UserUpdate
+from .schemas import PasswordReset, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["User"])
 
@@ -32,14 +33,7 @@ async def list_users(
     records, total = await UserRepository(session).paginate(
         page.page, page.page_size, *service.filters(keyword, status, role_id), order_by=[col(User.created_at)]
     )
-    return Response(
-        data=Page(
-            page=page.page,
-            page_size=page.page_size,
-            total=total,
-            records=[UserPublic.model_validate(u) for u in records],
-        )
-    )
+    return Response(data=page_of(UserPublic, records, total, page.page, page.page_size))
 
 
 @router.get("/{user_id}")
@@ -77,7 +71,7 @@ async def reset_password(
 
 @router.delete("")
 async def delete_users(
-    principal: CurrentPrincipal, body: UserIds, session: SessionDep, redis: RedisDep
+    principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
 ) -> Response[int]:
     """Delete several users (all or none); their sessions end."""
     return Response(data=await service.delete(session, redis, principal, body.ids))

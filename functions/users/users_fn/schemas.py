@@ -3,8 +3,9 @@
 import uuid
 from datetime import datetime
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import EmailStr, Field
 
+from multidb.api.requests import PartialUpdate
 from multidb.api.responses import CamelModel
 
 ENCRYPTED = "RSA-OAEP (SHA-256) ciphertext, base64, made with GET /api/v1/auth/keys/public"
@@ -20,7 +21,7 @@ class UserCreate(CamelModel):
     is_admin: bool = False
 
 
-class UserUpdate(CamelModel):
+class UserUpdate(PartialUpdate):
     """Fields to change; what is left out stays as it is."""
 
     name: str | None = Field(default=None, min_length=1, max_length=64)
@@ -28,15 +29,6 @@ class UserUpdate(CamelModel):
     role_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
     status: bool | None = None
     is_admin: bool | None = None
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> "UserUpdate":
-        if not self.model_fields_set:
-            raise ValueError("nothing to update")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class PasswordReset(CamelModel):
@@ -60,7 +52,3 @@ class UserPublic(CamelModel):
     roles: list[RoleSummary]
     created_at: datetime
     updated_at: datetime
-
-
-class UserIds(CamelModel):
-    ids: list[uuid.UUID] = Field(min_length=1, max_length=100)

@@ -1,6 +1,7 @@
 """The response envelope `{code, message, ts, data}` with camelCase field names."""
 
 import time
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -26,6 +27,11 @@ class Page[T](CamelModel):
     page_size: int
     total: int
     records: list[T]
+
+
+def page_of[S: BaseModel](schema: type[S], records: Sequence[object], total: int, page: int, page_size: int) -> Page[S]:
+    """A page of `schema` views of ORM rows."""
+    return Page[S](page=page, page_size=page_size, total=total, records=[schema.model_validate(r) for r in records])
 
 
 class FieldError(CamelModel):
