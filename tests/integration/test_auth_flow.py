@@ -157,3 +157,19 @@ def test_behind_the_gateway_the_function_trusts_the_context_but_still_checks_rev
     finally:
         monkeypatch.undo()
         reset_clients()
+
+
+def test_swagger_login_does_not_exist_in_production(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from multidb.settings import Settings
+
+    production = Settings(
+        app_env="PRODUCTION",
+        database_url="postgresql+asyncpg://app@db/app",
+        redis_url="redis://cache:6379/0",
+        keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
+    )
+    monkeypatch.setattr("auth_fn.routes.get_settings", lambda: production)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    response = api.post("/api/v1/auth/login/swagger", body=f"username=admin&password={ADMIN_PASSWORD}", headers=form)
+    assert response.status_code == 404
+    assert response.json()["code"] == 404
