@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from typing import Any
 
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -21,6 +22,8 @@ from .docs import merged_openapi
 from .invoke import GatewayResponse, LocalGateway
 from .template import load
 
+STATIC = "/docs/static/"
+STATIC_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
 TEXT_TYPES = (
     "text/",
     "application/json",
@@ -65,7 +68,7 @@ class GatewayServer:
         origin = headers.get("origin")
         if method == "OPTIONS" and origin and "access-control-request-method" in headers:
             return self._preflight(origin)
-        if path in ("/docs", "/openapi.json", "/docs/oauth2-redirect") and method == "GET":
+        if method == "GET" and (path in ("/docs", "/openapi.json", "/docs/oauth2-redirect") or path.startswith(STATIC)):
             return await self._docs(path)
         body = await _read_body(receive)
         started = time.perf_counter()
@@ -118,9 +121,22 @@ class GatewayServer:
     async def _docs(self, path: str) -> Response:
         if path == "/docs/oauth2-redirect":
             return get_swagger_ui_oauth2_redirect_html()
+        if path.startswith(STATIC):
+            # Swagger UI's own files, shipped by fastapi-offline: the docs work without internet.
+            name = path.removeprefix(STATIC)
+            if name not in STATIC_FILES:
+                return JSONResponse({"message": "Not Found"}, status_code=404)
+            asset = resources.files("fastapi_offline").joinpath("static", name)
+            return Response(asset.read_bytes(), media_type=STATIC_FILES[name])
         if path == "/docs":
             html = get_swagger_ui_html(
-                openapi_url="/openapi.json", title="API docs", oauth2_redirect_url="/docs/oauth2-redirect"
+                openapi_url="/openapi.json",
+                title="API docs",
+                oauth2_redirect_url="/docs/oauth2-redirect",
+                swagger_js_url=f"{STATIC}swagger-ui-bundle.js",
+                swagger_css_url=f"{STATIC}swagger-ui.css",
+                swagger_favicon_url=f"{STATIC}favicon.png",
+                swagger_ui_parameters={"persistAuthorization": True},
             )
             return HTMLResponse(html.body)
         if self._openapi is None:

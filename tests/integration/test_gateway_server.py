@@ -1,0 +1,91 @@
+"""The local gateway over HTTP (ASGI): responses intact, requests shaped as API Gateway shapes them."""
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import httpx
+
+from infra.local_gateway.invoke import LocalGateway
+from infra.local_gateway.server import GatewayServer
+from infra.local_gateway.template import load, parse
+from tests.helpers import ROOT
+
+ECHO = """
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      CorsConfiguration: {AllowOrigins: ["*"], AllowMethods: [GET, POST]}
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: tests/fixtures/echo/
+      Handler: echo_fn.handler.handler
+      Events:
+        Any: {Type: HttpApi, Properties: {Method: ANY, Path: "/echo/{name}"}}
+"""
+
+
+def call(app: GatewayServer, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.request(method, url, **kwargs)
+
+    return asyncio.run(go())
+
+
+def echo_app() -> GatewayServer:
+    return GatewayServer(LocalGateway(parse(ECHO, ROOT)))
+
+
+def test_status_headers_cookies_and_binary_bodies_come_back_intact() -> None:
+    response = call(echo_app(), "GET", "/echo/binary")
+    assert response.status_code == 206
+    assert response.content == bytes(range(256))
+    assert response.headers["x-custom"] == "kept"
+    assert response.headers.get_list("set-cookie") == ["session=abc; Path=/; HttpOnly", "theme=dark; Path=/"]
+
+
+def test_requests_become_payload_2_events() -> None:
+    response = call(
+        echo_app(),
+        "POST",
+        "/echo/thing?tag=a&tag=b&empty=",
+        content=b"\x00\xffraw",
+        headers={"content-type": "application/octet-stream", "cookie": "a=1; b=2"},
+    )
+    seen = response.json()
+    assert seen["rawQueryString"] == "tag=a&tag=b&empty="
+    assert seen["queryStringParameters"] == {"tag": "a,b", "empty": ""}  # repeated names joined by commas
+    assert seen["cookies"] == ["a=1", "b=2"]
+    assert seen["isBase64Encoded"] is True
+    assert base64.b64decode(seen["body"]) == b"\x00\xffraw"
+    assert seen["pathParameters"] == {"name": "thing"}
+    text = call(echo_app(), "POST", "/echo/x", json={"k": "v"}).json()
+    assert (text["isBase64Encoded"], json.loads(text["body"])) == (False, {"k": "v"})
+
+
+def test_wildcard_cors_and_unknown_routes() -> None:
+    app = echo_app()
+    preflight = call(
+        app, "OPTIONS", "/echo/x", headers={"origin": "https://any.example", "access-control-request-method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    missing = call(app, "GET", "/nothing/here")
+    assert missing.status_code == 404
+    assert missing.json() == {"message": "Not Found"}
+
+
+def test_the_docs_page_needs_no_internet() -> None:
+    app = GatewayServer(LocalGateway(load()))
+    page = call(app, "GET", "/docs")
+    assert "/docs/static/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    bundle = call(app, "GET", "/docs/static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    assert len(bundle.content) > 100_000
+    assert call(app, "GET", "/docs/static/../../etc/passwd").status_code == 404
