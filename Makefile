@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help install dev invoke test lint typecheck pytest catalogue initdb build validate bench clean
+.PHONY: help chromium install dev invoke test lint typecheck pytest catalogue initdb build validate bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,7 +30,13 @@ $(SAM_VENV)/.installed:
 	$(VENV)/bin/uv pip install -q --python $(SAM_VENV)/bin/python aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed ## create .venv (app + dev tools) and .venv-sam (SAM CLI)
+# The docs-page test drives Debian's Chromium (Playwright's own browser download cannot run here).
+chromium:
+	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "Chromium is needed for the docs-page test: apt-get install chromium"; exit 1; }
+
+install: $(VENV)/.installed $(SAM_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), Chromium
 
 dev: $(VENV)/.installed ## run everything locally: gateway on :3000, embedded datastores (Ctrl-C stops)
 	python -m infra.dev

@@ -1,6 +1,7 @@
 """`make dev` as a new user runs it, driven over HTTP on the gateway port like a frontend."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from multidb.security.login_crypto import encrypt_password
 from tests.helpers import ROOT
 
 ORIGIN = "http://localhost:5173"  # the template's default CorsAllowOrigins
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 UA = {"user-agent": "Mozilla/5.0 e2e"}
 
 
@@ -195,6 +197,47 @@ def test_the_embedded_datastores_answer(stack: Stack) -> None:
     )
     s3.create_bucket(Bucket="e2e")
     assert "e2e" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_a_person_logs_in_on_the_docs_page_and_calls_a_route(stack: Stack, tmp_path: Path) -> None:
+    """Headless Chromium: Authorize with admin / 123456, then Try it out on GET /auth/user/info."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{stack.url}/docs")
+            page.locator(".auth-wrapper .authorize").click()
+            page.locator("#oauth_username").fill("admin")
+            page.locator("#oauth_password").fill("123456")
+            page.get_by_role("button", name="Apply given OAuth2 credentials").click()
+            page.get_by_role("button", name="Remove authorization").first.wait_for()
+            page.locator(".close-modal").click()
+            operation = page.locator(".opblock", has_text="/api/v1/auth/user/info").first
+            operation.locator(".opblock-summary").click()
+            operation.get_by_role("button", name="Try it out").click()
+            operation.get_by_role("button", name="Execute").click()
+            status = operation.locator(".live-responses-table .response .response-col_status")
+            status.wait_for()
+            code = status.inner_text().strip()
+            body = operation.locator(".live-responses-table .response .microlight").first.inner_text()
+            page.screenshot(path=str(tmp_path / "docs.png"))
+        finally:
+            browser.close()
+    assert code.startswith("200")
+    assert '"username": "admin"' in body
 
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_sessions(stack: Stack, state: Path, ports: dict[str, int]) -> None:
