@@ -173,3 +173,18 @@ def test_swagger_login_does_not_exist_in_production(api: Api, monkeypatch: pytes
     response = api.post("/api/v1/auth/login/swagger", body=f"username=admin&password={ADMIN_PASSWORD}", headers=form)
     assert response.status_code == 404
     assert response.json()["code"] == 404
+
+
+def test_a_malformed_gateway_context_is_401_not_500(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import load_event, reset_clients
+
+    monkeypatch.setenv("TRUST_GATEWAY_AUTHORIZER", "true")
+    reset_clients()
+    try:
+        event = load_event("auth/user_info")
+        event["requestContext"]["authorizer"]["lambda"] = {"userId": "x"}  # no jti, fam, iat, exp
+        response = api.gateway.invoke("AuthFunction", event)
+    finally:
+        monkeypatch.undo()
+        reset_clients()
+    assert response["statusCode"] == 401

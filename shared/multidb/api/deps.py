@@ -39,14 +39,17 @@ def _gateway_context(request: Request) -> dict[str, Any] | None:
 
 
 def _claims_from_gateway(context: dict[str, Any]) -> Claims:
-    return Claims(
-        sub=str(context["userId"]),
-        jti=str(context["jti"]),
-        fam=str(context["fam"]),
-        typ=TokenType.ACCESS,
-        iat=int(context["iat"]),
-        exp=int(context["exp"]),
-    )
+    try:
+        return Claims(
+            sub=str(context["userId"]),
+            jti=str(context["jti"]),
+            fam=str(context["fam"]),
+            typ=TokenType.ACCESS,
+            iat=int(context["iat"]),
+            exp=int(context["exp"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
+        raise Unauthorized("invalid authorizer context") from exc
 
 
 async def _current_principal(
