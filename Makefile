@@ -53,8 +53,10 @@ lint: $(VENV)/.installed ## ruff check and format check
 typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions and infra
 	mypy shared/multidb functions/*/*_fn infra
 
-pytest: install ## the test suite (real PostgreSQL/Redis when reachable)
+pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests again on the embedded defaults
 	python -m pytest $(PYTEST_ARGS)
+	TEST_EMBEDDED=1 python -m pytest tests/integration -q \
+		--deselect tests/integration/test_sam_build.py --deselect tests/integration/test_template.py $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
 	python -m infra.catalogue

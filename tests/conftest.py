@@ -28,8 +28,9 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-USE_POSTGRES = os.environ.get("TEST_EMBEDDED") != "1" and _reachable(PG_HOST, PG_PORT)
-USE_REDIS = os.environ.get("TEST_EMBEDDED") != "1" and _reachable(REDIS_HOST, REDIS_PORT)
+EMBEDDED = os.environ.get("TEST_EMBEDDED") == "1"  # asked for: SQLite and the in-process Redis
+USE_POSTGRES = not EMBEDDED and _reachable(PG_HOST, PG_PORT)
+USE_REDIS = not EMBEDDED and _reachable(REDIS_HOST, REDIS_PORT)
 STATE_DIR = Path(tempfile.mkdtemp(prefix="multidb-tests-"))
 ADMIN_PASSWORD = "admin-test-password"
 
@@ -84,7 +85,7 @@ async def _recreate_postgres_database() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if ON_CI and not (USE_POSTGRES and USE_REDIS):
+    if ON_CI and not EMBEDDED and not (USE_POSTGRES and USE_REDIS):
         raise pytest.UsageError(f"CI must test against real PostgreSQL and Redis; found {backends()}")
     if USE_POSTGRES and not hasattr(config, "workerinput"):
         asyncio.run(_recreate_postgres_database())
