@@ -181,6 +181,8 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
             routes.append(
                 Route(ep["Method"].upper(), path, name, None if auth == "NONE" else auth, _path_pattern(path))
             )
+    if cors and cors.get("AllowCredentials") and "*" in cors.get("AllowOrigins", []):
+        raise ValueError("CORS: a wildcard origin cannot be combined with credentials")
     return Template(functions, tuple(routes), authorizers, cors, dict(doc.get("Parameters") or {}))
 
 

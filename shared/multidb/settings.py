@@ -53,9 +53,6 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window: int = Field(default=900, ge=1)
 
-    cors_origins: list[str] = Field(default_factory=list)
-    cors_allow_credentials: bool = False
-
     # Only behind API Gateway may a function take the authorizer's context as proof;
     # everywhere else it verifies the bearer token itself.
     trust_gateway_authorizer: bool = False
@@ -72,8 +69,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fail_closed_in_production(self) -> "Settings":
-        if self.cors_allow_credentials and "*" in self.cors_origins:
-            raise ValueError("CORS: a wildcard origin cannot be combined with credentials")
         if not self.is_production:
             return self
         problems = []

@@ -76,3 +76,17 @@ def test_least_privilege_the_authorizer_cannot_read_private_keys() -> None:
 def test_the_catalogue_file_is_current() -> None:
     result = run(str(ROOT / ".venv/bin/python"), "-m", "infra.catalogue", "--check")
     assert result.returncode == 0, result.stderr
+
+
+def test_cors_never_combines_a_wildcard_with_credentials() -> None:
+    """CORS lives in the template (API Gateway answers it); credentials stay off, so no origin gets them."""
+    import pytest
+
+    from infra.local_gateway.template import parse
+
+    template = (ROOT / "template.yaml").read_text()
+    assert load().cors is not None
+    assert load().cors["AllowCredentials"] is False  # type: ignore[index]
+    risky = template.replace("AllowCredentials: false", "AllowCredentials: true")
+    with pytest.raises(ValueError, match="wildcard"):
+        parse(risky, ROOT, {"CorsAllowOrigins": "*"})

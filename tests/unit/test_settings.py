@@ -31,12 +31,6 @@ def test_production_refuses_unsafe_defaults(override: dict[str, object], reason:
         Settings(**{**PRODUCTION_OK, **override})
 
 
-def test_wildcard_cors_with_credentials_is_refused_everywhere() -> None:
-    with pytest.raises(ValidationError, match="wildcard"):
-        Settings(app_env="LOCAL", cors_origins=["*"], cors_allow_credentials=True)
-    assert Settings(app_env="LOCAL", cors_origins=["*"], cors_allow_credentials=False)
-
-
 def test_production_may_not_generate_keys(tmp_path: object) -> None:
     assert not Settings(**PRODUCTION_OK).may_generate_keys
     assert Settings(app_env="LOCAL").may_generate_keys
