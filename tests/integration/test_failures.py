@@ -22,24 +22,22 @@ def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     reset_clients()
 
 
-def test_login_with_the_database_down_is_503(api: Api, outage: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("variable", "unreachable"),
+    [("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/none"), ("REDIS_URL", "redis://127.0.0.1:1/0")],
+    ids=["database", "redis"],
+)
+def test_login_with_a_backend_down_is_503(
+    api: Api, outage: pytest.MonkeyPatch, variable: str, unreachable: str
+) -> None:
     password = api.encrypt(ADMIN_PASSWORD)
-    outage.setenv("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    outage.setenv(variable, unreachable)
     reset_clients()
     response = api.post("/api/v1/auth/login", json_body={"username": "admin", "password": password})
     assert response.status_code == 503
     assert set(response.json()) == ENVELOPE
     assert "127.0.0.1" not in response.body.decode()
     assert "Error" not in response.json()["message"]
-
-
-def test_login_with_redis_down_is_503(api: Api, outage: pytest.MonkeyPatch) -> None:
-    password = api.encrypt(ADMIN_PASSWORD)
-    outage.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    reset_clients()
-    response = api.post("/api/v1/auth/login", json_body={"username": "admin", "password": password})
-    assert response.status_code == 503
-    assert set(response.json()) == ENVELOPE
 
 
 def test_an_unexpected_error_is_a_bare_500_with_the_request_id(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

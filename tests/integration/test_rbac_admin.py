@@ -376,6 +376,21 @@ def test_non_admins_cannot_create_admins_or_hand_out_more_than_they_hold(api: Ap
     assert snapshot() == before
 
 
+def test_non_admins_cannot_take_over_accounts_above_them_by_resetting_passwords(api: Api, admin: str) -> None:
+    create_user("resetter", "resetter-password", codes=("GET:/api/v1/roles", "PUT:/api/v1/users/{user_id}/password"))
+    token = api.login("resetter", "resetter-password").access
+    stronger = create_user("stronger", "stronger-password", codes=("DELETE:/api/v1/roles",))
+    weaker = create_user("weaker", "weaker-password", codes=("GET:/api/v1/roles",))
+    admin_id = body_of(api.get("/api/v1/auth/user/info", token=admin))["id"]
+    body = {"password": api.encrypt("taken-over-password")}
+    before = snapshot()
+    for target in (admin_id, stronger):
+        assert api.request("PUT", f"/api/v1/users/{target}/password", token=token, json_body=body).status_code == 403
+    assert snapshot() == before
+    assert api.request("PUT", f"/api/v1/users/{weaker}/password", token=token, json_body=body).status_code == 200
+    api.login("weaker", "taken-over-password")
+
+
 def test_the_last_active_admin_stays(api: Api, admin: str) -> None:
     """A backstop below the route rules: even an admin principal cannot leave the system adminless."""
     from sqlmodel.ext.asyncio.session import AsyncSession

@@ -62,10 +62,10 @@ async def update_user(
 
 @router.put("/{user_id}/password")
 async def reset_password(
-    _: CurrentPrincipal, user_id: uuid.UUID, body: PasswordReset, session: SessionDep, redis: RedisDep
+    principal: CurrentPrincipal, user_id: uuid.UUID, body: PasswordReset, session: SessionDep, redis: RedisDep
 ) -> Response[None]:
     """Set a user's password (RSA-encrypted); every session of theirs ends."""
-    await service.reset_password(session, redis, user_id, body.password)
+    await service.reset_password(session, redis, principal, user_id, body.password)
     return Response(message="Password reset")
 
 

@@ -103,11 +103,18 @@ async def update(
     return await _reload(users, user.id)
 
 
-async def reset_password(session: AsyncSession, redis: "Redis", user_id: uuid.UUID, ciphertext: str) -> None:
+async def reset_password(
+    session: AsyncSession, redis: "Redis", principal: Principal, user_id: uuid.UUID, ciphertext: str
+) -> None:
+    """Set a password; whoever sets it could log in as that user, so no one above the caller."""
     users = UserRepository(session)
     user = await users.get(user_id)
     if user is None:
         raise NotFound("user not found")
+    if not principal.admin:
+        held = {code for role in user.roles if role.status for code in role.interface_permissions}
+        if user.is_admin or not held <= principal.codes:
+            raise Forbidden("you can only reset passwords of users whose permissions you hold yourself")
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
     await session.commit()
     await revoke_user_sessions(redis, str(user.id))
