@@ -18,11 +18,13 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml shared/requirements.txt
+REQUIREMENTS := shared/requirements.txt functions/tasks/requirements.txt infra/requirements.txt
+
+$(VENV)/.installed: pyproject.toml $(REQUIREMENTS)
 	@test -n "$(PY312)" || { echo "Python 3.12 is required (python3.12 on PATH or under pyenv)"; exit 1; }
 	$(PY312) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -r shared/requirements.txt --group dev
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python $(addprefix -r ,$(REQUIREMENTS)) --group dev
 	touch $@
 
 $(SAM_VENV)/.installed:

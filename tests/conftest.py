@@ -1,5 +1,9 @@
 """Test configuration: real PostgreSQL and Redis when reachable (always on CI), embedded otherwise.
 
+Embedded means what `make dev` runs: SQLite, and the Redis-compatible server of
+infra/embedded_redis.py over TCP (the Celery worker, beat and the Socket.IO server are
+separate processes, so an in-process stand-in would not do).
+
 The environment is set here, before anything imports `multidb`, exactly as a Lambda
 container would receive it.
 """
@@ -7,7 +11,11 @@ container would receive it.
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +26,14 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 PG_DATABASE = "multidb_test"
 REDIS_DB = 9
+BROKER_DB = 10  # Celery's queues and results, and the Socket.IO channel: never flushed between tests
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -33,6 +49,10 @@ USE_POSTGRES = not EMBEDDED and _reachable(PG_HOST, PG_PORT)
 USE_REDIS = not EMBEDDED and _reachable(REDIS_HOST, REDIS_PORT)
 STATE_DIR = Path(tempfile.mkdtemp(prefix="multidb-tests-"))
 ADMIN_PASSWORD = "admin-test-password"
+REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS else _free_port()
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{REDIS_DB}"
+BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{BROKER_DB}"
+_embedded_redis: subprocess.Popen[bytes] | None = None
 
 os.environ.update(
     {
@@ -44,7 +64,10 @@ os.environ.update(
         "DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{PG_DATABASE}"
         if USE_POSTGRES
         else f"sqlite+aiosqlite:///{STATE_DIR}/test.sqlite3",
-        "REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}" if USE_REDIS else "memory://",
+        "REDIS_URL": REDIS_URL,
+        "BROKER_URL": BROKER_URL,
+        "REALTIME_SWEEP_INTERVAL": "0.5",
+        "BEAT_REFRESH_INTERVAL": "0.5",
         "AWS_DEFAULT_REGION": "us-east-1",
         "SAM_CLI_TELEMETRY": "0",
     }
@@ -61,7 +84,7 @@ for name in (
 
 def backends() -> str:
     sql = f"PostgreSQL {PG_HOST}:{PG_PORT}/{PG_DATABASE}" if USE_POSTGRES else "SQLite (embedded, aiosqlite)"
-    cache = f"Redis {REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}" if USE_REDIS else "in-process Redis stand-in (fakeredis)"
+    cache = f"Redis {REDIS_HOST}:{REDIS_PORT}" if USE_REDIS else f"embedded Redis (fakeredis, TCP :{REDIS_SERVER_PORT})"
     return f"backends: {sql}; {cache}"
 
 
@@ -89,6 +112,36 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"CI must test against real PostgreSQL and Redis; found {backends()}")
     if USE_POSTGRES and not hasattr(config, "workerinput"):
         asyncio.run(_recreate_postgres_database())
+    if not USE_REDIS:
+        _start_embedded_redis()
+    _flush_broker()
+
+
+def _start_embedded_redis() -> None:
+    global _embedded_redis
+    _embedded_redis = subprocess.Popen(
+        [sys.executable, "-m", "infra.embedded_redis", "--port", str(REDIS_SERVER_PORT)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not _reachable(REDIS_HOST, REDIS_SERVER_PORT):
+        if _embedded_redis.poll() is not None or time.monotonic() > deadline:
+            raise pytest.UsageError("the embedded Redis server did not start")
+        time.sleep(0.05)
+
+
+def _flush_broker() -> None:
+    import redis
+
+    with redis.Redis.from_url(BROKER_URL) as client:
+        client.flushdb()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _embedded_redis is not None:
+        _embedded_redis.terminate()
+        _embedded_redis.wait(timeout=10)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -144,3 +197,37 @@ def caching_api(caching_gateway: "LocalGateway") -> "Api":
 
     caching_gateway.forget_decisions()
     return Api(caching_gateway)
+
+
+if TYPE_CHECKING:
+    from tests.processes import Process
+
+
+@pytest.fixture(scope="session")
+def worker() -> "Iterator[Process]":
+    """A real Celery worker on the test broker, ready once it has answered a ping."""
+    from multidb.queue.tasks import ping
+    from tests.processes import start_worker
+
+    process = start_worker()
+    try:
+        assert ping.apply_async().get(timeout=60) == "pong", process.log()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def realtime() -> "Iterator[str]":
+    """The Socket.IO server on a free port; yields its URL."""
+    from tests.processes import free_port, listening, start_realtime, wait_for
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_realtime(port, origins=url)
+    try:
+        wait_for(lambda: listening(port) or not process.alive(), what="the Socket.IO server")
+        assert process.alive(), process.log()
+        yield url
+    finally:
+        process.stop()

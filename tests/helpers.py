@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.local_gateway.invoke import GatewayResponse, LocalGateway
 from multidb import runtime
 from multidb.db import get_engine
-from multidb.models import Role, User, UserRole
+from multidb.models import PeriodicTask, Role, User, UserRole
 from multidb.redis import get_redis
 from multidb.security.passwords import hash_password
 
@@ -67,6 +67,12 @@ class Api:
     def post(self, path: str, **kwargs: Any) -> GatewayResponse:
         return self.request("POST", path, **kwargs)
 
+    def put(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("DELETE", path, **kwargs)
+
     def public_key(self) -> str:
         return str(self.get("/api/v1/auth/keys/public").json()["data"]["publicKey"])
 
@@ -92,6 +98,7 @@ async def _reset() -> None:
         await session.exec(delete(UserRole))  # type: ignore[call-overload]
         await session.exec(delete(User).where(col(User.username) != "admin"))  # type: ignore[call-overload]
         await session.exec(delete(Role))  # type: ignore[call-overload]
+        await session.exec(delete(PeriodicTask))  # type: ignore[call-overload]
         await session.exec(update(User).values(status=True, is_admin=True))  # type: ignore[call-overload]
         await session.commit()
 
@@ -165,11 +172,13 @@ async def _snapshot() -> dict[str, Any]:
         users = (await session.exec(select(User.username, User.password_hash, User.status, User.is_admin))).all()  # type: ignore[call-overload]
         roles = (await session.exec(select(Role.code, Role.status))).all()  # type: ignore[call-overload]
         links = (await session.exec(text("SELECT count(*) FROM user_roles"))).one()  # type: ignore[call-overload]
+        schedules = (await session.exec(select(PeriodicTask))).all()
     return {
         "redis": values,
         "users": sorted(map(tuple, users)),
         "roles": sorted(map(tuple, roles)),
         "links": tuple(links),
+        "schedules": sorted(row.model_dump_json() for row in schedules),
     }
 
 

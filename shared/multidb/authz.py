@@ -39,8 +39,10 @@ async def authorize(token: str, code: str) -> Principal:
     return await check(verify(token, TokenType.ACCESS), code)
 
 
-async def check(claims: Claims, code: str) -> Principal:
+async def check(claims: Claims, code: str | None) -> Principal:
     """Check verified claims against live state: revocations and the user's current grants.
+
+    `code` None asks only that the user be active (a Socket.IO connection, say).
 
     Functions behind the gateway run this on the authorizer's context too: API Gateway may
     answer from its authorizer cache, and a logout or a role change must count at once.
@@ -64,6 +66,6 @@ async def check(claims: Claims, code: str) -> Principal:
         raise Unauthorized("user no longer exists")
     if not grants.active:
         raise Forbidden("user is disabled")
-    if not grants.allows(code):
+    if code is not None and not grants.allows(code):
         raise Forbidden()
     return Principal(grants.user_id, grants.name, grants.admin, claims, grants.codes)

@@ -1,9 +1,10 @@
-"""Relational tables: users, roles, their link, and the route catalogue."""
+"""Relational tables: users, roles, their link, the route catalogue and the task schedules."""
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
 
@@ -11,14 +12,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp with time zone that reads back aware on SQLite too, which stores it naive."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 class TimestampedTable(SQLModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column_kwargs={"nullable": False}, sa_type=DateTime(timezone=True)
-    )  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"nullable": False}, sa_type=UTCDateTime)  # type: ignore[call-overload]
     updated_at: datetime = Field(
         default_factory=utcnow,
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=UTCDateTime,  # type: ignore[call-overload]
         sa_column_kwargs={"nullable": False, "onupdate": utcnow},
     )
 
@@ -70,3 +82,29 @@ class InterfaceRoute(TimestampedTable, table=True):
     description: str = Field(default="", max_length=1024)
     function: str = Field(max_length=64)
     access: str = Field(max_length=16, description="public | authenticated | permission")
+
+
+class PeriodicTask(TimestampedTable, table=True):
+    """A schedule the beat scheduler reads: a registered task, its arguments, and when to run it.
+
+    Exactly one of `interval_seconds` and `crontab` is set (the API checks it). Beat writes
+    back `last_run_at` and `total_run_count`; a `one_off` schedule disables itself after it ran.
+    """
+
+    __tablename__ = "periodic_tasks"
+    __table_args__ = (
+        CheckConstraint("(interval_seconds IS NULL) <> (crontab IS NULL)", name="ck_periodic_tasks_one_schedule"),
+        CheckConstraint("interval_seconds IS NULL OR interval_seconds > 0", name="ck_periodic_tasks_interval"),
+    )
+
+    name: str = Field(max_length=128, unique=True, index=True)
+    task: str = Field(max_length=200)
+    description: str = Field(default="", max_length=255)
+    args: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    kwargs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    interval_seconds: int | None = None
+    crontab: str | None = Field(default=None, max_length=120, description="minute hour day month weekday (UTC)")
+    enabled: bool = True
+    one_off: bool = False
+    last_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
+    total_run_count: int = 0

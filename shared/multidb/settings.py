@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     keys_secret_id: str | None = Field(default=None, description="Secrets Manager id of the JWT signing key")
     login_key_secret_id: str | None = Field(default=None, description="Secrets Manager id of the login key")
     connections_secret_id: str | None = Field(
-        default=None, description="Secrets Manager id of a JSON object with database_url, redis_url, mongo_url"
+        default=None,
+        description="Secrets Manager id of a JSON object with database_url, redis_url, mongo_url, broker_url",
     )
     public_keys_parameter: str | None = Field(default=None, description="SSM parameter of public keys")
 
@@ -59,9 +60,23 @@ class Settings(BaseSettings):
 
     admin_password: str | None = None
 
+    # Celery and Socket.IO: the broker, the result backend and the Socket.IO fan-out
+    # channel live on this Redis (REDIS_URL when unset).
+    broker_url: str | None = None
+    task_result_ttl: int = Field(default=24 * 3600, ge=60, description="Seconds task results and owners are kept")
+    beat_refresh_interval: float = Field(default=60, gt=0, description="Seconds between schedule reloads in beat")
+    realtime_cors_origins: str = Field(default="http://localhost:5173", description="Comma-separated origins")
+    realtime_sweep_interval: float = Field(
+        default=30, gt=0, description="Seconds between checks that end expired or revoked Socket.IO sessions"
+    )
+
     @property
     def is_production(self) -> bool:
         return self.app_env is Environment.PRODUCTION
+
+    @property
+    def message_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
 
     @property
     def may_generate_keys(self) -> bool:
@@ -74,6 +89,8 @@ class Settings(BaseSettings):
         problems = []
         if self.redis_url.startswith("memory://"):
             problems.append("REDIS_URL must name a real Redis server")
+        if self.broker_url and self.broker_url.startswith("memory://"):
+            problems.append("BROKER_URL must name a real Redis server")
         if self.database_url.startswith("sqlite"):
             problems.append("DATABASE_URL must name a real database server")
         if not (self.jwt_private_key or self.keys_secret_id or self.jwt_public_keys or self.public_keys_parameter):
@@ -85,7 +102,7 @@ class Settings(BaseSettings):
         return self
 
 
-CONNECTION_FIELDS = ("database_url", "redis_url", "mongo_url")
+CONNECTION_FIELDS = ("database_url", "redis_url", "mongo_url", "broker_url")
 
 
 @lru_cache

@@ -26,6 +26,12 @@ def test_the_authorizer_does_not_load_fastapi() -> None:
     assert "jwt" in loaded
 
 
+def test_the_tasks_function_loads_celery_but_no_socketio_beanie_or_minio() -> None:
+    loaded = imported_after("tasks_fn.app")
+    assert {"fastapi", "celery"} <= loaded
+    assert {"socketio", "beanie", "minio", "pymongo", "boto3", "fakeredis"}.isdisjoint(loaded)
+
+
 @pytest.mark.parametrize("module", API_FUNCTIONS)
 def test_api_functions_load_no_celery_beanie_socketio_minio(module: str) -> None:
     loaded = imported_after(module)
@@ -38,7 +44,8 @@ def test_importing_handlers_opens_nothing_and_generates_no_key(tmp_path: object)
         f"import sys, socket; sys.path[:0] = {PATHS!r}\n"
         "def refuse(*a, **k): raise AssertionError('network at import')\n"
         "socket.socket.connect = refuse\n"
-        "import auth_fn.app, roles_fn.app, users_fn.app, routers_fn.app, authorizer_fn.handler\n"
+        "import auth_fn.app, roles_fn.app, users_fn.app, routers_fn.app, tasks_fn.app, authorizer_fn.handler\n"
+        "from multidb.queue import scheduler, tasks\n"
         "import os; print(os.path.exists('.local/keys'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=str(tmp_path))

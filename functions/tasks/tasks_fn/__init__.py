@@ -1,0 +1,1 @@
+"""The tasks function: run Celery tasks, read their results, manage beat's schedules."""

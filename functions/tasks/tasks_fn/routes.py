@@ -1,0 +1,88 @@
+"""/api/v1/tasks routes: the registered tasks, their runs, and beat's schedules."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import col
+
+from multidb.api.app import API_PREFIX
+from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.responses import Page, Response, page_of
+from multidb.errors import NotFound
+from multidb.models import PeriodicTask
+
+from . import service
+from .schemas import (
+    ScheduleCreate,
+    SchedulePublic,
+    ScheduleUpdate,
+    TaskInfo,
+    TaskRunCreate,
+    TaskRunPublic,
+)
+
+router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["Task"])
+
+Enabled = Annotated[bool | None, Query(description="Only enabled (true) or disabled (false) schedules")]
+
+
+@router.get("")
+async def list_tasks(_: CurrentPrincipal) -> Response[list[TaskInfo]]:
+    """List the tasks that can be run or scheduled, with their signatures."""
+    return Response(data=[service.describe(task) for task in service.registered().values()])
+
+
+@router.post("/runs", status_code=202)
+async def run_task(principal: CurrentPrincipal, body: TaskRunCreate, redis: RedisDep) -> Response[TaskRunPublic]:
+    """Queue a run of a task; the caller's Socket.IO connections hear `task:finished` when it ends."""
+    return Response(code=202, data=await service.start(redis, principal, body))
+
+
+@router.get("/runs/{task_id}")
+async def get_run(principal: CurrentPrincipal, task_id: uuid.UUID, redis: RedisDep) -> Response[TaskRunPublic]:
+    """A run's state and, once it succeeded, its result (runs of other users are hidden from non-admins)."""
+    return Response(data=await service.status(redis, principal, task_id))
+
+
+@router.get("/schedules")
+async def list_schedules(
+    _: CurrentPrincipal, session: SessionDep, page: PageDep, enabled: Enabled = None, keyword: Keyword = None
+) -> Response[Page[SchedulePublic]]:
+    """List beat's schedules a page at a time, filtered by state and a keyword over name and task."""
+    records, total = await service.ScheduleRepository(session).paginate(
+        page.page, page.page_size, *service.schedule_filters(enabled, keyword), order_by=[col(PeriodicTask.name)]
+    )
+    return Response(data=page_of(SchedulePublic, records, total, page.page, page.page_size))
+
+
+@router.get("/schedules/{schedule_id}")
+async def get_schedule(_: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[SchedulePublic]:
+    """Get one schedule."""
+    row = await service.ScheduleRepository(session).get(schedule_id)
+    if row is None:
+        raise NotFound("schedule not found")
+    return Response(data=SchedulePublic.model_validate(row))
+
+
+@router.post("/schedules", status_code=201)
+async def create_schedule(_: CurrentPrincipal, body: ScheduleCreate, session: SessionDep) -> Response[SchedulePublic]:
+    """Create a schedule; beat picks it up at its next reload, without a restart."""
+    row = await service.create_schedule(session, body)
+    return Response(code=201, data=SchedulePublic.model_validate(row))
+
+
+@router.put("/schedules/{schedule_id}")
+async def update_schedule(
+    _: CurrentPrincipal, schedule_id: uuid.UUID, body: ScheduleUpdate, session: SessionDep
+) -> Response[SchedulePublic]:
+    """Change a schedule (disable it with `enabled: false`)."""
+    row = await service.update_schedule(session, schedule_id, body)
+    return Response(data=SchedulePublic.model_validate(row))
+
+
+@router.delete("/schedules/{schedule_id}")
+async def delete_schedule(_: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[None]:
+    """Delete a schedule; beat stops running it at its next reload."""
+    await service.delete_schedule(session, schedule_id)
+    return Response()

@@ -1,0 +1,1 @@
+"""The Socket.IO server (a container; port 3001 under `make dev`)."""

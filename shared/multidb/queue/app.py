@@ -1,0 +1,81 @@
+"""The Celery app shared by the worker, beat and the tasks function.
+
+    celery -A multidb.queue.app worker -P solo
+    celery -A multidb.queue.app beat -S multidb.queue.scheduler:DatabaseScheduler
+
+Creating the app opens no connection and reads no setting: its configuration is a promise
+Celery evaluates on first use, so importing this module costs a Lambda nothing but the import.
+"""
+
+import inspect
+from typing import Any
+
+from celery import Celery, Task
+
+from .. import logs, runtime
+from ..settings import get_settings
+
+log = logs.get_logger("queue")
+
+# A custom header that names who started a task; the worker tells that user when it ends.
+OWNER_HEADER = "multidb_owner"
+FINISHED_EVENT = "task:finished"
+
+
+def _config() -> dict[str, Any]:
+    settings = get_settings()
+    url = settings.message_broker_url
+    in_process = url.startswith("memory://")  # tests and LOCAL only: settings refuse it in production
+    return {
+        "broker_url": "memory://" if in_process else url,
+        "result_backend": "cache+memory://" if in_process else url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "result_expires": settings.task_result_ttl,
+        "task_track_started": True,
+        # One task at a time per process and acknowledged when done: a worker that dies
+        # mid-task leaves it on the queue instead of losing it.
+        "worker_prefetch_multiplier": 1,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "beat_refresh_interval": settings.beat_refresh_interval,
+        "worker_hijack_root_logger": False,
+    }
+
+
+class AsyncTask(Task):  # type: ignore[misc]
+    """A task whose body may be `async def`; it runs on the process's one event loop.
+
+    When the caller named an owner, the owner's Socket.IO room hears how the task ended.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().__call__(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return runtime.run(_awaited(result))
+        return result
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        owner = self.request.get(OWNER_HEADER)
+        if not owner:
+            return
+        from ..realtime import emit, user_room
+
+        payload = {"taskId": task_id, "task": self.name, "state": status}
+        try:
+            runtime.run(emit(FINISHED_EVENT, payload, room=user_room(str(owner))))
+        except Exception as exc:  # a missed notification must not fail the task
+            log.warning("could not announce task %s: %s", task_id, type(exc).__name__)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+app = Celery("multidb", task_cls=AsyncTask, include=["multidb.queue.tasks"])
+app.add_defaults(_config)

@@ -1,0 +1,197 @@
+"""Socket.IO: a real client against the real server, with events from the worker and from beat."""
+
+import queue
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import socketio
+
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import Api, create_user, invalidate_cache, set_user
+from tests.processes import Process, start_beat, wait_for
+
+
+class Listener:
+    """A Socket.IO client over WebSocket, as a browser connects, that records what it hears."""
+
+    def __init__(self, url: str, token: str | None = None, headers: dict[str, str] | None = None) -> None:
+        self.client = socketio.Client(reconnection=False)
+        self.heard: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.refusal: Any = None
+        self.client.on("*", lambda event, data: self.heard.put((event, data)))
+        self.client.on("connect_error", self._refused)
+        auth = {"token": token} if token else None
+        self.client.connect(url, auth=auth, headers=headers or {}, transports=["websocket"], wait_timeout=10)
+
+    def _refused(self, data: Any) -> None:
+        self.refusal = data
+
+    def next(self, event: str, timeout: float = 20) -> Any:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                name, data = self.heard.get(timeout=left)
+            except queue.Empty:
+                break
+            if name == event:
+                return data
+        raise AssertionError(f"no {event!r} within {timeout}s")
+
+    def silent(self, event: str, seconds: float) -> bool:
+        try:
+            self.next(event, timeout=seconds)
+        except AssertionError:
+            return True
+        return False
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+@pytest.fixture
+def listeners() -> Iterator[list[Listener]]:
+    opened: list[Listener] = []
+    yield opened
+    for listener in opened:
+        listener.close()
+
+
+def connect(listeners: list[Listener], url: str, token: str | None = None, **kwargs: Any) -> Listener:
+    listener = Listener(url, token, **kwargs)
+    listeners.append(listener)
+    return listener
+
+
+def refusal(url: str, token: str | None, headers: dict[str, str] | None = None) -> Any:
+    """Why the server refused a connection (it must refuse)."""
+    client = socketio.Client(reconnection=False)
+    reasons: list[Any] = []
+    client.on("connect_error", reasons.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(url, auth={"token": token} if token else None, headers=headers or {}, transports=["websocket"])
+    return reasons[0] if reasons else None
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (None, "authentication required"),
+        ("not-a-jwt", "invalid token"),
+        ("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "invalid token"),
+    ],
+)
+def test_a_connection_without_a_valid_token_is_refused(realtime: str, token: str | None, reason: str) -> None:
+    assert refusal(realtime, token) == {"message": reason}
+
+
+def test_a_disabled_user_cannot_connect(api: Api, realtime: str) -> None:
+    user_id = create_user("alice", "alice-password")
+    token = api.login("alice", "alice-password").access
+    set_user(user_id, status=False)
+    invalidate_cache(user_id)
+    assert refusal(realtime, token) == {"message": "user is disabled"}
+
+
+def test_a_page_from_another_origin_cannot_connect(api: Api, realtime: str, listeners: list[Listener]) -> None:
+    token = api.login("admin", ADMIN_PASSWORD).access
+    # Refused by Engine.IO's origin check, before Socket.IO looks at the token.
+    assert refusal(realtime, token, headers={"Origin": "https://evil.example"}) == "Connection error"
+    assert connect(listeners, realtime, token).client.connected  # the client sends its own URL as Origin
+
+
+def test_the_header_works_too_and_ping_answers(api: Api, realtime: str, listeners: list[Listener]) -> None:
+    token = api.login("admin", ADMIN_PASSWORD).access
+    listener = connect(listeners, realtime, headers={"Authorization": f"Bearer {token}"})
+    assert listener.client.call("ping", timeout=10) == "pong"
+
+
+def test_the_owner_hears_when_a_task_run_ends_and_nobody_else_does(
+    api: Api, realtime: str, worker: Process, listeners: list[Listener]
+) -> None:
+    codes = ("POST:/api/v1/tasks/runs",)
+    create_user("alice", "alice-password", codes=codes)
+    create_user("bob", "bob-password", codes=codes)
+    alice, bob = api.login("alice", "alice-password").access, api.login("bob", "bob-password").access
+    alice_socket, bob_socket = connect(listeners, realtime, alice), connect(listeners, realtime, bob)
+    queued = api.post("/api/v1/tasks/runs", token=alice, json_body={"task": "multidb.add", "args": [20, 22]})
+    task_id = queued.json()["data"]["taskId"]
+    finished = alice_socket.next("task:finished")
+    assert finished == {"taskId": task_id, "task": "multidb.add", "state": "SUCCESS"}
+    assert bob_socket.silent("task:finished", 1)
+
+
+def test_a_task_reaches_one_user_and_a_broadcast_everyone(
+    api: Api, realtime: str, worker: Process, listeners: list[Listener]
+) -> None:
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    alice_id = create_user("alice", "alice-password")
+    create_user("bob", "bob-password")
+    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    bob = connect(listeners, realtime, api.login("bob", "bob-password").access)
+    notify = {"task": "multidb.notify", "args": [alice_id, "note", {"text": "hi"}]}
+    assert api.post("/api/v1/tasks/runs", token=admin, json_body=notify).status_code == 202
+    assert alice.next("note") == {"text": "hi"}
+    assert bob.silent("note", 1)
+    broadcast = {"task": "multidb.broadcast", "args": ["news", [1, 2]]}
+    assert api.post("/api/v1/tasks/runs", token=admin, json_body=broadcast).status_code == 202
+    assert alice.next("news") == [1, 2]
+    assert bob.next("news") == [1, 2]
+
+
+def test_logging_out_ends_the_socket_within_a_sweep(api: Api, realtime: str, listeners: list[Listener]) -> None:
+    create_user("alice", "alice-password")
+    tokens = api.login("alice", "alice-password")
+    listener = connect(listeners, realtime, tokens.access)
+    assert listener.client.connected
+    assert api.post("/api/v1/auth/logout", token=tokens.access).status_code == 200
+    wait_for(lambda: not listener.client.connected, timeout=10, what="the server to end the socket")
+    assert refusal(realtime, tokens.access) == {"message": "token revoked"}
+
+
+def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
+    api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
+) -> None:
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    alice_id = create_user("alice", "alice-password")
+    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    beat = start_beat(tmp_path)
+    try:
+        wait_for(lambda: "beat: Starting" in beat.log() or not beat.alive(), what="beat to start")
+        body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "tick", "t"], "intervalSeconds": 1}
+        created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
+        assert alice.next("tick") == "t"
+        assert alice.next("tick") == "t"
+
+        def recorded() -> dict[str, Any] | None:
+            row: dict[str, Any] = api.get(f"/api/v1/tasks/schedules/{created['id']}", token=admin).json()["data"]
+            return row if row["totalRunCount"] >= 2 and row["lastRunAt"] else None
+
+        wait_for(recorded, what="beat to record the runs")
+        api.put(f"/api/v1/tasks/schedules/{created['id']}", token=admin, json_body={"enabled": False})
+        time.sleep(1.5)  # one reload (0.5 s) and a run that was already in flight
+        while not alice.heard.empty():
+            alice.heard.get()
+        assert alice.silent("tick", 2.5)
+    finally:
+        assert beat.stop() == 0, beat.log()
+
+
+def test_a_one_off_schedule_runs_once_and_disables_itself(
+    api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
+) -> None:
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    alice_id = create_user("alice", "alice-password")
+    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    body = {"name": "once", "task": "multidb.notify", "args": [alice_id, "once", 1], "intervalSeconds": 1}
+    body["oneOff"] = True
+    created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
+    beat = start_beat(tmp_path)
+    try:
+        assert alice.next("once") == 1
+        assert alice.silent("once", 3)
+        row = api.get(f"/api/v1/tasks/schedules/{created['id']}", token=admin).json()["data"]
+        assert (row["enabled"], row["totalRunCount"]) == (False, 1)
+    finally:
+        assert beat.stop() == 0, beat.log()

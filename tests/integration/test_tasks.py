@@ -1,0 +1,236 @@
+"""The tasks function through the gateway, with a real Celery worker on the real broker."""
+
+import uuid
+from typing import Any
+
+import pytest
+
+from multidb.rbac import Access, catalogue
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import Api, create_user, snapshot
+from tests.processes import Process, wait_for
+
+TASK_ROUTES = sorted(
+    (entry["method"], entry["path"])
+    for entry in catalogue().values()
+    if entry["function"] == "TasksFunction" and entry["access"] == Access.PERMISSION
+)
+RUNS = "/api/v1/tasks/runs"
+SCHEDULES = "/api/v1/tasks/schedules"
+
+
+def concrete(path: str) -> str:
+    return path.replace("{task_id}", str(uuid.uuid4())).replace("{schedule_id}", str(uuid.uuid4()))
+
+
+def body_of(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.body
+    payload = response.json()
+    assert set(payload) == {"code", "message", "ts", "data"}, payload
+    assert payload["code"] == status
+    return payload["data"]
+
+
+@pytest.fixture
+def admin(api: Api) -> str:
+    return api.login("admin", ADMIN_PASSWORD).access
+
+
+def runner(api: Api, username: str = "runner") -> str:
+    """A user who may run tasks and read runs, nothing else."""
+    create_user(username, "runner-password", codes=(f"POST:{RUNS}", f"GET:{RUNS}/{{task_id}}"))
+    return api.login(username, "runner-password").access
+
+
+def wait_for_run(api: Api, token: str, task_id: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        run: dict[str, Any] = body_of(api.get(f"{RUNS}/{task_id}", token=token))
+        return run if run["state"] in ("SUCCESS", "FAILURE") else None
+
+    return wait_for(finished, timeout=30, what=f"run {task_id}")  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(("method", "path"), TASK_ROUTES)
+def test_anonymous_is_401_and_without_permission_is_403(api: Api, method: str, path: str) -> None:
+    create_user("nobody", "nobody-password")
+    nobody = api.login("nobody", "nobody-password").access
+    assert api.request(method, concrete(path)).status_code == 401
+    denied = api.request(method, concrete(path), token=nobody, json_body={})
+    assert denied.status_code == 403
+
+
+def test_the_task_list_names_runnable_tasks_with_their_signatures(api: Api, admin: str) -> None:
+    tasks = {task["name"]: task["description"] for task in body_of(api.get("/api/v1/tasks", token=admin))}
+    assert {"multidb.ping", "multidb.add", "multidb.notify", "multidb.broadcast"} <= set(tasks)
+    assert not any(name.startswith("celery.") for name in tasks)
+    assert tasks["multidb.add"].startswith("multidb.add(x: float, y: float) -> float: Add two numbers")
+
+
+def test_a_run_is_queued_executed_by_the_worker_and_its_result_read(api: Api, worker: Process) -> None:
+    token = runner(api)
+    queued = body_of(api.post(RUNS, token=token, json_body={"task": "multidb.add", "args": [2, 3]}), 202)
+    assert queued["state"] == "PENDING"
+    assert queued["task"] == "multidb.add"
+    run = wait_for_run(api, token, queued["taskId"])
+    assert run == {"taskId": queued["taskId"], "task": "multidb.add", "state": "SUCCESS", "result": 5, "error": None}
+
+
+def test_async_tasks_run_on_the_worker_loop_too(api: Api, worker: Process, admin: str) -> None:
+    body = {"task": "multidb.broadcast", "kwargs": {"event": "hello", "data": {"n": 1}}}
+    queued = body_of(api.post(RUNS, token=admin, json_body=body), 202)
+    assert wait_for_run(api, admin, queued["taskId"])["result"] is True
+
+
+def test_a_failed_run_names_the_error_type_but_not_its_message(api: Api, worker: Process, admin: str) -> None:
+    queued = body_of(api.post(RUNS, token=admin, json_body={"task": "multidb.add", "args": [1, "x"]}), 202)
+    run = wait_for_run(api, admin, queued["taskId"])
+    assert run["state"] == "FAILURE"
+    assert run["error"] == "TypeError"
+    assert run["result"] is None
+    assert "unsupported operand" not in str(run)
+
+
+def test_runs_of_others_are_hidden_but_admins_see_them(api: Api, worker: Process, admin: str) -> None:
+    first, second = runner(api, "first"), runner(api, "second")
+    queued = body_of(api.post(RUNS, token=first, json_body={"task": "multidb.ping"}), 202)
+    wait_for_run(api, first, queued["taskId"])
+    hidden = api.get(f"{RUNS}/{queued['taskId']}", token=second)
+    assert hidden.status_code == 404
+    assert body_of(api.get(f"{RUNS}/{queued['taskId']}", token=admin))["result"] == "pong"
+
+
+def test_an_unknown_run_is_404_and_a_malformed_id_422(api: Api, admin: str) -> None:
+    assert api.get(f"{RUNS}/{uuid.uuid4()}", token=admin).status_code == 404
+    assert api.get(f"{RUNS}/not-a-uuid", token=admin).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"task": "multidb.nope"},
+        {"task": "celery.backend_cleanup"},
+        {"task": "multidb.add", "args": [1]},
+        {"task": "multidb.add", "args": [1, 2], "kwargs": {"z": 3}},
+        {"task": "multidb.ping", "countdown": -1},
+        {"task": "multidb.ping", "args": list(range(33))},
+        {"task": "multidb.broadcast", "args": ["big", "x" * 20_000]},
+        {"task": ""},
+        {"args": []},
+    ],
+)
+def test_a_bad_run_is_422_and_queues_nothing(api: Api, admin: str, body: dict[str, Any]) -> None:
+    before = snapshot()
+    response = api.post(RUNS, token=admin, json_body=body)
+    assert response.status_code == 422, response.body
+    assert response.json()["code"] == 422
+    assert snapshot() == before
+
+
+def test_an_unreachable_broker_is_503_and_leaves_no_run(api: Api, admin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from multidb.queue.app import app
+
+    app.pool.force_close_all()
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:9/0")
+    monkeypatch.setattr(app, "_pool", None)
+    before = snapshot()
+    try:
+        response = api.post(RUNS, token=admin, json_body={"task": "multidb.ping"})
+    finally:
+        app.pool.force_close_all()
+    assert response.status_code == 503
+    assert response.json() == {**response.json(), "code": 503, "data": None}
+    assert "redis" not in response.body.decode().lower()
+    assert snapshot() == before
+
+
+def schedule(api: Api, token: str, **fields: Any) -> dict[str, Any]:
+    body = {"name": "every-minute", "task": "multidb.ping", "intervalSeconds": 60, **fields}
+    return body_of(api.post(SCHEDULES, token=token, json_body=body), 201)  # type: ignore[no-any-return]
+
+
+def test_schedule_create_get_list_update_delete(api: Api, admin: str) -> None:
+    created = schedule(api, admin, description="health check")
+    assert created["intervalSeconds"] == 60
+    assert created["crontab"] is None
+    assert created["enabled"] is True
+    assert created["lastRunAt"] is None
+    assert created["totalRunCount"] == 0
+    nightly = schedule(
+        api, admin, name="nightly", task="multidb.add", args=[1, 2], intervalSeconds=None, crontab="0 3 * * *"
+    )
+    assert body_of(api.get(f"{SCHEDULES}/{created['id']}", token=admin)) == created
+
+    page = body_of(api.get(f"{SCHEDULES}?pageSize=1", token=admin))
+    assert (page["total"], page["pageSize"], [r["name"] for r in page["records"]]) == (2, 1, ["every-minute"])
+    assert [r["name"] for r in body_of(api.get(f"{SCHEDULES}?keyword=add", token=admin))["records"]] == ["nightly"]
+
+    # Sending a crontab replaces the interval, and an interval the crontab.
+    changed = body_of(api.put(f"{SCHEDULES}/{created['id']}", token=admin, json_body={"crontab": "*/5 * * * *"}))
+    assert (changed["crontab"], changed["intervalSeconds"]) == ("*/5 * * * *", None)
+    changed = body_of(api.put(f"{SCHEDULES}/{nightly['id']}", token=admin, json_body={"intervalSeconds": 30}))
+    assert (changed["crontab"], changed["intervalSeconds"]) == (None, 30)
+    disabled = body_of(api.put(f"{SCHEDULES}/{nightly['id']}", token=admin, json_body={"enabled": False}))
+    assert disabled["enabled"] is False
+    assert [r["name"] for r in body_of(api.get(f"{SCHEDULES}?enabled=false", token=admin))["records"]] == ["nightly"]
+
+    assert api.delete(f"{SCHEDULES}/{created['id']}", token=admin).status_code == 200
+    assert api.get(f"{SCHEDULES}/{created['id']}", token=admin).status_code == 404
+    assert api.delete(f"{SCHEDULES}/{created['id']}", token=admin).status_code == 404
+
+
+def test_a_duplicate_schedule_name_is_409(api: Api, admin: str) -> None:
+    schedule(api, admin)
+    before = snapshot()
+    duplicate = api.post(
+        SCHEDULES, token=admin, json_body={"name": "every-minute", "task": "multidb.ping", "crontab": "* * * * *"}
+    )
+    assert duplicate.status_code == 409
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"intervalSeconds": None},
+        {"crontab": "* * * * *"},
+        {"intervalSeconds": 0},
+        {"crontab": "99 * * * *", "intervalSeconds": None},
+        {"crontab": "* * *", "intervalSeconds": None},
+        {"crontab": "0 0 31 2 *", "intervalSeconds": None},
+        {"crontab": "$(reboot) * * * *", "intervalSeconds": None},
+        {"task": "multidb.nope"},
+        {"task": "multidb.add"},
+        {"args": [1, 2, 3]},
+        {"name": ""},
+        {"name": "bad/name"},
+    ],
+)
+def test_a_bad_schedule_is_422_and_stores_nothing(api: Api, admin: str, change: dict[str, Any]) -> None:
+    before = snapshot()
+    body = {"name": "every-minute", "task": "multidb.ping", "intervalSeconds": 60, **change}
+    response = api.post(SCHEDULES, token=admin, json_body=body)
+    assert response.status_code == 422, response.body
+    assert snapshot() == before
+    assert body_of(api.get(SCHEDULES, token=admin))["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"enabled": None},
+        {"crontab": "61 * * * *"},
+        {"crontab": "* * * * *", "intervalSeconds": 5},
+        {"task": "multidb.add"},
+    ],
+)
+def test_a_bad_schedule_update_is_422_and_changes_nothing(api: Api, admin: str, change: dict[str, Any]) -> None:
+    created = schedule(api, admin)
+    response = api.put(f"{SCHEDULES}/{created['id']}", token=admin, json_body=change)
+    assert response.status_code == 422, response.body
+    assert body_of(api.get(f"{SCHEDULES}/{created['id']}", token=admin)) == created
+
+
+def test_updating_an_unknown_schedule_is_404(api: Api, admin: str) -> None:
+    missing = api.put(f"{SCHEDULES}/{uuid.uuid4()}", token=admin, json_body={"enabled": False})
+    assert missing.status_code == 404

@@ -1,0 +1,100 @@
+"""The worker, beat and the Socket.IO server as the real separate processes they are."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20, what: str = "the condition") -> object:
+    """Poll until `condition()` is truthy and return it; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Process:
+    """A child process with its output in a file, stopped with SIGTERM like a container."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.output = Path(tempfile.mkstemp(prefix=f"multidb-{name}-", suffix=".log")[1])
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared")])}
+        environment.update(env or {})
+        with self.output.open("wb") as sink:
+            self.popen = subprocess.Popen(
+                argv, cwd=ROOT, env=environment, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> int:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "multidb.queue.app", *args]
+
+
+def start_worker() -> Process:
+    return Process(
+        "worker",
+        celery("worker", "-P", "solo", "-l", "INFO", "-n", "tests@%h", "--without-gossip", "--without-mingle"),
+    )
+
+
+def start_beat(schedule_dir: Path) -> Process:
+    return Process(
+        "beat",
+        celery(
+            "beat",
+            "-S",
+            "multidb.queue.scheduler:DatabaseScheduler",
+            "-l",
+            "INFO",
+            "--pidfile",
+            str(schedule_dir / "beat.pid"),
+        ),
+    )
+
+
+def start_realtime(port: int, origins: str) -> Process:
+    command = [sys.executable, "-m", "infra.realtime", "--port", str(port)]
+    return Process("realtime", command, {"REALTIME_CORS_ORIGINS": origins})
