@@ -1,9 +1,9 @@
 """`make dev`: the whole system on one machine, no Docker, under one supervisor.
 
 Starts an embedded stand-in for every datastore that no environment variable points
-elsewhere (SQLite needs no process), then the local gateway; prefixed, coloured logs
-(honcho); Ctrl-C stops everything. Set REDIS_URL, MONGO_URL, S3_ENDPOINT_URL or
-DATABASE_URL to use real servers instead.
+elsewhere (SQLite needs no process), then the local gateway, the Socket.IO server, a
+Celery worker and beat; prefixed, coloured logs (honcho); Ctrl-C stops everything. Set
+REDIS_URL, BROKER_URL, MONGO_URL, S3_ENDPOINT_URL or DATABASE_URL to use real servers instead.
 """
 
 import os
@@ -71,6 +71,19 @@ def plan(environ: dict[str, str]) -> Plan:
         options += f" --parameter-overrides {environ['PARAMETER_OVERRIDES']}"
     result.processes["gateway"] = f"{python} -m infra.local_gateway serve --port {gateway_port}{options}"
     result.banner.insert(0, f"{'Gateway':<10} http://127.0.0.1:{gateway_port}  (API docs: /docs)")
+
+    realtime_port = int(environ.get("REALTIME_PORT", "3001"))
+    result.processes["realtime"] = f"{python} -m infra.realtime --port {realtime_port}"
+    result.banner.insert(1, f"{'Socket.IO':<10} http://127.0.0.1:{realtime_port}  (auth: {{token: <access token>}})")
+    # One process per role, as the containers run them; the solo pool keeps the worker small.
+    celery = f"{python} -m celery -A multidb.queue.app"
+    result.processes["worker"] = f"{celery} worker -P solo -l INFO -n dev@%h --without-gossip --without-mingle"
+    result.processes["beat"] = f"{celery} beat -S multidb.queue.scheduler:DatabaseScheduler -l INFO"
+    env.setdefault("BEAT_REFRESH_INTERVAL", "5")
+    broker = env.get("BROKER_URL") or env["REDIS_URL"]
+    result.banner.append(
+        f"{'Celery':<10} worker + beat on {broker} (schedules reloaded every {env['BEAT_REFRESH_INTERVAL']}s)"
+    )
     return result
 
 

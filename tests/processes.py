@@ -42,14 +42,14 @@ def listening(port: int) -> bool:
 class Process:
     """A child process with its output in a file, stopped with SIGTERM like a container."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.name = name
         self.output = Path(tempfile.mkstemp(prefix=f"multidb-{name}-", suffix=".log")[1])
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared")])}
         environment.update(env or {})
         with self.output.open("wb") as sink:
             self.popen = subprocess.Popen(
-                argv, cwd=ROOT, env=environment, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+                argv, cwd=cwd, env=environment, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def log(self) -> str:

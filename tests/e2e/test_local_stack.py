@@ -45,7 +45,8 @@ class Stack:
 
 
 def start(state: Path, ports: dict[str, int], log: Path) -> Stack:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ADMIN_PASSWORD", "KEYS_DIR")}
+    test_only = ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "ADMIN_PASSWORD", "KEYS_DIR", "BEAT_REFRESH_INTERVAL")
+    env = {k: v for k, v in os.environ.items() if k not in test_only}
     env.update(
         {
             "APP_ENV": "LOCAL",
@@ -54,6 +55,8 @@ def start(state: Path, ports: dict[str, int], log: Path) -> Stack:
             "DEV_REDIS_PORT": str(ports["redis"]),
             "DEV_MONGO_PORT": str(ports["mongo"]),
             "DEV_S3_PORT": str(ports["s3"]),
+            "REALTIME_PORT": str(ports["realtime"]),
+            "REALTIME_CORS_ORIGINS": f"{ORIGIN},http://127.0.0.1:{ports['realtime']}",
         }
     )
     handle = log.open("a")
@@ -94,7 +97,8 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
-    return {"gateway": free_port(3000), "redis": free_port(), "mongo": free_port(), "s3": free_port()}
+    names = ("redis", "mongo", "s3", "realtime")
+    return {"gateway": free_port(3000), **{name: free_port() for name in names}}
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +203,42 @@ def test_the_embedded_datastores_answer(stack: Stack) -> None:
     assert "e2e" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
+def test_tasks_run_on_the_worker_and_beat_and_the_frontend_hears_them(stack: Stack) -> None:
+    """A Socket.IO client on the realtime port, as a browser app would hold one open."""
+    import queue
+
+    import socketio
+
+    with stack.client() as client:
+        tokens = login(client)
+        bearer = {"authorization": f"Bearer {tokens['accessToken']}"}
+        me = client.get("/api/v1/auth/user/info", headers=bearer).json()["data"]["id"]
+        heard: queue.Queue[tuple[str, object]] = queue.Queue()
+        sio = socketio.Client(reconnection=False)
+        sio.on("*", lambda event, data: heard.put((event, data)))
+        sio.connect(
+            f"http://127.0.0.1:{stack.ports['realtime']}",
+            auth={"token": tokens["accessToken"]},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        try:
+            run = client.post("/api/v1/tasks/runs", headers=bearer, json={"task": "multidb.add", "args": [2, 40]})
+            assert run.status_code == 202, run.text
+            assert heard.get(timeout=30) == (
+                "task:finished",
+                {"taskId": run.json()["data"]["taskId"], "task": "multidb.add", "state": "SUCCESS"},
+            )
+            result = client.get(f"/api/v1/tasks/runs/{run.json()['data']['taskId']}", headers=bearer)
+            assert result.json()["data"]["result"] == 42
+            schedule = {"name": "e2e", "task": "multidb.notify", "args": [me, "tick", "hi"], "intervalSeconds": 1}
+            schedule["oneOff"] = True
+            assert client.post("/api/v1/tasks/schedules", headers=bearer, json=schedule).status_code == 201
+            assert heard.get(timeout=30) == ("tick", "hi")  # beat reloads every 5 s under make dev
+        finally:
+            sio.disconnect()
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -246,7 +286,7 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_sessions(stack: Stack, stat
     assert stop(stack) in (0, -signal.SIGINT)
     log = stack.log.read_text()
     assert "all processes stopped" in log
-    for name in ("redis", "mongodb", "s3", "gateway"):
+    for name in ("redis", "mongodb", "s3", "gateway", "realtime", "worker", "beat"):
         assert f"{name} stopped" in log, name
     leftovers = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", leftovers.stdout

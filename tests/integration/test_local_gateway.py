@@ -100,7 +100,7 @@ def test_local_invoke_prints_the_function_response() -> None:
 
 def test_dev_embeds_only_what_is_not_configured() -> None:
     embedded = plan({"LOCAL_STATE_DIR": "/tmp/state"})
-    assert set(embedded.processes) == {"redis", "mongodb", "s3", "gateway"}
+    assert set(embedded.processes) == {"redis", "mongodb", "s3", "gateway", "realtime", "worker", "beat"}
     assert embedded.env["REDIS_URL"] == "redis://127.0.0.1:6390/0"
     assert embedded.env["DATABASE_URL"] == "sqlite+aiosqlite:////tmp/state/multidb.sqlite3"
     real = plan(
@@ -111,6 +111,6 @@ def test_dev_embeds_only_what_is_not_configured() -> None:
             "DATABASE_URL": "postgresql+asyncpg://app@db/app",
         }
     )
-    assert set(real.processes) == {"gateway"}
+    assert set(real.processes) == {"gateway", "realtime", "worker", "beat"}
     assert real.env["REDIS_URL"] == "redis://10.0.0.5:6379/0"
     assert any("from REDIS_URL" in line for line in real.banner)

@@ -29,10 +29,16 @@ def test_the_file_makes_containers_share_the_local_keys() -> None:
     assert load_private(variables["LOGIN_PRIVATE_KEY"]).private_numbers() == login_key().private_numbers()
 
 
+DATASTORES = {"postgres", "redis", "mongo", "minio"}
+APP_SERVICES = {"worker", "beat", "realtime"}
+
+
 def test_compose_provides_every_datastore_with_a_healthcheck() -> None:
     compose = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
-    assert set(compose["services"]) == {"postgres", "redis", "mongo", "minio"}
+    assert set(compose["services"]) == DATASTORES | APP_SERVICES
     for name, service in compose["services"].items():
+        if name in APP_SERVICES:
+            continue
         assert ":" in service["image"], name  # pinned
         assert "latest" not in service["image"], name
         assert "healthcheck" in service, name
@@ -40,3 +46,15 @@ def test_compose_provides_every_datastore_with_a_healthcheck() -> None:
     variables = env_vars_file()["Parameters"]
     assert "postgres:postgres@" in variables["DATABASE_URL"]
     assert variables["DATABASE_URL"].endswith("/multidb")
+
+
+def test_compose_builds_each_app_service_from_its_dockerfile_target() -> None:
+    compose = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
+    dockerfile = (ROOT / "infra/docker/Dockerfile").read_text()
+    for name in APP_SERVICES:
+        service = compose["services"][name]
+        assert service["build"] == {"context": "..", "dockerfile": "infra/docker/Dockerfile", "target": name}
+        assert f" AS {name}\n" in dockerfile, name
+        assert service["profiles"] == ["app"]  # `up` alone starts only the datastores
+        assert set(service["depends_on"]) == {"postgres", "redis"}
+        assert all(port.startswith("127.0.0.1:") for port in service.get("ports", [])), name
