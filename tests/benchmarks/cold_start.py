@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PATHS = [str(ROOT / "shared"), str(ROOT / "functions/auth"), str(ROOT / "functions/authorizer"), str(ROOT)]
+FUNCTIONS = ("auth", "authorizer", "tasks")
+PATHS = [str(ROOT / "shared"), *(str(ROOT / "functions" / name) for name in FUNCTIONS), str(ROOT)]
 RUNS = 7
 
 
@@ -92,6 +93,7 @@ def main() -> None:
     for name, statement in [
         ("authorizer", "import authorizer_fn.handler"),
         ("auth function", "import auth_fn.app"),
+        ("tasks function", "import tasks_fn.app"),
     ]:
         seconds, rss = cold(statement)
         rows.append((name, seconds, rss))

@@ -9,12 +9,14 @@ import pytest
 from tests.helpers import ROOT
 
 PATHS = [str(ROOT / "shared"), *(str(folder) for folder in sorted((ROOT / "functions").iterdir()))]
-API_FUNCTIONS = ["auth_fn.app", "roles_fn.app", "users_fn.app", "routers_fn.app"]
+API_FUNCTIONS = ["auth_fn.app", "roles_fn.app", "users_fn.app", "routers_fn.app", "tasks_fn.app"]
 
 
-def imported_after(module: str) -> set[str]:
-    code = f"import sys, json; sys.path[:0] = {PATHS!r}; import {module}; print(json.dumps(sorted(sys.modules)))"
-    env = {"PATH": "/usr/bin:/bin", "APP_ENV": "PRODUCTION", "REDIS_URL": "redis://127.0.0.1:1/0"}
+def imported_after(module: str, then: str = "pass", app_env: str = "PRODUCTION") -> set[str]:
+    code = (
+        f"import sys, json; sys.path[:0] = {PATHS!r}; import {module}; {then}; print(json.dumps(sorted(sys.modules)))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "APP_ENV": app_env, "REDIS_URL": "redis://127.0.0.1:1/0"}
     # PRODUCTION with no keys configured: importing must not even read settings, let alone fail.
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, cwd="/")
     return {name.split(".")[0] for name in json.loads(out.stdout)}
@@ -26,17 +28,17 @@ def test_the_authorizer_does_not_load_fastapi() -> None:
     assert "jwt" in loaded
 
 
-def test_the_tasks_function_loads_celery_but_no_socketio_beanie_or_minio() -> None:
-    loaded = imported_after("tasks_fn.app")
-    assert {"fastapi", "celery"} <= loaded
-    assert {"socketio", "beanie", "minio", "pymongo", "boto3", "fakeredis"}.isdisjoint(loaded)
-
-
 @pytest.mark.parametrize("module", API_FUNCTIONS)
 def test_api_functions_load_no_celery_beanie_socketio_minio(module: str) -> None:
     loaded = imported_after(module)
     assert "fastapi" in loaded
     assert {"celery", "beanie", "socketio", "minio", "pymongo", "boto3", "fakeredis"}.isdisjoint(loaded)
+
+
+def test_the_tasks_function_loads_celery_only_when_a_call_needs_it() -> None:
+    assert "celery" not in imported_after("tasks_fn.app")
+    loaded = imported_after("tasks_fn.app", then="tasks_fn.service.registered()", app_env="TESTING")
+    assert {"celery", "kombu"} <= loaded
 
 
 def test_importing_handlers_opens_nothing_and_generates_no_key(tmp_path: object) -> None:

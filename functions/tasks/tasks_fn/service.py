@@ -1,4 +1,8 @@
-"""Task rules: only registered tasks, arguments that fit them, runs visible to whoever started them."""
+"""Task rules: only registered tasks, arguments that fit them, runs visible to whoever started them.
+
+Celery is imported by the calls that need it, not at cold start: listing, reading and
+deleting schedules never load it.
+"""
 
 import inspect
 import json
@@ -14,8 +18,6 @@ from multidb import logs
 from multidb.authz import Principal
 from multidb.errors import InvalidInput, NotFound, ServiceUnavailable
 from multidb.models import PeriodicTask
-from multidb.queue.app import OWNER_HEADER, app
-from multidb.queue.scheduler import parse_crontab
 from multidb.repository import Repository, keyword_filter
 from multidb.settings import get_settings
 
@@ -43,6 +45,7 @@ class ScheduleRepository(Repository[PeriodicTask]):
 def registered() -> dict[str, "Task"]:
     """The tasks a caller may run or schedule: every registered task but Celery's own."""
     from multidb.queue import tasks  # noqa: F401  (registers them)
+    from multidb.queue.app import app
 
     return {name: task for name, task in sorted(app.tasks.items()) if not name.startswith("celery.")}
 
@@ -69,6 +72,8 @@ def task_for(name: str, args: list[Any], kwargs: dict[str, Any]) -> "Task":
 
 async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> TaskRunPublic:
     """Queue a run of a task; its owner hears `task:finished` on Socket.IO when it ends."""
+    from multidb.queue.app import OWNER_HEADER
+
     task = task_for(body.task, body.args, body.kwargs)
     task_id = str(uuid.uuid4())
     owner = json.dumps({"owner": principal.user_id, "task": task.name})
@@ -96,6 +101,8 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     run = json.loads(stored) if stored else None
     if run is None or (run["owner"] != principal.user_id and not principal.admin):
         raise NotFound("task run not found")
+    from multidb.queue.app import app
+
     try:
         meta = await to_thread.run_sync(app.backend.get_task_meta, str(task_id))
     except Exception as exc:
@@ -120,6 +127,8 @@ def schedule_filters(enabled: bool | None, keyword: str | None) -> list[Any]:
 def _check_schedule(row: PeriodicTask) -> None:
     task_for(row.task, row.args, row.kwargs)
     if row.crontab is not None:
+        from multidb.queue.scheduler import parse_crontab
+
         try:
             parse_crontab(row.crontab)
         except ValueError as exc:
