@@ -69,8 +69,9 @@ def refusal(url: str, token: str | None, headers: dict[str, str] | None = None) 
     client = socketio.Client(reconnection=False)
     reasons: list[Any] = []
     client.on("connect_error", reasons.append)
+    auth = {"token": token} if token else None
     with pytest.raises(socketio.exceptions.ConnectionError):
-        client.connect(url, auth={"token": token} if token else None, headers=headers or {}, transports=["websocket"])
+        client.connect(url, auth=auth, headers=headers or {}, transports=["websocket"], wait_timeout=10)
     return reasons[0] if reasons else None
 
 
