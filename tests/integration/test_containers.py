@@ -116,7 +116,7 @@ def test_the_worker_image_runs_tasks(image: Path, own_broker: str) -> None:
 def test_the_beat_image_starts_with_the_database_scheduler(image: Path, own_broker: str) -> None:
     beat = run_in_image(image, "image-beat", command("beat"), {"BROKER_URL": own_broker})
     try:
-        wait_for(lambda: "beat: Starting" in beat.log() or not beat.alive(), what="beat")
+        wait_for(lambda: "schedules from the database: none" in beat.log() or not beat.alive(), what="beat")
         assert "multidb.queue.scheduler.DatabaseScheduler" in beat.log()
     finally:
         assert beat.stop() == 0, beat.log()

@@ -159,7 +159,7 @@ def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
     alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
     beat = start_beat(tmp_path)
     try:
-        wait_for(lambda: "beat: Starting" in beat.log() or not beat.alive(), what="beat to start")
+        wait_for(lambda: "schedules from the database" in beat.log() or not beat.alive(), what="beat to start")
         body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "tick", "t"], "intervalSeconds": 1}
         created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
         assert alice.next("tick") == "t"

@@ -44,7 +44,6 @@ def _config() -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": 3600},
         "beat_refresh_interval": settings.beat_refresh_interval,
-        "worker_hijack_root_logger": False,
     }
 
 

@@ -66,6 +66,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         self._static: dict[str, ScheduleEntry] = {}
         self._loaded_at: float | None = None
         self._ran: dict[str, DatabaseEntry] = {}
+        self._loaded_names: set[str] | None = None
         super().__init__(*args, **kwargs)
         # Wake at least once per reload, so a new schedule is seen in time.
         self.max_interval: float = min(float(self.max_interval), self.refresh_interval)
@@ -127,6 +128,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             except ValueError:
                 log.error("skipping schedule %s: its timing is invalid", row.name)
         self.data: dict[str, ScheduleEntry] = entries
+        names = set(entries) - set(self._static)
+        if names != self._loaded_names:
+            log.info("schedules from the database: %s", ", ".join(sorted(names)) or "none")
+            self._loaded_names = names
 
     def _entry(self, row: PeriodicTask, loaded: ScheduleEntry | None) -> "DatabaseEntry":
         last_run_at = _aware(row.last_run_at or row.created_at)
