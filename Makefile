@@ -56,8 +56,8 @@ typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions 
 	mypy shared/multidb functions/*/*_fn infra
 
 pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests again on the embedded defaults
-	python -m pytest $(PYTEST_ARGS)
-	TEST_EMBEDDED=1 python -m pytest tests/integration -q \
+	python -m pytest --durations=10 $(PYTEST_ARGS)
+	TEST_EMBEDDED=1 python -m pytest tests/integration -q --durations=10 \
 		--deselect tests/integration/test_sam_build.py --deselect tests/integration/test_template.py $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
