@@ -1,6 +1,8 @@
 """Socket.IO: a real client against the real server, with events from the worker and from beat."""
 
+import os
 import queue
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -196,3 +198,34 @@ def test_a_one_off_schedule_runs_once_and_disables_itself(
         assert (row["enabled"], row["totalRunCount"]) == (False, 1)
     finally:
         assert beat.stop() == 0, beat.log()
+
+
+def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
+    api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
+) -> None:
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    alice_id = create_user("alice", "alice-password")
+    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "tick", "t"], "intervalSeconds": 1}
+    assert api.post("/api/v1/tasks/schedules", token=admin, json_body=body).status_code == 201
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = start_beat(tmp_path / "first")
+    second: Process | None = None
+    try:
+        wait_for(lambda: "sends the schedule" in first.log() or not first.alive(), what="the first beat to lead")
+        second = start_beat(tmp_path / "second")
+        wait_for(lambda: "stands by" in second.log() or not second.alive(), what="the second beat to stand by")
+        assert alice.next("tick") == "t"
+        assert alice.next("tick") == "t"
+        assert "Sending due task" not in second.log()
+        os.killpg(first.popen.pid, signal.SIGKILL)  # no clean stop: its lock has to expire
+        first.popen.wait()
+        wait_for(lambda: "sends the schedule" in second.log(), what="the second beat to take over")
+        while not alice.heard.empty():
+            alice.heard.get()
+        assert alice.next("tick") == "t"
+    finally:
+        first.stop()
+        if second is not None:
+            assert second.stop() == 0, second.log()

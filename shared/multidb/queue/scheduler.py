@@ -7,22 +7,35 @@ app's `beat_schedule` and reloaded every `beat_refresh_interval` seconds, so a n
 disabled or deleted schedule counts without restarting beat. After each run beat writes
 `last_run_at` and `total_run_count` back, so a restart neither repeats nor skips a run, and
 a `one_off` schedule disables itself.
+
+Only one beat sends: each holds a Redis lock (renewed on every tick, released on a clean
+stop) before it sends anything, so a second beat started by mistake, or a standby, waits
+and takes over when the first one is gone.
 """
 
+import os
+import socket
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import BaseSchedule, ParseException, crontab, schedule
+from redis.exceptions import LockError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .. import logs, runtime
 from ..db import get_engine
 from ..models import PeriodicTask
+from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from redis.lock import Lock
 
 log = logs.get_logger("beat")
+
+LOCK_KEY = "multidb:beat:lock"
 
 
 def parse_crontab(expression: str) -> crontab:
@@ -67,9 +80,40 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         self._loaded_at: float | None = None
         self._ran: dict[str, DatabaseEntry] = {}
         self._loaded_names: set[str] | None = None
+        self._lock: Lock | None = None
+        self._leading: bool | None = None
         super().__init__(*args, **kwargs)
         # Wake at least once per reload, so a new schedule is seen in time.
         self.max_interval: float = min(float(self.max_interval), self.refresh_interval)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        if not self._lead():
+            return self.max_interval  # another beat sends; ask again later
+        return float(super().tick(*args, **kwargs))
+
+    def _lead(self) -> bool:
+        """Hold the beat lock: take it when free, renew it when ours."""
+        url = get_settings().message_broker_url
+        if url.startswith("memory://"):
+            return True  # one process is the whole system
+        try:
+            if self._lock is None:
+                import redis
+
+                client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+                # Three ticks of slack: a beat that stopped renewing is gone.
+                ttl = max(3 * self.max_interval, 2.0)
+                self._lock = client.lock(LOCK_KEY, timeout=ttl, blocking=False)
+            leading = bool(self._lock.reacquire() if self._lock.owned() else self._lock.acquire(token=_identity()))
+        except LockError:
+            leading = False  # it expired and another beat took it between our two calls
+        except Exception:
+            log.exception("could not reach the beat lock; sending nothing until it is back")
+            leading = False
+        if leading != self._leading:
+            log.info("this beat %s", "sends the schedule" if leading else "stands by: another beat holds the lock")
+            self._leading = leading
+        return leading
 
     @property
     def refresh_interval(self) -> float:
@@ -172,6 +216,19 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
                 session.add(row)
             await session.commit()
 
+    def close(self) -> None:
+        super().close()
+        if self._lock is not None:
+            try:
+                if self._lock.owned():
+                    self._lock.release()  # a standby takes over at once
+            except Exception:
+                log.warning("could not release the beat lock; it expires on its own")
+
     @property
     def info(self) -> str:
         return f"    . db -> {len(self.data) - len(self._static)} schedules, reloaded every {self.refresh_interval:g}s"
+
+
+def _identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
