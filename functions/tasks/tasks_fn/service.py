@@ -60,7 +60,7 @@ def task_for(name: str, args: list[Any], kwargs: dict[str, Any]) -> "Task":
     """The registered task `name`, after checking that the arguments fit its signature."""
     task = registered().get(name)
     if task is None:
-        raise InvalidInput(f"unknown task: {name}")
+        raise InvalidInput("unknown task: GET /api/v1/tasks lists the ones there are")
     if len(json.dumps([args, kwargs])) > MAX_ARGUMENT_BYTES:
         raise InvalidInput(f"the arguments exceed {MAX_ARGUMENT_BYTES} bytes of JSON")
     try:
