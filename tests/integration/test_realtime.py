@@ -66,6 +66,13 @@ def connect(listeners: list[Listener], url: str, token: str | None = None, **kwa
     return listener
 
 
+def admin_and_listening_alice(api: Api, realtime: str, listeners: list[Listener]) -> tuple[str, str, Listener]:
+    """An admin's access token, and a plain user (alice) with a Socket.IO connection open."""
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    alice_id = create_user("alice", "alice-password")
+    return admin, alice_id, connect(listeners, realtime, api.login("alice", "alice-password").access)
+
+
 def refusal(url: str, token: str | None, headers: dict[str, str] | None = None) -> Any:
     """Why the server refused a connection (it must refuse)."""
     client = socketio.Client(reconnection=False)
@@ -156,9 +163,7 @@ def test_logging_out_ends_the_socket_within_a_sweep(api: Api, realtime: str, lis
 def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
     api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
 ) -> None:
-    admin = api.login("admin", ADMIN_PASSWORD).access
-    alice_id = create_user("alice", "alice-password")
-    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    admin, alice_id, alice = admin_and_listening_alice(api, realtime, listeners)
     beat = start_beat(tmp_path)
     try:
         wait_for(lambda: "schedules from the database" in beat.log() or not beat.alive(), what="beat to start")
@@ -184,9 +189,7 @@ def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
 def test_a_one_off_schedule_runs_once_and_disables_itself(
     api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
 ) -> None:
-    admin = api.login("admin", ADMIN_PASSWORD).access
-    alice_id = create_user("alice", "alice-password")
-    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    admin, alice_id, alice = admin_and_listening_alice(api, realtime, listeners)
     body = {"name": "once", "task": "multidb.notify", "args": [alice_id, "once", 1], "intervalSeconds": 1}
     body["oneOff"] = True
     created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
@@ -203,9 +206,7 @@ def test_a_one_off_schedule_runs_once_and_disables_itself(
 def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
     api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
 ) -> None:
-    admin = api.login("admin", ADMIN_PASSWORD).access
-    alice_id = create_user("alice", "alice-password")
-    alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
+    admin, alice_id, alice = admin_and_listening_alice(api, realtime, listeners)
     body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "tick", "t"], "intervalSeconds": 1}
     assert api.post("/api/v1/tasks/schedules", token=admin, json_body=body).status_code == 201
     (tmp_path / "first").mkdir()
