@@ -96,6 +96,29 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(backends())
 
 
+_TEST_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_TEST_STARTED] = time.time()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> "Iterator[None]":
+    """A failed test's report carries the log tails of the worker, beat and Socket.IO processes it used."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    processes = sys.modules.get("tests.processes")
+    if not report.failed or processes is None:
+        return
+    started = item.stash.get(_TEST_STARTED, 0.0)
+    for process in processes.STARTED:
+        if process.alive() or process.started >= started:
+            state = "running" if process.alive() else f"exited {process.popen.returncode}"
+            report.sections.append((f"{process.name} (pid {process.popen.pid}, {state})", process.tail()))
+
+
 async def _recreate_postgres_database() -> None:
     import asyncpg
 

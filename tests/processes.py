@@ -1,5 +1,6 @@
 """The worker, beat and the Socket.IO server as the real separate processes they are."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+STARTED: "list[Process]" = []  # every process the tests started, for the logs of a failed test
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 20, what: str = "the condition") -> object:
@@ -44,16 +46,25 @@ class Process:
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.name = name
+        self.started = time.time()
         self.output = Path(tempfile.mkstemp(prefix=f"multidb-{name}-", suffix=".log")[1])
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared")])}
+        environment = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared")]),
+            "PYTHONFAULTHANDLER": "1",  # SIGABRT prints every thread's stack: see stop()
+        }
         environment.update(env or {})
         with self.output.open("wb") as sink:
             self.popen = subprocess.Popen(
                 argv, cwd=cwd, env=environment, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
+        STARTED.append(self)
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -64,7 +75,12 @@ class Process:
             try:
                 self.popen.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
+                # Hung: have it print where (into its log) before it goes.
+                os.kill(self.popen.pid, signal.SIGABRT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(timeout=5)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         return self.popen.returncode
 
@@ -97,4 +113,4 @@ def start_beat(schedule_dir: Path) -> Process:
 
 def start_realtime(port: int, origins: str) -> Process:
     command = [sys.executable, "-m", "infra.realtime", "--port", str(port)]
-    return Process("realtime", command, {"REALTIME_CORS_ORIGINS": origins})
+    return Process("realtime", command, {"REALTIME_CORS_ORIGINS": origins, "LOG_LEVEL": "INFO"})

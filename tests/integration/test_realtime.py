@@ -39,7 +39,8 @@ class Listener:
                 break
             if name == event:
                 return data
-        raise AssertionError(f"no {event!r} within {timeout}s")
+        state = "connected" if self.client.connected else "disconnected"
+        raise AssertionError(f"no {event!r} within {timeout}s (the socket is {state})")
 
     def silent(self, event: str, seconds: float) -> bool:
         try:
@@ -228,5 +229,5 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
         assert alice.next("tick") == "t"
     finally:
         first.stop()
-        if second is not None:
-            assert second.stop() == 0, second.log()
+        stopped = second.stop() if second is not None else 0
+    assert stopped == 0, "the second beat did not stop cleanly on SIGTERM"

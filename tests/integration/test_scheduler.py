@@ -1,9 +1,14 @@
-"""The database scheduler in-process, against the test database (no broker needed: nothing is sent)."""
+"""The database scheduler against the test database: in-process (nothing is sent), then as
+the `celery beat` process a container runs, stopped the way a container is."""
 
+import os
+import signal
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlmodel import delete
+from sqlmodel import delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import runtime
@@ -11,6 +16,7 @@ from multidb.db import get_engine
 from multidb.models import PeriodicTask
 from multidb.queue.app import app
 from multidb.queue.scheduler import DatabaseScheduler
+from tests.processes import start_beat, wait_for
 
 
 async def _store(*rows: PeriodicTask) -> None:
@@ -81,3 +87,44 @@ def test_a_row_with_a_broken_timing_is_skipped_not_fatal() -> None:
         )
     )
     assert set(DatabaseScheduler(app=app).schedule) == {"good"}
+
+
+async def _hold_rows() -> AsyncSession:
+    """A transaction left open after updating every schedule: their rows stay locked until it ends."""
+    session = AsyncSession(get_engine())
+    await session.exec(update(PeriodicTask).values(description="held"))  # type: ignore[call-overload]
+    return session
+
+
+async def _release(session: AsyncSession) -> None:
+    await session.rollback()
+    await session.close()
+
+
+async def _row(name: str) -> PeriodicTask | None:
+    async with AsyncSession(get_engine()) as session:
+        return (await session.exec(select(PeriodicTask).where(PeriodicTask.name == name))).first()
+
+
+def test_sigterm_during_a_write_back_lets_it_finish_then_beat_exits(tmp_path: Path) -> None:
+    """celery beat stops by raising SystemExit wherever it is; inside the event loop that lost
+    the run being written back, and at times wedged beat so that only SIGKILL ended it."""
+    due = datetime.now(UTC) - timedelta(hours=1)
+    runtime.run(_store(PeriodicTask(name="tick", task="multidb.ping", interval_seconds=3600, created_at=due)))
+    held = runtime.run(_hold_rows())
+    beat = start_beat(tmp_path)
+    try:
+        wait_for(lambda: "Sending due task tick" in beat.log() or not beat.alive(), what="beat to send the task")
+        time.sleep(0.5)  # beat now waits for the row to write the run back
+        os.killpg(beat.popen.pid, signal.SIGTERM)
+        time.sleep(1)
+        assert beat.alive(), beat.log()  # the write-back finishes first
+    finally:
+        runtime.run(_release(held))
+    try:
+        assert beat.popen.wait(timeout=20) == 0, beat.log()
+    finally:
+        beat.stop()
+    row = runtime.run(_row("tick"))
+    assert row is not None
+    assert (row.total_run_count, row.last_run_at is not None) == (1, True)

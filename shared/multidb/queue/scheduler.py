@@ -14,8 +14,12 @@ and takes over when the first one is gone.
 """
 
 import os
+import signal
 import socket
+import threading
 import time
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +40,33 @@ if TYPE_CHECKING:
 log = logs.get_logger("beat")
 
 LOCK_KEY = "multidb:beat:lock"
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT back until the block ends, then take them as usual.
+
+    celery beat stops by raising SystemExit from its signal handler, wherever the main
+    thread happens to be. Inside the event loop (asyncpg callbacks, SQLAlchemy's
+    greenlets) that can wedge the loop for good: beat then neither exits nor sends, and
+    the run it was writing back is lost. Held back, the signal lands right after the
+    database call, where SystemExit is harmless.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _run[T](coro: Coroutine[Any, Any, T]) -> T:
+    """Run a database coroutine on the process's loop, with beat's stop signals held back."""
+    with _stop_signals_held():
+        return runtime.run(coro)
 
 
 def parse_crontab(expression: str) -> crontab:
@@ -147,7 +178,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             return
         ran, self._ran = self._ran, {}
         try:
-            runtime.run(self._write_back(list(ran.values())))
+            _run(self._write_back(list(ran.values())))
         except Exception:
             # Keep them for the next sync: the database may be back by then.
             self._ran = {**ran, **self._ran}
@@ -161,7 +192,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         self._loaded_at = time.monotonic()
         self.sync()
         try:
-            rows = runtime.run(self._read())
+            rows = _run(self._read())
         except Exception:
             log.exception("could not read the schedules; keeping the ones loaded before")
             return
@@ -222,6 +253,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             try:
                 if self._lock.owned():
                     self._lock.release()  # a standby takes over at once
+                    log.info("this beat released the lock")
             except Exception:
                 log.warning("could not release the beat lock; it expires on its own")
 
