@@ -64,6 +64,10 @@ def plan(environ: dict[str, str]) -> Plan:
     embedded(
         "S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{bin_dir / 'moto_server'} -H 127.0.0.1 -p {s3_port}"
     )
+    if "s3" in result.processes:  # the embedded server checks no signature: any key signs
+        env.setdefault("AWS_ACCESS_KEY_ID", "local")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     sql = env["DATABASE_URL"]
     result.banner.insert(0, f"{'SQL':<10} {sql}{' (embedded)' if sql.startswith('sqlite') else ''}")
     options = " --isolate" if environ.get("ISOLATE") == "1" else ""

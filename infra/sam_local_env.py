@@ -28,6 +28,8 @@ def variables() -> dict[str, str]:
         "DATABASE_URL": f"postgresql+asyncpg://postgres:postgres@{HOST}:5432/multidb",
         "REDIS_URL": f"redis://{HOST}:6379/0",
         "MONGO_URL": f"mongodb://{HOST}:27017",
+        # MinIO from compose; sam local passes your AWS_ACCESS_KEY_ID/SECRET (minioadmin) on.
+        "S3_ENDPOINT_URL": f"http://{HOST}:9000",
         "JWT_PRIVATE_KEY": private_pem(signing.private_key),
         "JWT_KEY_ID": signing.kid,
         "JWT_PUBLIC_KEYS": json.dumps(

@@ -52,6 +52,10 @@ ADMIN_PASSWORD = "admin-test-password"
 REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS else _free_port()
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{REDIS_DB}"
 BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{BROKER_DB}"
+# MongoDB and S3 servers start when a test first needs them (the `files_backends` fixture).
+MONGO_PORT, S3_PORT = _free_port(), _free_port()
+S3_ENDPOINT_URL = f"http://127.0.0.1:{S3_PORT}"
+FILES_BUCKET = "multidb-test-files"
 _embedded_redis: subprocess.Popen[bytes] | None = None
 
 os.environ.update(
@@ -66,6 +70,12 @@ os.environ.update(
         else f"sqlite+aiosqlite:///{STATE_DIR}/test.sqlite3",
         "REDIS_URL": REDIS_URL,
         "BROKER_URL": BROKER_URL,
+        "MONGO_URL": f"mongodb://127.0.0.1:{MONGO_PORT}",
+        "MONGO_DATABASE": "multidb_test",
+        "S3_ENDPOINT_URL": S3_ENDPOINT_URL,
+        "FILES_BUCKET": FILES_BUCKET,
+        "AWS_ACCESS_KEY_ID": "testing",  # the embedded S3 server checks no signature
+        "AWS_SECRET_ACCESS_KEY": "testing",
         "REALTIME_SWEEP_INTERVAL": "0.5",
         "BEAT_REFRESH_INTERVAL": "0.5",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -238,6 +248,42 @@ def worker() -> "Iterator[Process]":
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def files_backends() -> "Iterator[None]":
+    """MongoDB (SecantusDB) and S3 (moto) over TCP on the ports the environment names, with the bucket."""
+    import boto3
+
+    from tests.processes import Process, listening, wait_for
+
+    bin_dir = Path(sys.executable).parent
+    servers = [
+        Process(
+            "mongodb",
+            [
+                str(bin_dir / "secantusd-py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(MONGO_PORT),
+                "--storage-path",
+                ":memory:",
+                "--log-level",
+                "WARNING",
+            ],
+        ),
+        Process("s3", [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(S3_PORT)]),
+    ]
+    try:
+        for server, port in zip(servers, (MONGO_PORT, S3_PORT), strict=True):
+            wait_for(lambda: listening(port) or not server.alive(), timeout=30, what=f"the {server.name} server")
+            assert server.alive(), server.log()
+        boto3.client("s3", endpoint_url=S3_ENDPOINT_URL, region_name="us-east-1").create_bucket(Bucket=FILES_BUCKET)
+        yield
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

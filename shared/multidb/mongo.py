@@ -18,12 +18,19 @@ def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
     return AsyncMongoClient(get_settings().mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
 
 
-async def init_documents(*models: type[Any]) -> None:
-    """Bind Beanie document models to the database once per container."""
-    key = ",".join(sorted(m.__name__ for m in models))
+async def init_documents(*models: type[Any], build_indexes: bool = False) -> None:
+    """Bind Beanie document models to the database, once per container and client.
+
+    Index builds are a deploy step (`python -m infra.initdb`), not a cold start's work;
+    `build_indexes=True` is for that step and for tests.
+    """
+    client = get_mongo()
+    key = f"{id(client)}:{','.join(sorted(m.__name__ for m in models))}:{build_indexes}"
     if key in _beanie_ready:
         return
     from beanie import init_beanie
 
-    await init_beanie(database=get_mongo()[get_settings().mongo_database], document_models=list(models))
+    await init_beanie(
+        database=client[get_settings().mongo_database], document_models=list(models), skip_indexes=not build_indexes
+    )
     _beanie_ready.add(key)

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_database: str = "multidb"
 
+    # Files: objects in S3 (or MinIO / any S3-compatible server at s3_endpoint_url),
+    # moved by the client through presigned URLs; their metadata in MongoDB.
+    s3_endpoint_url: str | None = Field(default=None, description="MinIO or another S3-compatible server; unset = AWS")
+    s3_region: str | None = Field(default=None, description="Region of the bucket; unset = AWS_REGION")
+    files_bucket: str = "multidb-files"
+    files_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload accepted")
+    files_url_ttl: int = Field(default=900, ge=60, le=7 * 24 * 3600, description="Seconds a presigned URL is valid")
+
     # Keys: PEM text in the environment, or names of AWS secrets, or (LOCAL/TESTING only)
     # generated once into keys_dir so a restart keeps sessions valid.
     keys_dir: Path = Path(".local/keys")

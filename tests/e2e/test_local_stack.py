@@ -45,7 +45,17 @@ class Stack:
 
 
 def start(state: Path, ports: dict[str, int], log: Path) -> Stack:
-    test_only = ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "ADMIN_PASSWORD", "KEYS_DIR", "BEAT_REFRESH_INTERVAL")
+    test_only = (
+        *("DATABASE_URL", "REDIS_URL", "BROKER_URL", "ADMIN_PASSWORD", "KEYS_DIR", "BEAT_REFRESH_INTERVAL"),
+        *(
+            "MONGO_URL",
+            "MONGO_DATABASE",
+            "S3_ENDPOINT_URL",
+            "FILES_BUCKET",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+    )
     env = {k: v for k, v in os.environ.items() if k not in test_only}
     env.update(
         {
@@ -201,6 +211,25 @@ def test_the_embedded_datastores_answer(stack: Stack) -> None:
     )
     s3.create_bucket(Bucket="e2e")
     assert "e2e" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_file_goes_up_and_comes_back_through_the_embedded_s3_and_mongodb(stack: Stack) -> None:
+    """What a browser does: ask for an upload URL, PUT the bytes there, complete, download."""
+    content = b"%PDF-1.7 quarterly report\n" * 100
+    with stack.client() as client:
+        token = {"Authorization": f"Bearer {login(client)['accessToken']}"}
+        body = {"name": "report.pdf", "contentType": "application/pdf", "size": len(content)}
+        upload = client.post("/api/v1/files/uploads", json=body, headers=token)
+        assert upload.status_code == 201, upload.text
+        data = upload.json()["data"]
+        assert data["uploadUrl"].startswith(f"http://127.0.0.1:{stack.ports['s3']}/")
+        assert httpx.put(data["uploadUrl"], content=content, headers=data["headers"], timeout=10).status_code == 200
+        file_id = data["file"]["id"]
+        done = client.post(f"/api/v1/files/{file_id}/complete", headers=token)
+        assert (done.status_code, done.json()["data"]["status"]) == (200, "ready"), done.text
+        link = client.get(f"/api/v1/files/{file_id}/download", headers=token).json()["data"]["url"]
+        assert httpx.get(link, timeout=10).content == content
+        assert client.delete(f"/api/v1/files/{file_id}", headers=token).status_code == 200
 
 
 def test_tasks_run_on_the_worker_and_beat_and_the_frontend_hears_them(stack: Stack) -> None:

@@ -80,8 +80,8 @@ def test_the_client_is_created_once_and_reaches_the_server(client: None) -> None
 
 def test_beanie_documents_with_a_unique_index(client: None) -> None:
     async def scenario() -> tuple[int, bool]:
-        await mongo.init_documents(Counter)
-        await mongo.init_documents(Counter)  # the second call is free
+        await mongo.init_documents(Counter, build_indexes=True)
+        await mongo.init_documents(Counter, build_indexes=True)  # the second call is free
         await Counter.find_all().delete()
         await Counter(name="logins").insert()
         await Counter.find_one(Counter.name == "logins").inc({Counter.value: 2})  # type: ignore[union-attr]

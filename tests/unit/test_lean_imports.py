@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import ROOT
 
 PATHS = [str(ROOT / "shared"), *(str(folder) for folder in sorted((ROOT / "functions").iterdir()))]
-API_FUNCTIONS = ["auth_fn.app", "roles_fn.app", "users_fn.app", "routers_fn.app", "tasks_fn.app"]
+API_FUNCTIONS = ["auth_fn.app", "roles_fn.app", "users_fn.app", "routers_fn.app", "tasks_fn.app", "files_fn.app"]
 
 
 def imported_after(module: str, then: str = "pass", app_env: str = "PRODUCTION") -> set[str]:
@@ -41,12 +41,18 @@ def test_the_tasks_function_loads_celery_only_when_a_call_needs_it() -> None:
     assert {"celery", "kombu"} <= loaded
 
 
+def test_the_files_function_loads_boto3_only_when_a_call_needs_it() -> None:
+    assert {"boto3", "botocore", "beanie", "pymongo"}.isdisjoint(imported_after("files_fn.app"))
+    assert {"boto3", "botocore"} <= imported_after("files_fn.app", then="files_fn.storage.get_s3()", app_env="TESTING")
+
+
 def test_importing_handlers_opens_nothing_and_generates_no_key(tmp_path: object) -> None:
     code = (
         f"import sys, socket; sys.path[:0] = {PATHS!r}\n"
         "def refuse(*a, **k): raise AssertionError('network at import')\n"
         "socket.socket.connect = refuse\n"
-        "import auth_fn.app, roles_fn.app, users_fn.app, routers_fn.app, tasks_fn.app, authorizer_fn.handler\n"
+        "import auth_fn.app, roles_fn.app, users_fn.app, routers_fn.app, tasks_fn.app, files_fn.app\n"
+        "import authorizer_fn.handler\n"
         "from multidb.queue import scheduler, tasks\n"
         "import os; print(os.path.exists('.local/keys'))\n"
     )

@@ -1,0 +1,1 @@
+"""The files function: uploads and downloads through presigned S3/MinIO URLs, metadata in MongoDB."""

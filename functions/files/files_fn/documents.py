@@ -1,0 +1,32 @@
+"""The MongoDB document of a stored file (Beanie 2 on PyMongo's async API)."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from beanie import Document, Indexed
+from pydantic import Field
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FileStatus(StrEnum):
+    PENDING = "pending"  # metadata stored, upload URL handed out, object not confirmed
+    READY = "ready"  # the object is in the bucket with the declared size
+
+
+class StoredFile(Document):
+    owner_id: Annotated[str, Indexed()]
+    name: str
+    content_type: str
+    size: int
+    key: Annotated[str, Indexed(unique=True)]
+    status: FileStatus = FileStatus.PENDING
+    etag: str | None = None
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+
+    class Settings:
+        name = "files"
