@@ -1,6 +1,7 @@
 """Deploy step: migrate the database, sync the route catalogue, create the admin user.
 
-    python -m infra.initdb
+    python -m infra.initdb                  # PostgreSQL: migrations, catalogue, admin
+    python -m infra.initdb --mongo-indexes  # MongoDB: build the documents' indexes
 
 Idempotent: run it after every deploy. The admin password comes from ADMIN_PASSWORD; only
 in LOCAL does it fall back to the seed's `admin` / `123456`, with a warning.
@@ -88,7 +89,19 @@ async def seed() -> None:
     print(f"catalogue: {upserted} routes, {deleted} removed; admin {'created' if created else 'exists'}")
 
 
-def main() -> int:
+async def build_mongo_indexes() -> None:
+    """Create the indexes every Beanie document declares (existing ones are left alone)."""
+    from multidb.documents import DOCUMENTS
+    from multidb.mongo import init_documents
+
+    await init_documents(*DOCUMENTS, build_indexes=True)
+    print(f"mongodb: indexes of {', '.join(model.__name__ for model in DOCUMENTS)} in place")
+
+
+def main(argv: list[str] | None = None) -> int:
+    if "--mongo-indexes" in (sys.argv[1:] if argv is None else argv):
+        runtime.run(build_mongo_indexes())
+        return 0
     migrate()
     runtime.run(seed())
     return 0

@@ -26,7 +26,7 @@ CONTENT = "Zürich, 28 Nov 2026: the quarterly report.\n".encode() * 50
 @pytest.fixture(autouse=True)
 def no_files(files_backends: None) -> None:
     """Every test starts with an empty files collection and an empty bucket."""
-    from files_fn.documents import StoredFile
+    from multidb.documents import StoredFile
 
     async def clear() -> None:
         await mongo.init_documents(StoredFile, build_indexes=True)
@@ -46,7 +46,7 @@ def bucket_keys() -> list[str]:
 
 
 def stored_count() -> int:
-    from files_fn.documents import StoredFile
+    from multidb.documents import StoredFile
 
     return runtime.run(StoredFile.find_all().count())
 
@@ -238,3 +238,15 @@ def test_an_unreachable_mongodb_or_s3_answers_503(api: Api, outage: pytest.Monke
     response = api.get("/api/v1/files", token=alice)
     assert (response.status_code, response.json()["message"]) == (503, "Service unavailable.")
     assert b"127.0.0.1:9" not in response.body
+
+
+def test_the_deploy_step_builds_the_files_indexes() -> None:
+    from infra import initdb
+
+    collection = mongo.get_mongo()["multidb_test"]["files"]
+    runtime.run(collection.drop())
+    mongo._beanie_ready.clear()  # a deploy runs in a fresh process
+    runtime.run(initdb.build_mongo_indexes())
+    indexes = runtime.run(collection.index_information())
+    assert indexes["key_1"].get("unique") is True
+    assert "owner_id_1" in indexes

@@ -17,13 +17,13 @@ from multidb import logs
 from multidb.authz import Principal
 from multidb.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from multidb.mongo import init_documents
-from multidb.settings import get_settings
+from multidb.settings import Environment, get_settings
 
 from . import storage
 from .schemas import DownloadPublic, FilePublic, UploadCreate, UploadPublic
 
 if TYPE_CHECKING:
-    from .documents import StoredFile
+    from multidb.documents import StoredFile
 
 log = logs.get_logger("files")
 
@@ -33,10 +33,11 @@ async def documents() -> AsyncIterator[type["StoredFile"]]:
     """The file document class, bound to MongoDB; an unreachable MongoDB answers 503."""
     from pymongo.errors import ConnectionFailure
 
-    from .documents import StoredFile
+    from multidb.documents import StoredFile
 
     try:
-        await init_documents(StoredFile)
+        # Index builds are a deploy step (infra.initdb --mongo-indexes); `make dev` builds them here.
+        await init_documents(StoredFile, build_indexes=get_settings().app_env is Environment.LOCAL)
         yield StoredFile
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
@@ -86,7 +87,7 @@ async def create_upload(principal: Principal, body: UploadCreate) -> UploadPubli
 
 async def complete(principal: Principal, file_id: str) -> FilePublic:
     """Mark the upload done once the bucket holds the object with the declared size."""
-    from .documents import FileStatus
+    from multidb.documents import FileStatus
 
     async with documents() as model:
         doc = await _owned(model, principal, file_id)
@@ -110,7 +111,7 @@ async def get(principal: Principal, file_id: str) -> FilePublic:
 
 
 async def download(principal: Principal, file_id: str) -> DownloadPublic:
-    from .documents import FileStatus
+    from multidb.documents import FileStatus
 
     async with documents() as model:
         doc = await _owned(model, principal, file_id)

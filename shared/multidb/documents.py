@@ -1,4 +1,4 @@
-"""The MongoDB document of a stored file (Beanie 2 on PyMongo's async API)."""
+"""MongoDB documents (Beanie 2 on PyMongo's async API): imported by the calls that use them, never at cold start."""
 
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,3 +30,7 @@ class StoredFile(Document):
 
     class Settings:
         name = "files"
+
+
+DOCUMENTS: tuple[type[Document], ...] = (StoredFile,)
+"""Every document model: `python -m infra.initdb --mongo-indexes` builds their indexes."""
