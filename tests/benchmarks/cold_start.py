@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ("auth", "authorizer", "tasks")
+FUNCTIONS = ("auth", "authorizer", "tasks", "files")
 PATHS = [str(ROOT / "shared"), *(str(ROOT / "functions" / name) for name in FUNCTIONS), str(ROOT)]
 RUNS = 7
 
@@ -94,14 +94,17 @@ def main() -> None:
         ("authorizer", "import authorizer_fn.handler"),
         ("auth function", "import auth_fn.app"),
         ("tasks function", "import tasks_fn.app"),
+        ("files function", "import files_fn.app"),
+        # What its first request adds: boto3's client and the Beanie document (no I/O).
+        ("files + 1st call", "import files_fn.app, files_fn.storage, multidb.documents; files_fn.storage.get_s3()"),
     ]:
         seconds, rss = cold(statement)
         rows.append((name, seconds, rss))
     print(f"cold start (median of {RUNS} fresh interpreters; baseline: an interpreter importing nothing)")
-    print(f"  {'baseline':<14} {base_s * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
+    print(f"  {'baseline':<16} {base_s * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
     for name, seconds, rss in rows:
         print(
-            f"  {name:<14} {seconds * 1000:7.1f} ms = x{seconds / base_s:.1f}   "
+            f"  {name:<16} {seconds * 1000:7.1f} ms = x{seconds / base_s:.1f}   "
             f"peak RSS {rss:6.1f} MiB = x{rss / base_rss:.1f}"
         )
     w = warm()
