@@ -21,8 +21,8 @@ def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
 async def init_documents(*models: type[Any], build_indexes: bool = False) -> None:
     """Bind Beanie document models to the database, once per container and client.
 
-    Index builds are a deploy step (`python -m infra.initdb`), not a cold start's work;
-    `build_indexes=True` is for that step and for tests.
+    Index builds are a deploy step (`python -m infra.initdb --mongo-indexes`), not a cold
+    start's work; `build_indexes=True` is for that step, `make dev` and tests.
     """
     client = get_mongo()
     key = f"{id(client)}:{','.join(sorted(m.__name__ for m in models))}:{build_indexes}"
