@@ -11,7 +11,7 @@ from sqlmodel import SQLModel, col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from .errors import Conflict
+from .errors import Conflict, NotFound
 from .models import Role, User, UserRole
 
 MAX_PAGE_SIZE = 100
@@ -35,6 +35,7 @@ class Repository[M: SQLModel]:
 
     model: type[M]
     conflict_message = "already exists"
+    not_found_message = "not found"
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -48,6 +49,13 @@ class Repository[M: SQLModel]:
 
     async def get(self, id_: uuid.UUID) -> M | None:
         return (await self.session.exec(self._query().where(self._id == id_))).first()
+
+    async def require(self, id_: uuid.UUID) -> M:
+        """The row with this id, or NotFound (404) with the repository's message."""
+        row = await self.get(id_)
+        if row is None:
+            raise NotFound(self.not_found_message)
+        return row
 
     async def get_by_ids(self, ids: Iterable[uuid.UUID]) -> list[M]:
         wanted = list(dict.fromkeys(ids))
@@ -130,6 +138,7 @@ class Repository[M: SQLModel]:
 class RoleRepository(Repository[Role]):
     model = Role
     conflict_message = "a role with this code already exists"
+    not_found_message = "role not found"
 
     async def user_ids_of(self, role_ids: Iterable[uuid.UUID]) -> list[str]:
         """Users holding any of these roles: their cached grants go stale when the roles change."""
@@ -143,6 +152,7 @@ class RoleRepository(Repository[Role]):
 class UserRepository(Repository[User]):
     model = User
     conflict_message = "a user with this username already exists"
+    not_found_message = "user not found"
 
     def _query(self) -> SelectOfScalar[User]:
         return select(User).options(selectinload(User.roles))  # type: ignore[arg-type]

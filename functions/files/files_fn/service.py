@@ -142,7 +142,6 @@ async def page(
     if status:
         filters["status"] = status
     async with documents() as model:
-        query = model.find(filters)
-        total = await query.count()
+        total = await model.find(filters).count()
         docs = await model.find(filters).sort("-created_at").skip((number - 1) * size).limit(size).to_list()
     return [public(doc) for doc in docs], total

@@ -37,9 +37,7 @@ async def create(session: AsyncSession, data: RoleCreate) -> Role:
 
 async def update(session: AsyncSession, redis: "Redis", role_id: uuid.UUID, data: RoleUpdate) -> Role:
     roles = RoleRepository(session)
-    role = await roles.get(role_id)
-    if role is None:
-        raise NotFound("role not found")
+    role = await roles.require(role_id)
     changes = data.model_dump(exclude_unset=True)
     if "interface_permissions" in changes:
         check_permissions(changes["interface_permissions"])

@@ -9,7 +9,6 @@ from sqlmodel import col
 from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
 from multidb.api.responses import Page, Response, page_of
-from multidb.errors import NotFound
 from multidb.models import PeriodicTask
 
 from . import service
@@ -59,9 +58,7 @@ async def list_schedules(
 @router.get("/schedules/{schedule_id}")
 async def get_schedule(_: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[SchedulePublic]:
     """Get one schedule."""
-    row = await service.ScheduleRepository(session).get(schedule_id)
-    if row is None:
-        raise NotFound("schedule not found")
+    row = await service.ScheduleRepository(session).require(schedule_id)
     return Response(data=SchedulePublic.model_validate(row))
 
 

@@ -40,6 +40,7 @@ def run_key(task_id: str) -> str:
 class ScheduleRepository(Repository[PeriodicTask]):
     model = PeriodicTask
     conflict_message = "a schedule with this name already exists"
+    not_found_message = "schedule not found"
 
 
 def registered() -> dict[str, "Task"]:
@@ -145,9 +146,7 @@ async def create_schedule(session: AsyncSession, body: ScheduleCreate) -> Period
 
 async def update_schedule(session: AsyncSession, schedule_id: uuid.UUID, body: ScheduleUpdate) -> PeriodicTask:
     schedules = ScheduleRepository(session)
-    row = await schedules.get(schedule_id)
-    if row is None:
-        raise NotFound("schedule not found")
+    row = await schedules.require(schedule_id)
     changes = body.model_dump(exclude_unset=True)
     if "crontab" in changes:
         changes["interval_seconds"] = None
@@ -162,8 +161,6 @@ async def update_schedule(session: AsyncSession, schedule_id: uuid.UUID, body: S
 
 async def delete_schedule(session: AsyncSession, schedule_id: uuid.UUID) -> None:
     schedules = ScheduleRepository(session)
-    row = await schedules.get(schedule_id)
-    if row is None:
-        raise NotFound("schedule not found")
+    row = await schedules.require(schedule_id)
     await schedules.delete(row)
     await session.commit()

@@ -10,7 +10,6 @@ from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
 from multidb.api.requests import IdList
 from multidb.api.responses import Page, Response, page_of
-from multidb.errors import NotFound
 from multidb.models import User
 from multidb.repository import UserRepository
 
@@ -39,9 +38,7 @@ async def list_users(
 @router.get("/{user_id}")
 async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep) -> Response[UserPublic]:
     """Get one user."""
-    user = await UserRepository(session).get(user_id)
-    if user is None:
-        raise NotFound("user not found")
+    user = await UserRepository(session).require(user_id)
     return Response(data=UserPublic.model_validate(user))
 
 

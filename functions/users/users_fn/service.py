@@ -76,9 +76,7 @@ async def update(
     session: AsyncSession, redis: "Redis", principal: Principal, user_id: uuid.UUID, data: UserUpdate
 ) -> User:
     users = UserRepository(session)
-    user = await users.get(user_id)
-    if user is None:
-        raise NotFound("user not found")
+    user = await users.require(user_id)
     changes = data.model_dump(exclude_unset=True)
     role_ids = changes.pop("role_ids", None)
     itself = str(user.id) == principal.user_id
@@ -108,9 +106,7 @@ async def reset_password(
 ) -> None:
     """Set a password; whoever sets it could log in as that user, so no one above the caller."""
     users = UserRepository(session)
-    user = await users.get(user_id)
-    if user is None:
-        raise NotFound("user not found")
+    user = await users.require(user_id)
     if not principal.admin:
         held = {code for role in user.roles if role.status for code in role.interface_permissions}
         if user.is_admin or not held <= principal.codes:
