@@ -24,9 +24,12 @@ import pytest
 ON_CI = os.environ.get("CI") == "true"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-PG_DATABASE = "multidb_test"
-REDIS_DB = 9
-BROKER_DB = 10  # Celery's queues and results, and the Socket.IO channel: never flushed between tests
+# Two suites may share one machine's servers (say, a developer's and a helper's run):
+# each names its own database and Redis numbers.
+PG_DATABASE = os.environ.get("TEST_PG_DATABASE", "multidb_test")
+REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
+# Celery's queues and results, and the Socket.IO channel: never flushed between tests
+BROKER_DB = int(os.environ.get("TEST_BROKER_DB", "10"))
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -71,7 +74,7 @@ os.environ.update(
         "REDIS_URL": REDIS_URL,
         "BROKER_URL": BROKER_URL,
         "MONGO_URL": f"mongodb://127.0.0.1:{MONGO_PORT}",
-        "MONGO_DATABASE": "multidb_test",
+        "MONGO_DATABASE": PG_DATABASE,
         "S3_ENDPOINT_URL": S3_ENDPOINT_URL,
         "FILES_BUCKET": FILES_BUCKET,
         "AWS_ACCESS_KEY_ID": "testing",  # the embedded S3 server checks no signature

@@ -1,6 +1,7 @@
 """Files through the gateway: metadata in a MongoDB-wire server, bytes moved over real HTTP
 to an S3 server through the presigned URLs the function hands out."""
 
+import os
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -243,7 +244,7 @@ def test_an_unreachable_mongodb_or_s3_answers_503(api: Api, outage: pytest.Monke
 def test_the_deploy_step_builds_the_files_indexes() -> None:
     from infra import initdb
 
-    collection = mongo.get_mongo()["multidb_test"]["files"]
+    collection = mongo.get_mongo()[os.environ["MONGO_DATABASE"]]["files"]
     runtime.run(collection.drop())
     mongo._beanie_ready.clear()  # a deploy runs in a fresh process
     runtime.run(initdb.build_mongo_indexes())

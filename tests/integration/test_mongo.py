@@ -1,5 +1,6 @@
 """MongoDB over a real TCP wire-protocol server (SecantusDB): PyMongo async client and Beanie 2."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def mongo_url() -> Iterator[str]:
 @pytest.fixture
 def client(mongo_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MONGO_URL", mongo_url)
-    monkeypatch.setenv("MONGO_DATABASE", "multidb_test")
+    monkeypatch.setenv("MONGO_DATABASE", os.environ["MONGO_DATABASE"])
     reset_clients()
     mongo.get_mongo.cache_clear()
     yield
