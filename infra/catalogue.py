@@ -4,8 +4,9 @@
     python -m infra.catalogue --check  exit 1 if the file is stale
 
 One entry per method and path template, so GET and POST on one path are two permission
-codes. The authorizer reads the file to tell public and authenticated-only routes from
-those that need a grant; initdb syncs it into the `interface_routes` table.
+codes; and one per Celery task (`TASK:<name>`), which running or scheduling it needs too.
+The authorizer reads the file to tell public and authenticated-only routes from those
+that need a grant; initdb syncs it into the `interface_routes` table.
 """
 
 import argparse
@@ -22,15 +23,15 @@ OUTPUT = ROOT / "shared" / "multidb" / "catalogue.json"
 
 
 def entries(template: Template) -> list[dict[str, Any]]:
-    for function in template.functions.values():
+    # Only functions that serve routes: the authorizer and deploy-time functions have none.
+    served = [template.functions[name] for name in sorted({route.function for route in template.routes})]
+    for function in served:
         import_handler(function)  # puts the shared layer on sys.path, as in Lambda
     from multidb.rbac import Access, permission_code
 
     found = []
-    for function in template.functions.values():
-        app = getattr(import_module(function.module), "app", None)
-        if app is None:  # the authorizer: a plain handler, no routes of its own
-            continue
+    for function in served:
+        app = import_module(function.module).app
         # The OpenAPI document is FastAPI's public, stable view of every route.
         for path, operations in app.openapi()["paths"].items():
             for method, operation in operations.items():
@@ -48,8 +49,31 @@ def entries(template: Template) -> list[dict[str, Any]]:
     return sorted(found, key=lambda e: (e["path"], e["method"]))
 
 
+def task_entries() -> list[dict[str, Any]]:
+    """One code per registered task: running or scheduling it needs that code too."""
+    import inspect
+
+    from multidb.queue import tasks  # noqa: F401  (registers them)
+    from multidb.queue.app import app
+    from multidb.rbac import Access, task_code
+
+    return [
+        {
+            "code": task_code(name),
+            "method": "TASK",
+            "path": name,
+            "name": name,
+            "description": (inspect.getdoc(task.run) or "").strip().split("\n")[0],
+            "function": "worker",
+            "access": Access.PERMISSION.value,
+        }
+        for name, task in sorted(app.tasks.items())
+        if not name.startswith("celery.")
+    ]
+
+
 def render(template: Template) -> str:
-    return json.dumps({"routes": entries(template)}, indent=2) + "\n"
+    return json.dumps({"routes": entries(template), "tasks": task_entries()}, indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class Plan:
+    state: Path
     env: dict[str, str]
     processes: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
@@ -35,7 +36,7 @@ def plan(environ: dict[str, str]) -> Plan:
     python = sys.executable
     bin_dir = Path(python).parent
     gateway_port = int(environ.get("GATEWAY_PORT", "3000"))
-    result = Plan(env)
+    result = Plan(state, env)
 
     def embedded(name: str, variable: str, url: str, command: str) -> None:
         if environ.get(variable):
@@ -61,9 +62,7 @@ def plan(environ: dict[str, str]) -> Plan:
         f" --storage-path {state}/mongo --log-level WARNING",
     )
     s3_port = int(environ.get("DEV_S3_PORT", "9000"))
-    embedded(
-        "S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{bin_dir / 'moto_server'} -H 127.0.0.1 -p {s3_port}"
-    )
+    embedded("S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{python} -m infra.embedded_s3 -p {s3_port}")
     if "s3" in result.processes:  # the embedded server checks no signature: any key signs
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -95,7 +94,12 @@ def main() -> int:
     from honcho.manager import Manager
     from honcho.printer import Printer
 
+    # The state folder holds password hashes, keys and Redis data: only this user may read
+    # it, and everything this supervisor and its children create is theirs alone.
+    os.umask(0o077)
     current = plan(dict(os.environ))
+    current.state.mkdir(parents=True, exist_ok=True)
+    current.state.chmod(0o700)
     Path(current.env["KEYS_DIR"]).parent.mkdir(parents=True, exist_ok=True)
     # Migrations, the route catalogue and the admin user, against the same database.
     subprocess.run([sys.executable, "-m", "infra.initdb"], env=current.env, cwd=ROOT, check=True)

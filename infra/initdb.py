@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import InterfaceRoute, User
-from multidb.rbac import catalogue
+from multidb.rbac import grantable
 from multidb.security.passwords import hash_password
 from multidb.settings import DEFAULT_ADMIN_PASSWORD, Environment, get_settings
 
@@ -35,8 +35,8 @@ def migrate(database_url: str | None = None) -> None:
 
 
 async def sync_catalogue(session: AsyncSession) -> tuple[int, int]:
-    """Make the interface_routes table equal the generated catalogue; returns (upserted, deleted)."""
-    wanted = catalogue()
+    """Make the interface_routes table equal the generated catalogue (routes and tasks); returns (upserted, deleted)."""
+    wanted = grantable()
     existing = {route.code: route for route in (await session.exec(select(InterfaceRoute))).all()}
     for code, entry in wanted.items():
         row = existing.get(code) or InterfaceRoute(

@@ -30,6 +30,7 @@ PG_DATABASE = os.environ.get("TEST_PG_DATABASE", "multidb_test")
 REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
 # Celery's queues and results, and the Socket.IO channel: never flushed between tests
 BROKER_DB = int(os.environ.get("TEST_BROKER_DB", "10"))
+SPARE_DB = int(os.environ.get("TEST_SPARE_DB", "13"))  # a broker of their own, for tests that need one
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,6 +56,7 @@ ADMIN_PASSWORD = "admin-test-password"
 REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS else _free_port()
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{REDIS_DB}"
 BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{BROKER_DB}"
+SPARE_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{SPARE_DB}"
 # MongoDB and S3 servers start when a test first needs them (the `files_backends` fixture).
 MONGO_PORT, S3_PORT = _free_port(), _free_port()
 S3_ENDPOINT_URL = f"http://127.0.0.1:{S3_PORT}"
@@ -81,6 +83,7 @@ os.environ.update(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "REALTIME_SWEEP_INTERVAL": "0.5",
         "BEAT_REFRESH_INTERVAL": "0.5",
+        "SCHEDULE_MIN_INTERVAL": "1",  # beat's tests fire schedules every second
         "AWS_DEFAULT_REGION": "us-east-1",
         "SAM_CLI_TELEMETRY": "0",
     }

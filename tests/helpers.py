@@ -209,3 +209,13 @@ async def _role_id(code: str) -> str:
 
 def role_id(code: str) -> str:
     return runtime.run(_role_id(code))
+
+
+async def _user_id(username: str) -> str:
+    async with AsyncSession(get_engine()) as session:
+        user = (await session.exec(select(User).where(User.username == username))).one()
+        return str(user.id)
+
+
+def get_user_id(username: str) -> str:
+    return runtime.run(_user_id(username))

@@ -22,8 +22,14 @@ def http_event(
     body: str | bytes | None = None,
     path_parameters: dict[str, str] | None = None,
     source_ip: str = "127.0.0.1",
+    scheme: str = "https",
 ) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (headers or {}).items()}
+    # API Gateway adds these itself; whatever a client sent in their place does not survive.
+    forwarded = headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{forwarded}, {source_ip}" if forwarded else source_ip
+    headers["x-forwarded-proto"] = scheme
+    headers["x-forwarded-port"] = "443" if scheme == "https" else "80"
     cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
     now = datetime.now(UTC)
     is_binary = isinstance(body, bytes)

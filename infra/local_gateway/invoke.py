@@ -167,14 +167,25 @@ class LocalGateway:
         headers: dict[str, str] | None = None,
         query: str = "",
         body: str | bytes | None = None,
+        source_ip: str = "127.0.0.1",
+        scheme: str = "https",
     ) -> GatewayResponse:
+        """`source_ip` is the client's address and `scheme` how it reached us (API Gateway: always https)."""
         method = method.upper()
         found = self.template.find(method, path)
         if found is None:
             return GatewayResponse.gateway_error(404, "Not Found")
         route, params = found
         event = http_event(
-            route.route_key, method, path, headers=headers, raw_query=query, body=body, path_parameters=params
+            route.route_key,
+            method,
+            path,
+            headers=headers,
+            raw_query=query,
+            body=body,
+            path_parameters=params,
+            source_ip=source_ip,
+            scheme=scheme,
         )
         if route.authorizer is not None:
             context = self._authorize(route.authorizer, event)

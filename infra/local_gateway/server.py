@@ -23,6 +23,8 @@ from .invoke import GatewayResponse, LocalGateway
 from .template import load
 
 STATIC = "/docs/static/"
+# API Gateway refuses a payload over 10 MB before any function sees it; so does this gateway.
+MAX_BODY_BYTES = 10 * 1024 * 1024
 STATIC_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
 TEXT_TYPES = (
     "text/",
@@ -70,7 +72,13 @@ class GatewayServer:
             return self._preflight(origin)
         if method == "GET" and (path in ("/docs", "/openapi.json", "/docs/oauth2-redirect") or path.startswith(STATIC)):
             return await self._docs(path)
+        declared = headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            return JSONResponse({"message": "Request Entity Too Large"}, status_code=413)
         body = await _read_body(receive)
+        if body is None:
+            return JSONResponse({"message": "Request Entity Too Large"}, status_code=413)
+        client = scope.get("client")
         started = time.perf_counter()
         result = await asyncio.get_running_loop().run_in_executor(
             self.executor,
@@ -80,6 +88,8 @@ class GatewayServer:
                 headers=headers,
                 query=scope["query_string"].decode("latin-1"),
                 body=_event_body(body, headers.get("content-type", "")),
+                source_ip=client[0] if client else "127.0.0.1",
+                scheme=scope.get("scheme", "http"),
             ),
         )
         elapsed = (time.perf_counter() - started) * 1000
@@ -145,11 +155,17 @@ class GatewayServer:
         return JSONResponse(self._openapi)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The request body, or None once it grows past `limit` (a chunked body declares no length)."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 

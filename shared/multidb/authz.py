@@ -1,11 +1,12 @@
 """The one authorization decision, shared by the Lambda authorizer and the functions."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
 from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .logs import get_logger
-from .rbac import cached_grants, permission_key, version_key
+from .rbac import Access, access_of, cached_grants, permission_key, version_key
 from .redis import get_redis
 from .security.sessions import revoked_family_key, revoked_key
 from .security.tokens import Claims, TokenType, verify
@@ -20,6 +21,13 @@ class Principal:
     admin: bool
     claims: Claims
     codes: frozenset[str] = frozenset()
+
+    def holds(self, codes: Iterable[str]) -> bool:
+        """Whether the caller may call every one of these codes itself: all it can hand out.
+
+        Codes every active user has (public and any-user routes) count as held.
+        """
+        return self.admin or all(code in self.codes or access_of(code) is not Access.PERMISSION for code in codes)
 
     def context(self) -> dict[str, str | bool | int]:
         """The flat context an HTTP API authorizer may pass on (strings, numbers, booleans)."""

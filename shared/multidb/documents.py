@@ -15,6 +15,9 @@ def _now() -> datetime:
 class FileStatus(StrEnum):
     PENDING = "pending"  # metadata stored, upload URL handed out, object not confirmed
     READY = "ready"  # the object is in the bucket with the declared size
+    # Deleted while its upload URL may still work: hidden from the API, kept until the URL
+    # has expired so the sweep can remove whatever a late PUT leaves in the bucket.
+    DELETED = "deleted"
 
 
 class StoredFile(Document):
@@ -27,6 +30,7 @@ class StoredFile(Document):
     etag: str | None = None
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
+    upload_expires_at: datetime | None = None  # when the upload URL stops working
 
     class Settings:
         name = "files"

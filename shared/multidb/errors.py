@@ -32,13 +32,25 @@ class Conflict(AppError):
 
 
 class InvalidInput(AppError):
+    """Bad input; `fields` names what is wrong with which field (the 422 envelope's data)."""
+
     status_code = 422
     message = "Invalid input."
 
+    def __init__(self, message: str | None = None, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
+
 
 class TooManyRequests(AppError):
+    """A limit was reached; `retry_after` says in how many seconds to try again (the Retry-After header)."""
+
     status_code = 429
     message = "Too many requests."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class ServiceUnavailable(AppError):

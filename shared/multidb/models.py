@@ -87,7 +87,9 @@ class InterfaceRoute(TimestampedTable, table=True):
 class PeriodicTask(TimestampedTable, table=True):
     """A schedule the beat scheduler reads: a registered task, its arguments, and when to run it.
 
-    Exactly one of `interval_seconds` and `crontab` is set (the API checks it). Beat writes
+    Exactly one of `interval_seconds` and `crontab` is set (the API checks it). Its owner (the
+    user who made it; NULL for rows older than owners) sees and changes it; names are unique
+    per owner; a deleted user's schedules go with them. Beat writes
     back `last_run_at` and `total_run_count`; a `one_off` schedule disables itself after it ran.
     """
 
@@ -95,9 +97,11 @@ class PeriodicTask(TimestampedTable, table=True):
     __table_args__ = (
         CheckConstraint("(interval_seconds IS NULL) <> (crontab IS NULL)", name="ck_periodic_tasks_one_schedule"),
         CheckConstraint("interval_seconds IS NULL OR interval_seconds > 0", name="ck_periodic_tasks_interval"),
+        UniqueConstraint("owner_id", "name", name="uq_periodic_tasks_owner_name"),
     )
 
-    name: str = Field(max_length=128, unique=True, index=True)
+    owner_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=128, index=True)
     task: str = Field(max_length=200)
     description: str = Field(default="", max_length=255)
     args: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

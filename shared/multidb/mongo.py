@@ -15,7 +15,10 @@ _beanie_ready: set[str] = set()
 def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
     from pymongo import AsyncMongoClient
 
-    return AsyncMongoClient(get_settings().mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+    # tz_aware: times come back in UTC with their offset, as the SQL ones do.
+    return AsyncMongoClient(
+        get_settings().mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True
+    )
 
 
 async def init_documents(*models: type[Any], build_indexes: bool = False) -> None:

@@ -44,11 +44,30 @@ def version_key(user_id: str) -> str:
     return f"auth:permission-version:{user_id}"
 
 
+def task_code(task: str) -> str:
+    """The code that lets a caller run or schedule one task (beside the route's own code)."""
+    return permission_code("TASK", task)
+
+
+@lru_cache
+def _catalogue_file() -> dict[str, list[dict[str, Any]]]:
+    data: dict[str, list[dict[str, Any]]] = json.loads(
+        resources.files(__package__).joinpath("catalogue.json").read_text()
+    )
+    return data
+
+
 @lru_cache
 def catalogue() -> dict[str, dict[str, Any]]:
     """The generated route catalogue shipped with this package, by permission code."""
-    text = resources.files(__package__).joinpath("catalogue.json").read_text()
-    return {entry["code"]: entry for entry in json.loads(text)["routes"]}
+    return {entry["code"]: entry for entry in _catalogue_file()["routes"]}
+
+
+@lru_cache
+def grantable() -> dict[str, dict[str, Any]]:
+    """Every code a role may grant: the routes' and the tasks' (`TASK:<name>`)."""
+    entries = [*_catalogue_file()["routes"], *_catalogue_file().get("tasks", [])]
+    return {entry["code"]: entry for entry in entries}
 
 
 def access_of(code: str) -> Access:

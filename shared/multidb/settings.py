@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     files_bucket: str = "multidb-files"
     files_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload accepted")
     files_url_ttl: int = Field(default=900, ge=60, le=7 * 24 * 3600, description="Seconds a presigned URL is valid")
+    files_max_pending: int = Field(default=20, ge=1, description="Uploads one user may have pending at once")
+    files_quota_bytes: int = Field(default=1024**3, ge=1, description="Bytes one user may store (pending + ready)")
+    files_pending_max_age: int = Field(
+        default=24 * 3600, ge=60, description="Seconds after which the sweep removes an upload never completed"
+    )
+    files_sweep_interval: float = Field(default=600, gt=0, description="Seconds between sweeps of stale uploads")
 
     # Keys: PEM text in the environment, or names of AWS secrets, or (LOCAL/TESTING only)
     # generated once into keys_dir so a restart keeps sessions valid.
@@ -59,8 +65,12 @@ class Settings(BaseSettings):
     jwt_leeway: int = Field(default=10, ge=0, le=60)
 
     password_hash_rounds: int = Field(default=12, ge=4, le=16)
+    # Login limits (see the security docs): failures per username from clients it has not
+    # seen before, per known device, and per client IP, each in a window of this length.
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window: int = Field(default=900, ge=1)
+    login_max_failures_per_ip: int = Field(default=50, ge=1)
+    login_device_ttl: int = Field(default=30 * 24 * 3600, ge=3600, description="Seconds a device token is valid")
 
     # Only behind API Gateway may a function take the authorizer's context as proof;
     # everywhere else it verifies the bearer token itself.
@@ -73,6 +83,11 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     task_result_ttl: int = Field(default=24 * 3600, ge=60, description="Seconds task results and owners are kept")
     beat_refresh_interval: float = Field(default=60, gt=0, description="Seconds between schedule reloads in beat")
+    # Per-user limits on what the tasks API lets a caller put on the queue.
+    task_runs_per_minute: int = Field(default=30, ge=1, description="Runs one user may start per minute")
+    task_runs_queued: int = Field(default=20, ge=1, description="Runs of one user queued or running at once")
+    schedules_per_user: int = Field(default=20, ge=0, description="Schedules one user may own")
+    schedule_min_interval: int = Field(default=60, ge=1, description="Shortest interval of a schedule, seconds")
     realtime_cors_origins: str = Field(default="http://localhost:5173", description="Comma-separated origins")
     realtime_sweep_interval: float = Field(
         default=30, gt=0, description="Seconds between checks that end expired or revoked Socket.IO sessions"

@@ -86,10 +86,14 @@ def test_unknown_user_and_wrong_password_answer_alike(api: Api) -> None:
     assert wrong_password.json()["message"] == unknown_user.json()["message"]
 
 
-def test_disabled_user_cannot_log_in(api: Api) -> None:
+def test_disabled_user_cannot_log_in_and_learns_nothing_from_the_answer(api: Api) -> None:
     create_user("dave", "dave-password", status=False)
-    response = api.post("/api/v1/auth/login", json_body={"username": "dave", "password": api.encrypt("dave-password")})
-    assert response.status_code == 403
+    right = api.post("/api/v1/auth/login", json_body={"username": "dave", "password": api.encrypt("dave-password")})
+    wrong = api.post("/api/v1/auth/login", json_body={"username": "dave", "password": api.encrypt("guess")})
+    unknown = api.post("/api/v1/auth/login", json_body={"username": "nobody", "password": api.encrypt("guess")})
+    # A right password must not tell a disabled account from a wrong guess or a missing user.
+    assert right.status_code == wrong.status_code == unknown.status_code == 401
+    assert right.json()["message"] == wrong.json()["message"] == unknown.json()["message"]
 
 
 def test_repeated_failures_are_rate_limited(api: Api) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import BROKER_URL
+from tests.conftest import SPARE_URL
 from tests.processes import Process, free_port, listening, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def run_in_image(image: Path, name: str, argv: list[str], env: dict[str, str]) -
 @pytest.fixture
 def own_broker() -> Iterator[str]:
     """A broker database of its own, so only the container's worker can answer."""
-    url = BROKER_URL.rsplit("/", 1)[0] + "/11"
+    url = SPARE_URL
     with redis.Redis.from_url(url) as client:
         client.flushdb()
     yield url

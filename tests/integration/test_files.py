@@ -47,9 +47,10 @@ def bucket_keys() -> list[str]:
 
 
 def stored_count() -> int:
+    """Files that exist for the API (a deleted file's tombstone does not)."""
     from multidb.documents import StoredFile
 
-    return runtime.run(StoredFile.find_all().count())
+    return runtime.run(StoredFile.find({"status": {"$in": ["pending", "ready"]}}).count())
 
 
 def user(api: Api, name: str) -> str:
@@ -57,9 +58,9 @@ def user(api: Api, name: str) -> str:
     return api.login(name, f"{name}-password").access
 
 
-def put(url: str, data: bytes, content_type: str) -> int:
-    """What a browser does with the upload URL."""
-    request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": content_type})
+def put(url: str, data: bytes, headers: dict[str, str]) -> int:
+    """What a browser does with the upload URL and the headers the API answered with it."""
+    request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.status)
 
@@ -80,7 +81,7 @@ def start_upload(api: Api, token: str, name: str = "report.txt", size: int = len
 
 def uploaded(api: Api, token: str, name: str = "report.txt") -> str:
     upload = start_upload(api, token, name)
-    assert put(upload["uploadUrl"], CONTENT, "text/plain") == 200
+    assert put(upload["uploadUrl"], CONTENT, upload["headers"]) == 200
     assert api.post(f"/api/v1/files/{upload['file']['id']}/complete", token=token).status_code == 200
     return str(upload["file"]["id"])
 
@@ -91,10 +92,10 @@ def test_a_file_goes_up_and_comes_back_through_presigned_urls(api: Api) -> None:
     file = upload["file"]
     assert (file["status"], file["size"], file["contentType"]) == ("pending", len(CONTENT), "text/plain")
     assert upload["method"] == "PUT"
-    assert upload["headers"] == {"Content-Type": "text/plain"}
+    assert upload["headers"] == {"Content-Type": "text/plain", "If-None-Match": "*"}
     assert upload["expiresIn"] == 900
 
-    assert put(upload["uploadUrl"], CONTENT, "text/plain") == 200
+    assert put(upload["uploadUrl"], CONTENT, upload["headers"]) == 200
     done = api.post(f"/api/v1/files/{file['id']}/complete", token=alice)
     assert (done.status_code, done.json()["data"]["status"]) == (200, "ready")
     assert api.get(f"/api/v1/files/{file['id']}", token=alice).json()["data"]["status"] == "ready"
@@ -121,14 +122,14 @@ def test_a_file_is_pending_until_the_declared_bytes_arrive(api: Api) -> None:
     assert api.get(f"/api/v1/files/{file_id}/download", token=alice).status_code == 409
 
     # The embedded S3 server does not check the signed length (S3 and MinIO do): completing does.
-    assert put(upload["uploadUrl"], CONTENT[:-1], "text/plain") == 200
+    assert put(upload["uploadUrl"], CONTENT[:-1], upload["headers"]) == 200
     short = api.post(f"/api/v1/files/{file_id}/complete", token=alice)
     assert short.status_code == 422
     assert short.json()["message"] == f"the upload holds {len(CONTENT) - 1} bytes, not the {len(CONTENT)} declared"
     assert bucket_keys() == []  # the wrong object is gone, so a retry starts clean
     assert api.get(f"/api/v1/files/{file_id}", token=alice).json()["data"]["status"] == "pending"
 
-    assert put(upload["uploadUrl"], CONTENT, "text/plain") == 200
+    assert put(upload["uploadUrl"], CONTENT, upload["headers"]) == 200
     assert api.post(f"/api/v1/files/{file_id}/complete", token=alice).json()["data"]["status"] == "ready"
     again = api.post(f"/api/v1/files/{file_id}/complete", token=alice)
     assert (again.status_code, again.json()["data"]["status"]) == (200, "ready")
@@ -207,7 +208,7 @@ def test_the_files_routes_need_their_permission(api: Api) -> None:
 @pytest.fixture
 def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Point MongoDB or S3 at a closed port, then put everything back."""
-    from files_fn import storage
+    from multidb import storage
 
     yield monkeypatch
     monkeypatch.undo()
@@ -217,7 +218,7 @@ def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 
 def test_an_unreachable_mongodb_or_s3_answers_503(api: Api, outage: pytest.MonkeyPatch) -> None:
-    from files_fn import storage
+    from multidb import storage
 
     alice = user(api, "alice")
     file_id = uploaded(api, alice)

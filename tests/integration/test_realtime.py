@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 import socketio
 
+from multidb.rbac import task_code
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, create_user, invalidate_cache, set_user
+from tests.helpers import Api, create_user, get_user_id, invalidate_cache, set_user
 from tests.processes import Process, start_beat, wait_for
+
+TICK = {"text": "tick"}
+ONCE = {"text": "once"}
 
 
 class Listener:
@@ -121,7 +125,7 @@ def test_the_header_works_too_and_ping_answers(api: Api, realtime: str, listener
 def test_the_owner_hears_when_a_task_run_ends_and_nobody_else_does(
     api: Api, realtime: str, worker: Process, listeners: list[Listener]
 ) -> None:
-    codes = ("POST:/api/v1/tasks/runs",)
+    codes = ("POST:/api/v1/tasks/runs", task_code("multidb.add"))
     create_user("alice", "alice-password", codes=codes)
     create_user("bob", "bob-password", codes=codes)
     alice, bob = api.login("alice", "alice-password").access, api.login("bob", "bob-password").access
@@ -137,18 +141,20 @@ def test_a_task_reaches_one_user_and_a_broadcast_everyone(
     api: Api, realtime: str, worker: Process, listeners: list[Listener]
 ) -> None:
     admin = api.login("admin", ADMIN_PASSWORD).access
+    admin_id = get_user_id("admin")
     alice_id = create_user("alice", "alice-password")
     create_user("bob", "bob-password")
     alice = connect(listeners, realtime, api.login("alice", "alice-password").access)
     bob = connect(listeners, realtime, api.login("bob", "bob-password").access)
-    notify = {"task": "multidb.notify", "args": [alice_id, "note", {"text": "hi"}]}
+    notify = {"task": "multidb.notify", "args": [alice_id, "notification", {"text": "hi"}]}
     assert api.post("/api/v1/tasks/runs", token=admin, json_body=notify).status_code == 202
-    assert alice.next("note") == {"text": "hi"}
-    assert bob.silent("note", 1)
-    broadcast = {"task": "multidb.broadcast", "args": ["news", [1, 2]]}
+    # The payload names its sender: a page can tell a user's notice from the system's events.
+    assert alice.next("notification") == {"from": admin_id, "data": {"text": "hi"}}
+    assert bob.silent("notification", 1)
+    broadcast = {"task": "multidb.broadcast", "args": ["message", {"items": [1, 2]}]}
     assert api.post("/api/v1/tasks/runs", token=admin, json_body=broadcast).status_code == 202
-    assert alice.next("news") == [1, 2]
-    assert bob.next("news") == [1, 2]
+    assert alice.next("message") == {"from": admin_id, "data": {"items": [1, 2]}}
+    assert bob.next("message") == {"from": admin_id, "data": {"items": [1, 2]}}
 
 
 def test_logging_out_ends_the_socket_within_a_sweep(api: Api, realtime: str, listeners: list[Listener]) -> None:
@@ -168,10 +174,10 @@ def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
     beat = start_beat(tmp_path)
     try:
         wait_for(lambda: "schedules from the database" in beat.log() or not beat.alive(), what="beat to start")
-        body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "tick", "t"], "intervalSeconds": 1}
+        body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "message", TICK], "intervalSeconds": 1}
         created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
-        assert alice.next("tick") == "t"
-        assert alice.next("tick") == "t"
+        assert alice.next("message")["data"] == TICK
+        assert alice.next("message")["data"] == TICK
 
         def recorded() -> dict[str, Any] | None:
             row: dict[str, Any] = api.get(f"/api/v1/tasks/schedules/{created['id']}", token=admin).json()["data"]
@@ -182,7 +188,7 @@ def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
         time.sleep(1.5)  # one reload (0.5 s) and a run that was already in flight
         while not alice.heard.empty():
             alice.heard.get()
-        assert alice.silent("tick", 2.5)
+        assert alice.silent("message", 2.5)
     finally:
         assert beat.stop() == 0, beat.log()
 
@@ -191,13 +197,13 @@ def test_a_one_off_schedule_runs_once_and_disables_itself(
     api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
 ) -> None:
     admin, alice_id, alice = admin_and_listening_alice(api, realtime, listeners)
-    body = {"name": "once", "task": "multidb.notify", "args": [alice_id, "once", 1], "intervalSeconds": 1}
+    body = {"name": "once", "task": "multidb.notify", "args": [alice_id, "message", ONCE], "intervalSeconds": 1}
     body["oneOff"] = True
     created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
     beat = start_beat(tmp_path)
     try:
-        assert alice.next("once") == 1
-        assert alice.silent("once", 3)
+        assert alice.next("message")["data"] == ONCE
+        assert alice.silent("message", 3)
         row = api.get(f"/api/v1/tasks/schedules/{created['id']}", token=admin).json()["data"]
         assert (row["enabled"], row["totalRunCount"]) == (False, 1)
     finally:
@@ -208,7 +214,7 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
     api: Api, realtime: str, worker: Process, listeners: list[Listener], tmp_path: Any
 ) -> None:
     admin, alice_id, alice = admin_and_listening_alice(api, realtime, listeners)
-    body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "tick", "t"], "intervalSeconds": 1}
+    body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "message", TICK], "intervalSeconds": 1}
     assert api.post("/api/v1/tasks/schedules", token=admin, json_body=body).status_code == 201
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
@@ -218,15 +224,15 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
         wait_for(lambda: "sends the schedule" in first.log() or not first.alive(), what="the first beat to lead")
         second = start_beat(tmp_path / "second")
         wait_for(lambda: "stands by" in second.log() or not second.alive(), what="the second beat to stand by")
-        assert alice.next("tick") == "t"
-        assert alice.next("tick") == "t"
+        assert alice.next("message")["data"] == TICK
+        assert alice.next("message")["data"] == TICK
         assert "Sending due task" not in second.log()
         os.killpg(first.popen.pid, signal.SIGKILL)  # no clean stop: its lock has to expire
         first.popen.wait()
         wait_for(lambda: "sends the schedule" in second.log(), what="the second beat to take over")
         while not alice.heard.empty():
             alice.heard.get()
-        assert alice.next("tick") == "t"
+        assert alice.next("message")["data"] == TICK
     finally:
         first.stop()
         stopped = second.stop() if second is not None else 0

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from files_fn import storage
+from multidb import storage
 from tests.helpers import reset_clients
 
 
@@ -34,7 +34,8 @@ def test_an_upload_url_binds_the_type_the_length_and_a_short_life(s3: None) -> N
     signed = query(url)
     assert signed["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert signed["X-Amz-Expires"] == "300"
-    assert signed["X-Amz-SignedHeaders"] == "content-length;content-type;host"  # S3 refuses any other
+    # S3 refuses any other type or length, and any PUT once the object exists
+    assert signed["X-Amz-SignedHeaders"] == "content-length;content-type;host;if-none-match"
     assert "/eu-central-1/s3/aws4_request" in signed["X-Amz-Credential"]
     assert storage.upload_url("u1/abc/report.pdf", "application/pdf", 48214) != url
 

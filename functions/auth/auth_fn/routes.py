@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header
+from fastapi import APIRouter, Form, Header, Request
 
 from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, RedisDep, SessionDep
@@ -27,14 +27,20 @@ UserAgent = Annotated[str, Header(min_length=1, max_length=512, description="Ref
 RefreshToken = Annotated[str, Header(alias="x-refresh-token", min_length=1, max_length=4096)]
 
 
-def _tokens(pair: TokenPair) -> Response[TokenPairPublic]:
+def _tokens(pair: TokenPair, device_token: str | None = None) -> Response[TokenPairPublic]:
     return Response(
         data=TokenPairPublic(
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
             expires_in=get_settings().access_token_ttl,
+            device_token=device_token,
         )
     )
+
+
+def _client_ip(request: Request) -> str:
+    """The address API Gateway saw (requestContext.http.sourceIp), never a header the client wrote."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/keys/public", openapi_extra=PUBLIC)
@@ -51,15 +57,18 @@ async def get_jwks() -> dict[str, list[dict[str, str]]]:
 
 @router.post("/login", openapi_extra=PUBLIC)
 async def login(
-    body: LoginRequest, user_agent: UserAgent, session: SessionDep, redis: RedisDep
+    request: Request, body: LoginRequest, user_agent: UserAgent, session: SessionDep, redis: RedisDep
 ) -> Response[TokenPairPublic]:
-    """Log in with a username and an RSA-encrypted password."""
+    """Log in with a username and an RSA-encrypted password (and the device token of an earlier login)."""
     password = decrypt_password(body.password)
-    return _tokens(await service.login(session, redis, body.username, password, user_agent))
+    client = service.Client(_client_ip(request), body.device_token)
+    done = await service.login(session, redis, body.username, password, user_agent, client)
+    return _tokens(done.pair, done.device_token)
 
 
 @router.post("/login/swagger", openapi_extra=PUBLIC)
 async def login_swagger(
+    request: Request,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
     session: SessionDep,
@@ -68,8 +77,8 @@ async def login_swagger(
     """Log in from Swagger UI with a plain password (LOCAL and TESTING only)."""
     if get_settings().is_production:
         raise NotFound()
-    pair = await service.login(session, redis, username, password, "swagger-ui")
-    return SwaggerToken(access_token=pair.access_token)
+    done = await service.login(session, redis, username, password, "swagger-ui", service.Client(_client_ip(request)))
+    return SwaggerToken(access_token=done.pair.access_token)
 
 
 @router.post("/token/refresh", openapi_extra=PUBLIC)

@@ -4,12 +4,18 @@ import uuid
 
 from pydantic import BaseModel, Field
 
+from multidb.api.requests import RequestBody
 from multidb.api.responses import CamelModel
 
 
-class LoginRequest(CamelModel):
+class LoginRequest(RequestBody):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=2048, description="RSA-OAEP (SHA-256) ciphertext, base64")
+    device_token: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The deviceToken an earlier login of this user answered: its failures are counted apart",
+    )
 
 
 class TokenPairPublic(CamelModel):
@@ -17,6 +23,10 @@ class TokenPairPublic(CamelModel):
     refresh_token: str
     token_type: str = "Bearer"
     expires_in: int = Field(description="Seconds until the access token expires")
+    device_token: str | None = Field(
+        default=None,
+        description="Keep it (per user) and send it with the next login: strangers' failures will not lock it out",
+    )
 
 
 class LoginPublicKey(CamelModel):
@@ -48,6 +58,6 @@ class SwaggerToken(BaseModel):
     token_type: str = "bearer"
 
 
-class PasswordChange(CamelModel):
+class PasswordChange(RequestBody):
     old_password: str = Field(min_length=1, max_length=2048, description="RSA-OAEP (SHA-256) ciphertext, base64")
     new_password: str = Field(min_length=1, max_length=2048, description="RSA-OAEP (SHA-256) ciphertext, base64")

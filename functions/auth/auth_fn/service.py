@@ -1,17 +1,31 @@
-"""Login, refresh and logout: the rules, independent of HTTP."""
+"""Login, refresh and logout: the rules, independent of HTTP.
 
+Login limits follow OWASP's "Slow down online guessing attacks with device cookies": a
+hard lock per account lets any stranger lock anyone out, and a limit per account alone
+never slows a guess sprayed over many accounts. So each attempt counts, before the
+password is checked, against
+- the username, for clients that never logged in as this user (a stranger's guesses lock
+  out only strangers), or the device token a client got at an earlier login of this user
+  (its owner keeps logging in while strangers are locked out);
+- the client's IP, whatever the username (spraying).
+A success clears the account's (or device's) count and takes itself off the IP's count.
+"""
+
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb.authz import Principal
-from multidb.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
+from multidb.errors import AppError, InvalidInput, Unauthorized
 from multidb.logs import get_logger
 from multidb.models import User
 from multidb.rbac import invalidate
 from multidb.repository import UserRepository
 from multidb.security import sessions
 from multidb.security.passwords import burn_password_check, hash_new_password, verify_password
+from multidb.security.throttle import Limit, enforce
+from multidb.security.tokens import Claims, TokenType, issue, verify
 from multidb.settings import get_settings
 
 if TYPE_CHECKING:
@@ -22,51 +36,95 @@ log = get_logger("auth")
 BAD_CREDENTIALS = "incorrect username or password"
 
 
-def _failures_key(username: str) -> str:
-    return f"auth:login-failures:{username.lower()}"
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is knocking: the address API Gateway saw, and a device token from an earlier login."""
+
+    ip: str
+    device_token: str | None = None
 
 
-async def check_credentials(session: AsyncSession, redis: "Redis", username: str, password: str) -> User:
-    """The user these credentials belong to. Unknown users and wrong passwords answer alike."""
+@dataclass(frozen=True, slots=True)
+class Login:
+    pair: sessions.TokenPair
+    device_token: str
+
+
+def _trusted_device(token: str | None, user: User | None) -> Claims | None:
+    """The device token's claims, if it is genuine and was issued to this very user."""
+    if not token or user is None:
+        return None
+    try:
+        claims = verify(token, TokenType.DEVICE)
+    except AppError:
+        return None
+    return claims if claims.sub == str(user.id) else None
+
+
+def _login_limits(username: str, device: Claims | None, ip: str) -> tuple[Limit, Limit]:
     settings = get_settings()
-    failures_key = _failures_key(username)
-    failures = await redis.get(failures_key)
-    if failures is not None and int(failures) >= settings.login_max_failures:
-        raise TooManyRequests("too many failed logins; try again later")
+    window = settings.login_failure_window
+    account = (
+        Limit(f"auth:login-failures:device:{device.jti}", settings.login_max_failures, window)
+        if device is not None
+        else Limit(f"auth:login-failures:user:{username}", settings.login_max_failures, window)
+    )
+    return account, Limit(f"auth:login-failures:ip:{ip}", settings.login_max_failures_per_ip, window)
+
+
+async def check_credentials(
+    session: AsyncSession, redis: "Redis", username: str, password: str, client: Client
+) -> tuple[User, str]:
+    """The user these credentials belong to, and their session epoch as of the check.
+
+    Unknown users, wrong passwords and disabled accounts answer alike, after the same work.
+    """
     user = await UserRepository(session).get_by_username(username)
+    account, per_ip = _login_limits(username, _trusted_device(client.device_token, user), client.ip)
+    await enforce(redis, account, per_ip, message="too many failed logins; try again later")
+    epoch = await sessions.sessions_epoch(redis, str(user.id)) if user is not None else ""
     if user is None:
         burn_password_check(password)
-    if user is None or not verify_password(password, user.password_hash):
+        reason = "unknown user"
+    elif not verify_password(password, user.password_hash):
+        reason = "wrong password"
+    elif not user.status:
+        reason = "disabled"
+    else:
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.incr(failures_key)
-            pipe.expire(failures_key, settings.login_failure_window)
+            pipe.delete(account.key)
+            pipe.decr(per_ip.key)
             await pipe.execute()
-        log.info("login refused", extra={"fields": {"reason": "bad credentials"}})
-        raise Unauthorized(BAD_CREDENTIALS)
-    await redis.delete(failures_key)
-    if not user.status:
-        raise Forbidden("user is disabled")
-    return user
+        return user, epoch
+    log.info("login refused", extra={"fields": {"reason": reason}})
+    raise Unauthorized(BAD_CREDENTIALS)
+
+
+def _device_token(user_id: str) -> str:
+    import uuid
+
+    token, _ = issue(user_id, TokenType.DEVICE, uuid.uuid4().hex, get_settings().login_device_ttl)
+    return token
 
 
 async def login(
-    session: AsyncSession, redis: "Redis", username: str, password: str, user_agent: str
-) -> sessions.TokenPair:
-    user = await check_credentials(session, redis, username, password)
-    pair = await sessions.open_session(redis, str(user.id), user_agent)
+    session: AsyncSession, redis: "Redis", username: str, password: str, user_agent: str, client: Client
+) -> Login:
+    user, epoch = await check_credentials(session, redis, username, password, client)
+    pair = await sessions.open_session(redis, str(user.id), user_agent, epoch)
     # A fresh login starts from the database's view of the user's grants.
     await invalidate(redis, str(user.id))
     log.info("login", extra={"fields": {"user_id": str(user.id)}})
-    return pair
+    return Login(pair, _device_token(str(user.id)))
 
 
 async def refresh(session: AsyncSession, redis: "Redis", refresh_token: str, user_agent: str) -> sessions.TokenPair:
-    claims, family = await sessions.rotate(redis, refresh_token, user_agent)
-    user = await UserRepository(session).get(claims.sub)
+    pair = await sessions.rotate(redis, refresh_token, user_agent)
+    user = await UserRepository(session).get(pair.refresh.sub)
     if user is None or not user.status:
-        await sessions.revoke_family(redis, claims.sub, family)
+        await sessions.revoke_family(redis, pair.refresh.sub, pair.refresh.fam)
         raise Unauthorized("user is not active")
-    return await sessions.open_session(redis, claims.sub, user_agent, family)
+    return pair
 
 
 async def logout(redis: "Redis", principal: Principal) -> None:
@@ -80,13 +138,23 @@ async def logout(redis: "Redis", principal: Principal) -> None:
 async def change_password(
     session: AsyncSession, redis: "Redis", principal: Principal, old_password: str, new_password: str
 ) -> None:
-    """Change the caller's own password; every other session of theirs ends, this one stays."""
+    """Change the caller's own password; every other session of theirs ends, this one stays.
+
+    The current password is checked under the login limit of the account, so a stolen
+    access token cannot be used to guess it.
+    """
+    settings = get_settings()
     users = UserRepository(session)
     user = await users.get(principal.user_id)
     if user is None:
         raise Unauthorized("user no longer exists")
+    attempts = Limit(
+        f"auth:password-failures:{principal.user_id}", settings.login_max_failures, settings.login_failure_window
+    )
+    await enforce(redis, attempts, message="too many wrong current passwords; try again later")
     if not verify_password(old_password, user.password_hash):
         raise InvalidInput("the current password is incorrect")
+    await redis.delete(attempts.key)
     await users.update(user, {"password_hash": hash_new_password(new_password)})
     await session.commit()
     await sessions.revoke_user_sessions(redis, principal.user_id, keep_family=principal.claims.fam)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from multidb.api.app import API_PREFIX
-from multidb.api.deps import CurrentPrincipal, Keyword, PageDep
+from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.responses import Page, Response
 
 from . import service
@@ -27,9 +27,9 @@ async def list_files(
 
 
 @router.post("/uploads", status_code=201)
-async def create_upload(principal: CurrentPrincipal, body: UploadCreate) -> Response[UploadPublic]:
+async def create_upload(principal: CurrentPrincipal, body: UploadCreate, redis: RedisDep) -> Response[UploadPublic]:
     """Register a file and get a presigned URL to PUT its bytes to, then complete the upload."""
-    return Response(code=201, data=await service.create_upload(principal, body))
+    return Response(code=201, data=await service.create_upload(redis, principal, body))
 
 
 @router.post("/{file_id}/complete")

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from multidb.api.requests import RequestBody
 from multidb.api.responses import CamelModel
 
 _TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]*"  # RFC 6838 type and subtype names
@@ -14,7 +15,7 @@ ContentType = Annotated[
 ]
 
 
-class UploadCreate(CamelModel):
+class UploadCreate(RequestBody):
     name: str = Field(min_length=1, max_length=255, description="The file's name, without any folder")
     content_type: ContentType = Field(default="application/octet-stream", description="type/subtype, no parameters")
     size: int = Field(ge=1, description="Exact size in bytes; the upload URL accepts no other length")

@@ -8,40 +8,24 @@ then can it be downloaded. Beanie and boto3 load on the first call, not at cold 
 
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from multidb import logs
+from multidb import files, logs, storage
 from multidb.authz import Principal
-from multidb.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
-from multidb.mongo import init_documents
-from multidb.settings import Environment, get_settings
+from multidb.errors import Conflict, InvalidInput, NotFound
+from multidb.settings import get_settings
 
-from . import storage
 from .schemas import DownloadPublic, FilePublic, UploadCreate, UploadPublic
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from multidb.documents import StoredFile
 
 log = logs.get_logger("files")
 
-
-@asynccontextmanager
-async def documents() -> AsyncIterator[type["StoredFile"]]:
-    """The file document class, bound to MongoDB; an unreachable MongoDB answers 503."""
-    from pymongo.errors import ConnectionFailure
-
-    from multidb.documents import StoredFile
-
-    try:
-        # Index builds are a deploy step (infra.initdb --mongo-indexes); `make dev` builds them here.
-        await init_documents(StoredFile, build_indexes=get_settings().app_env is Environment.LOCAL)
-        yield StoredFile
-    except ConnectionFailure as exc:
-        log.error("MongoDB unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable() from exc
+VISIBLE = ("pending", "ready")  # a deleted file's tombstone is nobody's business
 
 
 def public(doc: "StoredFile") -> FilePublic:
@@ -50,10 +34,10 @@ def public(doc: "StoredFile") -> FilePublic:
         name=doc.name,
         content_type=doc.content_type,
         size=doc.size,
-        status=doc.status.value,
+        status="ready" if doc.status.value == "ready" else "pending",
         owner_id=doc.owner_id,
-        created_at=doc.created_at,
-        updated_at=doc.updated_at,
+        created_at=files.aware(doc.created_at),
+        updated_at=files.aware(doc.updated_at),
     )
 
 
@@ -62,25 +46,33 @@ async def _owned(model: type["StoredFile"], principal: Principal, file_id: str) 
     from bson import ObjectId
 
     doc = await model.get(ObjectId(file_id))
-    if doc is None or (doc.owner_id != principal.user_id and not principal.admin):
+    if doc is None or doc.status.value not in VISIBLE or (doc.owner_id != principal.user_id and not principal.admin):
         raise NotFound("file not found")
     return doc
 
 
-async def create_upload(principal: Principal, body: UploadCreate) -> UploadPublic:
+async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate) -> UploadPublic:
     settings = get_settings()
     if body.size > settings.files_max_bytes:
         raise InvalidInput(f"a file may be at most {settings.files_max_bytes} bytes")
     key = f"{principal.user_id}/{uuid.uuid4().hex}/{body.name}"
     url = storage.upload_url(key, body.content_type, body.size)  # computed locally: no request
+    expires = datetime.now(UTC) + timedelta(seconds=settings.files_url_ttl)
     await storage.ensure_local_bucket()
-    async with documents() as model:
-        doc = model(owner_id=principal.user_id, name=body.name, content_type=body.content_type, size=body.size, key=key)
+    async with files.stored_files() as model, files.quota(redis, model, principal.user_id, body.size):
+        doc = model(
+            owner_id=principal.user_id,
+            name=body.name,
+            content_type=body.content_type,
+            size=body.size,
+            key=key,
+            upload_expires_at=expires,
+        )
         await doc.insert()
     return UploadPublic(
         file=public(doc),
         upload_url=url,
-        headers={"Content-Type": body.content_type},
+        headers=storage.upload_headers(body.content_type),
         expires_in=settings.files_url_ttl,
     )
 
@@ -89,7 +81,7 @@ async def complete(principal: Principal, file_id: str) -> FilePublic:
     """Mark the upload done once the bucket holds the object with the declared size."""
     from multidb.documents import FileStatus
 
-    async with documents() as model:
+    async with files.stored_files() as model:
         doc = await _owned(model, principal, file_id)
         if doc.status is FileStatus.READY:
             return public(doc)  # completing twice is harmless
@@ -106,14 +98,14 @@ async def complete(principal: Principal, file_id: str) -> FilePublic:
 
 
 async def get(principal: Principal, file_id: str) -> FilePublic:
-    async with documents() as model:
+    async with files.stored_files() as model:
         return public(await _owned(model, principal, file_id))
 
 
 async def download(principal: Principal, file_id: str) -> DownloadPublic:
     from multidb.documents import FileStatus
 
-    async with documents() as model:
+    async with files.stored_files() as model:
         doc = await _owned(model, principal, file_id)
     if doc.status is not FileStatus.READY:
         raise Conflict("the file's upload has not been completed")
@@ -123,25 +115,21 @@ async def download(principal: Principal, file_id: str) -> DownloadPublic:
 
 
 async def delete(principal: Principal, file_id: str) -> None:
-    """The object first, then its metadata: a failure in between leaves a file that can be deleted again."""
-    async with documents() as model:
-        doc = await _owned(model, principal, file_id)
-        await storage.delete_object(doc.key)
-        await doc.delete()
+    """The object first, then the metadata: a failure in between leaves a file that can be deleted again."""
+    async with files.stored_files() as model:
+        await files.remove(await _owned(model, principal, file_id))
 
 
 async def page(
     principal: Principal, number: int, size: int, keyword: str | None, status: str | None
 ) -> tuple[list[FilePublic], int]:
     """The caller's files (an admin's: everyone's), newest first."""
-    filters: dict[str, Any] = {}
+    filters: dict[str, Any] = {"status": status or {"$in": list(VISIBLE)}}
     if not principal.admin:
         filters["owner_id"] = principal.user_id
     if keyword:
         filters["name"] = {"$regex": re.escape(keyword), "$options": "i"}
-    if status:
-        filters["status"] = status
-    async with documents() as model:
+    async with files.stored_files() as model:
         total = await model.find(filters).count()
-        docs = await model.find(filters).sort("-created_at").skip((number - 1) * size).limit(size).to_list()
+        docs = await model.find(filters).sort("-created_at", "-_id").skip((number - 1) * size).limit(size).to_list()
     return [public(doc) for doc in docs], total

@@ -10,7 +10,6 @@ from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
 from multidb.api.requests import IdList
 from multidb.api.responses import Page, Response, page_of
-from multidb.errors import NotFound
 from multidb.models import Role
 from multidb.rbac import Access
 from multidb.repository import RoleRepository, UserRepository
@@ -52,30 +51,32 @@ async def all_roles(
 
 
 @router.post("", status_code=201)
-async def create_role(_: CurrentPrincipal, body: RoleCreate, session: SessionDep) -> Response[RolePublic]:
-    """Create a role; its interface permissions must be codes from the route catalogue."""
-    role = await service.create(session, body)
+async def create_role(principal: CurrentPrincipal, body: RoleCreate, session: SessionDep) -> Response[RolePublic]:
+    """Create a role; its interface permissions must be catalogue codes the caller holds itself."""
+    role = await service.create(session, principal, body)
     return Response(code=201, data=RolePublic.model_validate(role))
 
 
 @router.put("/{role_id}")
 async def update_role(
-    _: CurrentPrincipal, role_id: uuid.UUID, body: RoleUpdate, session: SessionDep, redis: RedisDep
+    principal: CurrentPrincipal, role_id: uuid.UUID, body: RoleUpdate, session: SessionDep, redis: RedisDep
 ) -> Response[RolePublic]:
-    """Change a role; its users' permissions change with their next request."""
-    return Response(data=RolePublic.model_validate(await service.update(session, redis, role_id, body)))
+    """Change a role whose permissions the caller holds; its users' permissions change with their next request."""
+    role = await service.update(session, redis, principal, role_id, body)
+    return Response(data=RolePublic.model_validate(role))
 
 
 @router.delete("")
-async def delete_roles(_: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep) -> Response[int]:
+async def delete_roles(
+    principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
+) -> Response[int]:
     """Delete several roles (all or none); their users lose those permissions at once."""
-    return Response(data=await service.delete(session, redis, body.ids))
+    return Response(data=await service.delete(session, redis, principal, body.ids))
 
 
 @router.delete("/{role_id}")
-async def delete_role(_: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep) -> Response[int]:
+async def delete_role(
+    principal: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep
+) -> Response[int]:
     """Delete one role; its users lose its permissions at once."""
-    deleted = await service.delete(session, redis, [role_id])
-    if not deleted:
-        raise NotFound("role not found")
-    return Response(data=deleted)
+    return Response(data=await service.delete(session, redis, principal, [role_id]))

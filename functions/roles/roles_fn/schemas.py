@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from multidb.api.requests import PartialUpdate
+from multidb.api.requests import PartialUpdate, RequestBody
 from multidb.api.responses import CamelModel
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_:.-]{0,63}$")]
@@ -14,7 +14,7 @@ Permission = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 Permissions = Annotated[list[Permission], Field(max_length=1000)]
 
 
-class RoleCreate(CamelModel):
+class RoleCreate(RequestBody):
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=255)
     code: Code

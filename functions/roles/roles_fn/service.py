@@ -1,4 +1,4 @@
-"""Role rules: codes unique, permissions from the catalogue, caches of affected users dropped."""
+"""Role rules: codes unique, permissions from the catalogue and held by the granter, caches dropped."""
 
 import uuid
 from collections.abc import Iterable
@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from multidb.errors import InvalidInput, NotFound
+from multidb.authz import Principal
+from multidb.errors import Forbidden, InvalidInput, NotFound
 from multidb.models import Role
-from multidb.rbac import catalogue, invalidate
+from multidb.rbac import grantable, invalidate
 from multidb.repository import RoleRepository, keyword_filter
 
 from .schemas import RoleCreate, RoleUpdate
@@ -18,45 +19,64 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-def check_permissions(codes: Iterable[str]) -> None:
-    unknown = sorted(set(codes) - set(catalogue()))
+def check_permissions(principal: Principal, codes: Iterable[str]) -> None:
+    """Codes a role may grant: known to the catalogue, and held by whoever grants them."""
+    unknown = sorted(set(codes) - set(grantable()))
     if unknown:
         raise InvalidInput(f"unknown permission codes: {', '.join(unknown[:10])}")
+    if not principal.holds(codes):
+        raise Forbidden("you can only grant permissions you hold yourself")
+
+
+def check_may_change(principal: Principal, role: Role) -> None:
+    """Only someone holding all a role grants may change or delete it (enabling it included)."""
+    if not principal.holds(role.interface_permissions):
+        raise Forbidden("you can only change roles whose permissions you hold yourself")
 
 
 def filters(status: bool | None, keyword: str | None) -> list[Any]:
     return [None if status is None else col(Role.status) == status, keyword_filter(keyword, Role.name, Role.code)]
 
 
-async def create(session: AsyncSession, data: RoleCreate) -> Role:
-    check_permissions(data.interface_permissions)
+async def create(session: AsyncSession, principal: Principal, data: RoleCreate) -> Role:
+    check_permissions(principal, data.interface_permissions)
     role = await RoleRepository(session).create(Role(**data.model_dump()))
     await session.commit()
     return role
 
 
-async def update(session: AsyncSession, redis: "Redis", role_id: uuid.UUID, data: RoleUpdate) -> Role:
+async def update(
+    session: AsyncSession, redis: "Redis", principal: Principal, role_id: uuid.UUID, data: RoleUpdate
+) -> Role:
     roles = RoleRepository(session)
     role = await roles.require(role_id)
+    check_may_change(principal, role)
     changes = data.model_dump(exclude_unset=True)
     if "interface_permissions" in changes:
-        check_permissions(changes["interface_permissions"])
+        check_permissions(principal, changes["interface_permissions"])
     holders = await roles.user_ids_of([role_id])
     role = await roles.update(role, changes)
-    await session.commit()
-    # After the commit: a grant rebuilt in between would read the old rows and linger.
-    await invalidate(redis, *holders)
+    await _commit_and_invalidate(session, redis, holders)
     return role
 
 
-async def delete(session: AsyncSession, redis: "Redis", role_ids: list[uuid.UUID]) -> int:
-    """Delete all of these roles or, if any is missing, none."""
+async def delete(session: AsyncSession, redis: "Redis", principal: Principal, role_ids: list[uuid.UUID]) -> int:
+    """Delete all of these roles or, if any is missing or above the caller, none."""
     roles = RoleRepository(session)
     found = await roles.get_by_ids(role_ids)
     if len(found) != len(set(role_ids)):
         raise NotFound("role not found")
+    for role in found:
+        check_may_change(principal, role)
     holders = await roles.user_ids_of(role_ids)
     deleted = await roles.delete_many(role_ids)
+    await _commit_and_invalidate(session, redis, holders)
+    return deleted
+
+
+async def _commit_and_invalidate(session: AsyncSession, redis: "Redis", holders: list[str]) -> None:
+    """Drop the holders' cached grants before the commit (Redis unreachable: nothing is written)
+    and again after it (a grant rebuilt in between read the old rows)."""
+    await invalidate(redis, *holders)
     await session.commit()
     await invalidate(redis, *holders)
-    return deleted

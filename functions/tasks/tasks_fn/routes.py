@@ -46,40 +46,47 @@ async def get_run(principal: CurrentPrincipal, task_id: uuid.UUID, redis: RedisD
 
 @router.get("/schedules")
 async def list_schedules(
-    _: CurrentPrincipal, session: SessionDep, page: PageDep, enabled: Enabled = None, keyword: Keyword = None
+    principal: CurrentPrincipal, session: SessionDep, page: PageDep, enabled: Enabled = None, keyword: Keyword = None
 ) -> Response[Page[SchedulePublic]]:
-    """List beat's schedules a page at a time, filtered by state and a keyword over name and task."""
+    """List your schedules (an admin: everyone's) a page at a time, by state and a keyword over name and task."""
     records, total = await service.ScheduleRepository(session).paginate(
-        page.page, page.page_size, *service.schedule_filters(enabled, keyword), order_by=[col(PeriodicTask.name)]
+        page.page,
+        page.page_size,
+        *service.schedule_filters(principal, enabled, keyword),
+        order_by=[col(PeriodicTask.name)],
     )
     return Response(data=page_of(SchedulePublic, records, total, page.page, page.page_size))
 
 
 @router.get("/schedules/{schedule_id}")
-async def get_schedule(_: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[SchedulePublic]:
-    """Get one schedule."""
-    row = await service.ScheduleRepository(session).require(schedule_id)
+async def get_schedule(
+    principal: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep
+) -> Response[SchedulePublic]:
+    """Get one of your schedules (an admin: anyone's)."""
+    row = await service.owned_schedule(session, principal, schedule_id)
     return Response(data=SchedulePublic.model_validate(row))
 
 
 @router.post("/schedules", status_code=201)
-async def create_schedule(_: CurrentPrincipal, body: ScheduleCreate, session: SessionDep) -> Response[SchedulePublic]:
-    """Create a schedule; beat picks it up at its next reload, without a restart."""
-    row = await service.create_schedule(session, body)
+async def create_schedule(
+    principal: CurrentPrincipal, body: ScheduleCreate, session: SessionDep
+) -> Response[SchedulePublic]:
+    """Create a schedule you own; beat picks it up at its next reload, without a restart."""
+    row = await service.create_schedule(session, principal, body)
     return Response(code=201, data=SchedulePublic.model_validate(row))
 
 
 @router.put("/schedules/{schedule_id}")
 async def update_schedule(
-    _: CurrentPrincipal, schedule_id: uuid.UUID, body: ScheduleUpdate, session: SessionDep
+    principal: CurrentPrincipal, schedule_id: uuid.UUID, body: ScheduleUpdate, session: SessionDep
 ) -> Response[SchedulePublic]:
-    """Change a schedule (disable it with `enabled: false`)."""
-    row = await service.update_schedule(session, schedule_id, body)
+    """Change one of your schedules (disable it with `enabled: false`)."""
+    row = await service.update_schedule(session, principal, schedule_id, body)
     return Response(data=SchedulePublic.model_validate(row))
 
 
 @router.delete("/schedules/{schedule_id}")
-async def delete_schedule(_: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[None]:
-    """Delete a schedule; beat stops running it at its next reload."""
-    await service.delete_schedule(session, schedule_id)
+async def delete_schedule(principal: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[None]:
+    """Delete one of your schedules; beat stops running it at its next reload."""
+    await service.delete_schedule(session, principal, schedule_id)
     return Response()

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator
 
-from multidb.api.requests import PartialUpdate
+from multidb.api.requests import PartialUpdate, RequestBody
 from multidb.api.responses import CamelModel
 
 TaskName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -24,7 +24,7 @@ class TaskInfo(CamelModel):
     description: str
 
 
-class TaskRunCreate(CamelModel):
+class TaskRunCreate(RequestBody):
     task: TaskName
     args: Args = Field(default_factory=list)
     kwargs: Kwargs = Field(default_factory=dict)
@@ -39,7 +39,7 @@ class TaskRunPublic(CamelModel):
     error: str | None = Field(default=None, description="The exception's type when the task failed")
 
 
-class ScheduleCreate(CamelModel):
+class ScheduleCreate(RequestBody):
     name: ScheduleName
     task: TaskName
     description: str = Field(default="", max_length=255)
@@ -79,6 +79,7 @@ class ScheduleUpdate(PartialUpdate):
 
 class SchedulePublic(CamelModel):
     id: uuid.UUID
+    owner_id: uuid.UUID | None = Field(description="Who made it; null for schedules older than owners")
     name: str
     task: str
     description: str

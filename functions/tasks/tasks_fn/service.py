@@ -1,4 +1,5 @@
-"""Task rules: only registered tasks, arguments that fit them, runs visible to whoever started them.
+"""Task rules: only registered tasks the caller holds the code of, arguments that fit them,
+per-user limits, and runs and schedules visible to their owners (and admins).
 
 Celery is imported by the calls that need it, not at cold start: listing, reading and
 deleting schedules never load it.
@@ -6,19 +7,23 @@ deleting schedules never load it.
 
 import inspect
 import json
+import time
 import uuid
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from anyio import to_thread
+from pydantic import TypeAdapter, ValidationError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import logs
 from multidb.authz import Principal
-from multidb.errors import InvalidInput, NotFound, ServiceUnavailable
+from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 from multidb.models import PeriodicTask
+from multidb.rbac import task_code
 from multidb.repository import Repository, keyword_filter
+from multidb.security.throttle import Limit, enforce, undo
 from multidb.settings import get_settings
 
 from .schemas import ScheduleCreate, ScheduleUpdate, TaskInfo, TaskRunCreate, TaskRunPublic
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 log = logs.get_logger("tasks")
 
 MAX_ARGUMENT_BYTES = 16 * 1024
+STALE_RUN_SECONDS = 3600  # the broker's visibility timeout: a run older than this was lost
 
 
 def run_key(task_id: str) -> str:
@@ -57,26 +63,74 @@ def describe(task: "Task") -> TaskInfo:
     return TaskInfo(name=task.name, description=f"{signature}: {summary[0]}" if summary else signature)
 
 
-def task_for(name: str, args: list[Any], kwargs: dict[str, Any]) -> "Task":
-    """The registered task `name`, after checking that the arguments fit its signature."""
+def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Arguments must fit the task's signature, each of the type its annotation names (JSON, strict)."""
+    signature = inspect.signature(task.run)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidInput(f"the arguments do not fit {task.name}{signature}") from exc
+    hints = get_type_hints(task.run)
+    problems = {}
+    for name, value in bound.arguments.items():
+        if name in hints:
+            try:
+                _adapter(hints[name]).validate_python(value, strict=True)
+            except ValidationError as exc:
+                problems[name] = exc.errors()[0]["msg"]
+    if problems:
+        raise InvalidInput(f"the arguments do not fit {task.name}{signature}", fields=problems)
+
+
+@lru_cache(maxsize=128)
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(hint)
+
+
+def task_for(principal: Principal, name: str, args: list[Any], kwargs: dict[str, Any]) -> "Task":
+    """The registered task `name`, if the caller may run it and the arguments fit it."""
     task = registered().get(name)
     if task is None:
         raise InvalidInput("unknown task: GET /api/v1/tasks lists the ones there are")
+    if not principal.holds([task_code(task.name)]):
+        raise Forbidden(f"running {task.name} needs the permission {task_code(task.name)}")
     if len(json.dumps([args, kwargs])) > MAX_ARGUMENT_BYTES:
         raise InvalidInput(f"the arguments exceed {MAX_ARGUMENT_BYTES} bytes of JSON")
-    try:
-        inspect.signature(task.run).bind(*args, **kwargs)
-    except TypeError as exc:
-        raise InvalidInput(f"the arguments do not fit {name}{inspect.signature(task.run)}") from exc
+    check_arguments(task, args, kwargs)
     return task
+
+
+def rate_limit(principal: Principal) -> Limit:
+    return Limit(f"tasks:rate:{principal.user_id}", get_settings().task_runs_per_minute, 60)
+
+
+async def _admit(redis: "Redis", principal: Principal, task_id: str, due: float) -> None:
+    """Count a run against the caller's limits: runs per minute, and runs queued at once."""
+    from multidb.queue.app import queued_key
+
+    settings = get_settings()
+    await enforce(redis, rate_limit(principal), message="too many task runs; try again later")
+    key = queued_key(principal.user_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        # Runs a worker lost long ago no longer count (acks-late redelivers within the hour).
+        pipe.zremrangebyscore(key, "-inf", time.time() - STALE_RUN_SECONDS)
+        pipe.zadd(key, {task_id: due})
+        pipe.zcard(key)
+        pipe.expire(key, get_settings().task_result_ttl + STALE_RUN_SECONDS)
+        _, _, queued, _ = await pipe.execute()
+    if queued > settings.task_runs_queued:
+        await redis.zrem(key, task_id)
+        await undo(redis, rate_limit(principal))
+        raise TooManyRequests("too many of your task runs are waiting; try again when they finish", retry_after=30)
 
 
 async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> TaskRunPublic:
     """Queue a run of a task; its owner hears `task:finished` on Socket.IO when it ends."""
-    from multidb.queue.app import OWNER_HEADER
+    from multidb.queue.app import OWNER_HEADER, queued_key
 
-    task = task_for(body.task, body.args, body.kwargs)
+    task = task_for(principal, body.task, body.args, body.kwargs)
     task_id = str(uuid.uuid4())
+    await _admit(redis, principal, task_id, time.time() + body.countdown)
     owner = json.dumps({"owner": principal.user_id, "task": task.name})
     await redis.set(run_key(task_id), owner, ex=get_settings().task_result_ttl + body.countdown)
     send = partial(
@@ -91,7 +145,9 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
         await to_thread.run_sync(send)
     except Exception as exc:
         await redis.delete(run_key(task_id))
-        log.error("could not queue %s: %s", task.name, type(exc).__name__)
+        await redis.zrem(queued_key(principal.user_id), task_id)
+        await undo(redis, rate_limit(principal))
+        log.exception("could not queue %s: %s", task.name, type(exc).__name__)
         raise ServiceUnavailable("the task queue is unavailable") from exc
     return TaskRunPublic(task_id=task_id, task=task.name, state="PENDING")
 
@@ -118,15 +174,30 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     return TaskRunPublic(task_id=str(task_id), task=run["task"], state=state, result=result if finished else None)
 
 
-def schedule_filters(enabled: bool | None, keyword: str | None) -> list[Any]:
+def schedule_filters(principal: Principal, enabled: bool | None, keyword: str | None) -> list[Any]:
+    """What a caller lists: their own schedules (an admin: everyone's), by state and keyword."""
     return [
+        None if principal.admin else col(PeriodicTask.owner_id) == uuid.UUID(principal.user_id),
         None if enabled is None else col(PeriodicTask.enabled) == enabled,
         keyword_filter(keyword, PeriodicTask.name, PeriodicTask.task),
     ]
 
 
-def _check_schedule(row: PeriodicTask) -> None:
-    task_for(row.task, row.args, row.kwargs)
+async def owned_schedule(session: AsyncSession, principal: Principal, schedule_id: uuid.UUID) -> PeriodicTask:
+    """A schedule the caller owns (an admin: any); anyone else's does not exist for them (404)."""
+    row = await ScheduleRepository(session).require(schedule_id)
+    if not principal.admin and str(row.owner_id) != principal.user_id:
+        raise NotFound(ScheduleRepository.not_found_message)
+    return row
+
+
+def _check_schedule(principal: Principal, row: PeriodicTask) -> None:
+    task_for(principal, row.task, row.args, row.kwargs)
+    minimum = get_settings().schedule_min_interval
+    if row.interval_seconds is not None and row.interval_seconds < minimum:
+        raise InvalidInput(
+            f"a schedule runs at most every {minimum} seconds", fields={"intervalSeconds": f"at least {minimum}"}
+        )
     if row.crontab is not None:
         from multidb.queue.scheduler import parse_crontab
 
@@ -136,31 +207,36 @@ def _check_schedule(row: PeriodicTask) -> None:
             raise InvalidInput(f"invalid crontab: {exc}") from exc
 
 
-async def create_schedule(session: AsyncSession, body: ScheduleCreate) -> PeriodicTask:
-    row = PeriodicTask(**body.model_dump())
-    _check_schedule(row)
-    row = await ScheduleRepository(session).create(row)
+async def create_schedule(session: AsyncSession, principal: Principal, body: ScheduleCreate) -> PeriodicTask:
+    schedules = ScheduleRepository(session)
+    row = PeriodicTask(**body.model_dump(), owner_id=uuid.UUID(principal.user_id))
+    _check_schedule(principal, row)
+    limit = get_settings().schedules_per_user
+    if await schedules.count(col(PeriodicTask.owner_id) == row.owner_id) >= limit:
+        raise TooManyRequests(f"you may own at most {limit} schedules; delete one first", retry_after=60)
+    row = await schedules.create(row)
     await session.commit()
     return row
 
 
-async def update_schedule(session: AsyncSession, schedule_id: uuid.UUID, body: ScheduleUpdate) -> PeriodicTask:
-    schedules = ScheduleRepository(session)
-    row = await schedules.require(schedule_id)
+async def update_schedule(
+    session: AsyncSession, principal: Principal, schedule_id: uuid.UUID, body: ScheduleUpdate
+) -> PeriodicTask:
+    row = await owned_schedule(session, principal, schedule_id)
     changes = body.model_dump(exclude_unset=True)
     if "crontab" in changes:
         changes["interval_seconds"] = None
     if "interval_seconds" in changes:
         changes.setdefault("crontab", None)
     candidate = PeriodicTask(**{**row.model_dump(), **changes})
-    _check_schedule(candidate)
-    row = await schedules.update(row, changes)
+    # The task is checked against the caller's grants, whoever owns the schedule.
+    _check_schedule(principal, candidate)
+    row = await ScheduleRepository(session).update(row, changes)
     await session.commit()
     return row
 
 
-async def delete_schedule(session: AsyncSession, schedule_id: uuid.UUID) -> None:
-    schedules = ScheduleRepository(session)
-    row = await schedules.require(schedule_id)
-    await schedules.delete(row)
+async def delete_schedule(session: AsyncSession, principal: Principal, schedule_id: uuid.UUID) -> None:
+    row = await owned_schedule(session, principal, schedule_id)
+    await ScheduleRepository(session).delete(row)
     await session.commit()

@@ -5,13 +5,13 @@ from datetime import datetime
 
 from pydantic import EmailStr, Field
 
-from multidb.api.requests import PartialUpdate
+from multidb.api.requests import PartialUpdate, RequestBody
 from multidb.api.responses import CamelModel
 
 ENCRYPTED = "RSA-OAEP (SHA-256) ciphertext, base64, made with GET /api/v1/auth/keys/public"
 
 
-class UserCreate(CamelModel):
+class UserCreate(RequestBody):
     name: str = Field(min_length=1, max_length=64)
     email: EmailStr
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -31,7 +31,7 @@ class UserUpdate(PartialUpdate):
     is_admin: bool | None = None
 
 
-class PasswordReset(CamelModel):
+class PasswordReset(RequestBody):
     password: str = Field(min_length=1, max_length=2048, description=ENCRYPTED)
 
 

@@ -37,15 +37,25 @@ def filters(keyword: str | None, status: bool | None, role_id: uuid.UUID | None)
 
 
 async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID]) -> list[Role]:
-    """The roles to assign: they must exist, and a non-admin can hand out only what they hold."""
+    """The roles to assign: they must exist, and a non-admin can hand out only what they hold
+    (a disabled role's codes included: enabling it later must not hand over more)."""
     roles = await RoleRepository(session).get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
         raise InvalidInput("unknown role id")
-    if not principal.admin:
-        granted = {code for role in roles for code in role.interface_permissions}
-        if not granted <= principal.codes:
-            raise Forbidden("you can only assign roles whose permissions you hold yourself")
+    if not principal.holds(code for role in roles for code in role.interface_permissions):
+        raise Forbidden("you can only assign roles whose permissions you hold yourself")
     return roles
+
+
+def _check_may_manage(principal: Principal, user: User) -> None:
+    """A user is managed (changed, disabled, reset, deleted) only by an admin or by someone
+    holding every code the user's roles grant, enabled or not: nobody acts on a user above them."""
+    if principal.admin:
+        return
+    if user.is_admin:
+        raise Forbidden("only admins can change admins")
+    if not principal.holds(code for role in user.roles for code in role.interface_permissions):
+        raise Forbidden("you can only manage users whose permissions you hold yourself")
 
 
 async def _keep_an_admin(users: UserRepository, leaving: list[User]) -> None:
@@ -86,14 +96,17 @@ async def update(
         or changes.get("status", True) is False
     ):
         raise Forbidden("you cannot change your own roles, admin flag or status")
-    if (user.is_admin or changes.get("is_admin")) and not principal.admin:
+    if changes.get("is_admin") and not principal.admin:
         raise Forbidden("only admins can change admins")
+    if not itself:
+        _check_may_manage(principal, user)
     if changes.get("is_admin") is False or changes.get("status") is False:
         await _keep_an_admin(users, [user])
     if role_ids is not None:
         user.roles = await _roles(session, principal, role_ids)
     disabled = user.status and changes.get("status") is False
     await users.update(user, changes)
+    await invalidate(redis, str(user.id))  # Redis out of reach: nothing is written
     await session.commit()
     await invalidate(redis, str(user.id))
     if disabled:
@@ -107,10 +120,7 @@ async def reset_password(
     """Set a password; whoever sets it could log in as that user, so no one above the caller."""
     users = UserRepository(session)
     user = await users.require(user_id)
-    if not principal.admin:
-        held = {code for role in user.roles if role.status for code in role.interface_permissions}
-        if user.is_admin or not held <= principal.codes:
-            raise Forbidden("you can only reset passwords of users whose permissions you hold yourself")
+    _check_may_manage(principal, user)
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
     await session.commit()
     await revoke_user_sessions(redis, str(user.id))
@@ -124,12 +134,13 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
         raise NotFound("user not found")
     if any(str(u.id) == principal.user_id for u in found):
         raise Forbidden("you cannot delete yourself")
-    if any(u.is_admin for u in found) and not principal.admin:
-        raise Forbidden("only admins can delete admins")
+    for user in found:
+        _check_may_manage(principal, user)
     await _keep_an_admin(users, found)
-    deleted = await users.delete_many(user_ids)
-    await session.commit()
     ids = [str(u.id) for u in found]
+    deleted = await users.delete_many(user_ids)
+    await invalidate(redis, *ids)  # Redis out of reach: nothing is deleted
+    await session.commit()
     await invalidate(redis, *ids)
     for user_id in ids:
         await revoke_user_sessions(redis, user_id)

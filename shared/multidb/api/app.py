@@ -39,7 +39,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = _secure_headers(scope, message.get("headers", []), rid)
             await send(message)
 
         try:
@@ -62,6 +62,22 @@ class RequestContextMiddleware:
                 },
             )
             logs.request_id.reset(token)
+
+
+HSTS = b"max-age=31536000; includeSubDomains"
+
+
+def _secure_headers(scope: Scope, headers: list[tuple[bytes, bytes]], rid: str) -> list[tuple[bytes, bytes]]:
+    """Headers every API response carries: its request id, no MIME sniffing, no caching
+    unless the route chose otherwise (tokens and personal data must not sit in a cache),
+    and HSTS when it was served over HTTPS (always, behind API Gateway)."""
+    present = {name.lower() for name, _ in headers}
+    extra = [(b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
+    if b"cache-control" not in present:
+        extra.append((b"cache-control", b"no-store"))
+    if scope.get("scheme") == "https":
+        extra.append((b"strict-transport-security", HSTS))
+    return [*headers, *extra]
 
 
 def _request_id(scope: Scope) -> str:

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import AppError
+from ..errors import AppError, InvalidInput, TooManyRequests
 from ..logs import get_logger
 from .responses import ErrorResponse, FieldError
 
@@ -31,10 +31,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def envelope(status: int, message: str, data: list[FieldError] | None = None) -> JSONResponse:
+def envelope(
+    status: int, message: str, data: list[FieldError] | None = None, *, retry_after: int | None = None
+) -> JSONResponse:
     body = ErrorResponse(code=status, message=message, data=data).model_dump(mode="json", by_alias=True)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -67,7 +73,10 @@ def _outage_errors() -> tuple[type[Exception], ...]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
-        return envelope(exc.status_code, exc.message)
+        retry_after = exc.retry_after if isinstance(exc, TooManyRequests) else None
+        fields = exc.fields if isinstance(exc, InvalidInput) else {}
+        data = [FieldError(field=name, message=text) for name, text in fields.items()] or None
+        return envelope(exc.status_code, exc.message, data, retry_after=retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,12 +2,22 @@
 
 import uuid
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from .responses import CamelModel
 
 
-class PartialUpdate(CamelModel):
+class RequestBody(CamelModel):
+    """A request body: a field it does not declare is refused (422 naming it), never ignored.
+
+    Ignoring it silently turns a client's typo (`roles` for `roleIds`) into a request that
+    succeeds without doing what was asked.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartialUpdate(RequestBody):
     """A body of fields to change: what is left out stays; what is sent may not be null."""
 
     @model_validator(mode="after")
@@ -20,7 +30,7 @@ class PartialUpdate(CamelModel):
         return self
 
 
-class IdList(CamelModel):
+class IdList(RequestBody):
     """`{ids: [...]}` for bulk operations: 1 to 100 UUIDs."""
 
     ids: list[uuid.UUID] = Field(min_length=1, max_length=100)

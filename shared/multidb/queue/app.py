@@ -17,9 +17,27 @@ from ..settings import get_settings
 
 log = logs.get_logger("queue")
 
-# A custom header that names who started a task; the worker tells that user when it ends.
+# Custom headers: who started a run through the API (the worker tells them when it ends,
+# and takes the run off their queued count), and whose schedule sent a run.
 OWNER_HEADER = "multidb_owner"
+SCHEDULE_OWNER_HEADER = "multidb_schedule_owner"
 FINISHED_EVENT = "task:finished"
+
+
+def queued_key(user_id: str) -> str:
+    """The user's runs that are queued or running (a sorted set of task ids, scored by when due)."""
+    return f"tasks:queued:{user_id}"
+
+
+def sender() -> str | None:
+    """The user on whose behalf the current task runs: who started it, or whose schedule sent it."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    if request is None:
+        return None
+    owner = request.get(OWNER_HEADER) or request.get(SCHEDULE_OWNER_HEADER)
+    return str(owner) if owner else None
 
 
 def _config() -> dict[str, Any]:
@@ -44,6 +62,10 @@ def _config() -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": 3600},
         "beat_refresh_interval": settings.beat_refresh_interval,
+        # The app's own schedules: they run without anyone creating them.
+        "beat_schedule": {
+            "multidb.files.sweep": {"task": "multidb.files.sweep", "schedule": settings.files_sweep_interval},
+        },
     }
 
 
@@ -63,17 +85,24 @@ class AsyncTask(Task):  # type: ignore[misc]
         owner = self.request.get(OWNER_HEADER)
         if not owner:
             return
-        from ..realtime import emit, user_room
-
         payload = {"taskId": task_id, "task": self.name, "state": status}
         try:
-            runtime.run(emit(FINISHED_EVENT, payload, room=user_room(str(owner))))
+            runtime.run(_finished(str(owner), task_id, payload))
         except Exception as exc:  # a missed notification must not fail the task
             log.warning("could not announce task %s: %s", task_id, type(exc).__name__)
 
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+async def _finished(owner: str, task_id: str, payload: dict[str, Any]) -> None:
+    """Take a run off its owner's queued count and tell the owner's sockets it ended."""
+    from ..realtime import emit, user_room
+    from ..redis import get_redis
+
+    await get_redis().zrem(queued_key(owner), task_id)
+    await emit(FINISHED_EVENT, payload, room=user_room(owner))
 
 
 app = Celery("multidb", task_cls=AsyncTask, include=["multidb.queue.tasks"])

@@ -33,6 +33,7 @@ from .. import logs, runtime
 from ..db import get_engine
 from ..models import PeriodicTask
 from ..settings import get_settings
+from .app import SCHEDULE_OWNER_HEADER
 
 if TYPE_CHECKING:
     from redis.lock import Lock
@@ -89,6 +90,11 @@ def schedule_of(row: PeriodicTask) -> BaseSchedule:
     if row.interval_seconds:
         return schedule(timedelta(seconds=row.interval_seconds))
     raise ValueError(f"schedule {row.name} has neither an interval nor a crontab")
+
+
+def entry_name(row: PeriodicTask) -> str:
+    """Beat's name for a row: names are unique per owner, so the owner is part of it."""
+    return row.name if row.owner_id is None else f"{row.name} ({row.owner_id})"
 
 
 def _aware(moment: datetime) -> datetime:
@@ -198,10 +204,14 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             return
         entries: dict[str, ScheduleEntry] = dict(self._static)
         for row in rows:
+            name = entry_name(row)
+            if name in self._static:
+                log.error("skipping schedule %s: the app's own schedule has that name", name)
+                continue
             try:
-                entries[row.name] = self._entry(row, self.data.get(row.name))
+                entries[name] = self._entry(row, self.data.get(name))
             except ValueError:
-                log.error("skipping schedule %s: its timing is invalid", row.name)
+                log.error("skipping schedule %s: its timing is invalid", name)
         self.data: dict[str, ScheduleEntry] = entries
         names = set(entries) - set(self._static)
         if names != self._loaded_names:
@@ -215,13 +225,16 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             # A run not yet written back is newer than the row.
             last_run_at = max(last_run_at, _aware(loaded.last_run_at))
             count = max(count, loaded.total_run_count)
+        headers = {"multidb_schedule": row.name}
+        if row.owner_id is not None:
+            headers[SCHEDULE_OWNER_HEADER] = str(row.owner_id)
         return DatabaseEntry(
-            name=row.name,
+            name=entry_name(row),
             task=row.task,
             schedule=schedule_of(row),
             args=tuple(row.args),
             kwargs=dict(row.kwargs),
-            options={"headers": {"multidb_schedule": row.name}},
+            options={"headers": headers},
             last_run_at=last_run_at,
             total_run_count=count,
             app=self.app,

@@ -4,9 +4,9 @@ Sync or `async def` alike (AsyncTask runs coroutines). Keep arguments JSON: that
 the broker accepts.
 """
 
-from typing import Any
+from typing import Any, Literal
 
-from .app import app
+from .app import app, sender
 
 
 @app.task(name="multidb.ping")
@@ -21,19 +21,40 @@ def add(x: float, y: float) -> float:
     return x + y
 
 
+# The only events a task may push: a notice a user (or their schedule) sends, never one of
+# the events the system itself speaks (`task:finished`, `session:revoked`, `disconnect`, …),
+# which a page trusts. The payload says who sent it.
+NOTICE_EVENTS = ("notification", "message")
+NoticeEvent = Literal["notification", "message"]
+
+
+def _notice(event: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    if event not in NOTICE_EVENTS:  # the API checks it too; the broker is not the API
+        raise ValueError("not a notice event")
+    return {"from": sender(), "data": data}
+
+
 @app.task(name="multidb.notify")
-async def notify(user_id: str, event: str, data: Any = None) -> bool:
-    """Push a Socket.IO event to one user's open connections."""
+async def notify(user_id: str, event: NoticeEvent, data: dict[str, Any] | None = None) -> bool:
+    """Push a notice (`notification` or `message`) to one user's open connections."""
     from ..realtime import emit, user_room
 
-    await emit(event, data, room=user_room(user_id))
+    await emit(event, _notice(event, data), room=user_room(user_id))
     return True
 
 
 @app.task(name="multidb.broadcast")
-async def broadcast(event: str, data: Any = None) -> bool:
-    """Push a Socket.IO event to every connected user."""
+async def broadcast(event: NoticeEvent, data: dict[str, Any] | None = None) -> bool:
+    """Push a notice (`notification` or `message`) to every connected user."""
     from ..realtime import emit
 
-    await emit(event, data)
+    await emit(event, _notice(event, data))
     return True
+
+
+@app.task(name="multidb.files.sweep")
+async def sweep_files() -> int:
+    """Delete what uploads left behind: deleted files' late objects, and uploads never completed."""
+    from ..files import sweep
+
+    return await sweep()

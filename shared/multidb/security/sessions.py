@@ -1,17 +1,26 @@
-"""Refresh-token store, rotation with reuse detection, and access-token revocation in Redis.
+"""Refresh-token store, rotation with reuse detection, and revocation in Redis.
 
 Keys keep the seed's shapes:
   auth:refresh:<user_id>:<jti>      one live refresh token (JSON: family, user agent, created_at)
+  auth:family:<family>              the jti of the family's live refresh token
   auth:revoked:<jti>                an access token revoked before it expires
   auth:revoked-family:<family>      every token of a login session (family) revoked
   auth:families:<user_id>           the user's login sessions, to end them all at once
+  auth:sessions-epoch:<user_id>     bumped whenever all of a user's sessions end
+
+Every change that must not interleave with another runs as one Lua script, so no order of
+logout, refresh, password change, reset or disabling leaves a usable token behind: a
+rotation checks the family's revocation and spends the old token in the same step, and a
+revocation finds the family's live token through `auth:family:<family>` (no SCAN, and only
+the caller's own keys are touched). A login opens its session only if none of the user's
+sessions were ended since its password was checked (the epoch).
 """
 
 import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import Unauthorized
 from ..logs import get_logger
@@ -23,9 +32,17 @@ if TYPE_CHECKING:
 
 log = get_logger("sessions")
 
+REFRESH_PREFIX = "auth:refresh:"
+FAMILY_PREFIX = "auth:family:"
+REVOKED_FAMILY_PREFIX = "auth:revoked-family:"
+
 
 def refresh_key(user_id: str, jti: str) -> str:
-    return f"auth:refresh:{user_id}:{jti}"
+    return f"{REFRESH_PREFIX}{user_id}:{jti}"
+
+
+def family_key(family: str) -> str:
+    return f"{FAMILY_PREFIX}{family}"
 
 
 def revoked_key(jti: str) -> str:
@@ -33,11 +50,77 @@ def revoked_key(jti: str) -> str:
 
 
 def revoked_family_key(family: str) -> str:
-    return f"auth:revoked-family:{family}"
+    return f"{REVOKED_FAMILY_PREFIX}{family}"
 
 
 def families_key(user_id: str) -> str:
     return f"auth:families:{user_id}"
+
+
+def epoch_key(user_id: str) -> str:
+    return f"auth:sessions-epoch:{user_id}"
+
+
+# KEYS: new refresh, family pointer, families set, epoch. ARGV: record, ttl, family, jti, epoch seen.
+_OPEN = """
+if (redis.call('GET', KEYS[4]) or '') ~= ARGV[5] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: old refresh, revoked-family marker, family pointer, new refresh, families set.
+# ARGV: old jti, new jti, new record, ttl.
+# A family without a pointer predates it: its stored token alone decides.
+_ROTATE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'revoked' end
+local live = redis.call('GET', KEYS[3])
+if (live and live ~= ARGV[1]) or redis.call('DEL', KEYS[1]) == 0 then return 'spent' end
+redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[4])
+return 'ok'
+"""
+
+_REVOKE_ONE = """
+local function revoke(family, refresh_prefix, family_prefix, marker_prefix, ttl)
+  redis.call('SET', marker_prefix .. family, '1', 'EX', ttl)
+  local jti = redis.call('GET', family_prefix .. family)
+  if jti then redis.call('DEL', refresh_prefix .. jti) end
+  redis.call('DEL', family_prefix .. family)
+end
+"""
+
+# KEYS: families set. ARGV: family, user's refresh prefix, family prefix, marker prefix, ttl.
+_REVOKE_FAMILY = (
+    _REVOKE_ONE
+    + """
+revoke(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+redis.call('SREM', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# KEYS: families set, epoch. ARGV: family to keep ('' for none), refresh prefix, family prefix,
+# marker prefix, ttl.
+_REVOKE_USER = (
+    _REVOKE_ONE
+    + """
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local ended = 0
+for _, family in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if family ~= ARGV[1] then
+    revoke(family, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+    redis.call('SREM', KEYS[1], family)
+    ended = ended + 1
+  end
+end
+return ended
+"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,66 +131,102 @@ class TokenPair:
     refresh: Claims
 
 
-async def open_session(redis: "Redis", user_id: str, user_agent: str, family: str | None = None) -> TokenPair:
-    """Issue an access + refresh pair; a new login starts a new family, a rotation keeps it."""
+def _record(family: str, user_agent: str) -> str:
+    return json.dumps({"family": family, "user_agent": user_agent, "created_at": int(time.time())})
+
+
+def _lifetime() -> int:
+    """How long a revocation must last: as long as any token of the family could still verify."""
     settings = get_settings()
-    family = family or uuid.uuid4().hex
+    return settings.refresh_token_ttl + settings.jwt_leeway
+
+
+async def _script(redis: "Redis", source: str, keys: list[str], args: list[Any]) -> Any:
+    return await redis.eval(source, len(keys), *keys, *args)  # type: ignore[misc]
+
+
+async def sessions_epoch(redis: "Redis", user_id: str) -> str:
+    """The user's session epoch now: read it before checking a password, pass it to `open_session`."""
+    return cast(str | None, await redis.get(epoch_key(user_id))) or ""
+
+
+def _issue_pair(user_id: str, family: str) -> tuple[str, Claims, str, Claims]:
+    settings = get_settings()
     access_token, access = issue(user_id, TokenType.ACCESS, family, settings.access_token_ttl)
     refresh_token, refresh = issue(user_id, TokenType.REFRESH, family, settings.refresh_token_ttl)
-    record = {"family": family, "user_agent": user_agent, "created_at": int(time.time())}
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(refresh_key(user_id, refresh.jti), json.dumps(record), ex=settings.refresh_token_ttl)
-        pipe.sadd(families_key(user_id), family)
-        pipe.expire(families_key(user_id), settings.refresh_token_ttl)
-        await pipe.execute()
+    return access_token, access, refresh_token, refresh
+
+
+async def open_session(redis: "Redis", user_id: str, user_agent: str, epoch: str) -> TokenPair:
+    """Start a login session (a new family) unless the user's sessions were ended since `epoch`."""
+    family = uuid.uuid4().hex
+    access_token, access, refresh_token, refresh = _issue_pair(user_id, family)
+    opened = await _script(
+        redis,
+        _OPEN,
+        [refresh_key(user_id, refresh.jti), family_key(family), families_key(user_id), epoch_key(user_id)],
+        [_record(family, user_agent), get_settings().refresh_token_ttl, family, refresh.jti, epoch],
+    )
+    if not opened:
+        raise Unauthorized("the account's sessions were ended meanwhile; log in again")
     return TokenPair(access_token, refresh_token, access, refresh)
 
 
-async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> tuple[Claims, str]:
-    """Spend a refresh token; return its claims and family for the caller to open the next pair.
+async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPair:
+    """Spend a refresh token and issue the family's next pair, in one atomic step.
 
-    A valid token that is no longer stored was spent or revoked already: someone replays
-    it, so the whole family (the thief's and the owner's tokens alike) is revoked.
+    A valid token that is no longer the family's live one was spent or revoked already:
+    someone replays it, so the whole family (the thief's and the owner's tokens alike) is
+    revoked. A family revoked meanwhile (logout, password change) never rotates again.
     """
     claims = verify(refresh_token, TokenType.REFRESH)
-    key = refresh_key(claims.sub, claims.jti)
-    stored = await redis.get(key)
-    if stored is None:
+    stored = cast(str | None, await redis.get(refresh_key(claims.sub, claims.jti)))
+    if stored is not None and json.loads(stored).get("user_agent") != user_agent:
+        raise Unauthorized("refresh token does not belong to this client")  # not spent: the owner may still use it
+    access_token, access, new_token, new = _issue_pair(claims.sub, claims.fam)
+    outcome = await _script(
+        redis,
+        _ROTATE,
+        [
+            refresh_key(claims.sub, claims.jti),
+            revoked_family_key(claims.fam),
+            family_key(claims.fam),
+            refresh_key(claims.sub, new.jti),
+            families_key(claims.sub),
+        ],
+        [claims.jti, new.jti, _record(claims.fam, user_agent), get_settings().refresh_token_ttl],
+    )
+    if outcome == "spent":
         await revoke_family(redis, claims.sub, claims.fam)
         log.warning("refresh token reuse; family revoked", extra={"fields": {"user_id": claims.sub}})
+    if outcome != "ok":
         raise Unauthorized("refresh token is no longer valid")
-    record = json.loads(stored)
-    if record.get("user_agent") != user_agent:
-        raise Unauthorized("refresh token does not belong to this client")
-    if await redis.getdel(key) is None:  # lost a race with another use of the same token
-        await revoke_family(redis, claims.sub, claims.fam)
-        raise Unauthorized("refresh token is no longer valid")
-    return claims, claims.fam
+    return TokenPair(access_token, new_token, access, new)
 
 
 async def revoke_family(redis: "Redis", user_id: str, family: str) -> None:
     """End a login session: its access tokens stop working, its refresh token is deleted."""
-    settings = get_settings()
-    ttl = settings.access_token_ttl + settings.jwt_leeway
-    await redis.set(revoked_family_key(family), "1", ex=ttl)
-    stale = []
-    async for key in redis.scan_iter(match=refresh_key(user_id, "*"), count=100):
-        stored = await redis.get(key)
-        if stored is not None and json.loads(stored).get("family") == family:
-            stale.append(key)
-    if stale:
-        await redis.delete(*stale)
+    await _script(
+        redis,
+        _REVOKE_FAMILY,
+        [families_key(user_id)],
+        [family, refresh_key(user_id, ""), FAMILY_PREFIX, REVOKED_FAMILY_PREFIX, _lifetime()],
+    )
 
 
 async def revoke_user_sessions(redis: "Redis", user_id: str, keep_family: str | None = None) -> int:
-    """End every login session of a user (but `keep_family`, the caller's own); returns how many."""
-    members = cast(set[str], await redis.smembers(families_key(user_id)))  # decode_responses=True
-    families = [f for f in members if f != keep_family]
-    for family in families:
-        await revoke_family(redis, user_id, family)
-    if families:
-        await redis.srem(families_key(user_id), *families)
-    return len(families)
+    """End every login session of a user (but `keep_family`, the caller's own); returns how many.
+
+    Also moves the user's session epoch, so a login whose password was checked before this
+    (the old password, say) cannot open a session after it.
+    """
+    ended = await _script(
+        redis,
+        _REVOKE_USER,
+        [families_key(user_id), epoch_key(user_id)],
+        [keep_family or "", refresh_key(user_id, ""), FAMILY_PREFIX, REVOKED_FAMILY_PREFIX, _lifetime()],
+    )
+    return int(ended)
 
 
 async def revoke_access(redis: "Redis", claims: Claims) -> None:

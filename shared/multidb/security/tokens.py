@@ -19,6 +19,7 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ", "fam"
 class TokenType(StrEnum):
     ACCESS = "access"
     REFRESH = "refresh"
+    DEVICE = "device"  # a client that logged in as this user before (OWASP's device cookie)
 
 
 @dataclass(frozen=True, slots=True)

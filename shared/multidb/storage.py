@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 from anyio import to_thread
 
-from multidb import logs
-from multidb.errors import ServiceUnavailable
-from multidb.settings import Environment, get_settings
+from . import logs
+from .errors import ServiceUnavailable
+from .settings import Environment, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -44,13 +44,26 @@ def get_s3() -> S3Client:
 
 
 def upload_url(key: str, content_type: str, size: int) -> str:
-    """A PUT URL for exactly this object: S3 refuses another content type or length."""
+    """A PUT URL for exactly this object, once: S3 refuses another content type or length, and
+    (`If-None-Match: *`, signed) any PUT once the object exists, so a completed file's bytes
+    cannot be replaced while the URL is still valid."""
     settings = get_settings()
     return get_s3().generate_presigned_url(
         "put_object",
-        Params={"Bucket": settings.files_bucket, "Key": key, "ContentType": content_type, "ContentLength": size},
+        Params={
+            "Bucket": settings.files_bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": size,
+            "IfNoneMatch": "*",
+        },
         ExpiresIn=settings.files_url_ttl,
     )
+
+
+def upload_headers(content_type: str) -> dict[str, str]:
+    """The headers a client must send with the PUT (they are part of the signature)."""
+    return {"Content-Type": content_type, "If-None-Match": "*"}
 
 
 def download_url(key: str, name: str, content_type: str) -> str:
