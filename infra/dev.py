@@ -83,6 +83,7 @@ def plan(environ: dict[str, str]) -> Plan:
     result.processes["worker"] = f"{celery} worker -P solo -l INFO -n dev@%h --without-gossip --without-mingle"
     result.processes["beat"] = f"{celery} beat -S multidb.queue.scheduler:DatabaseScheduler -l INFO"
     env.setdefault("BEAT_REFRESH_INTERVAL", "5")
+    env.setdefault("SCHEDULE_MIN_INTERVAL", "5")  # try a schedule out without waiting a minute
     broker = env.get("BROKER_URL") or env["REDIS_URL"]
     result.banner.append(
         f"{'Celery':<10} worker + beat on {broker} (schedules reloaded every {env['BEAT_REFRESH_INTERVAL']}s)"

@@ -57,7 +57,8 @@ def admin_password() -> str:
         return settings.admin_password
     if settings.app_env is Environment.LOCAL:
         print(
-            f"WARNING: admin created with the default password {DEFAULT_ADMIN_PASSWORD!r}; "
+            # The README names the password; a log that holds one teaches people to log them.
+            "WARNING: admin created with the seed's default password (see the README); "
             "set ADMIN_PASSWORD for anything but local development.",
             file=sys.stderr,
         )

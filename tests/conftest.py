@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -292,6 +292,24 @@ def files_backends() -> "Iterator[None]":
             server.stop()
 
 
+@pytest.fixture
+def empty_files(files_backends: None) -> None:
+    """An empty files collection (indexes built) and an empty bucket."""
+    import boto3
+
+    from multidb import mongo, runtime
+    from multidb.documents import StoredFile
+
+    async def clear() -> None:
+        await mongo.init_documents(StoredFile, build_indexes=True)
+        await StoredFile.find_all().delete()
+
+    runtime.run(clear())
+    s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT_URL, region_name="us-east-1")
+    for item in s3.list_objects_v2(Bucket=FILES_BUCKET).get("Contents", []):
+        s3.delete_object(Bucket=FILES_BUCKET, Key=item["Key"])
+
+
 @pytest.fixture(scope="session")
 def realtime() -> "Iterator[str]":
     """The Socket.IO server on a free port; yields its URL."""
@@ -306,3 +324,18 @@ def realtime() -> "Iterator[str]":
         yield url
     finally:
         process.stop()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> "Iterator[Callable[..., None]]":
+    """Set environment variables the settings read, for one test: `configure(LOGIN_MAX_FAILURES=2)`."""
+    from tests.helpers import reset_clients
+
+    def apply(**values: object) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, str(value))
+        reset_clients()
+
+    yield apply
+    monkeypatch.undo()
+    reset_clients()

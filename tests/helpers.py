@@ -48,6 +48,7 @@ class Api:
         body: str | None = None,
         headers: dict[str, str] | None = None,
         user_agent: str | None = UA,
+        source_ip: str = "127.0.0.1",
     ) -> GatewayResponse:
         sent = {"accept": "application/json"}
         if user_agent is not None:
@@ -59,7 +60,7 @@ class Api:
             body = json.dumps(json_body)
         sent.update(headers or {})
         path, _, query = path.partition("?")
-        return self.gateway.request(method, path, headers=sent, body=body, query=query)
+        return self.gateway.request(method, path, headers=sent, body=body, query=query, source_ip=source_ip)
 
     def get(self, path: str, **kwargs: Any) -> GatewayResponse:
         return self.request("GET", path, **kwargs)

@@ -57,6 +57,8 @@ class GatewayServer:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.executor._shutdown:  # started again in the same process (tests do)
+                    self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await asyncio.get_running_loop().run_in_executor(self.executor, self.gateway.close)

@@ -2,8 +2,10 @@
 to an S3 server through the presigned URLs the function hands out."""
 
 import os
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -25,17 +27,8 @@ CONTENT = "Zürich, 28 Nov 2026: the quarterly report.\n".encode() * 50
 
 
 @pytest.fixture(autouse=True)
-def no_files(files_backends: None) -> None:
+def no_files(empty_files: None) -> None:
     """Every test starts with an empty files collection and an empty bucket."""
-    from multidb.documents import StoredFile
-
-    async def clear() -> None:
-        await mongo.init_documents(StoredFile, build_indexes=True)
-        await StoredFile.find_all().delete()
-
-    runtime.run(clear())
-    for item in bucket_keys():
-        s3().delete_object(Bucket=FILES_BUCKET, Key=item)
 
 
 def s3() -> Any:
@@ -252,3 +245,137 @@ def test_the_deploy_step_builds_the_files_indexes() -> None:
     indexes = runtime.run(collection.index_information())
     assert indexes["key_1"].get("unique") is True
     assert "owner_id_1" in indexes
+
+
+# ---- abuse (issue #8): quotas, overwrites, uploads after a delete --------------------------
+
+
+def test_pending_uploads_are_limited_per_user(api: Api, configure: Any) -> None:
+    configure(FILES_MAX_PENDING=2)
+    alice, bob = user(api, "alice"), user(api, "bob")
+    start_upload(api, alice, "one.txt")
+    start_upload(api, alice, "two.txt")
+    third = api.post("/api/v1/files/uploads", token=alice, json_body={"name": "three.txt", "size": 10})
+    assert third.status_code == 429
+    assert third.headers["retry-after"] == "900"
+    assert stored_count() == 2
+    start_upload(api, bob, "bobs.txt")  # others are not affected
+
+
+def test_stored_bytes_are_limited_per_user(api: Api, configure: Any) -> None:
+    configure(FILES_QUOTA_BYTES=len(CONTENT) * 2)
+    alice = user(api, "alice")
+    uploaded(api, alice, "one.txt")
+    start_upload(api, alice, "two.txt")
+    over = api.post("/api/v1/files/uploads", token=alice, json_body={"name": "three.txt", "size": 1})
+    assert over.status_code == 429
+    assert stored_count() == 2
+
+
+def test_concurrent_uploads_cannot_all_pass_the_quota(configure: Any) -> None:
+    import asyncio
+
+    from files_fn import service
+    from files_fn.schemas import UploadCreate
+    from multidb.authz import Principal
+    from multidb.errors import TooManyRequests
+    from multidb.redis import get_redis
+    from multidb.security.tokens import Claims, TokenType
+
+    configure(FILES_MAX_PENDING=3)
+    owner = Principal("u-1", "U", False, Claims("u-1", "j", "f", TokenType.ACCESS, 0, 0))
+
+    async def burst() -> list[str]:
+        async def one(n: int) -> str:
+            try:
+                await service.create_upload(get_redis(), owner, UploadCreate(name=f"f{n}.txt", size=10))
+            except TooManyRequests:
+                return "429"
+            return "201"
+
+        return list(await asyncio.gather(*(one(n) for n in range(10))))
+
+    assert sorted(runtime.run(burst())) == ["201"] * 3 + ["429"] * 7
+    assert stored_count() == 3
+
+
+def test_a_ready_files_bytes_cannot_be_replaced_through_its_upload_url(api: Api) -> None:
+    alice = user(api, "alice")
+    upload = start_upload(api, alice)
+    assert put(upload["uploadUrl"], CONTENT, upload["headers"]) == 200
+    assert api.post(f"/api/v1/files/{upload['file']['id']}/complete", token=alice).status_code == 200
+    forged = CONTENT.replace(b"quarterly", b"QUARTERLY")  # the same length and type
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        put(upload["uploadUrl"], forged, upload["headers"])
+    assert refused.value.code == 412  # If-None-Match: *, part of the signature on S3
+    link = api.get(f"/api/v1/files/{upload['file']['id']}/download", token=alice).json()["data"]
+    assert fetch(link["url"])[0] == CONTENT
+
+
+def test_an_object_put_after_a_delete_is_swept_once_the_url_expires(api: Api, worker: Any) -> None:
+    from multidb.documents import StoredFile
+    from multidb.queue.tasks import sweep_files
+
+    alice = user(api, "alice")
+    upload = start_upload(api, alice)
+    keep = uploaded(api, alice, "keep.txt")
+    file_id = upload["file"]["id"]
+    assert api.delete(f"/api/v1/files/{file_id}", token=alice).status_code == 200
+    assert api.get(f"/api/v1/files/{file_id}", token=alice).status_code == 404
+    assert put(upload["uploadUrl"], CONTENT, upload["headers"]) == 200  # the URL cannot be revoked...
+    late = [key for key in bucket_keys() if key.endswith("/report.txt")]
+    assert len(late) == 1
+
+    assert sweep_files.apply_async().get(timeout=60) == 0  # ...so the tombstone waits for it to expire
+    assert late[0] in bucket_keys()
+
+    async def expire() -> None:
+        from bson import ObjectId
+
+        doc = await StoredFile.get(ObjectId(file_id))
+        assert doc is not None
+        assert doc.status.value == "deleted"
+        doc.upload_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        await doc.save()
+
+    runtime.run(expire())
+    assert sweep_files.apply_async().get(timeout=60) == 1  # the worker's sweep, as beat sends it
+    assert late[0] not in bucket_keys()
+    assert runtime.run(StoredFile.find({"_id": {"$exists": True}}).count()) == 1
+    assert api.get(f"/api/v1/files/{keep}", token=alice).json()["data"]["status"] == "ready"
+
+
+def test_an_upload_never_completed_is_swept_after_its_age(api: Api, configure: Any) -> None:
+    from multidb import files
+    from multidb.documents import StoredFile
+
+    alice = user(api, "alice")
+    abandoned = start_upload(api, alice, "abandoned.txt")
+    assert put(abandoned["uploadUrl"], CONTENT, abandoned["headers"]) == 200
+    fresh = start_upload(api, alice, "fresh.txt")
+    ready = uploaded(api, alice, "ready.txt")
+
+    async def age(file_id: str) -> None:
+        from bson import ObjectId
+
+        doc = await StoredFile.get(ObjectId(file_id))
+        assert doc is not None
+        doc.created_at = datetime.now(UTC) - timedelta(days=2)
+        await doc.save()
+
+    runtime.run(age(abandoned["file"]["id"]))
+    runtime.run(age(ready))
+    assert runtime.run(files.sweep()) == 1
+    assert api.get(f"/api/v1/files/{abandoned['file']['id']}", token=alice).status_code == 404
+    assert not any(key.endswith("/abandoned.txt") for key in bucket_keys())
+    assert api.get(f"/api/v1/files/{fresh['file']['id']}", token=alice).status_code == 200
+    assert api.get(f"/api/v1/files/{ready}", token=alice).status_code == 200
+
+
+def test_file_times_carry_their_offset(api: Api) -> None:
+    """MongoDB keeps no time zone; the API's date-time values must still say UTC."""
+    alice = user(api, "alice")
+    uploaded(api, alice)
+    record = api.get("/api/v1/files", token=alice).json()["data"]["records"][0]
+    assert record["createdAt"].endswith(("Z", "+00:00"))
+    assert record["updatedAt"].endswith(("Z", "+00:00"))

@@ -89,3 +89,40 @@ def test_the_docs_page_needs_no_internet() -> None:
     assert bundle.status_code == 200
     assert len(bundle.content) > 100_000
     assert call(app, "GET", "/docs/static/../../etc/passwd").status_code == 404
+
+
+def test_a_body_over_api_gateways_10_mb_is_413_and_reaches_no_function() -> None:
+    app = echo_app()
+    invoked = []
+    real = app.gateway.request
+    app.gateway.request = lambda *a, **k: invoked.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    big = b"x" * (10 * 1024 * 1024 + 1)
+    declared = call(app, "POST", "/echo/x", content=big)
+    assert (declared.status_code, declared.json()) == (413, {"message": "Request Entity Too Large"})
+
+    async def chunks() -> Any:  # no Content-Length: the limit must hold while reading
+        for _ in range(11):
+            yield b"y" * (1024 * 1024)
+
+    streamed = call(app, "POST", "/echo/x", content=chunks())
+    assert streamed.status_code == 413
+    assert invoked == []
+    assert call(app, "POST", "/echo/x", content=b"x" * (10 * 1024 * 1024)).status_code == 200
+
+
+def test_the_event_says_who_sent_it_and_how_as_api_gateway_does() -> None:
+    seen = call(echo_app(), "GET", "/echo/x", headers={"x-forwarded-for": "6.6.6.6"}).json()
+    assert seen["sourceIp"] == "127.0.0.1"  # httpx's test transport's client address
+    # What a client claims is kept in front; API Gateway appends the address it saw.
+    assert seen["forwarded"] == {
+        "x-forwarded-for": "6.6.6.6, 127.0.0.1",
+        "x-forwarded-proto": "http",
+        "x-forwarded-port": "80",
+    }
+
+
+def test_no_hsts_over_plain_http() -> None:
+    response = call(GatewayServer(LocalGateway(load())), "GET", "/api/v1/auth/keys/public")
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "strict-transport-security" not in response.headers
