@@ -1,6 +1,7 @@
 """MongoDB through PyMongo's async API (Motor's successor) and Beanie 2, connected on first use."""
 
 from functools import lru_cache
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .settings import get_settings
@@ -11,13 +12,33 @@ if TYPE_CHECKING:
 _beanie_ready: set[str] = set()
 
 
+RDS_CA_BUNDLE = "certs/rds-global-bundle.pem"  # AWS's global bundle of RDS/DocumentDB root CAs
+
+
+def tls_options(url: str) -> dict[str, Any]:
+    """Amazon DocumentDB's certificates chain to the RDS roots, which no system trust store
+    holds: a TLS URL for a DocumentDB host without a CA file of its own gets the bundle
+    this package ships. Atlas and others use public CAs and get nothing added."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    hosts = [h.rsplit("@", 1)[-1].split(":")[0] for h in parts.netloc.split(",")]
+    tls = query.get("tls", query.get("ssl")) == "true"
+    documentdb = any(h.endswith(".docdb.amazonaws.com") or ".docdb-elastic." in h for h in hosts)
+    if tls and documentdb and "tlscafile" not in query:
+        return {"tlsCAFile": str(resources.files(__package__).joinpath(RDS_CA_BUNDLE))}
+    return {}
+
+
 @lru_cache
 def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
     from pymongo import AsyncMongoClient
 
     # tz_aware: times come back in UTC with their offset, as the SQL ones do.
+    url = get_settings().mongo_url
     return AsyncMongoClient(
-        get_settings().mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True
+        url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True, **tls_options(url)
     )
 
 

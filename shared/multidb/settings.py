@@ -1,5 +1,6 @@
 """One settings object for every function, read from the environment on first use."""
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
             problems.append("signing keys must come from the environment or AWS, never generated")
         if self.admin_password == DEFAULT_ADMIN_PASSWORD:
             problems.append("the default admin password is refused in production")
+        problems += _plain_text_urls(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -128,15 +130,62 @@ class Settings(BaseSettings):
 CONNECTION_FIELDS = ("database_url", "redis_url", "mongo_url", "broker_url")
 
 
+def _plain_text_urls(settings: Settings) -> list[str]:
+    """Production talks TLS to every datastore, certificates verified."""
+    problems = []
+    for name in ("redis_url", "broker_url"):
+        url = getattr(settings, name)
+        if url and not url.startswith("memory://") and not url.startswith("rediss://"):
+            problems.append(f"{name.upper()} must use TLS (rediss://)")
+        if url and "ssl_cert_reqs=none" in url.lower():
+            problems.append(f"{name.upper()} must verify the server's certificate")
+    database = settings.database_url
+    if database.startswith("postgresql") and not re.search(r"[?&](ssl|sslmode)=verify-full(&|$)", database):
+        problems.append("DATABASE_URL must use TLS with ?ssl=verify-full")
+    mongo = settings.mongo_url
+    if (
+        mongo
+        and not mongo.startswith("mongodb+srv://")
+        and not re.search(r"[?&](tls|ssl)=true(&|$)", mongo, re.IGNORECASE)
+    ):
+        problems.append("MONGO_URL must use TLS (mongodb+srv:// or ?tls=true)")
+    if re.search(r"[?&]tlsAllowInvalid(Certificates|Hostnames)=true", mongo, re.IGNORECASE):
+        problems.append("MONGO_URL must verify the server's certificate")
+    return problems
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The settings, with connection URLs from Secrets Manager when deployed (read once)."""
-    settings = Settings()
-    if settings.connections_secret_id:
-        from .secrets import secret_json
+    """The settings, with connection URLs from Secrets Manager when deployed (read once).
 
-        stored = secret_json(settings.connections_secret_id)
-        settings = Settings(**{name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)})
-    if settings.is_production and not (settings.database_url and settings.redis_url):
-        raise ValueError("DATABASE_URL and REDIS_URL must be set (directly or in the connections secret)")
+    Anything wrong with them (invalid, refused in production, a secret unreadable) raises
+    `ConfigurationUnavailable`: functions answer 503, the authorizer denies, and the next
+    call tries again (a failure is not cached).
+    """
+    from .secrets import ConfigurationUnavailable, secret_json
+
+    try:
+        settings = Settings()
+        if settings.connections_secret_id:
+            stored = secret_json(settings.connections_secret_id)
+            settings = Settings(**{name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)})
+        if settings.is_production and not (settings.database_url and settings.redis_url and settings.mongo_url):
+            raise ValueError(
+                "DATABASE_URL, REDIS_URL and MONGO_URL must be set (directly or in the connections secret)"
+            )
+    except ConfigurationUnavailable:
+        raise
+    except ValueError as exc:  # pydantic's ValidationError is one
+        from .logs import get_logger
+
+        get_logger("settings").error("invalid settings: %s", _summary(exc))
+        raise ConfigurationUnavailable() from exc
     return settings
+
+
+def _summary(exc: ValueError) -> str:
+    """What is wrong, without the values (they may be URLs with passwords in them)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in errors())
+    return str(exc)  # our own messages name variables, never their values

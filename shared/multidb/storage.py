@@ -38,7 +38,7 @@ def get_s3() -> S3Client:
         s3={"addressing_style": "path" if endpoint else "auto"},
         connect_timeout=3,
         read_timeout=10,
-        retries={"max_attempts": 2, "mode": "standard"},
+        retries={"total_max_attempts": 2, "mode": "standard"},
     )
     return boto3.client("s3", endpoint_url=endpoint, region_name=settings.s3_region or None, config=config)
 

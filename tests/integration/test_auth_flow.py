@@ -168,8 +168,10 @@ def test_swagger_login_does_not_exist_in_production(api: Api, monkeypatch: pytes
 
     production = Settings(
         app_env="PRODUCTION",
-        database_url="postgresql+asyncpg://app@db/app",
-        redis_url="redis://cache:6379/0",
+        database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
+        redis_url="rediss://cache:6379/0",
+        broker_url=None,
+        mongo_url="mongodb+srv://app@docs.example.net/",
         keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
     )
     monkeypatch.setattr("auth_fn.routes.get_settings", lambda: production)

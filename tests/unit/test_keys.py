@@ -44,8 +44,10 @@ def test_generated_keys_survive_a_restart(fresh: pytest.MonkeyPatch, tmp_path: P
 def test_production_refuses_to_generate(fresh: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fresh.setenv("KEYS_DIR", str(tmp_path))
     fresh.setenv("APP_ENV", "PRODUCTION")
-    fresh.setenv("DATABASE_URL", "postgresql+asyncpg://x@db/x")
-    fresh.setenv("REDIS_URL", "redis://cache:6379/0")
+    fresh.setenv("DATABASE_URL", "postgresql+asyncpg://x@db/x?ssl=verify-full")
+    fresh.setenv("REDIS_URL", "rediss://cache:6379/0")
+    fresh.setenv("BROKER_URL", "rediss://cache:6379/1")
+    fresh.setenv("MONGO_URL", "mongodb+srv://x@docs.example.net/")
     fresh.setenv("PUBLIC_KEYS_PARAMETER", "/multidb/keys")
     with pytest.raises(KeyConfigurationError):
         keys.login_key()

@@ -7,9 +7,11 @@ from multidb.settings import DEFAULT_ADMIN_PASSWORD, Settings
 
 PRODUCTION_OK = {
     "app_env": "PRODUCTION",
-    "database_url": "postgresql+asyncpg://app@db.internal/app",
-    "redis_url": "redis://cache.internal:6379/0",
-    "keys_secret_id": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
+    "database_url": "postgresql+asyncpg://app@proxy.internal/app?ssl=verify-full",
+    "redis_url": "rediss://:token@cache.internal:6379/0",
+    "broker_url": None,  # the same Redis
+    "mongo_url": "mongodb://app:pw@docs.cluster-x.us-east-1.docdb.amazonaws.com:27017/?tls=true&retryWrites=false",
+    "keys_secret_id": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys-AbCdEf",
 }
 
 
@@ -24,6 +26,13 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"database_url": "sqlite+aiosqlite:///x.db"}, "DATABASE_URL"),
         ({"keys_secret_id": None}, "never generated"),
         ({"admin_password": DEFAULT_ADMIN_PASSWORD}, "default admin password"),
+        ({"redis_url": "redis://cache.internal:6379/0"}, "REDIS_URL must use TLS"),
+        ({"broker_url": "redis://queue.internal:6379/0"}, "BROKER_URL must use TLS"),
+        ({"redis_url": "rediss://cache.internal:6379/0?ssl_cert_reqs=none"}, "verify the server's certificate"),
+        ({"database_url": "postgresql+asyncpg://app@proxy.internal/app"}, "ssl=verify-full"),
+        ({"database_url": "postgresql+asyncpg://app@proxy.internal/app?ssl=require"}, "ssl=verify-full"),
+        ({"mongo_url": "mongodb://docs.internal:27017"}, "MONGO_URL must use TLS"),
+        ({"mongo_url": "mongodb://d.internal/?tls=true&tlsAllowInvalidCertificates=true"}, "verify the server"),
     ],
 )
 def test_production_refuses_unsafe_defaults(override: dict[str, object], reason: str) -> None:
@@ -34,3 +43,56 @@ def test_production_refuses_unsafe_defaults(override: dict[str, object], reason:
 def test_production_may_not_generate_keys(tmp_path: object) -> None:
     assert not Settings(**PRODUCTION_OK).may_generate_keys
     assert Settings(app_env="LOCAL").may_generate_keys
+
+
+def test_atlas_and_documentdb_urls_with_tls_are_accepted() -> None:
+    for mongo in ("mongodb+srv://app:pw@cluster0.abcde.mongodb.net/?retryWrites=true", PRODUCTION_OK["mongo_url"]):
+        assert Settings(**{**PRODUCTION_OK, "mongo_url": mongo}).is_production
+
+
+def test_documentdb_gets_the_shipped_rds_ca_bundle_and_nothing_else_does() -> None:
+    from multidb.mongo import tls_options
+
+    docdb = tls_options(str(PRODUCTION_OK["mongo_url"]))
+    assert docdb["tlsCAFile"].endswith("multidb/certs/rds-global-bundle.pem")
+    assert tls_options("mongodb+srv://app:pw@cluster0.abcde.mongodb.net/") == {}  # public CAs
+    assert tls_options("mongodb://h.docdb.amazonaws.com:27017/?tls=true&tlsCAFile=/etc/my.pem") == {}
+    assert tls_options("mongodb://127.0.0.1:27017") == {}
+
+
+def test_the_shipped_bundle_holds_only_amazon_rds_root_cas() -> None:
+    from importlib import resources
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    pem = resources.files("multidb").joinpath("certs/rds-global-bundle.pem").read_bytes()
+    certificates = x509.load_pem_x509_certificates(pem)
+    assert len(certificates) > 50
+    for certificate in certificates:
+        assert certificate.subject == certificate.issuer  # self-signed roots
+        assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == (
+            "Amazon Web Services, Inc."
+        )
+        assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "Amazon RDS"
+        assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    names = {c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value for c in certificates}
+    assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names
+
+
+def test_celery_verifies_a_rediss_brokers_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery refuses a rediss:// URL without ssl_cert_reqs at start; ours always verifies."""
+    import ssl
+
+    from multidb.queue.app import _config
+    from multidb.settings import get_settings
+
+    monkeypatch.setenv("BROKER_URL", "rediss://:token@queue.internal:6379/0")
+    get_settings.cache_clear()
+    try:
+        config = _config()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert config["broker_use_ssl"] == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    assert config["redis_backend_use_ssl"] == {"ssl_cert_reqs": ssl.CERT_REQUIRED}

@@ -38,13 +38,14 @@ async def decide(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logs.configure(get_settings().log_level)
     rid = (event.get("requestContext") or {}).get("requestId")
     token = logs.request_id.set(str(rid) if rid else getattr(context, "aws_request_id", None))
     try:
+        logs.configure(get_settings().log_level)  # settings may be unreadable: that is a Deny too
         return runtime.run(decide(event))
     except Exception as exc:  # fail closed, whatever went wrong
-        log.exception("authorizer failure: %s", type(exc).__name__)
+        logs.configure()
+        log.error("authorizer failure: %s", type(exc).__name__, exc_info=not isinstance(exc, AppError))
         return DENY
     finally:
         logs.request_id.reset(token)

@@ -10,6 +10,7 @@ from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs, runtime
+from ..errors import AppError
 from ..settings import get_settings
 from .errors import ERROR_RESPONSES, envelope
 
@@ -113,7 +114,10 @@ def create_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, An
     adapter = Mangum(app, lifespan="off")
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        logs.configure(get_settings().log_level)
+        try:
+            logs.configure(get_settings().log_level)
+        except AppError:  # unreadable settings: the request itself answers 503 in the envelope
+            logs.configure()
         runtime.get_loop()
         return adapter(event, context)
 

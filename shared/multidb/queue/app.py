@@ -8,6 +8,7 @@ Celery evaluates on first use, so importing this module costs a Lambda nothing b
 """
 
 import inspect
+import ssl
 from typing import Any
 
 from celery import Celery, Task
@@ -44,9 +45,13 @@ def _config() -> dict[str, Any]:
     settings = get_settings()
     url = settings.message_broker_url
     in_process = url.startswith("memory://")  # tests and LOCAL only: settings refuse it in production
+    # rediss:// (ElastiCache in transit): Celery refuses one without ssl_cert_reqs; verify the certificate.
+    tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED} if url.startswith("rediss://") else None
     return {
         "broker_url": "memory://" if in_process else url,
         "result_backend": "cache+memory://" if in_process else url,
+        "broker_use_ssl": tls,
+        "redis_backend_use_ssl": tls,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

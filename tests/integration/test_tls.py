@@ -1,0 +1,155 @@
+"""TLS to Redis as production runs it (ElastiCache in transit, `rediss://` with AUTH): a real
+redis-server speaking only TLS, with a certificate from a test CA that the processes trust
+the way they trust a public CA (the system store, here `SSL_CERT_FILE`). The app's client,
+a Celery worker and the Socket.IO relay all verify the certificate; a client that does not
+trust the CA is refused."""
+
+import datetime
+import ipaddress
+import os
+import queue
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import socketio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from multidb import realtime, runtime
+from multidb.queue.app import _config
+from tests.processes import Process, free_port, listening, wait_for
+
+PASSWORD = "tls-auth-token"
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a server certificate for 127.0.0.1 / localhost signed by it."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("multidb test CA"))
+        .issuer_name(_name("multidb test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(alt, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    folder = tmp_path_factory.mktemp("tls")
+    ca, cert, key = certificates(folder)
+    port = free_port()
+    server = Process(
+        "redis-tls",
+        [
+            "redis-server",
+            *("--port", "0", "--tls-port", str(port)),
+            *("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca)),
+            *("--tls-auth-clients", "no", "--requirepass", PASSWORD, "--save", "", "--appendonly", "no"),
+            *("--dir", str(folder)),
+        ],
+    )
+    try:
+        wait_for(lambda: listening(port) or not server.alive(), what="redis-server with TLS")
+        assert server.alive(), server.log()
+        yield f"rediss://:{PASSWORD}@127.0.0.1:{port}/0", ca
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def trusting(tls_redis: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> str:
+    """This process trusts the test CA as it trusts public ones; returns the rediss:// URL."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_redis[1]))
+    return tls_redis[0]
+
+
+def test_the_apps_redis_client_verifies_the_certificate(tls_redis: tuple[str, Path], configure: Any) -> None:
+    from multidb.redis import get_redis
+
+    url, ca = tls_redis
+    configure(REDIS_URL=url)
+    with pytest.raises(redis.exceptions.ConnectionError, match="certificate verify failed"):
+        runtime.run(get_redis().ping())  # the CA is not trusted (yet)
+    configure(REDIS_URL=url, SSL_CERT_FILE=str(ca))
+    assert runtime.run(get_redis().ping()) is True
+
+
+def test_a_celery_worker_runs_tasks_over_a_verified_rediss_broker(trusting: str, configure: Any) -> None:
+    from celery import Celery
+
+    configure(BROKER_URL=trusting)
+    config = _config()
+    worker = Process(
+        "worker-tls",
+        [sys.executable, "-m", "celery", "-A", "multidb.queue.app", "worker", "-P", "solo", "--without-gossip"],
+        {"BROKER_URL": trusting, "SSL_CERT_FILE": os.environ["SSL_CERT_FILE"]},
+    )
+    try:
+        client = Celery(broker=trusting, backend=trusting)
+        client.conf.update(broker_use_ssl=config["broker_use_ssl"], redis_backend_use_ssl=config["broker_use_ssl"])
+        assert client.send_task("multidb.add", (20, 22)).get(timeout=60) == 42, worker.log()
+    finally:
+        assert worker.stop() == 0, worker.log()
+
+
+def test_socketio_relays_events_over_a_verified_rediss_channel(trusting: str, configure: Any, api: Any) -> None:
+    from tests.conftest import ADMIN_PASSWORD
+
+    token = api.login("admin", ADMIN_PASSWORD).access
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Process(
+        "realtime-tls",
+        [sys.executable, "-m", "infra.realtime", "--port", str(port)],
+        {"BROKER_URL": trusting, "SSL_CERT_FILE": os.environ["SSL_CERT_FILE"], "REALTIME_CORS_ORIGINS": url},
+    )
+    client = socketio.Client(reconnection=False)
+    heard: queue.Queue[Any] = queue.Queue()
+    client.on("message", heard.put)
+    try:
+        wait_for(lambda: listening(port) or not server.alive(), what="the Socket.IO server")
+        client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        configure(BROKER_URL=trusting)
+        realtime._manager.cache_clear()
+        runtime.run(realtime.emit("message", {"over": "tls"}))  # what functions and tasks call
+        assert heard.get(timeout=10) == {"over": "tls"}
+    finally:
+        client.disconnect()
+        realtime._manager.cache_clear()
+        server.stop()
