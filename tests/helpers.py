@@ -220,3 +220,17 @@ async def _user_id(username: str) -> str:
 
 def get_user_id(username: str) -> str:
     return runtime.run(_user_id(username))
+
+
+def point_celery_at(url: str) -> None:
+    """Send tasks to this broker from now on. Celery keeps connections in its own pool and
+    producers in kombu's process-wide registry (keyed by broker URL): drop all of them."""
+    from kombu import pools
+
+    from multidb.queue.app import app
+
+    app.pool.force_close_all()
+    pools.reset()
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None

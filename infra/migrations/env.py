@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import multidb.models  # noqa: F401  (registers the tables)
-from multidb.db import ensure_sqlite_folder
+from multidb.db import ensure_sqlite_folder, tls_arguments
 from multidb.settings import get_settings
 
 target_metadata = SQLModel.metadata
@@ -29,7 +29,8 @@ def _configure(connection: Connection) -> None:
 async def _run_online() -> None:
     url = context.config.attributes.get("database_url") or get_settings().database_url
     ensure_sqlite_folder(url)
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    url, tls = tls_arguments(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=tls)
     async with engine.connect() as connection:
         await connection.run_sync(_configure)
     await engine.dispose()

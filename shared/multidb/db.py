@@ -1,5 +1,6 @@
 """SQLAlchemy async engine and sessions: one pool per container, reused across invocations."""
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -25,6 +26,27 @@ def _sqlite_foreign_keys(connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def tls_arguments(url: str) -> tuple[str, dict[str, Any]]:
+    """Turn `?ssl=verify-full` (or `sslmode=`) into an SSL context that trusts the system's CAs.
+
+    asyncpg given the string looks for ~/.postgresql/root.crt and never falls back to the
+    system store, where RDS Proxy's (public, ACM) certificate chains. `verify-ca` checks the
+    chain without the host name. A URL naming its own `sslrootcert` is left as it is.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    mode = parsed.query.get("ssl") or parsed.query.get("sslmode")
+    if not parsed.drivername.startswith("postgresql") or mode not in ("verify-full", "verify-ca"):
+        return url, {}
+    if "sslrootcert" in parsed.query:
+        return url, {}
+    context = ssl.create_default_context()
+    context.check_hostname = mode == "verify-full"
+    bare = parsed.difference_update_query(["ssl", "sslmode"])
+    return bare.render_as_string(hide_password=False), {"ssl": context}
+
+
 @lru_cache
 def get_engine() -> AsyncEngine:
     settings = get_settings()
@@ -36,6 +58,7 @@ def get_engine() -> AsyncEngine:
         return engine
     # A Lambda container serves one request at a time: a tiny pool, checked before use
     # because a frozen container's connections may have been closed by the server.
+    url, tls = tls_arguments(url)
     return create_async_engine(
         url,
         echo=settings.database_echo,
@@ -43,7 +66,7 @@ def get_engine() -> AsyncEngine:
         max_overflow=2,
         pool_pre_ping=True,
         pool_recycle=300,
-        connect_args={"timeout": 5, "command_timeout": 10},
+        connect_args={"timeout": 5, "command_timeout": 10, **tls},
     )
 
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     task_result_ttl: int = Field(default=24 * 3600, ge=60, description="Seconds task results and owners are kept")
     beat_refresh_interval: float = Field(default=60, gt=0, description="Seconds between schedule reloads in beat")
+    beat_lock_ttl: float = Field(
+        default=15, gt=0, description="Seconds the beat lock outlives its last renewal: a standby takes over after it"
+    )
     # Per-user limits on what the tasks API lets a caller put on the queue.
     task_runs_per_minute: int = Field(default=30, ge=1, description="Runs one user may start per minute")
     task_runs_queued: int = Field(default=20, ge=1, description="Runs of one user queued or running at once")

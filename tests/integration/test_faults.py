@@ -14,7 +14,7 @@ import pytest
 from multidb.rbac import task_code
 from tests.conftest import ADMIN_PASSWORD, PG_PORT, REDIS_DB, REDIS_SERVER_PORT, S3_PORT, USE_POSTGRES
 from tests.faults import Proxy
-from tests.helpers import Api, create_user, load_event, snapshot
+from tests.helpers import Api, create_user, load_event, point_celery_at, snapshot
 from tests.processes import Process
 
 FILE_CODES = (
@@ -154,16 +154,14 @@ def test_s3_stopped_mid_upload(api: Api, empty_files: None, configure: Any, prox
 
 
 def test_the_broker_stopped_mid_run(api: Api, configure: Any, proxy: list[Proxy], worker: Process) -> None:
-    from multidb.queue.app import app
-    from tests.conftest import BROKER_DB
+    from tests.conftest import BROKER_DB, BROKER_URL
 
     broker = Proxy(REDIS_SERVER_PORT).start()
     proxy.append(broker)
     configure(BROKER_URL=f"redis://127.0.0.1:{broker.port}/{BROKER_DB}")
     create_user("alice", "alice-password", codes=("POST:/api/v1/tasks/runs", task_code("multidb.ping")))
     alice = api.login("alice", "alice-password").access
-    app.conf.broker_url = f"redis://127.0.0.1:{broker.port}/{BROKER_DB}"
-    fresh_broker_connections(app)
+    point_celery_at(f"redis://127.0.0.1:{broker.port}/{BROKER_DB}")
     try:
         broker.stop()
         before = snapshot()
@@ -172,12 +170,4 @@ def test_the_broker_stopped_mid_run(api: Api, configure: Any, proxy: list[Proxy]
         broker.start()
         assert api.post("/api/v1/tasks/runs", token=alice, json_body={"task": "multidb.ping"}).status_code == 202
     finally:
-        app.conf.broker_url = os.environ["BROKER_URL"]
-        fresh_broker_connections(app)
-
-
-def fresh_broker_connections(app: Any) -> None:
-    """Celery keeps its broker connections in pools: drop them, so the next send connects anew."""
-    app.pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+        point_celery_at(BROKER_URL)  # the suite's broker, whatever the environment says now

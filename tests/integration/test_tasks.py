@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from multidb.rbac import Access, catalogue, task_code
-from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, create_user, get_user_id, snapshot
+from tests.conftest import ADMIN_PASSWORD, BROKER_URL
+from tests.helpers import Api, create_user, get_user_id, point_celery_at, snapshot
 from tests.processes import Process, wait_for
 
 TASK_ROUTES = sorted(
@@ -140,17 +140,12 @@ def test_a_bad_run_is_422_and_queues_nothing(api: Api, admin: str, body: dict[st
 
 
 def test_an_unreachable_broker_is_503_and_leaves_no_run(api: Api, admin: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from multidb.queue.app import app
-
-    app.pool.force_close_all()
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:9/0")
-    app._pool = None
+    point_celery_at("redis://127.0.0.1:9/0")  # the discard port: nothing listens
     before = snapshot()
     try:
         response = api.post(RUNS, token=admin, json_body={"task": "multidb.ping"})
     finally:
-        app.pool.force_close_all()
-        app._pool = None  # the next send opens a fresh pool on the real broker again
+        point_celery_at(BROKER_URL)
     assert response.status_code == 503
     assert response.json() == {**response.json(), "code": 503, "data": None}
     assert "redis" not in response.body.decode().lower()

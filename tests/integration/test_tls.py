@@ -8,7 +8,10 @@ import datetime
 import ipaddress
 import os
 import queue
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,3 +156,74 @@ def test_socketio_relays_events_over_a_verified_rediss_channel(trusting: str, co
         client.disconnect()
         realtime._manager.cache_clear()
         server.stop()
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+@pytest.fixture(scope="module")
+def tls_postgres() -> Iterator[tuple[str, Path]]:
+    """A PostgreSQL server of its own that accepts only TLS (hostssl), as RDS Proxy does with
+    RequireTLS; its certificate comes from the test CA."""
+    # Not under pytest's folder: that one is root's alone, and PostgreSQL refuses to run as root.
+    folder = Path(tempfile.mkdtemp(prefix="multidb-pg-tls-"))
+    ca, cert, key = certificates(folder)
+    (binaries,) = sorted(PG_BIN.glob("*/bin"))[-1:]
+    data = folder / "data"
+    shutil.chown(folder, "postgres")
+    for path in (cert, key):
+        shutil.chown(path, "postgres")
+    key.chmod(0o600)
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 trust\n")
+    port = free_port()
+    server = Process(
+        "postgres-tls",
+        [
+            *("runuser", "-u", "postgres", "--", str(binaries / "postgres"), "-D", str(data)),
+            *("-p", str(port), "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={folder}"),
+            *("-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"),
+        ],
+    )
+    try:
+        wait_for(lambda: listening(port) or not server.alive(), what="PostgreSQL with TLS")
+        assert server.alive(), server.log()
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres?ssl=verify-full", ca
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_verify_full_trusts_the_system_store_and_nothing_else(
+    tls_postgres: tuple[str, Path], configure: Any
+) -> None:
+    """asyncpg given `ssl=verify-full` alone would look for ~/.postgresql/root.crt; ours uses the
+    system store, where RDS Proxy's certificate chains."""
+    from sqlalchemy import text
+
+    from multidb.db import get_engine
+
+    url, ca = tls_postgres
+
+    async def encrypted() -> bool:
+        async with get_engine().connect() as connection:
+            query = text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            return bool((await connection.execute(query)).scalar_one())
+
+    configure(DATABASE_URL=url)
+    with pytest.raises(Exception, match="certificate verify failed"):
+        runtime.run(encrypted())
+    configure(DATABASE_URL=url, SSL_CERT_FILE=str(ca))
+    assert runtime.run(encrypted()) is True
+
+
+def test_migrations_run_over_verify_full_too(tls_postgres: tuple[str, Path], configure: Any) -> None:
+    from infra import initdb
+
+    url, ca = tls_postgres
+    configure(SSL_CERT_FILE=str(ca))
+    initdb.migrate(url)  # the deploy step, through the same TLS arguments

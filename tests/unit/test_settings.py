@@ -60,26 +60,6 @@ def test_documentdb_gets_the_shipped_rds_ca_bundle_and_nothing_else_does() -> No
     assert tls_options("mongodb://127.0.0.1:27017") == {}
 
 
-def test_the_shipped_bundle_holds_only_amazon_rds_root_cas() -> None:
-    from importlib import resources
-
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    pem = resources.files("multidb").joinpath("certs/rds-global-bundle.pem").read_bytes()
-    certificates = x509.load_pem_x509_certificates(pem)
-    assert len(certificates) > 50
-    for certificate in certificates:
-        assert certificate.subject == certificate.issuer  # self-signed roots
-        assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == (
-            "Amazon Web Services, Inc."
-        )
-        assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "Amazon RDS"
-        assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    names = {c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value for c in certificates}
-    assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names
-
-
 def test_celery_verifies_a_rediss_brokers_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Celery refuses a rediss:// URL without ssl_cert_reqs at start; ours always verifies."""
     import ssl

@@ -20,6 +20,7 @@ from multidb.authz import Principal
 from multidb.errors import AppError, InvalidInput, Unauthorized
 from multidb.logs import get_logger
 from multidb.models import User
+from multidb.notices import Reason
 from multidb.rbac import invalidate
 from multidb.repository import UserRepository
 from multidb.security import sessions
@@ -82,7 +83,12 @@ async def check_credentials(
     user = await UserRepository(session).get_by_username(username)
     account, per_ip = _login_limits(username, _trusted_device(client.device_token, user), client.ip)
     await enforce(redis, account, per_ip, message="too many failed logins; try again later")
-    epoch = await sessions.sessions_epoch(redis, str(user.id)) if user is not None else ""
+    epoch = ""
+    if user is not None:
+        # The epoch first, then the hash read again: a reset committed after this read moves
+        # the epoch (and open_session refuses), one committed before it shows its new hash.
+        epoch = await sessions.sessions_epoch(redis, str(user.id))
+        await session.refresh(user, ["password_hash", "status"])
     if user is None:
         burn_password_check(password)
         reason = "unknown user"
@@ -122,7 +128,7 @@ async def refresh(session: AsyncSession, redis: "Redis", refresh_token: str, use
     pair = await sessions.rotate(redis, refresh_token, user_agent)
     user = await UserRepository(session).get(pair.refresh.sub)
     if user is None or not user.status:
-        await sessions.revoke_family(redis, pair.refresh.sub, pair.refresh.fam)
+        await sessions.revoke_family(redis, pair.refresh.sub, pair.refresh.fam, Reason.DISABLED)
         raise Unauthorized("user is not active")
     return pair
 
@@ -130,7 +136,7 @@ async def refresh(session: AsyncSession, redis: "Redis", refresh_token: str, use
 async def logout(redis: "Redis", principal: Principal) -> None:
     """End this login session: the access token, its family's refresh token, the cached grants."""
     await sessions.revoke_access(redis, principal.claims)
-    await sessions.revoke_family(redis, principal.user_id, principal.claims.fam)
+    await sessions.revoke_family(redis, principal.user_id, principal.claims.fam, Reason.LOGOUT)
     await invalidate(redis, principal.user_id)
     log.info("logout", extra={"fields": {"user_id": principal.user_id}})
 
@@ -157,5 +163,7 @@ async def change_password(
     await redis.delete(attempts.key)
     await users.update(user, {"password_hash": hash_new_password(new_password)})
     await session.commit()
-    await sessions.revoke_user_sessions(redis, principal.user_id, keep_family=principal.claims.fam)
+    await sessions.revoke_user_sessions(
+        redis, principal.user_id, Reason.PASSWORD_CHANGED, keep_family=principal.claims.fam
+    )
     log.info("password changed", extra={"fields": {"user_id": principal.user_id}})

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from multidb import notices
 from multidb.authz import Principal
 from multidb.errors import Forbidden, InvalidInput, NotFound
 from multidb.models import Role
@@ -80,3 +81,4 @@ async def _commit_and_invalidate(session: AsyncSession, redis: "Redis", holders:
     await invalidate(redis, *holders)
     await session.commit()
     await invalidate(redis, *holders)
+    await notices.grants_changed(redis, *holders)

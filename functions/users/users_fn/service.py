@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from multidb import notices
 from multidb.authz import Principal
 from multidb.errors import Conflict, Forbidden, InvalidInput, NotFound
 from multidb.models import Role, User, UserRole
+from multidb.notices import Reason
 from multidb.rbac import invalidate
 from multidb.repository import RoleRepository, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
@@ -109,8 +111,9 @@ async def update(
     await invalidate(redis, str(user.id))  # Redis out of reach: nothing is written
     await session.commit()
     await invalidate(redis, str(user.id))
+    await notices.grants_changed(redis, str(user.id))
     if disabled:
-        await revoke_user_sessions(redis, str(user.id))
+        await revoke_user_sessions(redis, str(user.id), Reason.DISABLED)
     return await _reload(users, user.id)
 
 
@@ -123,7 +126,7 @@ async def reset_password(
     _check_may_manage(principal, user)
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
     await session.commit()
-    await revoke_user_sessions(redis, str(user.id))
+    await revoke_user_sessions(redis, str(user.id), Reason.PASSWORD_RESET)
 
 
 async def delete(session: AsyncSession, redis: "Redis", principal: Principal, user_ids: list[uuid.UUID]) -> int:
@@ -143,7 +146,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     await session.commit()
     await invalidate(redis, *ids)
     for user_id in ids:
-        await revoke_user_sessions(redis, user_id)
+        await revoke_user_sessions(redis, user_id, Reason.DELETED)
     return deleted
 
 

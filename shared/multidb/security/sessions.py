@@ -22,8 +22,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from .. import notices
 from ..errors import Unauthorized
 from ..logs import get_logger
+from ..notices import Reason
 from ..settings import get_settings
 from .tokens import Claims, TokenType, issue, verify
 
@@ -93,18 +95,20 @@ local function revoke(family, refresh_prefix, family_prefix, marker_prefix, ttl)
 end
 """
 
-# KEYS: families set. ARGV: family, user's refresh prefix, family prefix, marker prefix, ttl.
+# KEYS: families set. ARGV: family, user's refresh prefix, family prefix, marker prefix, ttl,
+# notice channel, notice.
 _REVOKE_FAMILY = (
     _REVOKE_ONE
     + """
 revoke(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
 )
 
 # KEYS: families set, epoch. ARGV: family to keep ('' for none), refresh prefix, family prefix,
-# marker prefix, ttl.
+# marker prefix, ttl, notice channel, notice.
 _REVOKE_USER = (
     _REVOKE_ONE
     + """
@@ -118,6 +122,7 @@ for _, family in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     ended = ended + 1
   end
 end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return ended
 """
 )
@@ -197,24 +202,33 @@ async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPa
         [claims.jti, new.jti, _record(claims.fam, user_agent), get_settings().refresh_token_ttl],
     )
     if outcome == "spent":
-        await revoke_family(redis, claims.sub, claims.fam)
+        await revoke_family(redis, claims.sub, claims.fam, Reason.REUSE)
         log.warning("refresh token reuse; family revoked", extra={"fields": {"user_id": claims.sub}})
     if outcome != "ok":
         raise Unauthorized("refresh token is no longer valid")
     return TokenPair(access_token, new_token, access, new)
 
 
-async def revoke_family(redis: "Redis", user_id: str, family: str) -> None:
-    """End a login session: its access tokens stop working, its refresh token is deleted."""
+async def revoke_family(redis: "Redis", user_id: str, family: str, reason: Reason) -> None:
+    """End a login session: its access tokens stop working, its refresh token is deleted, and
+    its open sockets hear `session:revoked` (`reason`) and close."""
     await _script(
         redis,
         _REVOKE_FAMILY,
         [families_key(user_id)],
-        [family, refresh_key(user_id, ""), FAMILY_PREFIX, REVOKED_FAMILY_PREFIX, _lifetime()],
+        [
+            family,
+            refresh_key(user_id, ""),
+            FAMILY_PREFIX,
+            REVOKED_FAMILY_PREFIX,
+            _lifetime(),
+            notices.CHANNEL,
+            notices.revoked(user_id, reason, family=family),
+        ],
     )
 
 
-async def revoke_user_sessions(redis: "Redis", user_id: str, keep_family: str | None = None) -> int:
+async def revoke_user_sessions(redis: "Redis", user_id: str, reason: Reason, keep_family: str | None = None) -> int:
     """End every login session of a user (but `keep_family`, the caller's own); returns how many.
 
     Also moves the user's session epoch, so a login whose password was checked before this
@@ -224,7 +238,15 @@ async def revoke_user_sessions(redis: "Redis", user_id: str, keep_family: str | 
         redis,
         _REVOKE_USER,
         [families_key(user_id), epoch_key(user_id)],
-        [keep_family or "", refresh_key(user_id, ""), FAMILY_PREFIX, REVOKED_FAMILY_PREFIX, _lifetime()],
+        [
+            keep_family or "",
+            refresh_key(user_id, ""),
+            FAMILY_PREFIX,
+            REVOKED_FAMILY_PREFIX,
+            _lifetime(),
+            notices.CHANNEL,
+            notices.revoked(user_id, reason, keep=keep_family),
+        ],
     )
     return int(ended)
 
