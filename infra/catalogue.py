@@ -4,7 +4,8 @@
     python -m infra.catalogue --check  exit 1 if the file is stale
 
 One entry per method and path template, so GET and POST on one path are two permission
-codes; and one per Celery task (`TASK:<name>`), which running or scheduling it needs too.
+codes; one per Celery task (`TASK:<name>`), which running or scheduling it needs too; and
+one per Socket.IO client event (`SOCKET:<event>`).
 The authorizer reads the file to tell public and authenticated-only routes from those
 that need a grant; initdb syncs it into the `interface_routes` table.
 """
@@ -72,8 +73,28 @@ def task_entries() -> list[dict[str, Any]]:
     ]
 
 
+def event_entries() -> list[dict[str, Any]]:
+    """One code per Socket.IO client event (`SOCKET:<event>`), which sending it needs."""
+    from multidb.rbac import Access
+    from multidb.sockets.handlers import events
+
+    return [
+        {
+            "code": event.code,
+            "method": "SOCKET",
+            "path": name,
+            "name": name,
+            "description": event.description,
+            "function": "realtime",
+            "access": Access.PERMISSION.value,
+        }
+        for name, event in sorted(events.events.items())
+    ]
+
+
 def render(template: Template) -> str:
-    return json.dumps({"routes": entries(template), "tasks": task_entries()}, indent=2) + "\n"
+    catalogue = {"routes": entries(template), "tasks": task_entries(), "events": event_entries()}
+    return json.dumps(catalogue, indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,11 @@ def task_code(task: str) -> str:
     return permission_code("TASK", task)
 
 
+def event_code(event: str) -> str:
+    """The code that lets a caller send one Socket.IO client event."""
+    return permission_code("SOCKET", event)
+
+
 @lru_cache
 def _catalogue_file() -> dict[str, list[dict[str, Any]]]:
     data: dict[str, list[dict[str, Any]]] = json.loads(
@@ -65,8 +70,10 @@ def catalogue() -> dict[str, dict[str, Any]]:
 
 @lru_cache
 def grantable() -> dict[str, dict[str, Any]]:
-    """Every code a role may grant: the routes' and the tasks' (`TASK:<name>`)."""
-    entries = [*_catalogue_file()["routes"], *_catalogue_file().get("tasks", [])]
+    """Every code a role may grant: the routes', the tasks' (`TASK:<name>`) and the Socket.IO
+    client events' (`SOCKET:<event>`)."""
+    data = _catalogue_file()
+    entries = [*data["routes"], *data.get("tasks", []), *data.get("events", [])]
     return {entry["code"]: entry for entry in entries}
 
 

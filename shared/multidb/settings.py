@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     schedules_per_user: int = Field(default=20, ge=0, description="Schedules one user may own")
     schedule_min_interval: int = Field(default=60, ge=1, description="Shortest interval of a schedule, seconds")
     realtime_cors_origins: str = Field(default="http://localhost:5173", description="Comma-separated origins")
+    realtime_handlers: str = Field(
+        default="multidb.sockets.handlers",
+        description="Comma-separated modules whose `events` registries the Socket.IO server serves",
+    )
     realtime_sweep_interval: float = Field(
         default=30, gt=0, description="Seconds between checks that end expired or revoked Socket.IO sessions"
     )

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, cast, get_type_hints
 
 from anyio import to_thread
 from pydantic import TypeAdapter, ValidationError
@@ -159,9 +159,10 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     if run is None or (run["owner"] != principal.user_id and not principal.admin):
         raise NotFound("task run not found")
     from multidb.queue.app import app
+    from multidb.queue.typed import TaskMeta
 
     try:
-        meta = await to_thread.run_sync(app.backend.get_task_meta, str(task_id))
+        meta = cast(TaskMeta, await to_thread.run_sync(app.backend.get_task_meta, str(task_id)))
     except Exception as exc:
         log.error("could not read the result of %s: %s", task_id, type(exc).__name__)
         raise ServiceUnavailable("task results are unavailable") from exc

@@ -1,21 +1,23 @@
 """The registered tasks. A name here is what the API and schedules refer to.
 
-Sync or `async def` alike (AsyncTask runs coroutines). Keep arguments JSON: that is all
-the broker accepts.
+Sync or `async def` alike (AsyncTask runs coroutines), declared with `@task(name)` so that
+calls are type-checked against the function (`add.delay("x")` is a mypy error; see
+typed.py). Keep arguments JSON: that is all the broker accepts.
 """
 
 from typing import Any, Literal
 
-from .app import app, sender
+from .app import sender
+from .typed import task
 
 
-@app.task(name="multidb.ping")
+@task("multidb.ping")
 def ping() -> str:
     """Answer "pong": a health check for the worker."""
     return "pong"
 
 
-@app.task(name="multidb.add")
+@task("multidb.add")
 def add(x: float, y: float) -> float:
     """Add two numbers (the seed's sample task)."""
     return x + y
@@ -34,7 +36,7 @@ def _notice(event: str, data: dict[str, Any] | None) -> dict[str, Any]:
     return {"from": sender(), "data": data}
 
 
-@app.task(name="multidb.notify")
+@task("multidb.notify")
 async def notify(user_id: str, event: NoticeEvent, data: dict[str, Any] | None = None) -> bool:
     """Push a notice (`notification` or `message`) to one user's open connections."""
     from ..realtime import emit, user_room
@@ -43,7 +45,7 @@ async def notify(user_id: str, event: NoticeEvent, data: dict[str, Any] | None =
     return True
 
 
-@app.task(name="multidb.broadcast")
+@task("multidb.broadcast")
 async def broadcast(event: NoticeEvent, data: dict[str, Any] | None = None) -> bool:
     """Push a notice (`notification` or `message`) to every connected user."""
     from ..realtime import emit
@@ -52,7 +54,7 @@ async def broadcast(event: NoticeEvent, data: dict[str, Any] | None = None) -> b
     return True
 
 
-@app.task(name="multidb.files.sweep")
+@task("multidb.files.sweep")
 async def sweep_files() -> int:
     """Delete what uploads left behind: deleted files' late objects, and uploads never completed."""
     from ..files import sweep
