@@ -12,13 +12,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import runtime
-from multidb.db import get_engine
+from multidb.db import session_scope
 from multidb.models import InterfaceRoute, User
 from multidb.rbac import grantable
+from multidb.repository import RouteRepository, UserRepository
 from multidb.security.passwords import hash_password
 from multidb.settings import DEFAULT_ADMIN_PASSWORD, Environment, get_settings
 
@@ -35,19 +35,19 @@ def migrate(database_url: str | None = None) -> None:
 
 
 async def sync_catalogue(session: AsyncSession) -> tuple[int, int]:
-    """Make the interface_routes table equal the generated catalogue (routes and tasks); returns (upserted, deleted)."""
+    """Make the interface_routes table equal the generated catalogue (routes, tasks, events);
+    returns (upserted, deleted)."""
+    routes = RouteRepository(session)
     wanted = grantable()
-    existing = {route.code: route for route in (await session.exec(select(InterfaceRoute))).all()}
+    existing = {route.code: route for route in await routes.get_all()}
     for code, entry in wanted.items():
-        row = existing.get(code) or InterfaceRoute(
-            code=code, method=entry["method"], path=entry["path"], name="", function="", access=""
-        )
-        for name in ("method", "path", "name", "description", "function", "access"):
-            setattr(row, name, entry[name])
-        session.add(row)
+        values = {name: entry[name] for name in ("method", "path", "name", "description", "function", "access")}
+        if code in existing:
+            await routes.update(existing[code], values)
+        else:
+            await routes.create(InterfaceRoute(code=code, **values))
     stale = set(existing) - set(wanted)
-    if stale:
-        await session.exec(delete(InterfaceRoute).where(col(InterfaceRoute.code).in_(stale)))  # type: ignore[call-overload]
+    await routes.delete_codes(stale)
     return len(wanted), len(stale)
 
 
@@ -68,25 +68,24 @@ def admin_password() -> str:
 
 async def ensure_admin(session: AsyncSession) -> bool:
     """Create the admin user unless it exists; returns whether it was created."""
-    if (await session.exec(select(User).where(User.username == ADMIN_USERNAME))).first() is not None:
+    users = UserRepository(session)
+    if await users.get_by_username(ADMIN_USERNAME) is not None:
         return False
-    session.add(
-        User(
-            name="Administrator",
-            email="admin@example.com",
-            username=ADMIN_USERNAME,
-            password_hash=hash_password(admin_password()),
-            is_admin=True,
-        )
+    admin = User(
+        name="Administrator",
+        email="admin@example.com",
+        username=ADMIN_USERNAME,
+        password_hash=hash_password(admin_password()),
+        is_admin=True,
     )
+    await users.create(admin)
     return True
 
 
 async def seed() -> None:
-    async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+    async with session_scope() as session:
         upserted, deleted = await sync_catalogue(session)
         created = await ensure_admin(session)
-        await session.commit()
     print(f"catalogue: {upserted} routes, {deleted} removed; admin {'created' if created else 'exists'}")
 
 

@@ -198,7 +198,7 @@ def reset_clients() -> None:
     """Forget settings and clients so the next call reads the environment again."""
     from multidb import db, redis, settings
 
-    for cached in (settings.get_settings, redis.get_redis, db.get_engine, db.get_sessionmaker):
+    for cached in (settings.get_settings, redis.get_redis, db.get_engine):
         cached.cache_clear()
 
 

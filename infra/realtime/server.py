@@ -31,7 +31,7 @@ from multidb.authz import check
 from multidb.errors import AppError, ServiceUnavailable
 from multidb.realtime import ADMINS_ROOM, CHANNEL, user_room
 from multidb.redis import get_redis
-from multidb.security.tokens import Claims, TokenType, verify
+from multidb.security.tokens import Claims, TokenType, bearer, verify
 from multidb.settings import get_settings
 from multidb.sockets import presence
 
@@ -46,12 +46,11 @@ REVOKED_EVENT = "session:revoked"
 GRANTS_EVENT = "permissions:changed"
 
 
-def _token(environ: dict[str, Any], auth: Any) -> str | None:
+def _token(environ: dict[str, Any], auth: Any) -> str:
+    """The token of the `auth` payload (`{token}`, with or without "Bearer"), else the header."""
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return str(auth["token"]).removeprefix("Bearer ").strip() or None
-    header = str(environ.get("HTTP_AUTHORIZATION", ""))
-    scheme, _, credentials = header.partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
+        return bearer(auth["token"], bare=True)
+    return bearer(environ.get("HTTP_AUTHORIZATION"))
 
 
 @dataclass
@@ -68,9 +67,10 @@ class Realtime:
         return max(int(3 * get_settings().realtime_sweep_interval), 5)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = _token(environ, auth)
-        if token is None:
-            raise Refused("authentication required")
+        try:
+            token = _token(environ, auth)
+        except AppError as exc:
+            raise Refused("authentication required") from exc
         try:
             claims = verify(token, TokenType.ACCESS)
             principal = await check(claims, None)

@@ -1,14 +1,15 @@
 """SQLAlchemy async engine and sessions: one pool per container, reused across invocations."""
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .settings import get_settings
 
@@ -70,18 +71,33 @@ def get_engine() -> AsyncEngine:
     )
 
 
-@lru_cache
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(get_engine(), expire_on_commit=False)
+type AfterCommit = Callable[[], Awaitable[object]]
 
 
 @asynccontextmanager
 async def session_scope() -> AsyncIterator[AsyncSession]:
-    """A session whose transaction commits on success and rolls back on any error."""
-    async with get_sessionmaker()() as session:
+    """The one way a session opens: one transaction, committed when the block ends and
+    rolled back on any error, then the actions `after_commit` registered, in order.
+
+    Repositories and services only flush; whoever opens the scope owns the transaction
+    (the request dependency, the authorizer's grants rebuild, beat, initdb).
+    """
+    async with AsyncSession(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        actions: list[AfterCommit] = session.info.pop(AFTER_COMMIT, [])
+    for action in actions:
+        await action()
+
+
+AFTER_COMMIT = "multidb.after_commit"
+
+
+def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+    """Run `action` once this session's transaction has committed (never if it rolls back):
+    cache invalidations, revocations, notices — what must follow the data, not precede it."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)

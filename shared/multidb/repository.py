@@ -1,4 +1,9 @@
-"""Data access for SQLModel tables. Repositories never commit: callers own the transaction."""
+"""Data access for SQLModel tables: the generic base and one repository per table.
+
+They all live here, in the layer, because every table is shared (the functions, beat, the
+authorizer and initdb read the same rows). Repositories flush and never commit: the unit
+of work that opened the session owns the transaction (`multidb.db.session_scope`).
+"""
 
 import uuid
 from collections.abc import Iterable, Sequence
@@ -7,12 +12,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from sqlmodel import SQLModel, col, delete, func, select, update
+from sqlmodel import SQLModel, col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from .errors import Conflict, NotFound
-from .models import Role, User, UserRole
+from .models import InterfaceRoute, PeriodicTask, Role, User, UserRole
 
 MAX_PAGE_SIZE = 100
 
@@ -92,29 +97,12 @@ class Repository[M: SQLModel]:
         await self._flush()
         return obj
 
-    async def create_many(self, objs: Sequence[M]) -> list[M]:
-        self.session.add_all(objs)
-        await self._flush()
-        return list(objs)
-
     async def update(self, obj: M, values: dict[str, Any]) -> M:
         for name, value in values.items():
             setattr(obj, name, value)
         self.session.add(obj)
         await self._flush()
         return obj
-
-    async def update_by_id(self, id_: uuid.UUID, values: dict[str, Any]) -> M | None:
-        obj = await self.get(id_)
-        return None if obj is None else await self.update(obj, values)
-
-    async def update_many(self, ids: Iterable[uuid.UUID], values: dict[str, Any]) -> int:
-        wanted = list(ids)
-        if not wanted:
-            return 0
-        result = await self.session.exec(update(self.model).where(self._id.in_(wanted)).values(**values))  # type: ignore[call-overload]
-        await self._flush()
-        return int(result.rowcount)
 
     async def delete(self, obj: M) -> None:
         await self.session.delete(obj)
@@ -171,3 +159,24 @@ class UserRepository(Repository[User]):
         return await self.count(
             col(User.is_admin).is_(True), col(User.status).is_(True), col(User.id).not_in(list(excluding))
         )
+
+
+class ScheduleRepository(Repository[PeriodicTask]):
+    model = PeriodicTask
+    conflict_message = "a schedule with this name already exists"
+    not_found_message = "schedule not found"
+
+
+class RouteRepository(Repository[InterfaceRoute]):
+    """The route catalogue as initdb syncs it (one row per method and path, and per task and event)."""
+
+    model = InterfaceRoute
+
+    async def delete_codes(self, codes: Iterable[str]) -> int:
+        wanted = list(codes)
+        if not wanted:
+            return 0
+        query = delete(InterfaceRoute).where(col(InterfaceRoute.code).in_(wanted))
+        result = await self.session.exec(query)  # type: ignore[call-overload]
+        await self._flush()
+        return int(result.rowcount)

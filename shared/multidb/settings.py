@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     app_env: Environment = Environment.LOCAL
-    service_name: str = "multidb"
+    service_name: str = Field(default="multidb", description="multidb-<stage> when deployed: logs and metrics")
     log_level: str = "INFO"
 
     database_url: str = "sqlite+aiosqlite:///.local/multidb.sqlite3"

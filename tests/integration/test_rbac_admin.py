@@ -393,11 +393,9 @@ def test_non_admins_cannot_take_over_accounts_above_them_by_resetting_passwords(
 
 def test_the_last_active_admin_stays(api: Api, admin: str) -> None:
     """A backstop below the route rules: even an admin principal cannot leave the system adminless."""
-    from sqlmodel.ext.asyncio.session import AsyncSession
-
     from multidb import runtime
     from multidb.authz import Principal
-    from multidb.db import get_engine
+    from multidb.db import session_scope
     from multidb.errors import Conflict
     from multidb.redis import get_redis
     from multidb.security.tokens import Claims, TokenType
@@ -408,7 +406,7 @@ def test_the_last_active_admin_stays(api: Api, admin: str) -> None:
     operator = Principal(str(uuid.uuid4()), "ops", True, Claims("ops", "j", "f", TokenType.ACCESS, 0, 0))
 
     async def attempt(change: dict[str, Any]) -> None:
-        async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+        async with session_scope() as session:  # what the request's unit of work opens
             await service.update(session, get_redis(), operator, admin_id, UserUpdate(**change))
 
     for change in ({"status": False}, {"is_admin": False}):

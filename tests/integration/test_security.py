@@ -5,7 +5,7 @@ real Redis, repeated until an interleaving would show."""
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import runtime
 from multidb.authz import Principal, check
-from multidb.db import get_engine
+from multidb.db import session_scope
 from multidb.errors import AppError, TooManyRequests, Unauthorized
 from multidb.rbac import grantable, task_code
 from multidb.redis import get_redis
@@ -261,7 +261,7 @@ async def _guess_concurrently(username: str, attempts: int) -> list[str]:
 
     async def attempt() -> str:
         await asyncio.sleep(random.random() / 1000)
-        async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+        async with session_scope() as session:
             try:
                 await service.check_credentials(session, get_redis(), username, "guess", service.Client("10.0.0.1"))
             except TooManyRequests:
@@ -322,6 +322,12 @@ async def _dead(pair: sessions.TokenPair) -> bool:
         return True
 
 
+async def _unit[T](work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Service code in a unit of work, as a request runs it: commit, then the after-commit actions."""
+    async with session_scope() as session:
+        return await work(session)
+
+
 async def _jitter[T](work: Awaitable[T]) -> T:
     await asyncio.sleep(random.random() / 500)
     return await work
@@ -360,11 +366,10 @@ def test_a_password_change_racing_a_refresh_of_another_session_leaves_no_usable_
     async def once() -> list[sessions.TokenPair]:
         current, other = await _open(user_id), await _open(user_id)
         principal = await _principal(current)
-        async with AsyncSession(get_engine(), expire_on_commit=False) as session:
-            results = await _race(
-                service.change_password(session, get_redis(), principal, "alice-password", "alice-password"),
-                sessions.rotate(get_redis(), other.refresh_token, UA),
-            )
+        results = await _race(
+            _unit(lambda s: service.change_password(s, get_redis(), principal, "alice-password", "alice-password")),
+            sessions.rotate(get_redis(), other.refresh_token, UA),
+        )
         assert not any(isinstance(r, Exception) and not isinstance(r, Unauthorized) for r in results), results
         assert not await _dead(current)  # the session that changed the password stays
         return [p for p in [other, *_survivors(results)] if not await _dead(p)]
@@ -383,17 +388,13 @@ def test_disabling_a_user_racing_a_refresh_leaves_no_usable_token(admin: str) ->
 
     async def once() -> list[sessions.TokenPair]:
         pair = await _open(user_id)
-        async with (
-            AsyncSession(get_engine(), expire_on_commit=False) as first,
-            AsyncSession(get_engine(), expire_on_commit=False) as second,
-        ):
-            results = await _race(
-                users.update(first, get_redis(), admin_principal, uuid.UUID(user_id), UserUpdate(status=False)),
-                auth.refresh(second, get_redis(), pair.refresh_token, UA),
-            )
+        uid = uuid.UUID(user_id)
+        results = await _race(
+            _unit(lambda s: users.update(s, get_redis(), admin_principal, uid, UserUpdate(status=False))),
+            _unit(lambda s: auth.refresh(s, get_redis(), pair.refresh_token, UA)),
+        )
         survivors = [p for p in [pair, *_survivors(results)] if not await _dead(p)]
-        async with AsyncSession(get_engine(), expire_on_commit=False) as session:
-            await users.update(session, get_redis(), admin_principal, uuid.UUID(user_id), UserUpdate(status=True))
+        await _unit(lambda s: users.update(s, get_redis(), admin_principal, uid, UserUpdate(status=True)))
         return survivors
 
     for _ in range(15):
@@ -411,14 +412,11 @@ def test_a_password_reset_racing_a_login_with_the_old_password_leaves_no_session
 
     async def once(n: int) -> list[sessions.TokenPair]:
         """Alice logs in with her password while an admin resets it to the next one."""
-        async with (
-            AsyncSession(get_engine(), expire_on_commit=False) as first,
-            AsyncSession(get_engine(), expire_on_commit=False) as second,
-        ):
-            results = await _race(
-                users.reset_password(first, get_redis(), admin_principal, uuid.UUID(user_id), encrypted[n + 1]),
-                auth.login(second, get_redis(), "alice", passwords[n], UA, auth.Client("10.0.0.2")),
-            )
+        uid = uuid.UUID(user_id)
+        results = await _race(
+            _unit(lambda s: users.reset_password(s, get_redis(), admin_principal, uid, encrypted[n + 1])),
+            _unit(lambda s: auth.login(s, get_redis(), "alice", passwords[n], UA, auth.Client("10.0.0.2"))),
+        )
         logged_in = [r.pair for r in results if isinstance(r, auth.Login)]
         return [p for p in logged_in if not await _dead(p)]
 

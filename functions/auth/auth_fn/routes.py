@@ -8,7 +8,7 @@ from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, RedisDep, SessionDep
 from multidb.api.responses import Response
 from multidb.errors import NotFound, Unauthorized
-from multidb.rbac import Access
+from multidb.rbac import Access, granted
 from multidb.repository import UserRepository
 from multidb.security.keys import jwks
 from multidb.security.login_crypto import decrypt_password, login_public_key_pem
@@ -102,11 +102,10 @@ async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Respons
     user = await UserRepository(session).get(principal.user_id)
     if user is None:
         raise Unauthorized("user no longer exists")
-    active = [role for role in user.roles if role.status]
     permissions = Permissions(
-        interface=sorted({c for role in active for c in role.interface_permissions}),
-        button=sorted({c for role in active for c in role.button_permissions}),
-        router=sorted({c for role in active for c in role.router_permissions}),
+        interface=sorted(granted(user.roles)),
+        button=sorted(granted(user.roles, "button_permissions")),
+        router=sorted(granted(user.roles, "router_permissions")),
     )
     return Response(
         data=UserInfo(
@@ -116,7 +115,7 @@ async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Respons
             username=user.username,
             status=user.status,
             is_admin=user.is_admin,
-            roles=[role.code for role in active],
+            roles=[role.code for role in user.roles if role.status],
             permissions=permissions,
         )
     )

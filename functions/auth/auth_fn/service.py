@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb.authz import Principal
+from multidb.db import after_commit
 from multidb.errors import AppError, InvalidInput, Unauthorized
 from multidb.logs import get_logger
 from multidb.models import User
@@ -162,8 +163,11 @@ async def change_password(
         raise InvalidInput("the current password is incorrect")
     await redis.delete(attempts.key)
     await users.update(user, {"password_hash": hash_new_password(new_password)})
-    await session.commit()
-    await sessions.revoke_user_sessions(
-        redis, principal.user_id, Reason.PASSWORD_CHANGED, keep_family=principal.claims.fam
+    # Once the new hash is committed: a login that read the old one can no longer open a session.
+    after_commit(
+        session,
+        lambda: sessions.revoke_user_sessions(
+            redis, principal.user_id, Reason.PASSWORD_CHANGED, keep_family=principal.claims.fam
+        ),
     )
     log.info("password changed", extra={"fields": {"user_id": principal.user_id}})

@@ -9,9 +9,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import notices
 from multidb.authz import Principal
+from multidb.db import after_commit
 from multidb.errors import Forbidden, InvalidInput, NotFound
 from multidb.models import Role
-from multidb.rbac import grantable, invalidate
+from multidb.rbac import grantable, granted, invalidate
 from multidb.repository import RoleRepository, keyword_filter
 
 from .schemas import RoleCreate, RoleUpdate
@@ -31,7 +32,7 @@ def check_permissions(principal: Principal, codes: Iterable[str]) -> None:
 
 def check_may_change(principal: Principal, role: Role) -> None:
     """Only someone holding all a role grants may change or delete it (enabling it included)."""
-    if not principal.holds(role.interface_permissions):
+    if not principal.holds(granted([role], disabled_too=True)):
         raise Forbidden("you can only change roles whose permissions you hold yourself")
 
 
@@ -41,9 +42,7 @@ def filters(status: bool | None, keyword: str | None) -> list[Any]:
 
 async def create(session: AsyncSession, principal: Principal, data: RoleCreate) -> Role:
     check_permissions(principal, data.interface_permissions)
-    role = await RoleRepository(session).create(Role(**data.model_dump()))
-    await session.commit()
-    return role
+    return await RoleRepository(session).create(Role(**data.model_dump()))
 
 
 async def update(
@@ -57,7 +56,7 @@ async def update(
         check_permissions(principal, changes["interface_permissions"])
     holders = await roles.user_ids_of([role_id])
     role = await roles.update(role, changes)
-    await _commit_and_invalidate(session, redis, holders)
+    await _invalidate_around_commit(session, redis, holders)
     return role
 
 
@@ -71,14 +70,18 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, ro
         check_may_change(principal, role)
     holders = await roles.user_ids_of(role_ids)
     deleted = await roles.delete_many(role_ids)
-    await _commit_and_invalidate(session, redis, holders)
+    await _invalidate_around_commit(session, redis, holders)
     return deleted
 
 
-async def _commit_and_invalidate(session: AsyncSession, redis: "Redis", holders: list[str]) -> None:
-    """Drop the holders' cached grants before the commit (Redis unreachable: nothing is written)
-    and again after it (a grant rebuilt in between read the old rows)."""
+async def _invalidate_around_commit(session: AsyncSession, redis: "Redis", holders: list[str]) -> None:
+    """Drop the holders' cached grants now (Redis unreachable: nothing is written) and again
+    once the change is committed (a grant rebuilt in between read the old rows); then tell
+    their open pages."""
+
+    async def after() -> None:
+        await invalidate(redis, *holders)
+        await notices.grants_changed(redis, *holders)
+
     await invalidate(redis, *holders)
-    await session.commit()
-    await invalidate(redis, *holders)
-    await notices.grants_changed(redis, *holders)
+    after_commit(session, after)

@@ -7,13 +7,9 @@ from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, SessionDep
 from multidb.api.responses import CamelModel, Response
 from multidb.models import InterfaceRoute
-from multidb.repository import Repository
+from multidb.repository import RouteRepository
 
 router = APIRouter(prefix=f"{API_PREFIX}/router", tags=["Router"])
-
-
-class RouteRepository(Repository[InterfaceRoute]):
-    model = InterfaceRoute
 
 
 class RoutePublic(CamelModel):

@@ -10,6 +10,7 @@ from multidb.api.app import API_PREFIX
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
 from multidb.api.responses import Page, Response, page_of
 from multidb.models import PeriodicTask
+from multidb.repository import ScheduleRepository
 
 from . import service
 from .schemas import (
@@ -49,7 +50,7 @@ async def list_schedules(
     principal: CurrentPrincipal, session: SessionDep, page: PageDep, enabled: Enabled = None, keyword: Keyword = None
 ) -> Response[Page[SchedulePublic]]:
     """List your schedules (an admin: everyone's) a page at a time, by state and a keyword over name and task."""
-    records, total = await service.ScheduleRepository(session).paginate(
+    records, total = await ScheduleRepository(session).paginate(
         page.page,
         page.page_size,
         *service.schedule_filters(principal, enabled, keyword),

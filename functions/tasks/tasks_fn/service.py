@@ -22,7 +22,7 @@ from multidb.authz import Principal
 from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 from multidb.models import PeriodicTask
 from multidb.rbac import task_code
-from multidb.repository import Repository, keyword_filter
+from multidb.repository import ScheduleRepository, keyword_filter
 from multidb.security.throttle import Limit, enforce, undo
 from multidb.settings import get_settings
 
@@ -41,12 +41,6 @@ STALE_RUN_SECONDS = 3600  # the broker's visibility timeout: a run older than th
 def run_key(task_id: str) -> str:
     """Who started a run and what it runs, kept as long as its result."""
     return f"tasks:run:{task_id}"
-
-
-class ScheduleRepository(Repository[PeriodicTask]):
-    model = PeriodicTask
-    conflict_message = "a schedule with this name already exists"
-    not_found_message = "schedule not found"
 
 
 def registered() -> dict[str, "Task"]:
@@ -215,9 +209,7 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
     limit = get_settings().schedules_per_user
     if await schedules.count(col(PeriodicTask.owner_id) == row.owner_id) >= limit:
         raise TooManyRequests(f"you may own at most {limit} schedules; delete one first", retry_after=60)
-    row = await schedules.create(row)
-    await session.commit()
-    return row
+    return await schedules.create(row)
 
 
 async def update_schedule(
@@ -232,12 +224,9 @@ async def update_schedule(
     candidate = PeriodicTask(**{**row.model_dump(), **changes})
     # The task is checked against the caller's grants, whoever owns the schedule.
     _check_schedule(principal, candidate)
-    row = await ScheduleRepository(session).update(row, changes)
-    await session.commit()
-    return row
+    return await ScheduleRepository(session).update(row, changes)
 
 
 async def delete_schedule(session: AsyncSession, principal: Principal, schedule_id: uuid.UUID) -> None:
     row = await owned_schedule(session, principal, schedule_id)
     await ScheduleRepository(session).delete(row)
-    await session.commit()

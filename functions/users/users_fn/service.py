@@ -8,10 +8,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import notices
 from multidb.authz import Principal
+from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput, NotFound
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
-from multidb.rbac import invalidate
+from multidb.rbac import granted, invalidate
 from multidb.repository import RoleRepository, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
 from multidb.security.passwords import hash_new_password
@@ -44,7 +45,7 @@ async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uui
     roles = await RoleRepository(session).get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
         raise InvalidInput("unknown role id")
-    if not principal.holds(code for role in roles for code in role.interface_permissions):
+    if not principal.holds(granted(roles, disabled_too=True)):
         raise Forbidden("you can only assign roles whose permissions you hold yourself")
     return roles
 
@@ -56,7 +57,7 @@ def _check_may_manage(principal: Principal, user: User) -> None:
         return
     if user.is_admin:
         raise Forbidden("only admins can change admins")
-    if not principal.holds(code for role in user.roles for code in role.interface_permissions):
+    if not principal.holds(granted(user.roles, disabled_too=True)):
         raise Forbidden("you can only manage users whose permissions you hold yourself")
 
 
@@ -79,9 +80,7 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
         is_admin=data.is_admin,
     )
     user.roles = await _roles(session, principal, data.role_ids)
-    await users.create(user)
-    await session.commit()
-    return await _reload(users, user.id)
+    return await users.create(user)
 
 
 async def update(
@@ -108,13 +107,17 @@ async def update(
         user.roles = await _roles(session, principal, role_ids)
     disabled = user.status and changes.get("status") is False
     await users.update(user, changes)
-    await invalidate(redis, str(user.id))  # Redis out of reach: nothing is written
-    await session.commit()
-    await invalidate(redis, str(user.id))
-    await notices.grants_changed(redis, str(user.id))
-    if disabled:
-        await revoke_user_sessions(redis, str(user.id), Reason.DISABLED)
-    return await _reload(users, user.id)
+    user_id_ = str(user.id)
+
+    async def after() -> None:
+        await invalidate(redis, user_id_)
+        await notices.grants_changed(redis, user_id_)
+        if disabled:
+            await revoke_user_sessions(redis, user_id_, Reason.DISABLED)
+
+    await invalidate(redis, user_id_)  # Redis out of reach: nothing is written
+    after_commit(session, after)
+    return user
 
 
 async def reset_password(
@@ -125,8 +128,8 @@ async def reset_password(
     user = await users.require(user_id)
     _check_may_manage(principal, user)
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
-    await session.commit()
-    await revoke_user_sessions(redis, str(user.id), Reason.PASSWORD_RESET)
+    user_id_ = str(user.id)
+    after_commit(session, lambda: revoke_user_sessions(redis, user_id_, Reason.PASSWORD_RESET))
 
 
 async def delete(session: AsyncSession, redis: "Redis", principal: Principal, user_ids: list[uuid.UUID]) -> int:
@@ -142,17 +145,12 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     await _keep_an_admin(users, found)
     ids = [str(u.id) for u in found]
     deleted = await users.delete_many(user_ids)
+
+    async def after() -> None:
+        await invalidate(redis, *ids)
+        for user_id in ids:
+            await revoke_user_sessions(redis, user_id, Reason.DELETED)
+
     await invalidate(redis, *ids)  # Redis out of reach: nothing is deleted
-    await session.commit()
-    await invalidate(redis, *ids)
-    for user_id in ids:
-        await revoke_user_sessions(redis, user_id, Reason.DELETED)
+    after_commit(session, after)
     return deleted
-
-
-async def _reload(users: UserRepository, user_id: uuid.UUID) -> User:
-    """The user with its roles as stored (after a commit, relationships must be read again)."""
-    users.session.expire_all()
-    user = await users.get(user_id)
-    assert user is not None
-    return user

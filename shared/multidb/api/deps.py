@@ -9,12 +9,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..authz import Principal, authorize, check
-from ..db import get_engine
+from ..db import session_scope
 from ..errors import Unauthorized
 from ..rbac import permission_code
 from ..redis import get_redis
 from ..repository import MAX_PAGE_SIZE
-from ..security.tokens import Claims, TokenType
+from ..security.tokens import Claims, bearer
 from ..settings import get_settings
 
 if TYPE_CHECKING:
@@ -24,11 +24,13 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/
 
 
 async def _session() -> AsyncIterator[AsyncSession]:
-    async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+    """The request's unit of work: committed when the route returns, before the response is
+    sent (so a failed commit is the request's error), rolled back if anything raises."""
+    async with session_scope() as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(_session)]
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 RedisDep = Annotated["Redis", Depends(get_redis)]
 
 
@@ -40,28 +42,22 @@ def _gateway_context(request: Request) -> dict[str, Any] | None:
 
 def _claims_from_gateway(context: dict[str, Any]) -> Claims:
     try:
-        return Claims(
-            sub=str(context["userId"]),
-            jti=str(context["jti"]),
-            fam=str(context["fam"]),
-            typ=TokenType.ACCESS,
-            iat=int(context["iat"]),
-            exp=int(context["exp"]),
-        )
+        return Claims.from_context(context)
     except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
         raise Unauthorized("invalid authorizer context") from exc
 
 
 async def _current_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller, as the gateway's authorizer saw it, or verified here when not behind the gateway."""
+    """The caller, as the gateway's authorizer saw it, or verified here when not behind the gateway.
+
+    (The HTTPBearer dependency only documents the scheme for Swagger UI; `bearer` parses.)
+    """
     code = permission_code(request.method, request.scope["route"].path)
     if get_settings().trust_gateway_authorizer and (context := _gateway_context(request)) is not None:
         return await check(_claims_from_gateway(context), code)
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("missing bearer token")
-    return await authorize(credentials.credentials, code)
+    return await authorize(bearer(request.headers.get("authorization")), code)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]

@@ -32,6 +32,11 @@ class Claims:
     exp: int
 
     @classmethod
+    def from_context(cls, context: dict[str, Any]) -> "Claims":
+        """The claims the authorizer passed on in its context (`Principal.context`)."""
+        return cls.from_payload({**context, "sub": context["userId"], "typ": TokenType.ACCESS.value})
+
+    @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "Claims":
         return cls(
             sub=str(payload["sub"]),
@@ -93,11 +98,14 @@ def verify(token: str, expected: TokenType) -> Claims:
     return claims
 
 
-def bearer(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header."""
-    if not authorization:
-        raise Unauthorized("missing bearer token")
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing bearer token")
-    return token.strip()
+def bearer(authorization: str | None, *, bare: bool = False) -> str:
+    """The token of an `Authorization: Bearer <token>` header — the one parser every entry point
+    uses (functions, the authorizer, the Socket.IO server). `bare` also accepts the token alone
+    (a Socket.IO `auth` payload)."""
+    value = (authorization or "").strip()
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if bare and value and " " not in value:
+        return value
+    raise Unauthorized("missing bearer token")

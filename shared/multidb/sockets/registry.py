@@ -18,6 +18,7 @@ connection survives each. Handlers are registered by importing their module expl
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NewType, Protocol, get_type_hints
 
@@ -31,7 +32,7 @@ from ..rbac import event_code
 from ..security.tokens import Claims
 
 if TYPE_CHECKING:
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    pass
 
 
 log = logs.get_logger("sockets")
@@ -136,13 +137,13 @@ class _Arguments:
 
     def __init__(self, handler: Handler, principal: Principal, sid: str, data: Any, outbox: Outbox) -> None:
         self.handler, self.principal, self.sid, self.data, self.outbox = handler, principal, sid, data, outbox
-        self.session: AsyncSession | None = None
+        self.stack = AsyncExitStack()
 
     async def __aenter__(self) -> dict[str, Any]:
         from redis.asyncio import Redis
         from sqlmodel.ext.asyncio.session import AsyncSession
 
-        from ..db import get_engine
+        from ..db import session_scope
         from ..redis import get_redis
         from ..settings import Settings, get_settings
 
@@ -158,13 +159,11 @@ class _Arguments:
                 arguments[name] = get_redis()
             elif hint is Settings:
                 arguments[name] = get_settings()
-            elif hint is AsyncSession:
-                self.session = AsyncSession(get_engine(), expire_on_commit=False)
-                arguments[name] = self.session
+            elif hint is AsyncSession:  # committed if the handler succeeds, like a request's
+                arguments[name] = await self.stack.enter_async_context(session_scope())
             else:
                 arguments[name] = hint.model_validate({} if self.data is None else self.data)
         return arguments
 
-    async def __aexit__(self, *_: object) -> None:
-        if self.session is not None:
-            await self.session.close()
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stack.__aexit__(*exc)
