@@ -163,11 +163,12 @@ def set_user(user_id: str, **values: Any) -> None:
 async def _snapshot() -> dict[str, Any]:
     redis = get_redis()
     keys = sorted([key async for key in redis.scan_iter(match="*")])
-    # auth:permission:* is a cache: rebuilding it on a read changes no stored data.
+    # auth:permission:* is a cache: rebuilding it on a read changes no stored data; and a
+    # running Socket.IO server renews realtime:server:<id> on its own schedule.
     values = {
         key: await redis.get(key)
         for key in keys
-        if await redis.type(key) == "string" and not key.startswith("auth:permission:")
+        if await redis.type(key) == "string" and not key.startswith(("auth:permission:", "realtime:server:"))
     }
     async with AsyncSession(get_engine()) as session:
         users = (await session.exec(select(User.username, User.password_hash, User.status, User.is_admin))).all()  # type: ignore[call-overload]

@@ -107,7 +107,7 @@ class Realtime:
         async def handle(sid: str, data: Any = None) -> dict[str, Any]:
             claims = self.sessions.get(sid)
             if claims is None:  # ended meanwhile
-                return {"code": 401, "message": "Not authenticated.", "data": None}
+                return {"code": 401, "error": "not_authenticated", "message": "Not authenticated.", "data": None}
             return await registry.dispatch(name, sid, claims, data, self)
 
         return handle

@@ -61,7 +61,7 @@ async def check(claims: Claims, code: str | None) -> Principal:
             revoked_key(claims.jti), revoked_family_key(claims.fam), permission_key(claims.sub), version_key(claims.sub)
         )
         if revoked or family_revoked:
-            raise Unauthorized("token revoked")
+            raise Unauthorized("token revoked", error="token_revoked")
         # decode_responses=True: the values are str
         grants = await cached_grants(redis, claims.sub, cast(str | None, cached), cast(str | None, version))
     except (Unauthorized, Forbidden):
@@ -69,11 +69,11 @@ async def check(claims: Claims, code: str | None) -> Principal:
     except Exception as exc:
         # Redis or the database is out of reach (or answered nonsense): deny, never guess.
         log.error("authorization backend unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable("authorization is unavailable") from exc
+        raise ServiceUnavailable("authorization is unavailable", error="authorization_unavailable") from exc
     if grants is None:
-        raise Unauthorized("user no longer exists")
+        raise Unauthorized("user no longer exists", error="user_gone")
     if not grants.active:
-        raise Forbidden("user is disabled")
+        raise Forbidden("user is disabled", error="user_disabled")
     if code is not None and not grants.allows(code):
         raise Forbidden()
     return Principal(grants.user_id, grants.name, grants.admin, claims, grants.codes)

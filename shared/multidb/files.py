@@ -43,7 +43,7 @@ async def stored_files() -> AsyncIterator[type["StoredFile"]]:
         yield StoredFile
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable() from exc
+        raise ServiceUnavailable(error="document_store_unavailable") from exc
 
 
 @asynccontextmanager
@@ -62,6 +62,7 @@ async def quota(redis: "Redis", model: type["StoredFile"], owner_id: str, size: 
         if pending >= settings.files_max_pending:
             raise TooManyRequests(
                 f"at most {settings.files_max_pending} uploads may be pending; complete or delete one",
+                error="too_many_pending_uploads",
                 retry_after=settings.files_url_ttl,
             )
         totals = await model.get_pymongo_collection().aggregate(
@@ -72,6 +73,7 @@ async def quota(redis: "Redis", model: type["StoredFile"], owner_id: str, size: 
         if used + size > settings.files_quota_bytes:
             raise TooManyRequests(
                 f"this upload would pass your quota of {settings.files_quota_bytes} bytes; delete files first",
+                error="storage_quota_exceeded",
                 retry_after=settings.files_url_ttl,
             )
         yield

@@ -40,7 +40,9 @@ class Repository[M: SQLModel]:
 
     model: type[M]
     conflict_message = "already exists"
+    conflict_error = "conflict"
     not_found_message = "not found"
+    not_found_error = "not_found"
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -59,7 +61,7 @@ class Repository[M: SQLModel]:
         """The row with this id, or NotFound (404) with the repository's message."""
         row = await self.get(id_)
         if row is None:
-            raise NotFound(self.not_found_message)
+            raise NotFound(self.not_found_message, error=self.not_found_error)
         return row
 
     async def get_by_ids(self, ids: Iterable[uuid.UUID]) -> list[M]:
@@ -120,13 +122,15 @@ class Repository[M: SQLModel]:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict(self.conflict_message) from exc
+            raise Conflict(self.conflict_message, error=self.conflict_error) from exc
 
 
 class RoleRepository(Repository[Role]):
     model = Role
     conflict_message = "a role with this code already exists"
+    conflict_error = "role_code_taken"
     not_found_message = "role not found"
+    not_found_error = "role_not_found"
 
     async def user_ids_of(self, role_ids: Iterable[uuid.UUID]) -> list[str]:
         """Users holding any of these roles: their cached grants go stale when the roles change."""
@@ -140,7 +144,9 @@ class RoleRepository(Repository[Role]):
 class UserRepository(Repository[User]):
     model = User
     conflict_message = "a user with this username already exists"
+    conflict_error = "username_taken"
     not_found_message = "user not found"
+    not_found_error = "user_not_found"
 
     def _query(self) -> SelectOfScalar[User]:
         return select(User).options(selectinload(User.roles))  # type: ignore[arg-type]
@@ -164,7 +170,9 @@ class UserRepository(Repository[User]):
 class ScheduleRepository(Repository[PeriodicTask]):
     model = PeriodicTask
     conflict_message = "a schedule with this name already exists"
+    conflict_error = "schedule_name_taken"
     not_found_message = "schedule not found"
+    not_found_error = "schedule_not_found"
 
 
 class RouteRepository(Repository[InterfaceRoute]):

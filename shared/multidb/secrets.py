@@ -28,6 +28,7 @@ class ConfigurationUnavailable(ServiceUnavailable):
     """Settings, a secret or a parameter could not be read: nothing can be served safely."""
 
     message = "Service unavailable."
+    error = "configuration_unavailable"
 
 
 def client_config() -> "Config":

@@ -91,11 +91,11 @@ async def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _OUTAGE_CODES or status >= 500:
             log.error("object storage unavailable: %s", code or status)
-            raise ServiceUnavailable() from exc
+            raise ServiceUnavailable(error="object_storage_unavailable") from exc
         raise
     except BotoCoreError as exc:  # endpoint unreachable, timeouts, no credentials
         log.error("object storage unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable() from exc
+        raise ServiceUnavailable(error="object_storage_unavailable") from exc
 
 
 _local_bucket_ready = False

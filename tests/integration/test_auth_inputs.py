@@ -16,7 +16,7 @@ def assert_refused(response: Any, status: int) -> None:
     body = response.json()
     if "code" in body:  # the function answered (the gateway's own 401/403 carry only a message)
         assert body["code"] == status
-        assert set(body) == {"code", "message", "ts", "data"}
+        assert set(body) == {"code", "error", "message", "ts", "data"}
     assert "Traceback" not in response.body.decode()
 
 

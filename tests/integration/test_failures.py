@@ -12,7 +12,7 @@ from multidb.security import passwords
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, reset_clients
 
-ENVELOPE = {"code", "message", "ts", "data"}
+ENVELOPE = {"code", "error", "message", "ts", "data"}  # an error's
 
 
 @pytest.fixture

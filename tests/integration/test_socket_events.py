@@ -97,7 +97,7 @@ def open_socket(sockets: list[Socket], url: str, token: str, agent: str = "Mozil
 
 def envelope(ack: Any, code: int) -> Any:
     assert isinstance(ack, dict), ack
-    assert set(ack) == {"code", "message", "ts", "data"}, ack
+    assert set(ack) == {"code", "message", "ts", "data"} | ({"error"} if code >= 400 else set()), ack
     assert ack["code"] == code, ack
     return ack["data"]
 

@@ -27,7 +27,8 @@ def concrete(path: str) -> str:
 def body_of(response: Any, status: int = 200) -> Any:
     assert response.status_code == status, response.body
     payload = response.json()
-    assert set(payload) == {"code", "message", "ts", "data"}, payload
+    errors = {"error"} if payload["code"] >= 400 else set()  # an error names itself
+    assert set(payload) == {"code", "message", "ts", "data"} | errors, payload
     assert payload["code"] == status
     return payload["data"]
 

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, Request
 
-from multidb.api.app import API_PREFIX
+from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, RedisDep, SessionDep
+from multidb.api.errors import error_responses
 from multidb.api.responses import Response
 from multidb.errors import NotFound, Unauthorized
 from multidb.rbac import Access, granted
@@ -18,7 +19,7 @@ from multidb.settings import get_settings
 from . import service
 from .schemas import LoginPublicKey, LoginRequest, PasswordChange, Permissions, SwaggerToken, TokenPairPublic, UserInfo
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["Auth"])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["Auth"], route_class=DocumentedRoute)
 
 PUBLIC = {"x-access": Access.PUBLIC.value}
 AUTHENTICATED = {"x-access": Access.AUTHENTICATED.value}
@@ -55,7 +56,7 @@ async def get_jwks() -> dict[str, list[dict[str, str]]]:
     return jwks()
 
 
-@router.post("/login", openapi_extra=PUBLIC)
+@router.post("/login", openapi_extra=PUBLIC, responses=error_responses(401, 429))
 async def login(
     request: Request, body: LoginRequest, user_agent: UserAgent, session: SessionDep, redis: RedisDep
 ) -> Response[TokenPairPublic]:
@@ -66,7 +67,7 @@ async def login(
     return _tokens(done.pair, done.device_token)
 
 
-@router.post("/login/swagger", openapi_extra=PUBLIC)
+@router.post("/login/swagger", openapi_extra=PUBLIC, responses=error_responses(401, 404, 429))
 async def login_swagger(
     request: Request,
     username: Annotated[str, Form(min_length=1, max_length=64)],
@@ -81,7 +82,7 @@ async def login_swagger(
     return SwaggerToken(access_token=done.pair.access_token)
 
 
-@router.post("/token/refresh", openapi_extra=PUBLIC)
+@router.post("/token/refresh", openapi_extra=PUBLIC, responses=error_responses(401))
 async def refresh_token(
     refresh: RefreshToken, user_agent: UserAgent, session: SessionDep, redis: RedisDep
 ) -> Response[TokenPairPublic]:
@@ -101,7 +102,7 @@ async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Respons
     """Get the current user, their roles and the permissions of their active roles."""
     user = await UserRepository(session).get(principal.user_id)
     if user is None:
-        raise Unauthorized("user no longer exists")
+        raise Unauthorized("user no longer exists", error="user_gone")
     permissions = Permissions(
         interface=sorted(granted(user.roles)),
         button=sorted(granted(user.roles, "button_permissions")),
@@ -121,7 +122,7 @@ async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Respons
     )
 
 
-@router.put("/user/password", openapi_extra=AUTHENTICATED)
+@router.put("/user/password", openapi_extra=AUTHENTICATED, responses=error_responses(429))
 async def change_password(
     principal: CurrentPrincipal, body: PasswordChange, session: SessionDep, redis: RedisDep
 ) -> Response[None]:

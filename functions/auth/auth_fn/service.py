@@ -83,7 +83,9 @@ async def check_credentials(
     """
     user = await UserRepository(session).get_by_username(username)
     account, per_ip = _login_limits(username, _trusted_device(client.device_token, user), client.ip)
-    await enforce(redis, account, per_ip, message="too many failed logins; try again later")
+    await enforce(
+        redis, account, per_ip, message="too many failed logins; try again later", error="too_many_failed_logins"
+    )
     epoch = ""
     if user is not None:
         # The epoch first, then the hash read again: a reset committed after this read moves
@@ -104,7 +106,7 @@ async def check_credentials(
             await pipe.execute()
         return user, epoch
     log.info("login refused", extra={"fields": {"reason": reason}})
-    raise Unauthorized(BAD_CREDENTIALS)
+    raise Unauthorized(BAD_CREDENTIALS, error="bad_credentials")
 
 
 def _device_token(user_id: str) -> str:
@@ -130,7 +132,7 @@ async def refresh(session: AsyncSession, redis: "Redis", refresh_token: str, use
     user = await UserRepository(session).get(pair.refresh.sub)
     if user is None or not user.status:
         await sessions.revoke_family(redis, pair.refresh.sub, pair.refresh.fam, Reason.DISABLED)
-        raise Unauthorized("user is not active")
+        raise Unauthorized("user is not active", error="user_not_active")
     return pair
 
 
@@ -154,13 +156,18 @@ async def change_password(
     users = UserRepository(session)
     user = await users.get(principal.user_id)
     if user is None:
-        raise Unauthorized("user no longer exists")
+        raise Unauthorized("user no longer exists", error="user_gone")
     attempts = Limit(
         f"auth:password-failures:{principal.user_id}", settings.login_max_failures, settings.login_failure_window
     )
-    await enforce(redis, attempts, message="too many wrong current passwords; try again later")
+    await enforce(
+        redis,
+        attempts,
+        message="too many wrong current passwords; try again later",
+        error="too_many_wrong_passwords",
+    )
     if not verify_password(old_password, user.password_hash):
-        raise InvalidInput("the current password is incorrect")
+        raise InvalidInput("the current password is incorrect", error="wrong_current_password")
     await redis.delete(attempts.key)
     await users.update(user, {"password_hash": hash_new_password(new_password)})
     # Once the new hash is committed: a login that read the old one can no longer open a session.

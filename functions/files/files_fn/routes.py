@@ -4,14 +4,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from multidb.api.app import API_PREFIX
+from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
+from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response
 
 from . import service
 from .schemas import DownloadPublic, FilePublic, UploadCreate, UploadPublic
 
-router = APIRouter(prefix=f"{API_PREFIX}/files", tags=["File"])
+router = APIRouter(prefix=f"{API_PREFIX}/files", tags=["File"], route_class=DocumentedRoute)
 
 FileId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="The file's id")]
 Status = Annotated[Literal["pending", "ready"] | None, Query(description="Only files in this state")]
@@ -26,31 +27,31 @@ async def list_files(
     return Response(data=Page[FilePublic](page=page.page, page_size=page.page_size, total=total, records=records))
 
 
-@router.post("/uploads", status_code=201)
+@router.post("/uploads", status_code=201, responses=error_responses(429))
 async def create_upload(principal: CurrentPrincipal, body: UploadCreate, redis: RedisDep) -> Response[UploadPublic]:
     """Register a file and get a presigned URL to PUT its bytes to, then complete the upload."""
     return Response(code=201, data=await service.create_upload(redis, principal, body))
 
 
-@router.post("/{file_id}/complete")
+@router.post("/{file_id}/complete", responses=error_responses(404, 409))
 async def complete_upload(principal: CurrentPrincipal, file_id: FileId) -> Response[FilePublic]:
     """Confirm the upload: the file becomes `ready` once the bucket holds exactly the declared bytes."""
     return Response(data=await service.complete(principal, file_id))
 
 
-@router.get("/{file_id}")
+@router.get("/{file_id}", responses=error_responses(404))
 async def get_file(principal: CurrentPrincipal, file_id: FileId) -> Response[FilePublic]:
     """Get one file's metadata."""
     return Response(data=await service.get(principal, file_id))
 
 
-@router.get("/{file_id}/download")
+@router.get("/{file_id}/download", responses=error_responses(404, 409))
 async def download_file(principal: CurrentPrincipal, file_id: FileId) -> Response[DownloadPublic]:
     """Get a presigned URL that downloads a ready file under its original name."""
     return Response(data=await service.download(principal, file_id))
 
 
-@router.delete("/{file_id}")
+@router.delete("/{file_id}", responses=error_responses(404))
 async def delete_file(principal: CurrentPrincipal, file_id: FileId) -> Response[None]:
     """Delete a file: its object in the bucket, then its metadata."""
     await service.delete(principal, file_id)

@@ -47,14 +47,14 @@ async def _owned(model: type["StoredFile"], principal: Principal, file_id: str) 
 
     doc = await model.get(ObjectId(file_id))
     if doc is None or doc.status.value not in VISIBLE or (doc.owner_id != principal.user_id and not principal.admin):
-        raise NotFound("file not found")
+        raise NotFound("file not found", error="file_not_found")
     return doc
 
 
 async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate) -> UploadPublic:
     settings = get_settings()
     if body.size > settings.files_max_bytes:
-        raise InvalidInput(f"a file may be at most {settings.files_max_bytes} bytes")
+        raise InvalidInput(f"a file may be at most {settings.files_max_bytes} bytes", error="file_too_large")
     key = f"{principal.user_id}/{uuid.uuid4().hex}/{body.name}"
     url = storage.upload_url(key, body.content_type, body.size)  # computed locally: no request
     expires = datetime.now(UTC) + timedelta(seconds=settings.files_url_ttl)
@@ -87,10 +87,12 @@ async def complete(principal: Principal, file_id: str) -> FilePublic:
             return public(doc)  # completing twice is harmless
         size = await storage.object_size(doc.key)
         if size is None:
-            raise Conflict("nothing has been uploaded for this file yet")
+            raise Conflict("nothing has been uploaded for this file yet", error="upload_missing")
         if size != doc.size:
             await storage.delete_object(doc.key)  # not what was declared: upload it again
-            raise InvalidInput(f"the upload holds {size} bytes, not the {doc.size} declared")
+            raise InvalidInput(
+                f"the upload holds {size} bytes, not the {doc.size} declared", error="upload_size_mismatch"
+            )
         doc.status = FileStatus.READY
         doc.updated_at = datetime.now(UTC)
         await doc.save()
@@ -108,7 +110,7 @@ async def download(principal: Principal, file_id: str) -> DownloadPublic:
     async with files.stored_files() as model:
         doc = await _owned(model, principal, file_id)
     if doc.status is not FileStatus.READY:
-        raise Conflict("the file's upload has not been completed")
+        raise Conflict("the file's upload has not been completed", error="upload_incomplete")
     return DownloadPublic(
         url=storage.download_url(doc.key, doc.name, doc.content_type), expires_in=get_settings().files_url_ttl
     )

@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from multidb.api.app import API_PREFIX
+from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.errors import error_responses
 from multidb.api.requests import IdList
 from multidb.api.responses import Page, Response, page_of
 from multidb.models import Role
@@ -17,7 +18,7 @@ from multidb.repository import RoleRepository, UserRepository
 from . import service
 from .schemas import RoleCreate, RolePublic, RoleUpdate
 
-router = APIRouter(prefix=f"{API_PREFIX}/roles", tags=["Role"])
+router = APIRouter(prefix=f"{API_PREFIX}/roles", tags=["Role"], route_class=DocumentedRoute)
 
 Status = Annotated[bool | None, Query(description="Only enabled (true) or disabled (false) roles")]
 
@@ -50,14 +51,14 @@ async def all_roles(
     return Response(data=[RolePublic.model_validate(r) for r in roles])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(409))
 async def create_role(principal: CurrentPrincipal, body: RoleCreate, session: SessionDep) -> Response[RolePublic]:
     """Create a role; its interface permissions must be catalogue codes the caller holds itself."""
     role = await service.create(session, principal, body)
     return Response(code=201, data=RolePublic.model_validate(role))
 
 
-@router.put("/{role_id}")
+@router.put("/{role_id}", responses=error_responses(404, 409))
 async def update_role(
     principal: CurrentPrincipal, role_id: uuid.UUID, body: RoleUpdate, session: SessionDep, redis: RedisDep
 ) -> Response[RolePublic]:
@@ -66,7 +67,7 @@ async def update_role(
     return Response(data=RolePublic.model_validate(role))
 
 
-@router.delete("")
+@router.delete("", responses=error_responses(404))
 async def delete_roles(
     principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
 ) -> Response[int]:
@@ -74,7 +75,7 @@ async def delete_roles(
     return Response(data=await service.delete(session, redis, principal, body.ids))
 
 
-@router.delete("/{role_id}")
+@router.delete("/{role_id}", responses=error_responses(404))
 async def delete_role(
     principal: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep
 ) -> Response[int]:

@@ -25,15 +25,15 @@ def check_permissions(principal: Principal, codes: Iterable[str]) -> None:
     """Codes a role may grant: known to the catalogue, and held by whoever grants them."""
     unknown = sorted(set(codes) - set(grantable()))
     if unknown:
-        raise InvalidInput(f"unknown permission codes: {', '.join(unknown[:10])}")
+        raise InvalidInput(f"unknown permission codes: {', '.join(unknown[:10])}", error="unknown_permission")
     if not principal.holds(codes):
-        raise Forbidden("you can only grant permissions you hold yourself")
+        raise Forbidden("you can only grant permissions you hold yourself", error="permission_not_held")
 
 
 def check_may_change(principal: Principal, role: Role) -> None:
     """Only someone holding all a role grants may change or delete it (enabling it included)."""
     if not principal.holds(granted([role], disabled_too=True)):
-        raise Forbidden("you can only change roles whose permissions you hold yourself")
+        raise Forbidden("you can only change roles whose permissions you hold yourself", error="role_above_you")
 
 
 def filters(status: bool | None, keyword: str | None) -> list[Any]:
@@ -65,7 +65,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, ro
     roles = RoleRepository(session)
     found = await roles.get_by_ids(role_ids)
     if len(found) != len(set(role_ids)):
-        raise NotFound("role not found")
+        raise NotFound("role not found", error="role_not_found")
     for role in found:
         check_may_change(principal, role)
     holders = await roles.user_ids_of(role_ids)

@@ -3,13 +3,13 @@
 from fastapi import APIRouter
 from sqlmodel import col
 
-from multidb.api.app import API_PREFIX
+from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, SessionDep
 from multidb.api.responses import CamelModel, Response
 from multidb.models import InterfaceRoute
 from multidb.repository import RouteRepository
 
-router = APIRouter(prefix=f"{API_PREFIX}/router", tags=["Router"])
+router = APIRouter(prefix=f"{API_PREFIX}/router", tags=["Router"], route_class=DocumentedRoute)
 
 
 class RoutePublic(CamelModel):

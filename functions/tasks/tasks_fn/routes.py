@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from multidb.api.app import API_PREFIX
+from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response, page_of
 from multidb.models import PeriodicTask
 from multidb.repository import ScheduleRepository
@@ -22,7 +23,7 @@ from .schemas import (
     TaskRunPublic,
 )
 
-router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["Task"])
+router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["Task"], route_class=DocumentedRoute)
 
 Enabled = Annotated[bool | None, Query(description="Only enabled (true) or disabled (false) schedules")]
 
@@ -33,13 +34,13 @@ async def list_tasks(_: CurrentPrincipal) -> Response[list[TaskInfo]]:
     return Response(data=[service.describe(task) for task in service.registered().values()])
 
 
-@router.post("/runs", status_code=202)
+@router.post("/runs", status_code=202, responses=error_responses(429))
 async def run_task(principal: CurrentPrincipal, body: TaskRunCreate, redis: RedisDep) -> Response[TaskRunPublic]:
     """Queue a run of a task; the caller's Socket.IO connections hear `task:finished` when it ends."""
     return Response(code=202, data=await service.start(redis, principal, body))
 
 
-@router.get("/runs/{task_id}")
+@router.get("/runs/{task_id}", responses=error_responses(404))
 async def get_run(principal: CurrentPrincipal, task_id: uuid.UUID, redis: RedisDep) -> Response[TaskRunPublic]:
     """A run's state and, once it succeeded, its result (runs of other users are hidden from non-admins)."""
     return Response(data=await service.status(redis, principal, task_id))
@@ -59,7 +60,7 @@ async def list_schedules(
     return Response(data=page_of(SchedulePublic, records, total, page.page, page.page_size))
 
 
-@router.get("/schedules/{schedule_id}")
+@router.get("/schedules/{schedule_id}", responses=error_responses(404))
 async def get_schedule(
     principal: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep
 ) -> Response[SchedulePublic]:
@@ -68,7 +69,7 @@ async def get_schedule(
     return Response(data=SchedulePublic.model_validate(row))
 
 
-@router.post("/schedules", status_code=201)
+@router.post("/schedules", status_code=201, responses=error_responses(409, 429))
 async def create_schedule(
     principal: CurrentPrincipal, body: ScheduleCreate, session: SessionDep
 ) -> Response[SchedulePublic]:
@@ -77,7 +78,7 @@ async def create_schedule(
     return Response(code=201, data=SchedulePublic.model_validate(row))
 
 
-@router.put("/schedules/{schedule_id}")
+@router.put("/schedules/{schedule_id}", responses=error_responses(404, 409))
 async def update_schedule(
     principal: CurrentPrincipal, schedule_id: uuid.UUID, body: ScheduleUpdate, session: SessionDep
 ) -> Response[SchedulePublic]:
@@ -86,7 +87,7 @@ async def update_schedule(
     return Response(data=SchedulePublic.model_validate(row))
 
 
-@router.delete("/schedules/{schedule_id}")
+@router.delete("/schedules/{schedule_id}", responses=error_responses(404))
 async def delete_schedule(principal: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[None]:
     """Delete one of your schedules; beat stops running it at its next reload."""
     await service.delete_schedule(session, principal, schedule_id)

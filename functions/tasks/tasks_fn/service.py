@@ -63,7 +63,7 @@ def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> No
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise InvalidInput(f"the arguments do not fit {task.name}{signature}") from exc
+        raise InvalidInput(f"the arguments do not fit {task.name}{signature}", error="bad_task_arguments") from exc
     hints = get_type_hints(task.run)
     problems = {}
     for name, value in bound.arguments.items():
@@ -73,7 +73,9 @@ def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> No
             except ValidationError as exc:
                 problems[name] = exc.errors()[0]["msg"]
     if problems:
-        raise InvalidInput(f"the arguments do not fit {task.name}{signature}", fields=problems)
+        raise InvalidInput(
+            f"the arguments do not fit {task.name}{signature}", error="bad_task_arguments", fields=problems
+        )
 
 
 @lru_cache(maxsize=128)
@@ -85,11 +87,11 @@ def task_for(principal: Principal, name: str, args: list[Any], kwargs: dict[str,
     """The registered task `name`, if the caller may run it and the arguments fit it."""
     task = registered().get(name)
     if task is None:
-        raise InvalidInput("unknown task: GET /api/v1/tasks lists the ones there are")
+        raise InvalidInput("unknown task: GET /api/v1/tasks lists the ones there are", error="unknown_task")
     if not principal.holds([task_code(task.name)]):
-        raise Forbidden(f"running {task.name} needs the permission {task_code(task.name)}")
+        raise Forbidden(f"running {task.name} needs the permission {task_code(task.name)}", error="task_not_granted")
     if len(json.dumps([args, kwargs])) > MAX_ARGUMENT_BYTES:
-        raise InvalidInput(f"the arguments exceed {MAX_ARGUMENT_BYTES} bytes of JSON")
+        raise InvalidInput(f"the arguments exceed {MAX_ARGUMENT_BYTES} bytes of JSON", error="task_arguments_too_large")
     check_arguments(task, args, kwargs)
     return task
 
@@ -103,7 +105,9 @@ async def _admit(redis: "Redis", principal: Principal, task_id: str, due: float)
     from multidb.queue.app import queued_key
 
     settings = get_settings()
-    await enforce(redis, rate_limit(principal), message="too many task runs; try again later")
+    await enforce(
+        redis, rate_limit(principal), message="too many task runs; try again later", error="too_many_task_runs"
+    )
     key = queued_key(principal.user_id)
     async with redis.pipeline(transaction=True) as pipe:
         # Runs a worker lost long ago no longer count (acks-late redelivers within the hour).
@@ -115,7 +119,11 @@ async def _admit(redis: "Redis", principal: Principal, task_id: str, due: float)
     if queued > settings.task_runs_queued:
         await redis.zrem(key, task_id)
         await undo(redis, rate_limit(principal))
-        raise TooManyRequests("too many of your task runs are waiting; try again when they finish", retry_after=30)
+        raise TooManyRequests(
+            "too many of your task runs are waiting; try again when they finish",
+            error="too_many_queued_runs",
+            retry_after=30,
+        )
 
 
 async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> TaskRunPublic:
@@ -142,7 +150,7 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
         await redis.zrem(queued_key(principal.user_id), task_id)
         await undo(redis, rate_limit(principal))
         log.exception("could not queue %s: %s", task.name, type(exc).__name__)
-        raise ServiceUnavailable("the task queue is unavailable") from exc
+        raise ServiceUnavailable("the task queue is unavailable", error="task_queue_unavailable") from exc
     return TaskRunPublic(task_id=task_id, task=task.name, state="PENDING")
 
 
@@ -151,7 +159,7 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     stored = await redis.get(run_key(str(task_id)))
     run = json.loads(stored) if stored else None
     if run is None or (run["owner"] != principal.user_id and not principal.admin):
-        raise NotFound("task run not found")
+        raise NotFound("task run not found", error="task_run_not_found")
     from multidb.queue.app import app
     from multidb.queue.typed import TaskMeta
 
@@ -159,7 +167,7 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
         meta = cast(TaskMeta, await to_thread.run_sync(app.backend.get_task_meta, str(task_id)))
     except Exception as exc:
         log.error("could not read the result of %s: %s", task_id, type(exc).__name__)
-        raise ServiceUnavailable("task results are unavailable") from exc
+        raise ServiceUnavailable("task results are unavailable", error="task_results_unavailable") from exc
     state = str(meta.get("status", "PENDING"))
     result = meta.get("result")
     if isinstance(result, BaseException):
@@ -182,7 +190,7 @@ async def owned_schedule(session: AsyncSession, principal: Principal, schedule_i
     """A schedule the caller owns (an admin: any); anyone else's does not exist for them (404)."""
     row = await ScheduleRepository(session).require(schedule_id)
     if not principal.admin and str(row.owner_id) != principal.user_id:
-        raise NotFound(ScheduleRepository.not_found_message)
+        raise NotFound(ScheduleRepository.not_found_message, error=ScheduleRepository.not_found_error)
     return row
 
 
@@ -199,7 +207,7 @@ def _check_schedule(principal: Principal, row: PeriodicTask) -> None:
         try:
             parse_crontab(row.crontab)
         except ValueError as exc:
-            raise InvalidInput(f"invalid crontab: {exc}") from exc
+            raise InvalidInput(f"invalid crontab: {exc}", error="invalid_crontab") from exc
 
 
 async def create_schedule(session: AsyncSession, principal: Principal, body: ScheduleCreate) -> PeriodicTask:
@@ -208,7 +216,9 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
     _check_schedule(principal, row)
     limit = get_settings().schedules_per_user
     if await schedules.count(col(PeriodicTask.owner_id) == row.owner_id) >= limit:
-        raise TooManyRequests(f"you may own at most {limit} schedules; delete one first", retry_after=60)
+        raise TooManyRequests(
+            f"you may own at most {limit} schedules; delete one first", error="too_many_schedules", retry_after=60
+        )
     return await schedules.create(row)
 
 

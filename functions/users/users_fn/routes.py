@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from multidb.api.app import API_PREFIX
+from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.errors import error_responses
 from multidb.api.requests import IdList
 from multidb.api.responses import Page, Response, page_of
 from multidb.models import User
@@ -16,7 +17,7 @@ from multidb.repository import UserRepository
 from . import service
 from .schemas import PasswordReset, UserCreate, UserPublic, UserUpdate
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["User"])
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["User"], route_class=DocumentedRoute)
 
 
 @router.get("")
@@ -35,21 +36,21 @@ async def list_users(
     return Response(data=page_of(UserPublic, records, total, page.page, page.page_size))
 
 
-@router.get("/{user_id}")
+@router.get("/{user_id}", responses=error_responses(404))
 async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep) -> Response[UserPublic]:
     """Get one user."""
     user = await UserRepository(session).require(user_id)
     return Response(data=UserPublic.model_validate(user))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(409))
 async def create_user(principal: CurrentPrincipal, body: UserCreate, session: SessionDep) -> Response[UserPublic]:
     """Create a user; the password arrives RSA-encrypted like the login password."""
     user = await service.create(session, principal, body)
     return Response(code=201, data=UserPublic.model_validate(user))
 
 
-@router.put("/{user_id}")
+@router.put("/{user_id}", responses=error_responses(404))
 async def update_user(
     principal: CurrentPrincipal, user_id: uuid.UUID, body: UserUpdate, session: SessionDep, redis: RedisDep
 ) -> Response[UserPublic]:
@@ -57,7 +58,7 @@ async def update_user(
     return Response(data=UserPublic.model_validate(await service.update(session, redis, principal, user_id, body)))
 
 
-@router.put("/{user_id}/password")
+@router.put("/{user_id}/password", responses=error_responses(404))
 async def reset_password(
     principal: CurrentPrincipal, user_id: uuid.UUID, body: PasswordReset, session: SessionDep, redis: RedisDep
 ) -> Response[None]:
@@ -66,7 +67,7 @@ async def reset_password(
     return Response(message="Password reset")
 
 
-@router.delete("")
+@router.delete("", responses=error_responses(404))
 async def delete_users(
     principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
 ) -> Response[int]:
@@ -74,7 +75,7 @@ async def delete_users(
     return Response(data=await service.delete(session, redis, principal, body.ids))
 
 
-@router.delete("/{user_id}")
+@router.delete("/{user_id}", responses=error_responses(404))
 async def delete_user(
     principal: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep, redis: RedisDep
 ) -> Response[int]:

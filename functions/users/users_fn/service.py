@@ -44,9 +44,9 @@ async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uui
     (a disabled role's codes included: enabling it later must not hand over more)."""
     roles = await RoleRepository(session).get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
-        raise InvalidInput("unknown role id")
+        raise InvalidInput("unknown role id", error="unknown_role")
     if not principal.holds(granted(roles, disabled_too=True)):
-        raise Forbidden("you can only assign roles whose permissions you hold yourself")
+        raise Forbidden("you can only assign roles whose permissions you hold yourself", error="role_above_you")
     return roles
 
 
@@ -56,20 +56,20 @@ def _check_may_manage(principal: Principal, user: User) -> None:
     if principal.admin:
         return
     if user.is_admin:
-        raise Forbidden("only admins can change admins")
+        raise Forbidden("only admins can change admins", error="admins_only")
     if not principal.holds(granted(user.roles, disabled_too=True)):
-        raise Forbidden("you can only manage users whose permissions you hold yourself")
+        raise Forbidden("you can only manage users whose permissions you hold yourself", error="user_above_you")
 
 
 async def _keep_an_admin(users: UserRepository, leaving: list[User]) -> None:
     """Refuse to leave the system without an active admin."""
     if any(u.is_admin and u.status for u in leaving) and await users.count_active_admins([u.id for u in leaving]) == 0:
-        raise Conflict("the last active admin cannot be disabled, demoted or deleted")
+        raise Conflict("the last active admin cannot be disabled, demoted or deleted", error="last_admin")
 
 
 async def create(session: AsyncSession, principal: Principal, data: UserCreate) -> User:
     if data.is_admin and not principal.admin:
-        raise Forbidden("only admins can create admins")
+        raise Forbidden("only admins can create admins", error="admins_only")
     users = UserRepository(session)
     user = User(
         name=data.name,
@@ -96,9 +96,9 @@ async def update(
         or changes.get("is_admin", user.is_admin) != user.is_admin
         or changes.get("status", True) is False
     ):
-        raise Forbidden("you cannot change your own roles, admin flag or status")
+        raise Forbidden("you cannot change your own roles, admin flag or status", error="self_change")
     if changes.get("is_admin") and not principal.admin:
-        raise Forbidden("only admins can change admins")
+        raise Forbidden("only admins can change admins", error="admins_only")
     if not itself:
         _check_may_manage(principal, user)
     if changes.get("is_admin") is False or changes.get("status") is False:
@@ -137,9 +137,9 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     users = UserRepository(session)
     found = await users.get_by_ids(user_ids)
     if len(found) != len(set(user_ids)):
-        raise NotFound("user not found")
+        raise NotFound("user not found", error="user_not_found")
     if any(str(u.id) == principal.user_id for u in found):
-        raise Forbidden("you cannot delete yourself")
+        raise Forbidden("you cannot delete yourself", error="self_delete")
     for user in found:
         _check_may_manage(principal, user)
     await _keep_an_admin(users, found)

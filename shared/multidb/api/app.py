@@ -6,13 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
+from fastapi.routing import APIRoute
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs, runtime
 from ..errors import AppError
 from ..settings import get_settings
-from .errors import ERROR_RESPONSES, envelope
+from .errors import ANSWERS, envelope, error_responses
 
 API_PREFIX = "/api/v1"
 
@@ -92,8 +95,41 @@ def _request_id(scope: Scope) -> str:
     return str(rid or uuid.uuid4())
 
 
+def answers(dependant: Dependant) -> set[int]:
+    """The error statuses a route can answer, as its OpenAPI document lists them: 500 and 503
+    (anything unexpected; settings, keys or a datastore out of reach) for every route; 422
+    when it takes parameters or a body, and 400 when a body does not parse; what its
+    dependencies declare (`ANSWERS`: the caller
+    check adds 401 and 403). The route's own domain errors it declares itself
+    (`responses=error_responses(404, 409)`)."""
+    found = {500, 503}
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        pending.extend(current.dependencies)
+        if current.path_params or current.query_params or current.header_params or current.body_params:
+            found.add(422)
+        if current.body_params:
+            found.add(400)  # a body that does not even parse
+        found.update(getattr(current.call, ANSWERS, ()))
+    return found
+
+
+class DocumentedRoute(APIRoute):
+    """A route whose OpenAPI responses list the error envelope for each status it can answer
+    (`answers`), and no other: routers use it as their `route_class`."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        dependant = get_dependant(path=path, call=endpoint)
+        for depends in kwargs.get("dependencies") or ():
+            dependant.dependencies.append(get_dependant(path=path, call=depends.dependency))
+        declared = kwargs.get("responses") or {}
+        kwargs["responses"] = {**error_responses(*answers(dependant)), **declared}
+        super().__init__(path, endpoint, **kwargs)
+
+
 def create_app(title: str, *routers: APIRouter) -> FastAPI:
-    """A function's FastAPI app: errors in the envelope, documented on every route.
+    """A function's FastAPI app: errors in the envelope (routers use `DocumentedRoute`).
 
     Routers carry their full prefix (`/api/v1/...`) themselves: the route a request
     matched then knows the whole path template its permission code is made from.
@@ -102,7 +138,7 @@ def create_app(title: str, *routers: APIRouter) -> FastAPI:
 
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     for router in routers:
-        app.include_router(router, responses=ERROR_RESPONSES)
+        app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     return app

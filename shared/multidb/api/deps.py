@@ -16,6 +16,7 @@ from ..redis import get_redis
 from ..repository import MAX_PAGE_SIZE
 from ..security.tokens import Claims, bearer
 from ..settings import get_settings
+from .errors import ANSWERS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -44,7 +45,7 @@ def _claims_from_gateway(context: dict[str, Any]) -> Claims:
     try:
         return Claims.from_context(context)
     except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
-        raise Unauthorized("invalid authorizer context") from exc
+        raise Unauthorized("invalid authorizer context", error="invalid_authorizer_context") from exc
 
 
 async def _current_principal(
@@ -60,6 +61,7 @@ async def _current_principal(
     return await authorize(bearer(request.headers.get("authorization")), code)
 
 
+setattr(_current_principal, ANSWERS, (401, 403))  # no valid token; not granted, or a disabled user
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 
 

@@ -13,34 +13,49 @@ from .responses import ErrorResponse, FieldError
 
 log = get_logger("errors")
 
-_MESSAGES = {
-    400: "Bad request.",
-    401: "Not authenticated.",
-    403: "Permission denied.",
-    404: "Not found.",
-    405: "Method not allowed.",
-    409: "Conflict.",
-    422: "Invalid input.",
-    429: "Too many requests.",
-    500: "Internal server error.",
-    503: "Service unavailable.",
-}
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": message} for status, message in _MESSAGES.items() if status != 405
-}
+def _defaults() -> dict[int, tuple[str, str]]:
+    """Each status's default error name and message: the domain errors' own, and the few only HTTP has."""
+    from ..errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+
+    known = (AppError, Unauthorized, Forbidden, NotFound, Conflict, InvalidInput, TooManyRequests, ServiceUnavailable)
+    return {
+        **{cls.status_code: (cls.error, cls.message) for cls in known},
+        405: ("method_not_allowed", "Method not allowed."),
+        500: ("internal_error", "Internal server error."),
+    }
+
+
+DEFAULTS = _defaults()
+
+# A dependency's attribute naming the error statuses it can raise (see `app.answers`).
+ANSWERS = "__answers__"
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for these statuses, each the error envelope."""
+    return {
+        status: {"model": ErrorResponse, "description": DEFAULTS.get(status, ("", "Error."))[1]}
+        for status in sorted(set(statuses))
+    }
 
 
 def envelope(
-    status: int, message: str, data: list[FieldError] | None = None, *, retry_after: int | None = None
+    status: int,
+    message: str | None = None,
+    data: list[FieldError] | None = None,
+    *,
+    error: str | None = None,
+    retry_after: int | None = None,
 ) -> JSONResponse:
-    body = ErrorResponse(code=status, message=message, data=data).model_dump(mode="json", by_alias=True)
+    name, default = DEFAULTS.get(status, ("error", "Error."))
+    body = ErrorResponse(code=status, error=error or name, message=message or default, data=data)
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return JSONResponse(body.model_dump(mode="json", by_alias=True), status_code=status, headers=headers or None)
 
 
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -76,19 +91,19 @@ def install_error_handlers(app: FastAPI) -> None:
         retry_after = exc.retry_after if isinstance(exc, TooManyRequests) else None
         fields = exc.fields if isinstance(exc, InvalidInput) else {}
         data = [FieldError(field=name, message=text) for name, text in fields.items()] or None
-        return envelope(exc.status_code, exc.message, data, retry_after=retry_after)
+        return envelope(exc.status_code, exc.message, data, error=exc.error, retry_after=retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope(422, _MESSAGES[422], _field_errors(exc))
+        return envelope(422, data=_field_errors(exc))
 
     async def backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.error("backend unavailable: %s", type(exc).__name__)
-        return envelope(503, _MESSAGES[503])
+        return envelope(503, error="backend_unavailable")
 
     for outage in _outage_errors():
         app.add_exception_handler(outage, backend_unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return envelope(exc.status_code, _MESSAGES.get(exc.status_code, "Error."))
+        return envelope(exc.status_code)

@@ -41,6 +41,7 @@ class FieldError(CamelModel):
 
 class ErrorResponse(CamelModel):
     code: int
+    error: str = Field(description="Stable machine-readable name of the error (docs/api.md lists them)")
     message: str
     ts: int = Field(default_factory=now_ms)
     data: list[FieldError] | None = None

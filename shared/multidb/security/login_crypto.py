@@ -28,4 +28,7 @@ def decrypt_password(ciphertext_b64: str) -> str:
         ciphertext = base64.b64decode(ciphertext_b64, validate=True)
         return login_key().decrypt(ciphertext, _OAEP).decode()
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("password must be RSA-OAEP (SHA-256) encrypted with the login public key, base64") from exc
+        raise InvalidInput(
+            "password must be RSA-OAEP (SHA-256) encrypted with the login public key, base64",
+            error="password_not_encrypted",
+        ) from exc

@@ -14,7 +14,10 @@ MIN_PASSWORD_LENGTH = 8
 def hash_new_password(password: str) -> str:
     """Hash a password someone is choosing now: it must meet the length policy."""
     if len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise InvalidInput(f"passwords need {MIN_PASSWORD_LENGTH} characters and at most {MAX_PASSWORD_BYTES} bytes")
+        raise InvalidInput(
+            f"passwords need {MIN_PASSWORD_LENGTH} characters and at most {MAX_PASSWORD_BYTES} bytes",
+            error="weak_password",
+        )
     return hash_password(password)
 
 

@@ -173,7 +173,7 @@ async def open_session(redis: "Redis", user_id: str, user_agent: str, epoch: str
         [_record(family, user_agent), get_settings().refresh_token_ttl, family, refresh.jti, epoch],
     )
     if not opened:
-        raise Unauthorized("the account's sessions were ended meanwhile; log in again")
+        raise Unauthorized("the account's sessions were ended meanwhile; log in again", error="sessions_ended")
     return TokenPair(access_token, refresh_token, access, refresh)
 
 
@@ -187,7 +187,8 @@ async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPa
     claims = verify(refresh_token, TokenType.REFRESH)
     stored = cast(str | None, await redis.get(refresh_key(claims.sub, claims.jti)))
     if stored is not None and json.loads(stored).get("user_agent") != user_agent:
-        raise Unauthorized("refresh token does not belong to this client")  # not spent: the owner may still use it
+        # Not spent: the owner may still use it.
+        raise Unauthorized("refresh token does not belong to this client", error="refresh_token_wrong_client")
     access_token, access, new_token, new = _issue_pair(claims.sub, claims.fam)
     outcome = await _script(
         redis,
@@ -205,7 +206,7 @@ async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPa
         await revoke_family(redis, claims.sub, claims.fam, Reason.REUSE)
         log.warning("refresh token reuse; family revoked", extra={"fields": {"user_id": claims.sub}})
     if outcome != "ok":
-        raise Unauthorized("refresh token is no longer valid")
+        raise Unauthorized("refresh token is no longer valid", error="refresh_token_invalid")
     return TokenPair(access_token, new_token, access, new)
 
 

@@ -78,7 +78,7 @@ def verify(token: str, expected: TokenType) -> Claims:
         kid = str(header.get("kid"))
         key = verification_keys().get(kid) or verification_keys(refresh=True).get(kid)
         if key is None or header.get("alg") not in ALGORITHMS:
-            raise Unauthorized("invalid token")
+            raise Unauthorized("invalid token", error="invalid_token")
         payload = jwt.decode(
             token,
             key,
@@ -90,11 +90,11 @@ def verify(token: str, expected: TokenType) -> Claims:
         )
         claims = Claims.from_payload(payload)
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("token expired") from exc
+        raise Unauthorized("token expired", error="token_expired") from exc
     except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
-        raise Unauthorized("invalid token") from exc
+        raise Unauthorized("invalid token", error="invalid_token") from exc
     if claims.typ is not expected:
-        raise Unauthorized("invalid token type")
+        raise Unauthorized("invalid token type", error="invalid_token")
     return claims
 
 
@@ -108,4 +108,4 @@ def bearer(authorization: str | None, *, bare: bool = False) -> str:
         return token.strip()
     if bare and value and " " not in value:
         return value
-    raise Unauthorized("missing bearer token")
+    raise Unauthorized("missing bearer token", error="missing_bearer_token")

@@ -88,19 +88,20 @@ class EventRegistry:
             return Response[Any](data=payload).model_dump(mode="json", by_alias=True)
         except ValidationError as exc:
             fields = [FieldError(field=".".join(map(str, e["loc"])), message=e["msg"]) for e in exc.errors()]
-            return _error(422, "Invalid input.", fields)
+            return _error(422, "invalid_input", "Invalid input.", fields)
         except AppError as exc:
-            return _error(exc.status_code, exc.message)
+            return _error(exc.status_code, exc.error, exc.message)
         except Exception as exc:
             log.exception("event %s failed: %s", name, type(exc).__name__)
-            return _error(500, f"Internal server error (request {rid}).")
+            return _error(500, "internal_error", f"Internal server error (request {rid}).")
         finally:
             log.info("event", extra={"fields": {"event": name, "sid": sid}})
             logs.request_id.reset(token)
 
 
-def _error(status: int, message: str, fields: list[FieldError] | None = None) -> dict[str, Any]:
-    return ErrorResponse(code=status, message=message, data=fields).model_dump(mode="json", by_alias=True)
+def _error(status: int, error: str, message: str, fields: list[FieldError] | None = None) -> dict[str, Any]:
+    body = ErrorResponse(code=status, error=error, message=message, data=fields)
+    return body.model_dump(mode="json", by_alias=True)
 
 
 def _kinds() -> dict[str, type]:
