@@ -197,9 +197,9 @@ def invalidate_cache(user_id: str) -> None:
 
 def reset_clients() -> None:
     """Forget settings and clients so the next call reads the environment again."""
-    from multidb import db, redis, settings
+    from multidb import db, mongo, redis, settings
 
-    for cached in (settings.get_settings, redis.get_redis, db.get_engine):
+    for cached in (settings.get_settings, redis._redis, db._engine, mongo._mongo):
         cached.cache_clear()
 
 

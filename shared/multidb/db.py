@@ -48,13 +48,18 @@ def tls_arguments(url: str) -> tuple[str, dict[str, Any]]:
     return bare.render_as_string(hide_password=False), {"ssl": context}
 
 
-@lru_cache
 def get_engine() -> AsyncEngine:
+    """The engine (one pool per container) of the current DATABASE_URL: a rotated URL gets
+    its own on first use, and the old pool is let go."""
     settings = get_settings()
-    url = settings.database_url
+    return _engine(settings.database_url, settings.database_echo)
+
+
+@lru_cache(maxsize=1)
+def _engine(url: str, echo: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         ensure_sqlite_folder(url)
-        engine = create_async_engine(url, echo=settings.database_echo)
+        engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
         return engine
     # A Lambda container serves one request at a time: a tiny pool, checked before use
@@ -62,7 +67,7 @@ def get_engine() -> AsyncEngine:
     url, tls = tls_arguments(url)
     return create_async_engine(
         url,
-        echo=settings.database_echo,
+        echo=echo,
         pool_size=2,
         max_overflow=2,
         pool_pre_ping=True,

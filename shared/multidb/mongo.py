@@ -31,12 +31,16 @@ def tls_options(url: str) -> dict[str, Any]:
     return {}
 
 
-@lru_cache
 def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
+    """The client of the current MONGO_URL (a rotated one gets its own on first use)."""
+    return _mongo(get_settings().mongo_url)
+
+
+@lru_cache(maxsize=1)
+def _mongo(url: str) -> "AsyncMongoClient[dict[str, Any]]":
     from pymongo import AsyncMongoClient
 
     # tz_aware: times come back in UTC with their offset, as the SQL ones do.
-    url = get_settings().mongo_url
     return AsyncMongoClient(
         url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True, **tls_options(url)
     )

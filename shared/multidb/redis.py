@@ -9,18 +9,22 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-@lru_cache
 def get_redis() -> "Redis":
-    """Return the shared client; `memory://` selects an in-process stand-in (not in production)."""
-    settings = get_settings()
-    if settings.redis_url.startswith("memory://"):
+    """The shared client of the current REDIS_URL (a rotated one gets its own on first use);
+    `memory://` selects an in-process stand-in (not in production)."""
+    return _redis(get_settings().redis_url)
+
+
+@lru_cache(maxsize=1)
+def _redis(url: str) -> "Redis":
+    if url.startswith("memory://"):
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(decode_responses=True)
     from redis.asyncio import Redis
 
     return Redis.from_url(
-        settings.redis_url,
+        url,
         decode_responses=True,
         socket_connect_timeout=2,
         socket_timeout=2,

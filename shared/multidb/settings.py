@@ -2,11 +2,12 @@
 
 import re
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .config_cache import expiring
 
 DEFAULT_ADMIN_PASSWORD = "123456"
 
@@ -161,9 +162,11 @@ def _plain_text_urls(settings: Settings) -> list[str]:
     return problems
 
 
-@lru_cache
+@expiring
 def get_settings() -> Settings:
-    """The settings, with connection URLs from Secrets Manager when deployed (read once).
+    """The settings, with connection URLs from Secrets Manager when deployed (kept for
+    CONFIG_MAX_AGE: a rotated connections secret counts without a cold start, and the clients
+    built from it follow, being keyed by their URL).
 
     Anything wrong with them (invalid, refused in production, a secret unreadable) raises
     `ConfigurationUnavailable`: functions answer 503, the authorizer denies, and the next

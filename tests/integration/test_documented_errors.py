@@ -1,8 +1,9 @@
-"""Every error status a route declares for itself (`responses=error_responses(...)`, beyond what
-its dependencies imply: 401/403 from the caller check, 422 from parameters, 400 from a body
-that does not parse, 500/503 from anything) is one a request can really provoke: each is provoked here, through the gateway,
-and answered in the envelope with its machine-readable `error` name. Schemathesis (test_fuzz)
-checks the other direction: no answer outside the document."""
+"""Every error status a route declares for itself (`responses=error_responses(...)`, beyond
+what its dependencies imply: 401/403 from the caller check, 422 from parameters, 400 from a
+body that does not parse, 500/503 from anything) is one a request can really provoke: each is
+provoked here, through the gateway, and answered in the envelope with its machine-readable
+`error` name. Schemathesis (test_fuzz) checks the other direction: no answer outside the
+document."""
 
 import uuid
 from collections.abc import Callable

@@ -206,7 +206,7 @@ def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     yield monkeypatch
     monkeypatch.undo()
     reset_clients()
-    mongo.get_mongo.cache_clear()
+    mongo._mongo.cache_clear()
     storage.get_s3.cache_clear()
 
 
@@ -229,7 +229,7 @@ def test_an_unreachable_mongodb_or_s3_answers_503(api: Api, outage: pytest.Monke
 
     outage.setenv("MONGO_URL", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=500")
     reset_clients()
-    mongo.get_mongo.cache_clear()
+    mongo._mongo.cache_clear()
     response = api.get("/api/v1/files", token=alice)
     assert (response.status_code, response.json()["message"]) == (503, "Service unavailable.")
     assert b"127.0.0.1:9" not in response.body

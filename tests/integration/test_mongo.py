@@ -58,10 +58,10 @@ def client(mongo_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MONGO_URL", mongo_url)
     monkeypatch.setenv("MONGO_DATABASE", os.environ["MONGO_DATABASE"])
     reset_clients()
-    mongo.get_mongo.cache_clear()
+    mongo._mongo.cache_clear()
     yield
     runtime.run(mongo.get_mongo().close())
-    mongo.get_mongo.cache_clear()
+    mongo._mongo.cache_clear()
     monkeypatch.undo()
     reset_clients()
 

@@ -9,6 +9,7 @@ from moto import mock_aws
 
 from infra import keys as deploy_keys
 from multidb import settings
+from multidb.config_cache import Expiring, max_age
 from multidb.errors import Unauthorized
 from multidb.security import keys
 from multidb.security.tokens import TokenType, issue, verify
@@ -40,23 +41,45 @@ def test_init_is_idempotent(aws: tuple[object, object]) -> None:
     assert keys.kid_of(keys.login_key().public_key()) != first
 
 
-def test_tokens_survive_a_rotation_and_warm_verifiers_learn_the_new_kid(aws: tuple[object, object]) -> None:
+def older(seconds: float, *caches: Expiring[..., object]) -> None:
+    """Make what these caches hold `seconds` older, as if that much time had passed."""
+    for cache in caches:
+        cache.entries = {key: (read - seconds, value) for key, (read, value) in cache.entries.items()}
+
+
+def test_tokens_survive_a_rotation_and_warm_containers_learn_the_new_key(aws: tuple[object, object]) -> None:
     old_kid = deploy_keys.init(*aws, SECRET, LOGIN, PARAMETER)
     old_token, _ = issue(str(uuid.uuid4()), TokenType.ACCESS, "f", 300)
-    verify(old_token, TokenType.ACCESS)  # a warm verifier now caches [old]
+    verify(old_token, TokenType.ACCESS)  # a warm verifier now holds [old]
 
     new_kid = deploy_keys.rotate(*aws, SECRET, PARAMETER)
     assert new_kid != old_kid
-    keys.signing_key.cache_clear()  # a new auth container signs with the new key
-    keys.secrets.secret_json.cache_clear()
+    assert keys.signing_key().kid == old_kid  # a warm signer keeps its key for CONFIG_MAX_AGE...
+    older(max_age() + 1, keys.signing_key, keys.secrets.secret_json)
+    assert keys.signing_key().kid == new_kid  # ...then reads the secret again: no cold start needed
     new_token, _ = issue(str(uuid.uuid4()), TokenType.ACCESS, "f", 300)
-    assert keys.signing_key().kid == new_kid
 
-    keys._verification = (0.0, keys._verification[1])  # type: ignore[index]  # the minute has passed
-    verify(new_token, TokenType.ACCESS)  # unknown kid: the verifier re-reads the published keys
+    older(61, keys.secrets.parameter)  # the warm verifier read the published keys over a minute ago
+    verify(new_token, TokenType.ACCESS)  # unknown kid: it reads them again
     verify(old_token, TokenType.ACCESS)  # the previous key is still published
 
     deploy_keys.rotate(*aws, SECRET, PARAMETER)  # a second rotation drops the oldest key
     keys.reset_cache()
     with pytest.raises(Unauthorized):
         verify(old_token, TokenType.ACCESS)
+
+
+def test_made_up_kids_read_the_published_keys_at_most_once_a_minute(
+    aws: tuple[object, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy_keys.init(*aws, SECRET, LOGIN, PARAMETER)
+    keys.verification_keys()
+    reads = []
+    load = keys.secrets.parameter.load
+    monkeypatch.setattr(keys.secrets.parameter, "load", lambda name: reads.append(name) or load(name))
+    for _ in range(5):
+        assert keys.verification_keys(refresh=True)  # a token naming a kid nobody published
+    assert reads == []  # the list was read less than a minute ago
+    older(61, keys.secrets.parameter)
+    keys.verification_keys(refresh=True)
+    assert reads == [PARAMETER]

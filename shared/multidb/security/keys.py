@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .. import secrets
+from ..config_cache import expiring
 from ..settings import get_settings
 
 
@@ -102,7 +102,7 @@ def _secret(secret_id: str | None) -> dict[str, Any]:
     return secrets.secret_json(secret_id) if secret_id else {}
 
 
-@lru_cache
+@expiring
 def signing_key() -> SigningKey:
     settings = get_settings()
     stored = _secret(settings.keys_secret_id)
@@ -111,57 +111,53 @@ def signing_key() -> SigningKey:
     return SigningKey(kid=kid, private_key=key)
 
 
-@lru_cache
+@expiring
 def login_key() -> rsa.RSAPrivateKey:
     settings = get_settings()
     stored = _secret(settings.login_key_secret_id)
     return load_private(settings.login_private_key or stored.get("login_private_key") or _generated("login"))
 
 
-def _published_keys() -> list[dict[str, str]] | None:
+def _published(*, refresh: bool = False) -> str | None:
+    """The JSON list of published public keys: the SSM parameter, or the environment's."""
     settings = get_settings()
     if settings.public_keys_parameter:
-        return list(json.loads(secrets.parameter(settings.public_keys_parameter)))
-    if settings.jwt_public_keys:
-        return list(json.loads(settings.jwt_public_keys))
-    return None
+        name = settings.public_keys_parameter
+        # An unknown kid may mean a rotation: read again, but at most once a minute (tokens
+        # naming made-up kids must not turn into a parameter read each).
+        if refresh and secrets.parameter.age(name) > REFRESH_INTERVAL:
+            return secrets.parameter.refresh(name)
+        return secrets.parameter(name)
+    return settings.jwt_public_keys
 
 
-_verification: tuple[float, dict[str, rsa.RSAPublicKey]] | None = None
 REFRESH_INTERVAL = 60.0
 
 
 def verification_keys(*, refresh: bool = False) -> dict[str, rsa.RSAPublicKey]:
     """Every public key a token may be signed with, by `kid` (old keys stay during rotation).
 
-    Read once per container; `refresh=True` (a token names an unknown `kid`, so a rotation
-    may have happened) reads the published list again, at most once a minute.
+    Kept like every configuration value (CONFIG_MAX_AGE); `refresh=True` (a token names an
+    unknown `kid`) reads the published list again, at most once a minute.
     """
-    global _verification
-    now = time.monotonic()
-    if _verification is None or (refresh and now - _verification[0] > REFRESH_INTERVAL):
-        if _verification is not None:
-            secrets.parameter.cache_clear()
-        _verification = (now, _load_verification_keys())
-    return _verification[1]
-
-
-def _load_verification_keys() -> dict[str, rsa.RSAPublicKey]:
-    published = _published_keys()
+    published = _published(refresh=refresh)
     if published is not None:
-        keys = {entry["kid"]: load_public(entry["pem"]) for entry in published}
-        if not keys:
-            raise KeyConfigurationError("the published key list is empty")
-        return keys
+        return _parsed(published)
     current = signing_key()
     return {current.kid: current.private_key.public_key()}
 
 
+@lru_cache(maxsize=4)
+def _parsed(published: str) -> dict[str, rsa.RSAPublicKey]:
+    keys = {entry["kid"]: load_public(entry["pem"]) for entry in json.loads(published)}
+    if not keys:
+        raise KeyConfigurationError("the published key list is empty")
+    return keys
+
+
 def reset_cache() -> None:
     """Forget every key read so far (tests; a process that rotated keys itself)."""
-    global _verification
-    _verification = None
-    for cached in (signing_key, login_key, secrets.secret_json, secrets.parameter):
+    for cached in (signing_key, login_key, secrets.secret_json, secrets.parameter, _parsed):
         cached.cache_clear()
 
 
