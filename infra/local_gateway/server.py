@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -25,7 +25,13 @@ from .template import load
 STATIC = "/docs/static/"
 # API Gateway refuses a payload over 10 MB before any function sees it; so does this gateway.
 MAX_BODY_BYTES = 10 * 1024 * 1024
-STATIC_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+STATIC_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+    "redoc.standalone.js": "text/javascript",
+}
+DOC_PAGES = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 TEXT_TYPES = (
     "text/",
     "application/json",
@@ -72,7 +78,7 @@ class GatewayServer:
         origin = headers.get("origin")
         if method == "OPTIONS" and origin and "access-control-request-method" in headers:
             return self._preflight(origin)
-        if method == "GET" and (path in ("/docs", "/openapi.json", "/docs/oauth2-redirect") or path.startswith(STATIC)):
+        if method == "GET" and (path in DOC_PAGES or path.startswith(STATIC)):
             return await self._docs(path)
         declared = headers.get("content-length", "0")
         if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
@@ -151,6 +157,15 @@ class GatewayServer:
                 swagger_ui_parameters={"persistAuthorization": True},
             )
             return HTMLResponse(html.body)
+        if path == "/redoc":
+            page = get_redoc_html(
+                openapi_url="/openapi.json",
+                title="API reference",
+                redoc_js_url=f"{STATIC}redoc.standalone.js",
+                redoc_favicon_url=f"{STATIC}favicon.png",
+                with_google_fonts=False,
+            )
+            return HTMLResponse(page.body)
         if self._openapi is None:
             loop = asyncio.get_running_loop()
             self._openapi = await loop.run_in_executor(self.executor, merged_openapi, self.gateway.template)

@@ -1,5 +1,6 @@
 """One settings object for every function, read from the environment on first use."""
 
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -175,7 +176,7 @@ def get_settings() -> Settings:
     from .secrets import ConfigurationUnavailable, secret_json
 
     try:
-        settings = Settings()
+        settings = Settings(_env_file=dotenv_files())  # type: ignore[call-arg]
         if settings.connections_secret_id:
             stored = secret_json(settings.connections_secret_id)
             settings = Settings(**{name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)})
@@ -191,6 +192,15 @@ def get_settings() -> Settings:
         get_logger("settings").error("invalid settings: %s", _summary(exc))
         raise ConfigurationUnavailable() from exc
     return settings
+
+
+def dotenv_files() -> tuple[str, ...] | None:
+    """`.env`, then `.env.<app_env>` (`.env.local`, `.env.testing`, …) in the working folder,
+    as the original template reads them; variables set in the environment win over both.
+    Never in Lambda, where the environment and the secrets rule."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return None
+    return (".env", f".env.{os.environ.get('APP_ENV', 'LOCAL').lower()}")
 
 
 def _summary(exc: ValueError) -> str:

@@ -126,3 +126,15 @@ def test_no_hsts_over_plain_http() -> None:
     assert response.status_code == 200
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "strict-transport-security" not in response.headers
+
+
+def test_redoc_beside_swagger_needs_no_internet_either() -> None:
+    app = GatewayServer(LocalGateway(load()))
+    page = call(app, "GET", "/redoc")
+    assert page.status_code == 200
+    assert "/docs/static/redoc.standalone.js" in page.text
+    assert "googleapis" not in page.text
+    assert "cdn" not in page.text.lower()
+    script = call(app, "GET", "/docs/static/redoc.standalone.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000
