@@ -8,12 +8,16 @@ PY312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12
 VENV := .venv
 SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
+# checkov pins many packages of its own: it gets a virtualenv of its own too.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help chromium install dev invoke test lint typecheck pytest catalogue initdb build validate bench clean
+.PHONY: help chromium install dev invoke test lint typecheck pytest catalogue initdb build validate checkov \
+	deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,13 +36,19 @@ $(SAM_VENV)/.installed:
 	$(VENV)/bin/uv pip install -q --python $(SAM_VENV)/bin/python aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
+$(CHECKOV_VENV)/.installed: $(VENV)/.installed
+	$(PY312) -m venv $(CHECKOV_VENV)
+	echo '*' > $(CHECKOV_VENV)/.gitignore  # git and ruff leave it alone (as Python 3.13's venv does)
+	$(VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python checkov==$(CHECKOV_VERSION)
+	touch $@
+
 # The docs-page test drives Debian's Chromium (Playwright's own browser download cannot run here).
 chromium:
 	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		{ echo "Chromium is needed for the docs-page test: apt-get install chromium"; exit 1; }
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), Chromium
+install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), .venv-checkov, Chromium
 
 dev: $(VENV)/.installed ## run everything locally: gateway on :3000, embedded datastores (Ctrl-C stops)
 	python -m infra.dev
@@ -55,10 +65,18 @@ lint: $(VENV)/.installed ## ruff check and format check
 typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions and infra
 	mypy shared/multidb functions/*/*_fn infra
 
+# The embedded pass skips what only the deployed shape runs on (ECS: PostgreSQL and Redis),
+# and the fuzz and load runs, which test the code, not the datastores (the first pass runs them).
+FAILOVER_TEST := tests/integration/test_scheduler.py::test_a_standby_fires_the_next_run_within_30_s_of_the_holders_death_and_no_run_fires_twice
+
 pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests again on the embedded defaults
 	python -m pytest --durations=10 $(PYTEST_ARGS)
 	TEST_EMBEDDED=1 python -m pytest tests/integration -q --durations=10 \
-		--deselect tests/integration/test_sam_build.py --deselect tests/integration/test_template.py $(PYTEST_ARGS)
+		--deselect tests/integration/test_sam_build.py --deselect tests/integration/test_template.py \
+		--deselect tests/integration/test_stacks.py --deselect tests/integration/test_deploy_resources.py \
+		--deselect tests/integration/test_services_stack.py --deselect tests/integration/test_containers.py \
+		--deselect tests/integration/test_fuzz.py --deselect tests/integration/test_load.py \
+		--deselect $(FAILOVER_TEST) $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
 	python -m infra.catalogue
@@ -66,15 +84,95 @@ catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from t
 initdb: $(VENV)/.installed ## migrate, sync the route catalogue, create the admin user
 	python -m infra.initdb
 
-validate: install ## cfn-lint and sam validate --lint on template.yaml
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+validate: $(SAM_VENV)/.installed ## cfn-lint (every rule, informational too) and sam validate --lint on the root and nested templates
+	$(SAM_VENV)/bin/cfn-lint --include-checks I --non-zero-exit-code informational -- $(TEMPLATES)
 	$(SAM_VENV)/bin/sam validate --lint
 
-build: install ## sam build (functions + shared layer) into .aws-sam/build
-	$(SAM_VENV)/bin/sam build
+checkov: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## checkov over the templates and the root as SAM translates it (skips: .checkov.yaml)
+	@mkdir -p .aws-sam
+	$(SAM_VENV)/bin/python tests/integration/sam_translate.py template.yaml | \
+		$(VENV)/bin/python -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["template"]))' > .aws-sam/template.translated.json
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml $(addprefix --file=,$(TEMPLATES)) \
+		--file=.aws-sam/template.translated.json
+
+# ---------------------------------------------------------------- AWS
+# ARCH: the functions' and the layer's CPU; the deploy function's Makefile reads ARCHITECTURE.
+STAGE ?= dev
+ARCH ?= arm64
+TEMPLATES := template.yaml infra/stacks/network.yaml infra/stacks/data.yaml infra/stacks/services.yaml \
+	infra/stacks/monitoring.yaml
+# More parameters for one deploy, e.g. PARAMETERS="NatGateway=true MongoUrl=mongodb+srv://…"
+PARAMETERS ?=
+# Targets that must run before sam deploy: the container images (DEPLOY_PREREQUISITES= skips
+# them and keeps the images the stack runs).
+DEPLOY_PREREQUISITES ?= images
+SAMCONFIG = $(VENV)/bin/python -c 'import sys, tomllib; c = tomllib.load(open("samconfig.toml", "rb"))[sys.argv[1]]["deploy"]["parameters"]; v = c[sys.argv[2]]; print(" ".join(v) if isinstance(v, list) else v)'
+STACK = $(shell $(SAMCONFIG) $(STAGE) stack_name)
+REGION = $(shell $(SAMCONFIG) $(STAGE) region)
+STACK_OUTPUT = aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --output text \
+	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue"
+PLATFORM_arm64 := linux/arm64
+PLATFORM_x86_64 := linux/amd64
+# The images' tag: the hash of what goes into them (infra/docker/images.py); without the
+# images step, the tag the stack runs now.
+IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.docker.images tag),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
+
+build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (functions, shared layer, deploy function) for ARCH (arm64 by default) into .aws-sam/build
+	ARCHITECTURE=$(ARCH) $(SAM_VENV)/bin/sam build --parameter-overrides Architecture=$(ARCH)
+
+aws-check: $(VENV)/.installed
+	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), then 'aws configure' or 'aws sso login'."; exit 1; }
+	@aws sts get-caller-identity --region $(REGION) >/dev/null 2>&1 || { echo "The AWS CLI has no working credentials for $(REGION): run 'aws configure' (or 'aws sso login'), or set AWS_PROFILE."; exit 1; }
+	@echo "Deploying $(STACK) to account $$(aws sts get-caller-identity --query Account --output text) in $(REGION)"
+
+docker-check:
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make deploy needs Docker (with buildx) to build the worker, beat and Socket.IO images: install it and start it, or deploy with DEPLOY_PREREQUISITES= to keep the images the stack runs."; exit 1; }
+
+# A stack without image repositories yet (a first deploy) is deployed once with no task
+# running; every deploy then pushes what the repositories lack before sam deploy passes the tag.
+images: aws-check docker-check build ## build and push the worker, beat and Socket.IO images a deploy needs (Docker)
+	@$(call STACK_OUTPUT,WorkerRepositoryUri) 2>/dev/null | grep -v '^None$$' | grep -q . || { \
+		echo "First deploy of $(STACK): creating it, with its image repositories, before the images can be pushed"; \
+		$(MAKE) --no-print-directory sam-deploy IMAGE_TAG= ; }
+	python -m infra.docker.images push --stack $(STACK) --region $(REGION) --platform $(PLATFORM_$(ARCH))
+
+sam-deploy:
+	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE) --template-file .aws-sam/build/template.yaml --no-progressbar \
+		--parameter-overrides $$($(SAMCONFIG) $(STAGE) parameter_overrides) Architecture=$(ARCH) ImageTag=$(IMAGE_TAG) $(PARAMETERS)
+
+deploy: aws-check $(if $(filter images,$(DEPLOY_PREREQUISITES)),docker-check) build $(DEPLOY_PREREQUISITES) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
+	@$(MAKE) --no-print-directory sam-deploy
+	@url=$$($(call STACK_OUTPUT,ApiUrl)) && \
+	echo "API: $$url" && \
+	echo "Admin password: aws secretsmanager get-secret-value --region $(REGION) --secret-id $(STACK)/admin --query SecretString --output text" && \
+	$(VENV)/bin/python -c 'import json, sys, urllib.request; \
+		r = urllib.request.urlopen(sys.argv[1] + "/api/v1/auth/keys/public", timeout=30); \
+		key = json.load(r)["data"]["publicKey"]; assert key.startswith("-----BEGIN PUBLIC KEY"), key; \
+		print("Smoke test: GET /api/v1/auth/keys/public ->", r.status)' "$$url"
+	@url=$$($(call STACK_OUTPUT,RealtimeUrl)) && echo "Socket.IO: $$url" && \
+	test -z "$$($(call STACK_OUTPUT,ImageTag) | sed 's/^None$$//')" || { \
+		body=$$(curl -sS -f --max-time 30 "$$url/socket.io/?EIO=4&transport=polling"); code=$$?; \
+		case $$code in \
+			0) case "$$body" in 0{*) echo "Smoke test: Engine.IO handshake -> 200";; *) echo "Unexpected answer: $$body"; exit 1;; esac;; \
+			6) echo "$$url does not resolve yet: point RealtimeDomainName at the LoadBalancerDnsName output";; \
+			*) echo "Smoke test failed: the Socket.IO endpoint answered with an error (curl exit $$code)"; exit 1;; \
+		esac; }
+
+destroy-confirmed: $(VENV)/.installed
+	@test "$(STAGE)" = dev -o "$(CONFIRM)" = "$(STAGE)" || { echo "Deleting $(STACK) deletes its data: run make destroy STAGE=$(STAGE) CONFIRM=$(STAGE)"; exit 1; }
+
+destroy: destroy-confirmed aws-check ## delete a stage's stack (staging/prod also need CONFIRM=<stage>); Aurora and DocumentDB leave final snapshots
+	$(SAM_VENV)/bin/sam delete --config-env $(STAGE) --no-prompts
+
+# The Socket.IO tasks read the public keys when they start (ECS injects them): they restart
+# to learn the new one. The functions re-read the parameter when a token names a new kid.
+rotate-keys: aws-check ## rotate a stage's JWT signing key (the previous one keeps verifying until its tokens expire)
+	AWS_DEFAULT_REGION=$(REGION) python -m infra.keys rotate --secret $(STACK)/jwt-key --parameter /$(STACK)/jwt-public-keys
+	aws ecs update-service --region $(REGION) --cluster "$$($(call STACK_OUTPUT,ClusterName))" \
+		--service "$$($(call STACK_OUTPUT,RealtimeServiceName))" --force-new-deployment --query service.serviceName --output text
 
 bench: $(VENV)/.installed ## cold start, memory and warm latency, as ratios to same-run baselines
 	python tests/benchmarks/cold_start.py
 
 clean: ## remove virtualenvs, build output and local data
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

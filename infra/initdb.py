@@ -91,11 +91,14 @@ async def seed() -> None:
 
 async def build_mongo_indexes() -> None:
     """Create the indexes every Beanie document declares (existing ones are left alone)."""
+    from multidb.audit import ensure_retention
     from multidb.documents import DOCUMENTS
     from multidb.mongo import init_documents
 
     await init_documents(*DOCUMENTS, build_indexes=True)
-    print(f"mongodb: indexes of {', '.join(model.__name__ for model in DOCUMENTS)} in place")
+    days = get_settings().audit_retention_days
+    await ensure_retention(days)
+    print(f"mongodb: indexes of {', '.join(model.__name__ for model in DOCUMENTS)} in place; audit kept {days} days")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,6 +83,7 @@ os.environ.update(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "REALTIME_SWEEP_INTERVAL": "0.5",
         "BEAT_REFRESH_INTERVAL": "0.5",
+        "BEAT_LOCK_TTL": "2",
         "SCHEDULE_MIN_INTERVAL": "1",  # beat's tests fire schedules every second
         "AWS_DEFAULT_REGION": "us-east-1",
         "SAM_CLI_TELEMETRY": "0",
@@ -209,7 +210,8 @@ def gateway() -> "LocalGateway":
 
 
 @pytest.fixture
-def api(gateway: "LocalGateway") -> "Api":
+def api(gateway: "LocalGateway", files_backends: None) -> "Api":
+    """The API through the local gateway; MongoDB runs, since user and role changes are audited there."""
     from tests.helpers import Api
 
     gateway.forget_decisions()
@@ -231,7 +233,7 @@ def caching_gateway() -> "LocalGateway":
 
 
 @pytest.fixture
-def caching_api(caching_gateway: "LocalGateway") -> "Api":
+def caching_api(caching_gateway: "LocalGateway", files_backends: None) -> "Api":
     from tests.helpers import Api
 
     caching_gateway.forget_decisions()
@@ -294,7 +296,7 @@ def files_backends() -> "Iterator[None]":
 
 @pytest.fixture
 def empty_files(files_backends: None) -> None:
-    """An empty files collection (indexes built) and an empty bucket."""
+    """An empty files collection (indexes built) and an empty bucket, no upload left open."""
     import boto3
 
     from multidb import mongo, runtime
@@ -308,6 +310,8 @@ def empty_files(files_backends: None) -> None:
     s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT_URL, region_name="us-east-1")
     for item in s3.list_objects_v2(Bucket=FILES_BUCKET).get("Contents", []):
         s3.delete_object(Bucket=FILES_BUCKET, Key=item["Key"])
+    for upload in s3.list_multipart_uploads(Bucket=FILES_BUCKET).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=FILES_BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import authorizer_event, http_event
-from .template import ROOT, Function, Template, load
+from .template import ROOT, Function, Template, Throttle, load
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -125,16 +126,52 @@ def serve_worker(name: str) -> None:
         out.flush()
 
 
+class TokenBucket:
+    """API Gateway's throttle for one route: full at `burst`, refilled at `rate` tokens per second."""
+
+    def __init__(self, limit: Throttle, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.tokens = float(limit.burst)
+        self.updated = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(float(self.limit.burst), self.tokens + (now - self.updated) * self.limit.rate)
+            self.updated = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
 class LocalGateway:
     """Route a request as API Gateway does: match a route, run the authorizer, invoke the function.
 
     Functions run in this process and stay warm (like reused Lambda containers), or with
     `isolate=True` each in its own process, which shows each function's cold start.
+
+    With `throttle=True` (or LOCAL_GATEWAY_THROTTLE=1) each route gets the stage's limits
+    from the template and answers API Gateway's own 429 before the authorizer or the
+    function runs. Off by default: those limits are per route across all clients, and a
+    test suite or a developer would hit them by being fast, not abusive.
     """
 
-    def __init__(self, template: Template | None = None, *, isolate: bool = False) -> None:
+    def __init__(
+        self,
+        template: Template | None = None,
+        *,
+        isolate: bool = False,
+        throttle: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.template = template or load()
         self.isolate = isolate
+        self.throttle = os.environ.get("LOCAL_GATEWAY_THROTTLE") == "1" if throttle is None else throttle
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket | None] = {}
         self._handlers: dict[str, Handler] = {}
         self._processes: dict[str, FunctionProcess] = {}
         self._decisions: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
@@ -176,6 +213,8 @@ class LocalGateway:
         if found is None:
             return GatewayResponse.gateway_error(404, "Not Found")
         route, params = found
+        if self.throttle and not self._admit(route.route_key):
+            return GatewayResponse.gateway_error(429, "Too Many Requests")
         event = http_event(
             route.route_key,
             method,
@@ -197,6 +236,14 @@ class LocalGateway:
         except Exception as exc:
             print(f"{route.function} failed: {exc}", file=sys.stderr)
             return GatewayResponse.gateway_error(500, "Internal Server Error")
+
+    def _admit(self, route_key: str) -> bool:
+        """Take a token from the route's bucket (API Gateway throttles before it authorizes)."""
+        if route_key not in self._buckets:
+            limit = self.template.throttle(route_key)
+            self._buckets[route_key] = None if limit is None else TokenBucket(limit, self._clock)
+        bucket = self._buckets[route_key]
+        return bucket is None or bucket.take()
 
     def _authorize(self, name: str, event: dict[str, Any]) -> dict[str, Any] | GatewayResponse:
         spec = self.template.authorizers[name]

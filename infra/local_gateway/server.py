@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -21,6 +21,9 @@ from starlette.types import Receive, Scope, Send
 from .docs import merged_openapi
 from .invoke import GatewayResponse, LocalGateway
 from .template import load
+
+if TYPE_CHECKING:
+    import uvicorn
 
 STATIC = "/docs/static/"
 # API Gateway refuses a payload over 10 MB before any function sees it; so does this gateway.
@@ -199,10 +202,19 @@ def _event_body(body: bytes, content_type: str) -> str | bytes | None:
     return body
 
 
+def server_config(app: "GatewayServer", host: str, port: int) -> "uvicorn.Config":
+    """uvicorn as API Gateway listens: `sourceIp` is the TCP peer. X-Forwarded-For is a header
+    like any other (uvicorn would otherwise believe it from 127.0.0.1, and anyone could pick
+    the address the login limits count)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
+
+
 def serve(host: str, port: int, *, isolate: bool, parameter_overrides: dict[str, str] | None = None) -> None:
     import uvicorn
 
     template = load(overrides=tuple(sorted((parameter_overrides or {}).items())))
     app = GatewayServer(LocalGateway(template, isolate=isolate))
     print(json.dumps({"gateway": f"http://{host}:{port}", "isolate": isolate}), file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    uvicorn.Server(server_config(app, host, port)).run()

@@ -1,4 +1,4 @@
-"""Read template.yaml: the single source of functions, routes and the authorizer wiring."""
+"""Read template.yaml: the single source of functions, routes, the authorizer wiring and throttling."""
 
 import re
 from dataclasses import dataclass, field
@@ -59,6 +59,14 @@ class Authorizer:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """API Gateway's limit for one route: `burst` requests at once, refilled at `rate` per second."""
+
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str
@@ -84,6 +92,12 @@ class Template:
     authorizers: dict[str, Authorizer]
     cors: dict[str, Any] | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    default_throttle: Throttle | None = None
+    route_throttles: dict[str, Throttle] = field(default_factory=dict)
+
+    def throttle(self, route_key: str) -> Throttle | None:
+        """The stage's limit for a route: its own RouteSettings, else DefaultRouteSettings."""
+        return self.route_throttles.get(route_key, self.default_throttle)
 
     def resolve(self, value: Any, overrides: dict[str, str] | None = None) -> Any:
         """A value with `!Ref Parameter` replaced by the override or the parameter's default."""
@@ -126,6 +140,12 @@ def _ref(value: Any) -> str | None:
     return None
 
 
+def _throttle(settings: dict[str, Any] | None) -> Throttle | None:
+    if not settings or "ThrottlingRateLimit" not in settings or "ThrottlingBurstLimit" not in settings:
+        return None
+    return Throttle(float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"]))
+
+
 def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None) -> Template:
     """The template, with parameters resolved to `overrides` or their defaults."""
     doc = yaml.load(text, Loader=_CfnLoader)  # noqa: S506  (a SafeLoader subclass)
@@ -142,6 +162,8 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
     authorizers: dict[str, Authorizer] = {}
     cors = None
     default_authorizer: str | None = None
+    default_throttle: Throttle | None = None
+    route_throttles: dict[str, Throttle] = {}
     for res in resources.values():
         if res["Type"] != "AWS::Serverless::HttpApi":
             continue
@@ -149,6 +171,10 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
         auth = props.get("Auth") or {}
         default_authorizer = auth.get("DefaultAuthorizer")
         cors = parameters.resolve(props.get("CorsConfiguration"), overrides)
+        default_throttle = _throttle(parameters.resolve(props.get("DefaultRouteSettings"), overrides))
+        for route_key, settings in (props.get("RouteSettings") or {}).items():
+            if (limit := _throttle(parameters.resolve(settings, overrides))) is not None:
+                route_throttles[route_key] = limit
         for auth_name, spec in (auth.get("Authorizers") or {}).items():
             identity = spec.get("Identity") or {}
             authorizers[auth_name] = Authorizer(
@@ -183,7 +209,15 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
             )
     if cors and cors.get("AllowCredentials") and "*" in cors.get("AllowOrigins", []):
         raise ValueError("CORS: a wildcard origin cannot be combined with credentials")
-    return Template(functions, tuple(routes), authorizers, cors, dict(doc.get("Parameters") or {}))
+    return Template(
+        functions,
+        tuple(routes),
+        authorizers,
+        cors,
+        dict(doc.get("Parameters") or {}),
+        default_throttle,
+        route_throttles,
+    )
 
 
 @lru_cache

@@ -2,14 +2,17 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .logs import get_logger
-from .rbac import Access, access_of, cached_grants, permission_key, version_key
+from .rbac import Access, access_of, cached_grants, granted, permission_key, version_key
 from .redis import get_redis
 from .security.sessions import revoked_family_key, revoked_key
 from .security.tokens import Claims, TokenType, verify
+
+if TYPE_CHECKING:
+    from .models import User
 
 log = get_logger("authz")
 
@@ -77,3 +80,15 @@ async def check(claims: Claims, code: str | None) -> Principal:
     if code is not None and not grants.allows(code):
         raise Forbidden()
     return Principal(grants.user_id, grants.name, grants.admin, claims, grants.codes)
+
+
+def check_may_manage(principal: Principal, user: "User") -> None:
+    """A user is managed (changed, disabled, reset, deleted, or their roles changed under
+    them) only by an admin or by someone holding every code the user's roles grant, enabled
+    or not: nobody acts on a user above them. The user must be loaded with their roles."""
+    if principal.admin:
+        return
+    if user.is_admin:
+        raise Forbidden("only admins can change admins", error="admins_only")
+    if not principal.holds(granted(user.roles, disabled_too=True)):
+        raise Forbidden("you can only manage users whose permissions you hold yourself", error="user_above_you")

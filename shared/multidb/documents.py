@@ -1,11 +1,22 @@
-"""MongoDB documents (Beanie 2 on PyMongo's async API): imported by the calls that use them, never at cold start."""
+"""MongoDB documents (Beanie 2 on PyMongo's async API): imported by the calls that use them,
+never at cold start. `DocumentRepository` (document_repository.py) is how code reads and
+writes them.
+
+What the code asks of MongoDB, so that Amazon DocumentDB and Atlas both serve it: find with
+equality, `$in`, ranges and case-insensitive regular expressions (always escaped literals);
+count; sort, skip and limit; `find_one_and_update` with `$inc` and upsert (counters);
+`insert_one`/`insert_many`, `update_many` with `$set`, `delete_many`; aggregation with `$match`
+and `$group`/`$sum`; unique and TTL indexes. No transactions, no change streams, no
+`$lookup`, no retryable writes (DocumentDB wants `retryWrites=false`).
+"""
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from beanie import Document, Indexed
 from pydantic import Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 
 def _now() -> datetime:
@@ -31,10 +42,57 @@ class StoredFile(Document):
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     upload_expires_at: datetime | None = None  # when the upload URL stops working
+    # A multipart upload: S3's upload id and the size of every part but the last.
+    upload_id: str | None = None
+    part_size: int | None = None
 
     class Settings:
         name = "files"
 
+    @property
+    def part_count(self) -> int:
+        return 1 if not self.part_size else -(-self.size // self.part_size)
 
-DOCUMENTS: tuple[type[Document], ...] = (StoredFile,)
+    def part_length(self, number: int) -> int:
+        """The exact length of part `number` (1-based): every part is `part_size` but the last."""
+        assert self.part_size is not None
+        return min(self.part_size, self.size - (number - 1) * self.part_size)
+
+
+class Counter(Document):
+    """A named sequence (`_id` is "<name>:<scope>"), advanced atomically by `next_value`."""
+
+    id: str  # type: ignore[assignment]
+    value: int = 0
+
+    class Settings:
+        name = "counters"
+
+
+class AuditEntry(Document):
+    """Who did what, when, from where: an append-only record (see multidb.audit)."""
+
+    seq: Annotated[int, Indexed(unique=True)]
+    at: datetime
+    action: str
+    outcome: str
+    user_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit"
+        # The TTL index on `at` is built by the deploy step with AUDIT_RETENTION_DAYS.
+        indexes = [
+            IndexModel([("user_id", ASCENDING), ("at", DESCENDING)]),
+            IndexModel([("action", ASCENDING), ("at", DESCENDING)]),
+            IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("at", DESCENDING)]),
+        ]
+
+
+DOCUMENTS: tuple[type[Document], ...] = (StoredFile, Counter, AuditEntry)
 """Every document model: `python -m infra.initdb --mongo-indexes` builds their indexes."""

@@ -1,10 +1,11 @@
-"""What the files function and the worker share about files: the bound document class, the
-per-user quota, deletion that outlives a still-valid upload URL, and the sweep.
+"""What the files function and the worker share about files: the repository of file
+documents, the per-user quota, deletion that outlives a still-valid upload URL, and the sweep.
 
-A presigned URL cannot be revoked. So a file deleted while its upload URL still works stays
-as a hidden tombstone until the URL has expired, and the sweep (a beat schedule of the
-app's own) then deletes whatever a late PUT put in the bucket; it also removes uploads
-never completed within `FILES_PENDING_MAX_AGE`.
+A presigned PUT URL cannot be revoked. So a single-PUT file deleted while its upload URL
+still works stays as a hidden tombstone until the URL has expired, and the sweep (a beat
+schedule of the app's own) then deletes whatever a late PUT put in the bucket. A multipart
+upload is different: aborting or completing it ends its part URLs at once. The sweep also
+removes uploads never completed within `FILES_PENDING_MAX_AGE`.
 """
 
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import logs, storage
+from .document_repository import DocumentRepository, equals, one_of, where
 from .errors import ServiceUnavailable, TooManyRequests
 from .mongo import init_documents
 from .settings import Environment, get_settings
@@ -31,8 +33,8 @@ def aware(moment: datetime) -> datetime:
 
 
 @asynccontextmanager
-async def stored_files() -> AsyncIterator[type["StoredFile"]]:
-    """The file document class, bound to MongoDB; an unreachable MongoDB answers 503."""
+async def repository() -> AsyncIterator[DocumentRepository["StoredFile"]]:
+    """The file documents, bound to MongoDB; an unreachable MongoDB answers 503."""
     from pymongo.errors import ConnectionFailure
 
     from .documents import StoredFile
@@ -40,14 +42,16 @@ async def stored_files() -> AsyncIterator[type["StoredFile"]]:
     try:
         # Index builds are a deploy step (infra.initdb --mongo-indexes); `make dev` builds them here.
         await init_documents(StoredFile, build_indexes=get_settings().app_env is Environment.LOCAL)
-        yield StoredFile
+        yield DocumentRepository(StoredFile)
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable(error="document_store_unavailable") from exc
 
 
 @asynccontextmanager
-async def quota(redis: "Redis", model: type["StoredFile"], owner_id: str, size: int) -> AsyncIterator[None]:
+async def quota(
+    redis: "Redis", files: DocumentRepository["StoredFile"], owner_id: str, size: int
+) -> AsyncIterator[None]:
     """Admit one more upload of `size` bytes for the owner, or 429; the block stores it.
 
     Checked and stored under a per-user lock, so concurrent uploads cannot all pass a check
@@ -56,17 +60,33 @@ async def quota(redis: "Redis", model: type["StoredFile"], owner_id: str, size: 
     from .documents import FileStatus
 
     settings = get_settings()
+    # A file deleted while its upload URL works can still be PUT into the bucket: until the
+    # URL expires (and the sweep deletes what came), its tombstone counts like a pending upload.
+    now = datetime.now(UTC)
+    open_tombstone = where(
+        equals("status", FileStatus.DELETED.value),
+        {
+            "$or": [
+                {"upload_expires_at": {"$gt": now}},
+                {"upload_expires_at": None, "created_at": {"$gt": now - timedelta(seconds=settings.files_url_ttl)}},
+            ]
+        },
+    )
     async with redis.lock(f"files:quota:{owner_id}", timeout=30, blocking_timeout=10):
-        mine = {"owner_id": owner_id, "status": {"$in": [FileStatus.PENDING.value, FileStatus.READY.value]}}
-        pending = await model.find({"owner_id": owner_id, "status": FileStatus.PENDING.value}).count()
+        pending_or_open = {"$or": [equals("status", FileStatus.PENDING.value), open_tombstone]}
+        pending = await files.count(where(equals("owner_id", owner_id), pending_or_open))
         if pending >= settings.files_max_pending:
             raise TooManyRequests(
                 f"at most {settings.files_max_pending} uploads may be pending; complete or delete one",
                 error="too_many_pending_uploads",
                 retry_after=settings.files_url_ttl,
             )
-        totals = await model.get_pymongo_collection().aggregate(
-            [{"$match": mine}, {"$group": {"_id": None, "bytes": {"$sum": "$size"}}}]
+        stored = where(
+            equals("owner_id", owner_id),
+            {"$or": [one_of("status", [FileStatus.PENDING.value, FileStatus.READY.value]), open_tombstone]},
+        )
+        totals = await files.model.get_pymongo_collection().aggregate(
+            [{"$match": stored}, {"$group": {"_id": None, "bytes": {"$sum": "$size"}}}]
         )
         rows: list[dict[str, int]] = await totals.to_list()
         used = rows[0]["bytes"] if rows else 0
@@ -80,46 +100,49 @@ async def quota(redis: "Redis", model: type["StoredFile"], owner_id: str, size: 
 
 
 def upload_window_open(doc: "StoredFile") -> bool:
-    """Whether the file's upload URL may still be used."""
+    """Whether the file's single-PUT upload URL may still be used."""
+    if doc.upload_id is not None:
+        return False  # part URLs end with the upload itself
     expires = doc.upload_expires_at or doc.created_at + timedelta(seconds=get_settings().files_url_ttl)
     return aware(expires) > datetime.now(UTC)
 
 
-async def remove(doc: "StoredFile") -> None:
-    """The object first, then the metadata, which stays as a tombstone while the upload URL works."""
+async def remove(files: DocumentRepository["StoredFile"], doc: "StoredFile") -> None:
+    """The upload or object first, then the metadata, which stays as a tombstone while a
+    single-PUT upload URL works."""
     from .documents import FileStatus
 
+    if doc.upload_id is not None and doc.status is FileStatus.PENDING:
+        await storage.abort_multipart(doc.key, doc.upload_id)
     await storage.delete_object(doc.key)
     if upload_window_open(doc):
-        doc.status = FileStatus.DELETED
-        doc.updated_at = datetime.now(UTC)
-        await doc.save()
+        await files.update(doc, {"status": FileStatus.DELETED, "updated_at": datetime.now(UTC)})
     else:
-        await doc.delete()
+        await files.delete(doc)
 
 
 async def sweep() -> int:
-    """Delete tombstones whose upload URL expired and uploads never completed, object first; returns how many."""
+    """Delete tombstones whose upload URL expired and uploads never completed, object (or
+    multipart upload) first; returns how many."""
     from .documents import FileStatus
 
     settings = get_settings()
-    now = datetime.now(UTC)
-    abandoned = now - timedelta(seconds=settings.files_pending_max_age)
+    abandoned = datetime.now(UTC) - timedelta(seconds=settings.files_pending_max_age)
     swept = 0
-    async with stored_files() as model:
-        stale = model.find(
-            {
-                "$or": [
-                    {"status": FileStatus.DELETED.value},
-                    {"status": FileStatus.PENDING.value, "created_at": {"$lt": abandoned}},
-                ]
-            }
-        )
-        async for doc in stale:
+    async with repository() as files:
+        stale = {
+            "$or": [
+                equals("status", FileStatus.DELETED.value),
+                where(equals("status", FileStatus.PENDING.value), {"created_at": {"$lt": abandoned}}),
+            ]
+        }
+        for doc in await files.get_all(stale):
             if doc.status is FileStatus.DELETED and upload_window_open(doc):
                 continue  # a PUT may still land: next sweep
+            if doc.upload_id is not None and doc.status is FileStatus.PENDING:
+                await storage.abort_multipart(doc.key, doc.upload_id)
             await storage.delete_object(doc.key)
-            await doc.delete()
+            await files.delete(doc)
             swept += 1
     if swept:
         log.info("swept stale uploads", extra={"fields": {"count": swept}})

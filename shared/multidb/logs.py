@@ -13,6 +13,9 @@ import sys
 from datetime import UTC, datetime
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# Who is asking, as API Gateway saw it: the audit log records both.
+client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_ip", default=None)
+user_agent: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_agent", default=None)
 
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[\w-]{5,}\.[\w-]+\.[\w-]*"),  # JWTs

@@ -8,6 +8,7 @@ from .settings import get_settings
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.database import AsyncDatabase
 
 _beanie_ready: set[str] = set()
 
@@ -46,6 +47,11 @@ def _mongo(url: str) -> "AsyncMongoClient[dict[str, Any]]":
     )
 
 
+def database() -> "AsyncDatabase[dict[str, Any]]":
+    """The application's database (MONGO_DATABASE) on the shared client."""
+    return get_mongo()[get_settings().mongo_database]
+
+
 async def init_documents(*models: type[Any], build_indexes: bool = False) -> None:
     """Bind Beanie document models to the database, once per container and client.
 
@@ -58,7 +64,5 @@ async def init_documents(*models: type[Any], build_indexes: bool = False) -> Non
         return
     from beanie import init_beanie
 
-    await init_beanie(
-        database=client[get_settings().mongo_database], document_models=list(models), skip_indexes=not build_indexes
-    )
+    await init_beanie(database=database(), document_models=list(models), skip_indexes=not build_indexes)
     _beanie_ready.add(key)

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(default=None, description="MinIO or another S3-compatible server; unset = AWS")
     s3_region: str | None = Field(default=None, description="Region of the bucket; unset = AWS_REGION")
     files_bucket: str = "multidb-files"
-    files_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload accepted")
+    files_max_bytes: int = Field(default=5 * 1024**4, ge=1, description="Largest file accepted (multipart; S3: 5 TiB)")
+    files_max_single_bytes: int = Field(
+        default=5 * 1024**3, ge=1, description="Largest file uploaded in one PUT (S3: 5 GiB); larger ones need parts"
+    )
     files_url_ttl: int = Field(default=900, ge=60, le=7 * 24 * 3600, description="Seconds a presigned URL is valid")
     files_max_pending: int = Field(default=20, ge=1, description="Uploads one user may have pending at once")
     files_quota_bytes: int = Field(default=1024**3, ge=1, description="Bytes one user may store (pending + ready)")
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=60, description="Seconds after which the sweep removes an upload never completed"
     )
     files_sweep_interval: float = Field(default=600, gt=0, description="Seconds between sweeps of stale uploads")
+    files_multipart_abort_days: int = Field(
+        default=1, ge=1, description="Days after which the bucket aborts a multipart upload never completed"
+    )
+    audit_retention_days: int = Field(default=365, ge=1, description="Days an audit entry is kept (a TTL index)")
 
     # Keys: PEM text in the environment, or names of AWS secrets, or (LOCAL/TESTING only)
     # generated once into keys_dir so a restart keeps sessions valid.

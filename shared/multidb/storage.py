@@ -115,7 +115,27 @@ async def ensure_local_bucket() -> None:
         await _call(get_s3().head_bucket, Bucket=settings.files_bucket)
     except ClientError:
         await _call(get_s3().create_bucket, Bucket=settings.files_bucket)
+        await _call(
+            get_s3().put_bucket_lifecycle_configuration,
+            Bucket=settings.files_bucket,
+            LifecycleConfiguration=abort_incomplete_uploads(settings.files_multipart_abort_days),
+        )
     _local_bucket_ready = True
+
+
+def abort_incomplete_uploads(days: int) -> dict[str, Any]:
+    """The bucket's lifecycle: multipart uploads never completed go after `days` (template.yaml
+    sets the same rule on the deployed bucket)."""
+    return {
+        "Rules": [
+            {
+                "ID": "abort-incomplete-uploads",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+            }
+        ]
+    }
 
 
 async def object_size(key: str) -> int | None:
@@ -134,3 +154,74 @@ async def object_size(key: str) -> int | None:
 async def delete_object(key: str) -> None:
     """Delete the object (S3 answers the same whether or not it existed)."""
     await _call(get_s3().delete_object, Bucket=get_settings().files_bucket, Key=key)
+
+
+# ---- multipart uploads: parts of at least 5 MiB (but the last), at most 10,000 of them ----
+
+MIN_PART = 5 * 1024**2
+MAX_PART = 5 * 1024**3
+MAX_PARTS = 10_000
+
+
+async def create_multipart(key: str, content_type: str) -> str:
+    """Start a multipart upload; returns S3's upload id."""
+    response = await _call(
+        get_s3().create_multipart_upload, Bucket=get_settings().files_bucket, Key=key, ContentType=content_type
+    )
+    return str(response["UploadId"])
+
+
+def part_url(key: str, upload_id: str, number: int, length: int) -> str:
+    """A PUT URL for exactly one part of exactly `length` bytes (computed locally: no request)."""
+    settings = get_settings()
+    return get_s3().generate_presigned_url(
+        "upload_part",
+        Params={
+            "Bucket": settings.files_bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "ContentLength": length,
+        },
+        ExpiresIn=settings.files_url_ttl,
+    )
+
+
+async def uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
+    """The parts S3 holds so far: [{PartNumber, ETag, Size}], in order."""
+    parts: list[dict[str, Any]] = []
+    marker = 0
+    while True:
+        page = await _call(
+            get_s3().list_parts,
+            Bucket=get_settings().files_bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumberMarker=marker,
+        )
+        parts.extend(page.get("Parts", []))
+        if not page.get("IsTruncated"):
+            return parts
+        marker = int(page["NextPartNumberMarker"])
+
+
+async def complete_multipart(key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+    """Join the parts (number, ETag) into the object; S3 refuses an ETag it did not issue."""
+    await _call(
+        get_s3().complete_multipart_upload,
+        Bucket=get_settings().files_bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+    )
+
+
+async def abort_multipart(key: str, upload_id: str) -> None:
+    """End the upload: S3 drops its parts, and its part URLs stop working."""
+    from botocore.exceptions import ClientError
+
+    try:
+        await _call(get_s3().abort_multipart_upload, Bucket=get_settings().files_bucket, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) != "NoSuchUpload":  # completed or aborted already
+            raise

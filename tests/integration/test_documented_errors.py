@@ -195,6 +195,13 @@ CASES: dict[tuple[str, int], Provoke] = {
     ("DELETE /api/v1/files/{file_id}", 404): lambda api, admin: api.delete(
         f"/api/v1/files/{MISSING_FILE}", token=admin
     ),
+    ("GET /api/v1/files/{file_id}/parts", 404): lambda api, admin: api.get(
+        f"/api/v1/files/{MISSING_FILE}/parts", token=admin
+    ),
+    ("GET /api/v1/files/{file_id}/parts", 409): lambda api, admin: api.get(
+        f"/api/v1/files/{_upload(api, admin)}/parts",
+        token=admin,  # uploaded in one PUT: no parts
+    ),
 }
 
 

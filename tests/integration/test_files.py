@@ -20,6 +20,7 @@ FILE_CODES = (
     "POST:/api/v1/files/uploads",
     "POST:/api/v1/files/{file_id}/complete",
     "GET:/api/v1/files/{file_id}",
+    "GET:/api/v1/files/{file_id}/parts",
     "GET:/api/v1/files/{file_id}/download",
     "DELETE:/api/v1/files/{file_id}",
 )
@@ -155,10 +156,19 @@ def test_a_bad_upload_is_refused_and_nothing_is_stored(api: Api, body: dict[str,
     assert stored_count() == 0
 
 
-def test_a_file_over_the_limit_is_refused(api: Api) -> None:
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"size": 5 * 2**30 + 1}, "file_too_large_for_one_put"),  # S3's largest single PUT
+        ({"size": 5 * 2**40 + 1, "partSize": 2**30}, "file_too_large"),  # S3's largest object
+        ({"size": 10_001 * 5 * 2**20, "partSize": 5 * 2**20}, "too_many_parts"),
+    ],
+    ids=["one-put", "any", "parts"],
+)
+def test_a_file_over_a_limit_is_refused(api: Api, body: dict[str, int], error: str) -> None:
     alice = user(api, "alice")
-    response = api.post("/api/v1/files/uploads", token=alice, json_body={"name": "big.iso", "size": 100 * 2**20 + 1})
-    assert (response.status_code, response.json()["message"]) == (422, "a file may be at most 104857600 bytes")
+    response = api.post("/api/v1/files/uploads", token=alice, json_body={"name": "big.iso", **body})
+    assert (response.status_code, response.json()["error"]) == (422, error)
     assert stored_count() == 0
 
 
@@ -272,6 +282,41 @@ def test_stored_bytes_are_limited_per_user(api: Api, configure: Any) -> None:
     assert stored_count() == 2
 
 
+def test_a_deleted_upload_whose_url_still_works_counts_against_the_quota(api: Api, configure: Any) -> None:
+    """Deleting files does not free quota while their upload URLs can still put bytes in the
+    bucket: delete-and-recreate would otherwise store any amount under one user's prefix."""
+    configure(FILES_QUOTA_BYTES=len(CONTENT) * 2, FILES_MAX_PENDING=3)
+    alice = user(api, "alice")
+    uploads = [start_upload(api, alice, f"{n}.txt") for n in range(2)]
+    for upload in uploads:
+        assert api.delete(f"/api/v1/files/{upload['file']['id']}", token=alice).status_code == 200
+    assert api.get("/api/v1/files", token=alice).json()["data"]["total"] == 0
+    over = api.post("/api/v1/files/uploads", token=alice, json_body={"name": "more.txt", "size": len(CONTENT)})
+    assert (over.status_code, over.json()["error"]) == (429, "storage_quota_exceeded")
+    configure(FILES_QUOTA_BYTES=len(CONTENT) * 10, FILES_MAX_PENDING=2)
+    slots = api.post("/api/v1/files/uploads", token=alice, json_body={"name": "more.txt", "size": len(CONTENT)})
+    assert (slots.status_code, slots.json()["error"]) == (429, "too_many_pending_uploads")
+    # once the URLs have expired, the tombstones stop counting
+    configure(FILES_QUOTA_BYTES=len(CONTENT) * 2, FILES_MAX_PENDING=3)
+    _expire_tombstones()
+    assert api.post("/api/v1/files/uploads", token=alice, json_body={"name": "ok.txt", "size": 1}).status_code == 201
+
+
+def _expire_tombstones() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from multidb import runtime
+    from multidb.documents import StoredFile
+
+    async def expire() -> None:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        await StoredFile.get_pymongo_collection().update_many(
+            {"status": "deleted"}, {"$set": {"upload_expires_at": past}}
+        )
+
+    runtime.run(expire())
+
+
 def test_concurrent_uploads_cannot_all_pass_the_quota(configure: Any) -> None:
     import asyncio
 
@@ -379,3 +424,112 @@ def test_file_times_carry_their_offset(api: Api) -> None:
     record = api.get("/api/v1/files", token=alice).json()["data"]["records"][0]
     assert record["createdAt"].endswith(("Z", "+00:00"))
     assert record["updatedAt"].endswith(("Z", "+00:00"))
+
+
+# ---- multipart uploads (issue #13) ------------------------------------------------------------
+
+PART = 5 * 2**20  # S3's smallest part (but the last)
+BIG = bytes(range(256)) * (PART // 256) + b"the last part, smaller"
+
+
+def put_part(url: str, data: bytes) -> str:
+    """PUT one part as a browser would; S3 answers its ETag."""
+    # (urllib would call the bytes a form, which the S3 server then tries to parse)
+    request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(response.headers["ETag"])
+
+
+def start_parts(api: Api, token: str, name: str = "big.bin") -> dict[str, Any]:
+    body = {"name": name, "size": len(BIG), "partSize": PART}
+    response = api.post("/api/v1/files/uploads", token=token, json_body=body)
+    assert response.status_code == 201, response.body
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def chunk(number: int) -> bytes:
+    return BIG[(number - 1) * PART : number * PART]
+
+
+def test_a_file_goes_up_in_two_parts_and_comes_back_byte_identical(api: Api) -> None:
+    alice = user(api, "alice")
+    upload = start_parts(api, alice)
+    assert upload["uploadUrl"] is None
+    assert upload["file"]["partSize"] == PART
+    assert [(p["partNumber"], p["size"]) for p in upload["parts"]] == [(1, PART), (2, len(BIG) - PART)]
+    etags = [put_part(p["url"], chunk(p["partNumber"])) for p in upload["parts"]]
+    parts = [{"partNumber": n, "etag": etag} for n, etag in enumerate(etags, start=1)]
+    done = api.post(f"/api/v1/files/{upload['file']['id']}/complete", token=alice, json_body={"parts": parts})
+    assert (done.status_code, done.json()["data"]["status"]) == (200, "ready"), done.body
+    link = api.get(f"/api/v1/files/{upload['file']['id']}/download", token=alice).json()["data"]
+    assert fetch(link["url"])[0] == BIG
+
+
+def test_an_interrupted_upload_resumes_from_the_parts_the_bucket_holds(api: Api) -> None:
+    alice = user(api, "alice")
+    upload = start_parts(api, alice)
+    file_id = upload["file"]["id"]
+    first = put_part(upload["parts"][0]["url"], chunk(1))
+    # ...the browser closes; later it asks what is there and for fresh URLs for the rest.
+    listed = api.get(f"/api/v1/files/{file_id}/parts", token=alice).json()["data"]
+    assert [(p["partNumber"], p["size"]) for p in listed["uploaded"]] == [(1, PART)]
+    assert [p["partNumber"] for p in listed["missing"]] == [2]
+    second = put_part(listed["missing"][0]["url"], chunk(2))
+    parts = [{"partNumber": 1, "etag": listed["uploaded"][0]["etag"]}, {"partNumber": 2, "etag": second}]
+    assert listed["uploaded"][0]["etag"] == first
+    done = api.post(f"/api/v1/files/{file_id}/complete", token=alice, json_body={"parts": parts})
+    assert done.json()["data"]["status"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("parts", "error"),
+    [
+        ([{"partNumber": 1, "etag": '"0000"'}, {"partNumber": 2, "etag": "SECOND"}], "parts_invalid"),
+        ([{"partNumber": 1, "etag": "FIRST"}], "parts_incomplete"),
+        ([{"partNumber": 2, "etag": "SECOND"}, {"partNumber": 1, "etag": "FIRST"}], "parts_incomplete"),
+    ],
+    ids=["wrong-etag", "missing-part", "out-of-order"],
+)
+def test_a_bad_completion_is_refused_and_nothing_is_ready(api: Api, parts: list[dict[str, Any]], error: str) -> None:
+    alice = user(api, "alice")
+    upload = start_parts(api, alice)
+    etags = {
+        "FIRST": put_part(upload["parts"][0]["url"], chunk(1)),
+        "SECOND": put_part(upload["parts"][1]["url"], chunk(2)),
+    }
+    for part in parts:
+        part["etag"] = etags.get(part["etag"], part["etag"])
+    refused = api.post(f"/api/v1/files/{upload['file']['id']}/complete", token=alice, json_body={"parts": parts})
+    assert (refused.status_code, refused.json()["error"]) == (422, error)
+    assert api.get(f"/api/v1/files/{upload['file']['id']}", token=alice).json()["data"]["status"] == "pending"
+    assert not [key for key in bucket_keys() if key.endswith("/big.bin")]  # no object was made
+
+
+def test_deleting_a_pending_multipart_upload_aborts_it(api: Api) -> None:
+    alice = user(api, "alice")
+    upload = start_parts(api, alice)
+    put_part(upload["parts"][0]["url"], chunk(1))
+    assert len(s3().list_multipart_uploads(Bucket=FILES_BUCKET).get("Uploads", [])) == 1
+    assert api.delete(f"/api/v1/files/{upload['file']['id']}", token=alice).status_code == 200
+    assert s3().list_multipart_uploads(Bucket=FILES_BUCKET).get("Uploads", []) == []
+    with pytest.raises(urllib.error.HTTPError) as late:
+        put_part(upload["parts"][1]["url"], chunk(2))  # its part URLs died with it
+    assert late.value.code in (404, 500)  # S3: 404 NoSuchUpload; the test server answers 500
+    assert not [key for key in bucket_keys() if key.endswith("/big.bin")]
+    assert stored_count() == 0  # no tombstone needed: nothing can land any more
+
+
+def test_make_devs_bucket_aborts_incomplete_uploads_after_the_configured_days(configure: Any) -> None:
+    from multidb import storage
+
+    configure(APP_ENV="LOCAL", FILES_BUCKET="lifecycle-check", FILES_MULTIPART_ABORT_DAYS=3)
+    storage._local_bucket_ready = False
+    storage.get_s3.cache_clear()
+    try:
+        runtime.run(storage.ensure_local_bucket())
+        rules = s3().get_bucket_lifecycle_configuration(Bucket="lifecycle-check")["Rules"]
+    finally:
+        storage._local_bucket_ready = False
+        storage.get_s3.cache_clear()
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 3}

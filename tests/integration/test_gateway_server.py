@@ -138,3 +138,29 @@ def test_redoc_beside_swagger_needs_no_internet_either() -> None:
     script = call(app, "GET", "/docs/static/redoc.standalone.js")
     assert script.status_code == 200
     assert len(script.content) > 100_000
+
+
+def test_over_tcp_the_source_ip_is_the_peer_not_a_forwarded_for_header() -> None:
+    """The login limits count per sourceIp: a header must not pick it (API Gateway ignores one)."""
+    import threading
+
+    import uvicorn
+
+    from infra.local_gateway.server import server_config
+    from tests.processes import free_port, listening, wait_for
+
+    port = free_port()
+    server = uvicorn.Server(server_config(echo_app(), "127.0.0.1", port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: listening(port), what="the gateway")
+        response = httpx.get(f"http://127.0.0.1:{port}/echo/x", headers={"x-forwarded-for": "203.0.113.7"})
+        seen = response.json()
+        assert seen["sourceIp"] == "127.0.0.1"
+        assert (
+            seen["forwarded"]["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+        )  # the peer appended, as API Gateway does
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,26 @@ from tests.helpers import EVENTS, ROOT, Api
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    build_dir = tmp_path_factory.mktemp("sam-build")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
+def sam_build(build_dir: Path, architecture: str) -> Path:
+    """`sam build` for one CPU, as `make build ARCH=…` runs it (the deploy function's Makefile reads ARCHITECTURE)."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "SAM_CLI_TELEMETRY": "0",
+        "ARCHITECTURE": architecture,
+    }
+    started = time.monotonic()
     result = subprocess.run(
-        [str(SAM), "build", "--build-dir", str(build_dir), "--template-file", "template.yaml"],
+        [
+            str(SAM),
+            "build",
+            "--build-dir",
+            str(build_dir),
+            "--template-file",
+            "template.yaml",
+            "--parameter-overrides",
+            f"Architecture={architecture}",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -30,10 +45,81 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Build Succeeded" in result.stdout + result.stderr
+    print(f"sam build ({architecture}): {time.monotonic() - started:.0f} s")
     return build_dir
 
 
-def invoke_clean(built: Path, function: str, handler: str, event: dict[str, object]) -> dict[str, object]:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built for this machine's CPU, so the artifacts can be imported and invoked here."""
+    return sam_build(tmp_path_factory.mktemp("sam-build-x86_64"), "x86_64")
+
+
+@pytest.fixture(scope="module")
+def built_arm64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built for Graviton, the template's default, on this x86 machine without Docker."""
+    return sam_build(tmp_path_factory.mktemp("sam-build-arm64"), "arm64")
+
+
+ELF_MACHINES = {0x3E: "x86_64", 0xB7: "arm64"}
+
+
+def native_libraries(folder: Path) -> dict[str, str]:
+    """Every ELF shared object under the folder, with the CPU its header names (e_machine)."""
+    found = {}
+    for path in folder.rglob("*.so*"):
+        with path.open("rb") as handle:
+            header = handle.read(20)
+        if header[:4] != b"\x7fELF":
+            continue
+        byte_order = "little" if header[5] == 1 else "big"
+        machine = int.from_bytes(header[18:20], byte_order)
+        found[str(path.relative_to(folder))] = ELF_MACHINES.get(machine, hex(machine))
+    return found
+
+
+@pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
+def test_every_native_library_is_built_for_the_functions_cpu(architecture: str, request: pytest.FixtureRequest) -> None:
+    build = request.getfixturevalue("built_arm64" if architecture == "arm64" else "built")
+    for artifact in ("SharedLayer", "DeployFunction"):
+        libraries = native_libraries(build / artifact)
+        assert libraries, artifact  # pydantic-core, asyncpg, cryptography, markupsafe…
+        wrong = {path: cpu for path, cpu in libraries.items() if cpu != architecture}
+        assert not wrong, wrong
+    assert any("asyncpg" in path for path in native_libraries(build / "SharedLayer"))
+
+
+def test_the_built_deploy_function_carries_alembic_and_infra_under_their_import_paths(built: Path) -> None:
+    deploy = built / "DeployFunction"
+    for path in ("deploy_fn/handler.py", "infra/initdb.py", "infra/keys.py", "infra/alembic.ini", "alembic", "mako"):
+        assert (deploy / path).exists(), path
+    assert sorted(p.name for p in (deploy / "infra" / "migrations" / "versions").glob("*.py")) == sorted(
+        p.name for p in (ROOT / "infra" / "migrations" / "versions").glob("*.py")
+    )
+    for unwanted in ("sqlalchemy", "multidb", "local_gateway", "pytest"):  # the layer's, or not for Lambda
+        assert not (deploy / unwanted).exists(), unwanted
+        assert not (deploy / "infra" / unwanted).exists(), unwanted
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path = [p for p in sys.path if "site-packages" not in p and p not in ("", ".")]
+        sys.path[:0] = [{str(deploy)!r}, {str(built / "SharedLayer" / "python")!r}]
+        import alembic.command, deploy_fn.handler, deploy_fn.keys, deploy_fn.migrations, infra.initdb
+        assert infra.initdb.ALEMBIC_INI.is_file(), infra.initdb.ALEMBIC_INI
+        assert alembic.command.__file__.startswith({str(deploy)!r})
+        print("ok")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, env=env, cwd=str(built), timeout=120
+    )
+    assert result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def invoke_clean(
+    built: Path, function: str, handler: str, event: dict[str, object], env: dict[str, str] | None = None
+) -> dict[str, object]:
     module, attribute = handler.rsplit(".", 1)
     code = textwrap.dedent(
         f"""
@@ -45,7 +131,7 @@ def invoke_clean(built: Path, function: str, handler: str, event: dict[str, obje
         print("RESULT" + json.dumps(handler(event, None)))
         """
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | (env or {})
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code],
         input=json.dumps(event),
@@ -104,3 +190,22 @@ def test_the_built_authorizer_allows_a_real_token(built: Path, api: Api) -> None
     text = (EVENTS / "authorizer" / "user_info.json").read_text().replace("<access-token>", token)
     decision = invoke_clean(built, "AuthorizerFunction", "authorizer_fn.handler.handler", json.loads(text))
     assert decision["isAuthorized"] is True
+
+
+def test_the_built_metrics_function_publishes_the_queue_depth_from_a_real_broker(built: Path) -> None:
+    """Invoked as EventBridge invokes it each minute, against a broker holding three queued tasks."""
+    import redis
+
+    from tests.conftest import SPARE_URL
+
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    with redis.Redis.from_url(SPARE_URL) as broker:
+        broker.flushdb()
+        broker.lpush("celery", "one", "two", "three")
+        try:
+            figures = invoke_clean(
+                built, "MetricsFunction", "metrics_fn.handler.handler", scheduled, {"BROKER_URL": SPARE_URL}
+            )
+        finally:
+            broker.flushdb()
+    assert figures == {"QueuedTasks": 3, "ReservedTasks": 0}

@@ -4,6 +4,7 @@ real Redis, repeated until an interleaving would show."""
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -80,6 +81,47 @@ def test_a_role_above_the_editor_cannot_be_changed_enabled_or_deleted(api: Api, 
     assert api.put(f"{ROLES}/{boss_role}", token=admin, json_body={"status": True}).status_code == 200
 
 
+def test_a_role_held_by_someone_above_the_editor_cannot_be_disabled_stripped_or_deleted(api: Api, admin: str) -> None:
+    """Changing a role acts on its holders: the users route's rule (nobody acts on a user
+    above them) holds here too."""
+    editor_codes = (
+        "PUT:/api/v1/roles/{role_id}",
+        "DELETE:/api/v1/roles/{role_id}",
+        "DELETE:/api/v1/roles",
+        "GET:/api/v1/roles",
+    )
+    create_user("ed", "ed-password", codes=editor_codes)
+    boss = create_user("boss", "boss-password", codes=("DELETE:/api/v1/users/{user_id}",))
+    clerk = create_user("clerk", "clerk-password")
+    shared = {"name": "Readers", "code": "readers", "interfacePermissions": ["GET:/api/v1/roles"]}
+    shared_id = api.post(ROLES, token=admin, json_body=shared).json()["data"]["id"]
+    for user, roles in [(boss, [role_id("boss-role"), shared_id]), (clerk, [shared_id])]:
+        assert api.put(f"{USERS}/{user}", token=admin, json_body={"roleIds": roles}).status_code == 200
+    ed = api.login("ed", "ed-password").access
+    before = snapshot()
+    for method, path, body in [
+        ("PUT", f"{ROLES}/{shared_id}", {"status": False}),
+        ("PUT", f"{ROLES}/{shared_id}", {"interfacePermissions": []}),
+        ("DELETE", f"{ROLES}/{shared_id}", None),
+        ("DELETE", ROLES, {"ids": [shared_id]}),
+    ]:
+        response = api.request(method, path, token=ed, json_body=body)
+        assert (response.status_code, response.json().get("error")) == (403, "role_holder_above_you"), response.json()
+    assert snapshot() == before
+    # once only users the editor could manage hold it, the editor may
+    assert api.put(f"{USERS}/{boss}", token=admin, json_body={"roleIds": [role_id("boss-role")]}).status_code == 200
+    assert api.put(f"{ROLES}/{shared_id}", token=ed, json_body={"status": False}).status_code == 200
+
+
+def test_a_user_manager_cannot_reset_their_own_password_without_the_current_one(api: Api) -> None:
+    me = create_user("una", "una-password", codes=("PUT:/api/v1/users/{user_id}/password",))
+    una = api.login("una", "una-password").access
+    before = snapshot()
+    response = api.put(f"{USERS}/{me}/password", token=una, json_body={"password": api.encrypt("taken-over")})
+    assert (response.status_code, response.json()["error"]) == (403, "self_password_reset")
+    assert snapshot() == before
+
+
 # ---- 2. schedules have an owner and limits ---------------------------------------------------
 
 SCHEDULER_CODES = (
@@ -138,6 +180,30 @@ def test_a_schedule_runs_no_more_often_than_the_minimum_interval(api: Api, confi
     assert too_often.json()["data"] == [{"field": "intervalSeconds", "message": "at least 60"}]
     created = new_schedule(api, alice, intervalSeconds=60).json()["data"]
     assert api.put(f"{SCHEDULES}/{created['id']}", token=alice, json_body={"intervalSeconds": 5}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("crontab", "allowed"),
+    [
+        ("* * * * *", False),  # every minute
+        ("0,30 * * * *", False),  # 30 minutes apart
+        ("59 0,1 * * *", False),  # 00:59 and 01:59: an hour apart, refused against a minimum of 3601 s
+        ("0 * * * *", True),  # hourly
+        ("0 3 * * 1", True),  # weekly
+        ("15,45 9 * * *", False),  # 09:15 and 09:45
+    ],
+)
+def test_a_crontab_runs_no_more_often_than_the_minimum_interval(
+    api: Api, configure: Any, crontab: str, allowed: bool
+) -> None:
+    configure(SCHEDULE_MIN_INTERVAL=3600 if crontab != "59 0,1 * * *" else 3601)
+    alice = scheduler(api, "alice")
+    response = new_schedule(api, alice, intervalSeconds=None, crontab=crontab)
+    if allowed:
+        assert response.status_code == 201, response.json()
+        return
+    assert response.status_code == 422, response.json()
+    assert response.json()["data"][0]["field"] == "crontab"
 
 
 def test_scheduling_a_task_needs_its_code(api: Api) -> None:
@@ -223,6 +289,43 @@ def test_a_device_has_its_own_limit_and_another_users_device_counts_for_nothing(
     assert login(api, "erin", "erin-password", deviceToken=erins).status_code == 429
     # frank's device is no device of erin's: it counts as a stranger, who is not locked out yet.
     assert login(api, "erin", "erin-password", deviceToken=franks).status_code == 200
+
+
+def test_a_crowd_of_failures_from_one_ip_does_not_lock_out_a_trusted_device_behind_it(api: Api, configure: Any) -> None:
+    configure(LOGIN_MAX_FAILURES_PER_IP=3)
+    create_user("erin", "erin-password")
+    device = login(api, "erin", "erin-password").json()["data"]["deviceToken"]
+    for name in ("u1", "u2", "u3", "u4"):  # a stranger on the same office address sprays
+        login(api, name, "x")
+    assert login(api, "erin", "erin-password").status_code == 429  # strangers from that IP wait
+    assert login(api, "erin", "erin-password", deviceToken=device).status_code == 200
+
+
+@pytest.mark.parametrize("how", ["reset by an admin", "changed by the owner"])
+def test_a_new_password_forgets_the_devices_the_old_one_proved(api: Api, admin: str, how: str) -> None:
+    """Device tokens kept from before a reset would otherwise each buy 5 more guesses."""
+    user_id = create_user("erin", "erin-password")
+    first = login(api, "erin", "erin-password").json()["data"]
+    old_device = first["deviceToken"]
+    time.sleep(1.01)  # device tokens carry whole seconds: one issued in the second of a reset is not trusted
+    if how == "reset by an admin":
+        reset = api.put(
+            f"/api/v1/users/{user_id}/password", token=admin, json_body={"password": api.encrypt("new-pass-1")}
+        )
+        assert reset.status_code == 200, reset.json()
+    else:
+        body = {"oldPassword": api.encrypt("erin-password"), "newPassword": api.encrypt("new-pass-1")}
+        assert api.put("/api/v1/auth/user/password", token=first["accessToken"], json_body=body).status_code == 200
+    for _ in range(5):
+        assert login(api, "erin", "guess", deviceToken=old_device).status_code == 401
+    # the guesses were counted as a stranger's: the account is locked to strangers now
+    assert login(api, "erin", "new-pass-1").status_code == 429
+    time.sleep(1.01)
+    runtime.run(get_redis().delete("auth:login-failures:user:erin"))
+    fresh = login(api, "erin", "new-pass-1").json()["data"]["deviceToken"]
+    for _ in range(5):
+        assert login(api, "erin", "guess").status_code == 401
+    assert login(api, "erin", "new-pass-1", deviceToken=fresh).status_code == 200  # a device of the new password
 
 
 def test_usernames_are_counted_as_they_are_compared(api: Api) -> None:
@@ -423,6 +526,44 @@ def test_a_password_reset_racing_a_login_with_the_old_password_leaves_no_session
     for n in range(12):
         assert runtime.run(once(n)) == [], n
         runtime.run(get_redis().delete("auth:login-failures:user:alice", "auth:login-failures:ip:10.0.0.2"))
+
+
+@pytest.mark.parametrize("moment", ["before the epoch is read", "after the epoch is read", "before the session opens"])
+def test_a_login_with_the_old_password_at_each_moment_of_a_change_leaves_no_session(
+    monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    """The worst interleavings, forced: the whole password change (commit and revocations)
+    runs while a login with the old password is paused at each step between reading the
+    user row and opening its session. Either the login is refused or its session is dead."""
+    from auth_fn import service
+
+    user_id = create_user("alice", "alice-password")
+    pair = runtime.run(_open(user_id))
+    principal = runtime.run(_principal(pair))
+    change = lambda s: service.change_password(s, get_redis(), principal, "alice-password", "new-password")  # noqa: E731
+    real_epoch, real_open = sessions.sessions_epoch, sessions.open_session
+
+    async def epoch(redis: Any, uid: str) -> str:
+        if moment == "before the epoch is read":
+            await _unit(change)
+        value = await real_epoch(redis, uid)
+        if moment == "after the epoch is read":
+            await _unit(change)
+        return value
+
+    async def open_session(*args: Any) -> sessions.TokenPair:
+        if moment == "before the session opens":
+            await _unit(change)
+        return await real_open(*args)
+
+    monkeypatch.setattr(sessions, "sessions_epoch", epoch)
+    monkeypatch.setattr(sessions, "open_session", open_session)
+    login = _unit(lambda s: service.login(s, get_redis(), "alice", "alice-password", UA, service.Client("10.0.0.3")))
+    try:
+        result = runtime.run(login)
+    except Unauthorized:
+        return
+    assert runtime.run(_dead(result.pair)), f"a login with the old password survived a change {moment}"
 
 
 async def _encrypted(password: str) -> str:

@@ -1,6 +1,5 @@
 """The tasks function through the gateway, with a real Celery worker on the real broker."""
 
-import json
 import uuid
 from typing import Any
 
@@ -8,7 +7,7 @@ import pytest
 
 from multidb.rbac import Access, catalogue, task_code
 from tests.conftest import ADMIN_PASSWORD, BROKER_URL
-from tests.helpers import Api, create_user, get_user_id, point_celery_at, snapshot
+from tests.helpers import Api, create_user, get_user_id, invalidate_cache, point_celery_at, set_user, snapshot
 from tests.processes import Process, wait_for
 
 TASK_ROUTES = sorted(
@@ -74,7 +73,10 @@ def test_a_run_is_queued_executed_by_the_worker_and_its_result_read(api: Api, wo
     assert queued["state"] == "PENDING"
     assert queued["task"] == "multidb.add"
     run = wait_for_run(api, token, queued["taskId"])
+    times = {name: run.pop(name) for name in ("ownerId", "queuedAt", "startedAt", "finishedAt")}
     assert run == {"taskId": queued["taskId"], "task": "multidb.add", "state": "SUCCESS", "result": 5, "error": None}
+    assert times["ownerId"] is not None
+    assert times["queuedAt"] <= times["startedAt"] <= times["finishedAt"], times
 
 
 def test_async_tasks_run_on_the_worker_loop_too(api: Api, worker: Process, admin: str) -> None:
@@ -87,14 +89,14 @@ def test_a_failed_run_names_the_error_type_but_not_its_message(api: Api, worker:
     # The API refuses such arguments (422), so the run is sent to the broker directly, as an
     # older producer could have: what the API reports of a failure is what is tested here.
     from multidb import runtime
+    from multidb.queue import runs
     from multidb.queue.app import OWNER_HEADER
     from multidb.queue.tasks import add
     from multidb.redis import get_redis
-    from tasks_fn.service import run_key
 
     admin_id = str(get_user_id("admin"))
     task_id = str(uuid.uuid4())
-    runtime.run(get_redis().set(run_key(task_id), json.dumps({"owner": admin_id, "task": "multidb.add"})))
+    runtime.run(runs.queued(get_redis(), task_id, admin_id, "multidb.add"))
     add.apply_async((1, "x"), task_id=task_id, headers={OWNER_HEADER: admin_id})
     queued = {"taskId": task_id}
     run = wait_for_run(api, admin, queued["taskId"])
@@ -102,6 +104,35 @@ def test_a_failed_run_names_the_error_type_but_not_its_message(api: Api, worker:
     assert run["error"] == "TypeError"
     assert run["result"] is None
     assert "unsupported operand" not in str(run)
+
+
+@pytest.mark.parametrize("header", ["api run", "schedule"])
+@pytest.mark.parametrize("change", ["disabled", "task code taken away"])
+def test_a_run_whose_owner_may_no_longer_run_it_is_refused_by_the_worker(
+    api: Api, worker: Process, admin: str, header: str, change: str
+) -> None:
+    """Runs queued or scheduled before a user was disabled or lost TASK:<name> do not run:
+    the worker checks the owner's live grants as each run starts (fails closed)."""
+    from multidb import runtime
+    from multidb.queue import runs
+    from multidb.queue.app import OWNER_HEADER, SCHEDULE_OWNER_HEADER
+    from multidb.queue.tasks import add
+    from multidb.redis import get_redis
+
+    owner = create_user("owner", codes=(task_code("multidb.add"),), role_status=change == "disabled")
+    if change == "disabled":
+        set_user(owner, status=False)
+    invalidate_cache(owner)
+    task_id = str(uuid.uuid4())
+    runtime.run(runs.queued(get_redis(), task_id, owner, "multidb.add"))
+    headers = {OWNER_HEADER if header == "api run" else SCHEDULE_OWNER_HEADER: owner}
+    result = add.apply_async((2, 3), task_id=task_id, headers=headers)
+    with pytest.raises(Exception, match=r"the owner of this run may no longer run multidb\.add") as refused:
+        result.get(timeout=30)
+    assert type(refused.value).__name__ == "RunRefused", refused.value
+    # and an owner who still holds the code runs it
+    allowed = create_user("allowed", codes=(task_code("multidb.add"),))
+    assert add.apply_async((2, 3), headers={SCHEDULE_OWNER_HEADER: allowed}).get(timeout=30) == 5
 
 
 def test_runs_of_others_are_hidden_but_admins_see_them(api: Api, worker: Process, admin: str) -> None:

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from multidb import audit
+from multidb.audit import Outcome
 from multidb.authz import Principal
 from multidb.db import after_commit
-from multidb.errors import AppError, InvalidInput, Unauthorized
+from multidb.errors import AppError, InvalidInput, TooManyRequests, Unauthorized
 from multidb.logs import get_logger
 from multidb.models import User
 from multidb.notices import Reason
@@ -52,26 +54,32 @@ class Login:
     device_token: str
 
 
-def _trusted_device(token: str | None, user: User | None) -> Claims | None:
-    """The device token's claims, if it is genuine and was issued to this very user."""
+async def _trusted_device(redis: "Redis", token: str | None, user: User | None) -> Claims | None:
+    """The device token's claims, if it is genuine, was issued to this very user, and was
+    issued after their sessions last ended (a password change or reset forgets devices)."""
     if not token or user is None:
         return None
     try:
         claims = verify(token, TokenType.DEVICE)
     except AppError:
         return None
-    return claims if claims.sub == str(user.id) else None
+    if claims.sub != str(user.id) or not await sessions.device_trusted(redis, claims):
+        return None
+    return claims
 
 
-def _login_limits(username: str, device: Claims | None, ip: str) -> tuple[Limit, Limit]:
+def _login_limits(username: str, device: Claims | None, ip: str) -> list[Limit]:
+    """A trusted device has its own counter and nothing else: neither a stranger guessing
+    the account's password nor a crowd of failures from its IP (an office, a carrier NAT)
+    locks it out. Anyone else counts against the account and against the IP."""
     settings = get_settings()
     window = settings.login_failure_window
-    account = (
-        Limit(f"auth:login-failures:device:{device.jti}", settings.login_max_failures, window)
-        if device is not None
-        else Limit(f"auth:login-failures:user:{username}", settings.login_max_failures, window)
-    )
-    return account, Limit(f"auth:login-failures:ip:{ip}", settings.login_max_failures_per_ip, window)
+    if device is not None:
+        return [Limit(f"auth:login-failures:device:{device.jti}", settings.login_max_failures, window)]
+    return [
+        Limit(f"auth:login-failures:user:{username}", settings.login_max_failures, window),
+        Limit(f"auth:login-failures:ip:{ip}", settings.login_max_failures_per_ip, window),
+    ]
 
 
 async def check_credentials(
@@ -82,10 +90,14 @@ async def check_credentials(
     Unknown users, wrong passwords and disabled accounts answer alike, after the same work.
     """
     user = await UserRepository(session).get_by_username(username)
-    account, per_ip = _login_limits(username, _trusted_device(client.device_token, user), client.ip)
-    await enforce(
-        redis, account, per_ip, message="too many failed logins; try again later", error="too_many_failed_logins"
-    )
+    account, *per_ip = _login_limits(username, await _trusted_device(redis, client.device_token, user), client.ip)
+    try:
+        await enforce(
+            redis, account, *per_ip, message="too many failed logins; try again later", error="too_many_failed_logins"
+        )
+    except TooManyRequests:
+        await _login_refused(username, user, "rate_limited")
+        raise
     epoch = ""
     if user is not None:
         # The epoch first, then the hash read again: a reset committed after this read moves
@@ -102,11 +114,21 @@ async def check_credentials(
     else:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.delete(account.key)
-            pipe.decr(per_ip.key)
+            for limit in per_ip:
+                pipe.decr(limit.key)
             await pipe.execute()
         return user, epoch
     log.info("login refused", extra={"fields": {"reason": reason}})
+    await _login_refused(username, user, reason.replace(" ", "_"))
     raise Unauthorized(BAD_CREDENTIALS, error="bad_credentials")
+
+
+async def _login_refused(username: str, user: User | None, reason: str) -> None:
+    user_id = str(user.id) if user is not None else None
+    details = {"username": username[:64], "reason": reason}
+    await audit.record(
+        "auth.login", outcome=Outcome.FAILURE, user_id=user_id, target=("user", user_id), details=details
+    )
 
 
 def _device_token(user_id: str) -> str:
@@ -123,6 +145,7 @@ async def login(
     pair = await sessions.open_session(redis, str(user.id), user_agent, epoch)
     # A fresh login starts from the database's view of the user's grants.
     await invalidate(redis, str(user.id))
+    await audit.record("auth.login", user_id=str(user.id), target=("user", str(user.id)))
     log.info("login", extra={"fields": {"user_id": str(user.id)}})
     return Login(pair, _device_token(str(user.id)))
 
@@ -141,6 +164,7 @@ async def logout(redis: "Redis", principal: Principal) -> None:
     await sessions.revoke_access(redis, principal.claims)
     await sessions.revoke_family(redis, principal.user_id, principal.claims.fam, Reason.LOGOUT)
     await invalidate(redis, principal.user_id)
+    await audit.record("auth.logout", user_id=principal.user_id, target=("user", principal.user_id))
     log.info("logout", extra={"fields": {"user_id": principal.user_id}})
 
 
@@ -167,6 +191,13 @@ async def change_password(
         error="too_many_wrong_passwords",
     )
     if not verify_password(old_password, user.password_hash):
+        await audit.record(
+            "auth.password_change",
+            outcome=Outcome.FAILURE,
+            user_id=principal.user_id,
+            target=("user", principal.user_id),
+            details={"reason": "wrong_current_password"},
+        )
         raise InvalidInput("the current password is incorrect", error="wrong_current_password")
     await redis.delete(attempts.key)
     await users.update(user, {"password_hash": hash_new_password(new_password)})
@@ -177,4 +208,5 @@ async def change_password(
             redis, principal.user_id, Reason.PASSWORD_CHANGED, keep_family=principal.claims.fam
         ),
     )
+    await audit.record("auth.password_change", user_id=principal.user_id, target=("user", principal.user_id))
     log.info("password changed", extra={"fields": {"user_id": principal.user_id}})

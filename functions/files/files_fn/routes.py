@@ -10,7 +10,7 @@ from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response
 
 from . import service
-from .schemas import DownloadPublic, FilePublic, UploadCreate, UploadPublic
+from .schemas import PART_URLS, DownloadPublic, FilePublic, PartsPublic, UploadComplete, UploadCreate, UploadPublic
 
 router = APIRouter(prefix=f"{API_PREFIX}/files", tags=["File"], route_class=DocumentedRoute)
 
@@ -29,14 +29,27 @@ async def list_files(
 
 @router.post("/uploads", status_code=201, responses=error_responses(429))
 async def create_upload(principal: CurrentPrincipal, body: UploadCreate, redis: RedisDep) -> Response[UploadPublic]:
-    """Register a file and get a presigned URL to PUT its bytes to, then complete the upload."""
+    """Register a file and get a presigned URL to PUT its bytes to (or one per part), then complete the upload."""
     return Response(code=201, data=await service.create_upload(redis, principal, body))
 
 
 @router.post("/{file_id}/complete", responses=error_responses(404, 409))
-async def complete_upload(principal: CurrentPrincipal, file_id: FileId) -> Response[FilePublic]:
-    """Confirm the upload: the file becomes `ready` once the bucket holds exactly the declared bytes."""
-    return Response(data=await service.complete(principal, file_id))
+async def complete_upload(
+    principal: CurrentPrincipal, file_id: FileId, body: UploadComplete | None = None
+) -> Response[FilePublic]:
+    """Confirm the upload (in parts: name every part's ETag); the file becomes `ready` once the
+    bucket holds exactly the declared bytes."""
+    return Response(data=await service.complete(principal, file_id, body))
+
+
+@router.get("/{file_id}/parts", responses=error_responses(404, 409))
+async def list_parts(
+    principal: CurrentPrincipal,
+    file_id: FileId,
+    limit: Annotated[int, Query(ge=1, le=PART_URLS, description="At most this many URLs of missing parts")] = 100,
+) -> Response[PartsPublic]:
+    """List the parts uploaded so far, with fresh URLs for the missing ones: how an upload resumes."""
+    return Response(data=await service.parts(principal, file_id, limit))
 
 
 @router.get("/{file_id}", responses=error_responses(404))
@@ -53,6 +66,6 @@ async def download_file(principal: CurrentPrincipal, file_id: FileId) -> Respons
 
 @router.delete("/{file_id}", responses=error_responses(404))
 async def delete_file(principal: CurrentPrincipal, file_id: FileId) -> Response[None]:
-    """Delete a file: its object in the bucket, then its metadata."""
+    """Delete a file: its object in the bucket (or its unfinished multipart upload), then its metadata."""
     await service.delete(principal, file_id)
     return Response()

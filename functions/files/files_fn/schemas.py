@@ -8,6 +8,9 @@ from pydantic import Field, StringConstraints, field_validator
 
 from multidb.api.requests import RequestBody
 from multidb.api.responses import CamelModel
+from multidb.storage import MAX_PART, MAX_PARTS, MIN_PART
+
+PART_URLS = 1000  # part URLs per answer: 10,000 of them would pass Lambda's 6 MB response limit
 
 _TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]*"  # RFC 6838 type and subtype names
 ContentType = Annotated[
@@ -18,7 +21,13 @@ ContentType = Annotated[
 class UploadCreate(RequestBody):
     name: str = Field(min_length=1, max_length=255, description="The file's name, without any folder")
     content_type: ContentType = Field(default="application/octet-stream", description="type/subtype, no parameters")
-    size: int = Field(ge=1, description="Exact size in bytes; the upload URL accepts no other length")
+    size: int = Field(ge=1, description="Exact size in bytes; the upload URLs accept no other length")
+    part_size: int | None = Field(
+        default=None,
+        ge=MIN_PART,
+        le=MAX_PART,
+        description="Upload in parts of this many bytes (the last one smaller): needed above 5 GiB, resumable",
+    )
 
     @field_validator("name")
     @classmethod
@@ -36,18 +45,51 @@ class FilePublic(CamelModel):
     name: str
     content_type: str
     size: int
+    part_size: int | None = Field(description="The size of its parts when uploaded in parts")
     status: Literal["pending", "ready"] = Field(description="pending until the upload is completed")
     owner_id: str
     created_at: datetime
     updated_at: datetime
 
 
+class PartUrl(CamelModel):
+    part_number: int
+    url: str = Field(description="PUT exactly `size` bytes of this part here; the answer's ETag header names it")
+    size: int
+
+
 class UploadPublic(CamelModel):
     file: FilePublic
-    upload_url: str = Field(description="PUT the file's bytes here, with the headers below, before expiresIn runs out")
+    upload_url: str | None = Field(
+        description="PUT the file's bytes here, with the headers below, before expiresIn runs out (null: in parts)"
+    )
     method: Literal["PUT"] = "PUT"
     headers: dict[str, str]
-    expires_in: int = Field(description="Seconds the URL stays valid")
+    parts: list[PartUrl] | None = Field(
+        default=None, description=f"In parts: the first {PART_URLS} parts' URLs (GET …/parts gives the rest)"
+    )
+    expires_in: int = Field(description="Seconds the URLs stay valid")
+
+
+class CompletedPart(RequestBody):
+    part_number: int = Field(ge=1, le=MAX_PARTS)
+    etag: str = Field(min_length=1, max_length=256, description="The ETag header S3 answered the part's PUT with")
+
+
+class UploadComplete(RequestBody):
+    parts: list[CompletedPart] = Field(min_length=1, max_length=MAX_PARTS, description="Every part, in order")
+
+
+class UploadedPart(CamelModel):
+    part_number: int
+    etag: str
+    size: int
+
+
+class PartsPublic(CamelModel):
+    uploaded: list[UploadedPart] = Field(description="What the bucket holds so far")
+    missing: list[PartUrl] = Field(description="Fresh URLs for the parts still to upload (at most `limit`)")
+    expires_in: int
 
 
 class DownloadPublic(CamelModel):

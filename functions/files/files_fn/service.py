@@ -1,22 +1,34 @@
 """File rules: who sees which file, when an upload counts, and the order of every change.
 
 Objects move between the client and the bucket through presigned URLs; the function only
-stores metadata (MongoDB, Beanie) and checks the bucket. A file is `pending` until its
-owner completes the upload and the bucket holds an object of the declared size; only
-then can it be downloaded. Beanie and boto3 load on the first call, not at cold start.
+stores metadata (MongoDB, through the document repository) and checks the bucket. A file
+is `pending` until its owner completes the upload and the bucket holds an object of the
+declared size; only then can it be downloaded. Up to FILES_MAX_SINGLE_BYTES a file goes up
+in one PUT; in parts (`partSize`) it may be as large as FILES_MAX_BYTES, each part a PUT of
+its own that can be retried, listed and resumed. Beanie and boto3 load on the first call.
 """
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from multidb import files, logs, storage
+from multidb import audit, files, logs, storage
 from multidb.authz import Principal
+from multidb.document_repository import DocumentRepository, contains, equals, one_of, where
 from multidb.errors import Conflict, InvalidInput, NotFound
 from multidb.settings import get_settings
 
-from .schemas import DownloadPublic, FilePublic, UploadCreate, UploadPublic
+from .schemas import (
+    PART_URLS,
+    DownloadPublic,
+    FilePublic,
+    PartsPublic,
+    PartUrl,
+    UploadComplete,
+    UploadCreate,
+    UploadedPart,
+    UploadPublic,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -26,6 +38,7 @@ if TYPE_CHECKING:
 log = logs.get_logger("files")
 
 VISIBLE = ("pending", "ready")  # a deleted file's tombstone is nobody's business
+_REFUSED_PARTS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}
 
 
 def public(doc: "StoredFile") -> FilePublic:
@@ -34,6 +47,7 @@ def public(doc: "StoredFile") -> FilePublic:
         name=doc.name,
         content_type=doc.content_type,
         size=doc.size,
+        part_size=doc.part_size,
         status="ready" if doc.status.value == "ready" else "pending",
         owner_id=doc.owner_id,
         created_at=files.aware(doc.created_at),
@@ -41,97 +55,181 @@ def public(doc: "StoredFile") -> FilePublic:
     )
 
 
-async def _owned(model: type["StoredFile"], principal: Principal, file_id: str) -> "StoredFile":
+async def _owned(repo: DocumentRepository["StoredFile"], principal: Principal, file_id: str) -> "StoredFile":
     """The file, if the caller owns it or is an admin; anyone else learns nothing (404)."""
     from bson import ObjectId
 
-    doc = await model.get(ObjectId(file_id))
+    doc = await repo.get(ObjectId(file_id))
     if doc is None or doc.status.value not in VISIBLE or (doc.owner_id != principal.user_id and not principal.admin):
         raise NotFound("file not found", error="file_not_found")
     return doc
 
 
-async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate) -> UploadPublic:
+def _checked_size(body: UploadCreate) -> None:
     settings = get_settings()
     if body.size > settings.files_max_bytes:
         raise InvalidInput(f"a file may be at most {settings.files_max_bytes} bytes", error="file_too_large")
+    if body.part_size is None and body.size > settings.files_max_single_bytes:
+        raise InvalidInput(
+            f"above {settings.files_max_single_bytes} bytes a file goes up in parts: give partSize",
+            error="file_too_large_for_one_put",
+        )
+    if body.part_size is not None and -(-body.size // body.part_size) > storage.MAX_PARTS:
+        raise InvalidInput(f"at most {storage.MAX_PARTS} parts: choose a larger partSize", error="too_many_parts")
+
+
+def _part_urls(doc: "StoredFile", numbers: list[int]) -> list[PartUrl]:
+    assert doc.upload_id is not None
+    return [
+        PartUrl(
+            part_number=n, url=storage.part_url(doc.key, doc.upload_id, n, doc.part_length(n)), size=doc.part_length(n)
+        )
+        for n in numbers
+    ]
+
+
+async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate) -> UploadPublic:
+    settings = get_settings()
+    _checked_size(body)
     key = f"{principal.user_id}/{uuid.uuid4().hex}/{body.name}"
-    url = storage.upload_url(key, body.content_type, body.size)  # computed locally: no request
     expires = datetime.now(UTC) + timedelta(seconds=settings.files_url_ttl)
     await storage.ensure_local_bucket()
-    async with files.stored_files() as model, files.quota(redis, model, principal.user_id, body.size):
-        doc = model(
+    async with files.repository() as repo, files.quota(redis, repo, principal.user_id, body.size):
+        upload_id = None if body.part_size is None else await storage.create_multipart(key, body.content_type)
+        doc = repo.model(
             owner_id=principal.user_id,
             name=body.name,
             content_type=body.content_type,
             size=body.size,
             key=key,
             upload_expires_at=expires,
+            upload_id=upload_id,
+            part_size=body.part_size,
         )
-        await doc.insert()
+        try:
+            await repo.create(doc)
+        except BaseException:
+            if upload_id is not None:
+                await storage.abort_multipart(key, upload_id)
+            raise
+    if upload_id is None:
+        url = storage.upload_url(key, body.content_type, body.size)  # computed locally: no request
+        return UploadPublic(
+            file=public(doc),
+            upload_url=url,
+            headers=storage.upload_headers(body.content_type),
+            expires_in=settings.files_url_ttl,
+        )
     return UploadPublic(
         file=public(doc),
-        upload_url=url,
-        headers=storage.upload_headers(body.content_type),
+        upload_url=None,
+        headers={},
+        parts=_part_urls(doc, list(range(1, min(doc.part_count, PART_URLS) + 1))),
         expires_in=settings.files_url_ttl,
     )
 
 
-async def complete(principal: Principal, file_id: str) -> FilePublic:
+async def parts(principal: Principal, file_id: str, limit: int) -> PartsPublic:
+    """The parts uploaded so far, and fresh URLs for the missing ones: how a client resumes."""
+    async with files.repository() as repo:
+        doc = await _owned(repo, principal, file_id)
+    if doc.upload_id is None:
+        raise Conflict("this file is not uploaded in parts", error="not_multipart")
+    if doc.status.value != "pending":
+        raise Conflict("the upload has been completed", error="upload_complete")
+    held = await storage.uploaded_parts(doc.key, doc.upload_id)
+    done = {int(p["PartNumber"]) for p in held}
+    missing = [n for n in range(1, doc.part_count + 1) if n not in done][:limit]
+    return PartsPublic(
+        uploaded=[
+            UploadedPart(part_number=int(p["PartNumber"]), etag=str(p["ETag"]), size=int(p["Size"])) for p in held
+        ],
+        missing=_part_urls(doc, missing),
+        expires_in=get_settings().files_url_ttl,
+    )
+
+
+async def _join_parts(doc: "StoredFile", body: UploadComplete | None) -> None:
+    """Complete a multipart upload from the parts the client names (every one, in order)."""
+    from botocore.exceptions import ClientError
+
+    assert doc.upload_id is not None
+    numbers = [part.part_number for part in body.parts] if body else []
+    if numbers != list(range(1, doc.part_count + 1)):
+        raise InvalidInput(f"name all {doc.part_count} parts, in order, with their ETags", error="parts_incomplete")
+    assert body is not None
+    try:
+        await storage.complete_multipart(doc.key, doc.upload_id, [(p.part_number, p.etag) for p in body.parts])
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _REFUSED_PARTS:
+            raise InvalidInput(f"the bucket refused the parts ({code})", error="parts_invalid") from exc
+        raise
+
+
+async def complete(principal: Principal, file_id: str, body: UploadComplete | None) -> FilePublic:
     """Mark the upload done once the bucket holds the object with the declared size."""
     from multidb.documents import FileStatus
 
-    async with files.stored_files() as model:
-        doc = await _owned(model, principal, file_id)
+    async with files.repository() as repo:
+        doc = await _owned(repo, principal, file_id)
         if doc.status is FileStatus.READY:
             return public(doc)  # completing twice is harmless
+        if doc.upload_id is not None:
+            await _join_parts(doc, body)
+        elif body is not None:
+            raise InvalidInput(
+                "this file was uploaded in one PUT: complete it without parts", error="parts_not_expected"
+            )
         size = await storage.object_size(doc.key)
         if size is None:
             raise Conflict("nothing has been uploaded for this file yet", error="upload_missing")
         if size != doc.size:
             await storage.delete_object(doc.key)  # not what was declared: upload it again
-            raise InvalidInput(
-                f"the upload holds {size} bytes, not the {doc.size} declared", error="upload_size_mismatch"
-            )
-        doc.status = FileStatus.READY
-        doc.updated_at = datetime.now(UTC)
-        await doc.save()
-        return public(doc)
+            declared = f"the upload holds {size} bytes, not the {doc.size} declared"
+            raise InvalidInput(declared, error="upload_size_mismatch")
+        await repo.update(doc, {"status": FileStatus.READY, "updated_at": datetime.now(UTC)})
+    await audit.record(
+        "file.upload", user_id=principal.user_id, target=("file", file_id), details={"name": doc.name, "size": doc.size}
+    )
+    return public(doc)
 
 
 async def get(principal: Principal, file_id: str) -> FilePublic:
-    async with files.stored_files() as model:
-        return public(await _owned(model, principal, file_id))
+    async with files.repository() as repo:
+        return public(await _owned(repo, principal, file_id))
 
 
 async def download(principal: Principal, file_id: str) -> DownloadPublic:
     from multidb.documents import FileStatus
 
-    async with files.stored_files() as model:
-        doc = await _owned(model, principal, file_id)
+    async with files.repository() as repo:
+        doc = await _owned(repo, principal, file_id)
     if doc.status is not FileStatus.READY:
         raise Conflict("the file's upload has not been completed", error="upload_incomplete")
-    return DownloadPublic(
-        url=storage.download_url(doc.key, doc.name, doc.content_type), expires_in=get_settings().files_url_ttl
-    )
+    url = storage.download_url(doc.key, doc.name, doc.content_type)
+    await audit.record("file.download", user_id=principal.user_id, target=("file", file_id), details={"name": doc.name})
+    return DownloadPublic(url=url, expires_in=get_settings().files_url_ttl)
 
 
 async def delete(principal: Principal, file_id: str) -> None:
-    """The object first, then the metadata: a failure in between leaves a file that can be deleted again."""
-    async with files.stored_files() as model:
-        await files.remove(await _owned(model, principal, file_id))
+    """The object (or multipart upload) first, then the metadata: a failure in between leaves
+    a file that can be deleted again."""
+    async with files.repository() as repo:
+        doc = await _owned(repo, principal, file_id)
+        await files.remove(repo, doc)
+    await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details={"name": doc.name})
 
 
 async def page(
     principal: Principal, number: int, size: int, keyword: str | None, status: str | None
 ) -> tuple[list[FilePublic], int]:
     """The caller's files (an admin's: everyone's), newest first."""
-    filters: dict[str, Any] = {"status": status or {"$in": list(VISIBLE)}}
-    if not principal.admin:
-        filters["owner_id"] = principal.user_id
-    if keyword:
-        filters["name"] = {"$regex": re.escape(keyword), "$options": "i"}
-    async with files.stored_files() as model:
-        total = await model.find(filters).count()
-        docs = await model.find(filters).sort("-created_at", "-_id").skip((number - 1) * size).limit(size).to_list()
+    condition = where(
+        equals("status", status) if status else one_of("status", VISIBLE),
+        None if principal.admin else equals("owner_id", principal.user_id),
+        contains("name", keyword) if keyword else None,
+    )
+    async with files.repository() as repo:
+        docs, total = await repo.paginate(number, size, condition, sort=("-created_at",))
     return [public(doc) for doc in docs], total

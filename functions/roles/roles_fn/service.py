@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from multidb import notices
-from multidb.authz import Principal
+from multidb import audit, notices
+from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Forbidden, InvalidInput, NotFound
 from multidb.models import Role
 from multidb.rbac import grantable, granted, invalidate
-from multidb.repository import RoleRepository, keyword_filter
+from multidb.repository import RoleRepository, UserRepository, keyword_filter
 
 from .schemas import RoleCreate, RoleUpdate
 
@@ -36,13 +36,42 @@ def check_may_change(principal: Principal, role: Role) -> None:
         raise Forbidden("you can only change roles whose permissions you hold yourself", error="role_above_you")
 
 
+async def check_holders(session: AsyncSession, principal: Principal, holders: list[str]) -> None:
+    """Changing or deleting a role acts on everyone holding it: a non-admin may do that only
+    to holders they could manage themselves (the users route's rule), never to one above them."""
+    if principal.admin:
+        return
+    others = [uuid.UUID(h) for h in holders if h != principal.user_id]
+    for user in await UserRepository(session).get_by_ids(others):
+        try:
+            check_may_manage(principal, user)
+        except Forbidden as exc:
+            raise Forbidden(
+                "this role is held by users whose permissions you do not hold", error="role_holder_above_you"
+            ) from exc
+
+
 def filters(status: bool | None, keyword: str | None) -> list[Any]:
     return [None if status is None else col(Role.status) == status, keyword_filter(keyword, Role.name, Role.code)]
 
 
 async def create(session: AsyncSession, principal: Principal, data: RoleCreate) -> Role:
     check_permissions(principal, data.interface_permissions)
-    return await RoleRepository(session).create(Role(**data.model_dump()))
+    role = await RoleRepository(session).create(Role(**data.model_dump()))
+    await audit.record(
+        "role.create", user_id=principal.user_id, target=("role", str(role.id)), details=_view(role), required=True
+    )
+    return role
+
+
+def _view(role: Role) -> dict[str, object]:
+    """What the audit log keeps of a role."""
+    return {
+        "name": role.name,
+        "code": role.code,
+        "status": role.status,
+        "interface_permissions": sorted(role.interface_permissions),
+    }
 
 
 async def update(
@@ -55,7 +84,13 @@ async def update(
     if "interface_permissions" in changes:
         check_permissions(principal, changes["interface_permissions"])
     holders = await roles.user_ids_of([role_id])
+    await check_holders(session, principal, holders)
+    before = _view(role)
     role = await roles.update(role, changes)
+    details = audit.changes(before, _view(role))
+    await audit.record(
+        "role.update", user_id=principal.user_id, target=("role", str(role.id)), details=details, required=True
+    )
     await _invalidate_around_commit(session, redis, holders)
     return role
 
@@ -69,6 +104,10 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, ro
     for role in found:
         check_may_change(principal, role)
     holders = await roles.user_ids_of(role_ids)
+    await check_holders(session, principal, holders)
+    for role in found:
+        target = ("role", str(role.id))
+        await audit.record("role.delete", user_id=principal.user_id, target=target, details=_view(role), required=True)
     deleted = await roles.delete_many(role_ids)
     await _invalidate_around_commit(session, redis, holders)
     return deleted

@@ -40,6 +40,19 @@ async def run_task(principal: CurrentPrincipal, body: TaskRunCreate, redis: Redi
     return Response(code=202, data=await service.start(redis, principal, body))
 
 
+@router.get("/runs")
+async def list_runs(
+    principal: CurrentPrincipal,
+    page: PageDep,
+    redis: RedisDep,
+    user_id: Annotated[uuid.UUID | None, Query(alias="userId", description="Admins: one user's runs")] = None,
+    task: Annotated[str | None, Query(max_length=200, description="Only runs of this task")] = None,
+) -> Response[Page[TaskRunPublic]]:
+    """List your recent runs (an admin: everyone's, or one user's), newest first, with their times."""
+    records, total = await service.list_runs(redis, principal, page.page, page.page_size, user_id, task)
+    return Response(data=Page[TaskRunPublic](page=page.page, page_size=page.page_size, total=total, records=records))
+
+
 @router.get("/runs/{task_id}", responses=error_responses(404))
 async def get_run(principal: CurrentPrincipal, task_id: uuid.UUID, redis: RedisDep) -> Response[TaskRunPublic]:
     """A run's state and, once it succeeded, its result (runs of other users are hidden from non-admins)."""

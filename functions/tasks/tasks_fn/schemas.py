@@ -37,6 +37,10 @@ class TaskRunPublic(CamelModel):
     state: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE, RETRY or REVOKED")
     result: Any = None
     error: str | None = Field(default=None, description="The exception's type when the task failed")
+    owner_id: str | None = Field(default=None, description="Who started it")
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class ScheduleCreate(RequestBody):

@@ -9,6 +9,7 @@ import inspect
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, cast, get_type_hints
 
@@ -17,10 +18,11 @@ from pydantic import TypeAdapter, ValidationError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from multidb import logs
+from multidb import audit, logs
 from multidb.authz import Principal
 from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 from multidb.models import PeriodicTask
+from multidb.queue import runs
 from multidb.rbac import task_code
 from multidb.repository import ScheduleRepository, keyword_filter
 from multidb.security.throttle import Limit, enforce, undo
@@ -36,11 +38,6 @@ log = logs.get_logger("tasks")
 
 MAX_ARGUMENT_BYTES = 16 * 1024
 STALE_RUN_SECONDS = 3600  # the broker's visibility timeout: a run older than this was lost
-
-
-def run_key(task_id: str) -> str:
-    """Who started a run and what it runs, kept as long as its result."""
-    return f"tasks:run:{task_id}"
 
 
 def registered() -> dict[str, "Task"]:
@@ -133,8 +130,7 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
     task = task_for(principal, body.task, body.args, body.kwargs)
     task_id = str(uuid.uuid4())
     await _admit(redis, principal, task_id, time.time() + body.countdown)
-    owner = json.dumps({"owner": principal.user_id, "task": task.name})
-    await redis.set(run_key(task_id), owner, ex=get_settings().task_result_ttl + body.countdown)
+    await runs.queued(redis, task_id, principal.user_id, task.name, body.countdown)
     send = partial(
         task.apply_async,
         body.args,
@@ -146,18 +142,56 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
     try:
         await to_thread.run_sync(send)
     except Exception as exc:
-        await redis.delete(run_key(task_id))
+        await runs.forget(redis, task_id, principal.user_id, task.name)
         await redis.zrem(queued_key(principal.user_id), task_id)
         await undo(redis, rate_limit(principal))
         log.exception("could not queue %s: %s", task.name, type(exc).__name__)
         raise ServiceUnavailable("the task queue is unavailable", error="task_queue_unavailable") from exc
-    return TaskRunPublic(task_id=task_id, task=task.name, state="PENDING")
+    await audit.record("task.run", user_id=principal.user_id, target=("task_run", task_id), details={"task": task.name})
+    return TaskRunPublic(task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id)
+
+
+def _when(stamp: str | None) -> datetime | None:
+    return datetime.fromtimestamp(float(stamp), UTC) if stamp else None
+
+
+def _done(value: Any) -> datetime | None:
+    """The result backend's `date_done` (an ISO string, or a datetime), in UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _summary(task_id: str, run: dict[str, str]) -> TaskRunPublic:
+    return TaskRunPublic(
+        task_id=task_id,
+        task=run["task"],
+        state=run.get("state", "PENDING"),
+        owner_id=run.get("owner"),
+        queued_at=_when(run.get("queued_at")),
+        started_at=_when(run.get("started_at")),
+        finished_at=_when(run.get("finished_at")),
+    )
+
+
+async def list_runs(
+    redis: "Redis", principal: Principal, number: int, size: int, user: uuid.UUID | None, task: str | None
+) -> tuple[list[TaskRunPublic], int]:
+    """The caller's recent runs (an admin's: everyone's, or one user's), newest first."""
+    if not principal.admin:
+        user = uuid.UUID(principal.user_id)
+    found, total = await runs.page(redis, number, size, user=str(user) if user else None, task=task)
+    return [_summary(task_id, run) for task_id, run in found], total
 
 
 async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> TaskRunPublic:
     """A run's state and result; another user's run does not exist for the caller (admins see all)."""
-    stored = await redis.get(run_key(str(task_id)))
-    run = json.loads(stored) if stored else None
+    run = await runs.get(redis, str(task_id))
     if run is None or (run["owner"] != principal.user_id and not principal.admin):
         raise NotFound("task run not found", error="task_run_not_found")
     from multidb.queue.app import app
@@ -168,13 +202,15 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     except Exception as exc:
         log.error("could not read the result of %s: %s", task_id, type(exc).__name__)
         raise ServiceUnavailable("task results are unavailable", error="task_results_unavailable") from exc
-    state = str(meta.get("status", "PENDING"))
+    summary = _summary(str(task_id), run).model_copy(update={"state": str(meta.get("status", "PENDING"))})
+    if summary.finished_at is None and summary.state in ("SUCCESS", "FAILURE"):
+        # The worker stores the result, then marks the run: in between, the result's own time counts.
+        summary = summary.model_copy(update={"finished_at": _done(meta.get("date_done"))})
     result = meta.get("result")
     if isinstance(result, BaseException):
         # The type says what went wrong; the message may hold internals, so it stays in the worker's log.
-        return TaskRunPublic(task_id=str(task_id), task=run["task"], state=state, error=type(result).__name__)
-    finished = state == "SUCCESS"
-    return TaskRunPublic(task_id=str(task_id), task=run["task"], state=state, result=result if finished else None)
+        return summary.model_copy(update={"error": type(result).__name__})
+    return summary.model_copy(update={"result": result if summary.state == "SUCCESS" else None})
 
 
 def schedule_filters(principal: Principal, enabled: bool | None, keyword: str | None) -> list[Any]:
@@ -202,12 +238,18 @@ def _check_schedule(principal: Principal, row: PeriodicTask) -> None:
             f"a schedule runs at most every {minimum} seconds", fields={"intervalSeconds": f"at least {minimum}"}
         )
     if row.crontab is not None:
-        from multidb.queue.scheduler import parse_crontab
+        from multidb.queue.scheduler import parse_crontab, shortest_gap
 
         try:
-            parse_crontab(row.crontab)
+            entry = parse_crontab(row.crontab)
         except ValueError as exc:
             raise InvalidInput(f"invalid crontab: {exc}", error="invalid_crontab") from exc
+        gap = shortest_gap(entry)
+        if gap < minimum:
+            raise InvalidInput(
+                f"a schedule runs at most every {minimum} seconds; this crontab runs {gap} seconds apart",
+                fields={"crontab": f"runs at least {minimum} seconds apart"},
+            )
 
 
 async def create_schedule(session: AsyncSession, principal: Principal, body: ScheduleCreate) -> PeriodicTask:
@@ -219,7 +261,21 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
         raise TooManyRequests(
             f"you may own at most {limit} schedules; delete one first", error="too_many_schedules", retry_after=60
         )
-    return await schedules.create(row)
+    row = await schedules.create(row)
+    await audit.record(
+        "schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=_view(row)
+    )
+    return row
+
+
+def _view(row: PeriodicTask) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "task": row.task,
+        "interval_seconds": row.interval_seconds,
+        "crontab": row.crontab,
+        "enabled": row.enabled,
+    }
 
 
 async def update_schedule(
@@ -234,9 +290,17 @@ async def update_schedule(
     candidate = PeriodicTask(**{**row.model_dump(), **changes})
     # The task is checked against the caller's grants, whoever owns the schedule.
     _check_schedule(principal, candidate)
-    return await ScheduleRepository(session).update(row, changes)
+    before = _view(row)
+    row = await ScheduleRepository(session).update(row, changes)
+    details = audit.changes(before, _view(row))
+    await audit.record("schedule.update", user_id=principal.user_id, target=("schedule", str(row.id)), details=details)
+    return row
 
 
 async def delete_schedule(session: AsyncSession, principal: Principal, schedule_id: uuid.UUID) -> None:
     row = await owned_schedule(session, principal, schedule_id)
+    details = _view(row)
     await ScheduleRepository(session).delete(row)
+    await audit.record(
+        "schedule.delete", user_id=principal.user_id, target=("schedule", str(schedule_id)), details=details
+    )

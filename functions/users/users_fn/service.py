@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from multidb import notices
-from multidb.authz import Principal
+from multidb import audit, notices
+from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput, NotFound
 from multidb.models import Role, User, UserRole
@@ -50,17 +50,6 @@ async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uui
     return roles
 
 
-def _check_may_manage(principal: Principal, user: User) -> None:
-    """A user is managed (changed, disabled, reset, deleted) only by an admin or by someone
-    holding every code the user's roles grant, enabled or not: nobody acts on a user above them."""
-    if principal.admin:
-        return
-    if user.is_admin:
-        raise Forbidden("only admins can change admins", error="admins_only")
-    if not principal.holds(granted(user.roles, disabled_too=True)):
-        raise Forbidden("you can only manage users whose permissions you hold yourself", error="user_above_you")
-
-
 async def _keep_an_admin(users: UserRepository, leaving: list[User]) -> None:
     """Refuse to leave the system without an active admin."""
     if any(u.is_admin and u.status for u in leaving) and await users.count_active_admins([u.id for u in leaving]) == 0:
@@ -80,7 +69,23 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
         is_admin=data.is_admin,
     )
     user.roles = await _roles(session, principal, data.role_ids)
-    return await users.create(user)
+    await users.create(user)
+    await audit.record(
+        "user.create", user_id=principal.user_id, target=("user", str(user.id)), details=_view(user), required=True
+    )
+    return user
+
+
+def _view(user: User) -> dict[str, object]:
+    """What the audit log keeps of a user: the fields that say who they are and what they may do."""
+    return {
+        "username": user.username,
+        "name": user.name,
+        "email": user.email,
+        "status": user.status,
+        "is_admin": user.is_admin,
+        "roles": sorted(role.code for role in user.roles),
+    }
 
 
 async def update(
@@ -100,14 +105,19 @@ async def update(
     if changes.get("is_admin") and not principal.admin:
         raise Forbidden("only admins can change admins", error="admins_only")
     if not itself:
-        _check_may_manage(principal, user)
+        check_may_manage(principal, user)
     if changes.get("is_admin") is False or changes.get("status") is False:
         await _keep_an_admin(users, [user])
+    before = _view(user)
     if role_ids is not None:
         user.roles = await _roles(session, principal, role_ids)
     disabled = user.status and changes.get("status") is False
     await users.update(user, changes)
     user_id_ = str(user.id)
+    details = audit.changes(before, _view(user))
+    await audit.record(
+        "user.update", user_id=principal.user_id, target=("user", user_id_), details=details, required=True
+    )
 
     async def after() -> None:
         await invalidate(redis, user_id_)
@@ -124,11 +134,16 @@ async def reset_password(
     session: AsyncSession, redis: "Redis", principal: Principal, user_id: uuid.UUID, ciphertext: str
 ) -> None:
     """Set a password; whoever sets it could log in as that user, so no one above the caller."""
+    if str(user_id) == principal.user_id:
+        # Your own password changes with the current one (PUT /auth/user/password): a stolen
+        # access token must not be enough to take the account over for good.
+        raise Forbidden("change your own password with PUT /api/v1/auth/user/password", error="self_password_reset")
     users = UserRepository(session)
     user = await users.require(user_id)
-    _check_may_manage(principal, user)
+    check_may_manage(principal, user)
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
     user_id_ = str(user.id)
+    await audit.record("user.password_reset", user_id=principal.user_id, target=("user", user_id_), required=True)
     after_commit(session, lambda: revoke_user_sessions(redis, user_id_, Reason.PASSWORD_RESET))
 
 
@@ -141,9 +156,14 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     if any(str(u.id) == principal.user_id for u in found):
         raise Forbidden("you cannot delete yourself", error="self_delete")
     for user in found:
-        _check_may_manage(principal, user)
+        check_may_manage(principal, user)
     await _keep_an_admin(users, found)
     ids = [str(u.id) for u in found]
+    for user in found:
+        details = _view(user)
+        await audit.record(
+            "user.delete", user_id=principal.user_id, target=("user", str(user.id)), details=details, required=True
+        )
     deleted = await users.delete_many(user_ids)
 
     async def after() -> None:

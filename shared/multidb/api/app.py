@@ -34,6 +34,10 @@ class RequestContextMiddleware:
             return
         rid = _request_id(scope)
         token = logs.request_id.set(rid)
+        client = scope.get("client")
+        ip_token = logs.client_ip.set(client[0] if client else None)
+        agent = next((v.decode("latin-1")[:512] for k, v in scope.get("headers", []) if k == b"user-agent"), None)
+        agent_token = logs.user_agent.set(agent)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -66,6 +70,8 @@ class RequestContextMiddleware:
                 },
             )
             logs.request_id.reset(token)
+            logs.client_ip.reset(ip_token)
+            logs.user_agent.reset(agent_token)
 
 
 HSTS = b"max-age=31536000; includeSubDomains"

@@ -9,7 +9,7 @@ Celery evaluates on first use, so importing this module costs a Lambda nothing b
 
 import inspect
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery, Task
 
@@ -81,10 +81,24 @@ class AsyncTask(Task):  # type: ignore[misc]
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        owner = self.request.get(OWNER_HEADER) or self.request.get(SCHEDULE_OWNER_HEADER)
+        if owner:
+            runtime.run(_still_permitted(str(owner), self.name))
         result = super().__call__(*args, **kwargs)
         if inspect.isawaitable(result):
             return runtime.run(_awaited(result))
         return result
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        if not self.request.get(OWNER_HEADER):
+            return
+        from ..redis import get_redis
+        from . import runs
+
+        try:
+            runtime.run(runs.started(get_redis(), task_id))
+        except Exception as exc:  # a missed record must not fail the task
+            log.warning("could not record the start of %s: %s", task_id, type(exc).__name__)
 
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         owner = self.request.get(OWNER_HEADER)
@@ -97,6 +111,28 @@ class AsyncTask(Task):  # type: ignore[misc]
             log.warning("could not announce task %s: %s", task_id, type(exc).__name__)
 
 
+class RunRefused(Exception):
+    """A run whose owner may no longer run its task: disabled, deleted, or the code taken away."""
+
+
+async def _still_permitted(owner: str, task: str) -> None:
+    """Check, as the run starts, that its owner may still run it: a schedule made by someone
+    since disabled or stripped of `TASK:<task>` (or a run queued just before) does not run.
+    Fails closed: when the grants cannot be read the run is refused too."""
+    from ..rbac import cached_grants, permission_key, task_code, version_key
+    from ..redis import get_redis
+
+    redis = get_redis()
+    try:
+        cached, version = await redis.mget(permission_key(owner), version_key(owner))
+        grants = await cached_grants(redis, owner, cast(str | None, cached), cast(str | None, version))
+    except Exception as exc:
+        raise RunRefused(f"the grants of {owner} could not be read ({type(exc).__name__})") from exc
+    if grants is None or not grants.allows(task_code(task)):
+        log.warning("run of %s refused: its owner %s may no longer run it", task, owner)
+        raise RunRefused(f"the owner of this run may no longer run {task}")
+
+
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
@@ -105,8 +141,10 @@ async def _finished(owner: str, task_id: str, payload: dict[str, Any]) -> None:
     """Take a run off its owner's queued count and tell the owner's sockets it ended."""
     from ..realtime import emit, user_room
     from ..redis import get_redis
+    from . import runs
 
     await get_redis().zrem(queued_key(owner), task_id)
+    await runs.finished(get_redis(), task_id, str(payload["state"]))
     await emit(FINISHED_EVENT, payload, room=user_room(owner))
 
 

@@ -4,13 +4,25 @@
 
 Rows of `periodic_tasks` (managed through /api/v1/tasks/schedules) are merged with the
 app's `beat_schedule` and reloaded every `beat_refresh_interval` seconds, so a new, changed,
-disabled or deleted schedule counts without restarting beat. After each run beat writes
-`last_run_at` and `total_run_count` back, so a restart neither repeats nor skips a run, and
-a `one_off` schedule disables itself.
+disabled or deleted schedule counts without restarting beat.
 
-Only one beat sends: each holds a Redis lock (renewed on every tick, released on a clean
-stop) before it sends anything, so a second beat started by mistake, or a standby, waits
-and takes over when the first one is gone.
+A run is recorded before it is sent: `last_run_at` and `total_run_count` are written with
+a compare-and-set on the run count, and only the beat whose write landed sends the run
+(its message carries the run's number in the `multidb_run` header). So no run is sent
+twice, whatever happens to the beats: a restart or a standby reads what was recorded, and
+a beat that believes it leads after its lock expired loses the race to the one that took
+over. A beat killed between the record and the send loses that one run (at most once).
+A stop signal waits for the tick in progress, so a clean stop never does. A `one_off`
+schedule disables itself in the same write.
+
+Only one beat sends: each holds a Redis lock before it sends anything. The lock lives
+`beat_lock_ttl` seconds (15 by default) past its last renewal, whatever the refresh
+interval; the holder renews it on every tick, and ticks at least three times per lifetime.
+A standby asks every second, so it takes over at most a second after the lock expires,
+within one lifetime of the holder's death (at once after a clean stop, which releases the
+lock), and reloads the schedules before it sends anything. The holder also stamps
+`multidb:beat:heartbeat` with the time: the metrics function reports its age (an alarm says
+when no beat is ticking).
 """
 
 import os
@@ -21,17 +33,18 @@ import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import BaseSchedule, ParseException, crontab, schedule
 from redis.exceptions import LockError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import or_
+from sqlmodel import col, select, update
 
 from .. import logs, runtime
-from ..db import get_engine
-from ..models import PeriodicTask
+from ..db import session_scope
+from ..models import PeriodicTask, User
 from ..settings import get_settings
 from .app import SCHEDULE_OWNER_HEADER
 
@@ -41,6 +54,9 @@ if TYPE_CHECKING:
 log = logs.get_logger("beat")
 
 LOCK_KEY = "multidb:beat:lock"
+HEARTBEAT_KEY = "multidb:beat:heartbeat"  # functions/metrics reads it: keep the two in step
+STANDBY_POLL = 1.0  # seconds between a standby's attempts to take the lock (one Redis SET NX)
+RUN_HEADER = "multidb_run"  # the run's number: its schedule's total_run_count once recorded
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -84,6 +100,15 @@ def parse_crontab(expression: str) -> crontab:
         raise ValueError(str(exc)) from exc
 
 
+def shortest_gap(entry: crontab) -> int:
+    """The fewest seconds between two runs of a crontab: a lower bound, taken over the times
+    of day it fires as if it fired every day (skipped days only make gaps longer)."""
+    times: list[int] = sorted(hour * 60 + minute for hour in entry.hour for minute in entry.minute)
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    gaps.append(24 * 60 - times[-1] + times[0])  # the last run of a day to the first of the next
+    return min(gaps) * 60
+
+
 def schedule_of(row: PeriodicTask) -> BaseSchedule:
     if row.crontab:
         return parse_crontab(row.crontab)
@@ -115,18 +140,30 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._static: dict[str, ScheduleEntry] = {}
         self._loaded_at: float | None = None
-        self._ran: dict[str, DatabaseEntry] = {}
         self._loaded_names: set[str] | None = None
         self._lock: Lock | None = None
         self._leading: bool | None = None
+        self._took_over = False
+        self._withheld: ScheduleEntry | None = None  # reserved, not recorded: not to be sent
+        self._paused_until = 0.0
+        self._heartbeat_at = 0.0
         super().__init__(*args, **kwargs)
-        # Wake at least once per reload, so a new schedule is seen in time.
-        self.max_interval: float = min(float(self.max_interval), self.refresh_interval)
+        # Wake at least once per reload, so a new schedule is seen in time, and three times
+        # per lock lifetime, so the lock is renewed long before it could expire.
+        self.max_interval: float = min(float(self.max_interval), self.refresh_interval, self.lock_ttl / 3)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._lead():
-            return self.max_interval  # another beat sends; ask again later
-        return float(super().tick(*args, **kwargs))
+            return min(self.max_interval, STANDBY_POLL)  # another beat sends; ask again soon
+        if self._took_over:
+            self._took_over = False
+            self._reload()  # the previous holder recorded runs since this beat last read them
+        paused = self._paused_until - time.monotonic()
+        if paused > 0:
+            return min(paused, self.max_interval)
+        # A stop signal waits for the end of the tick: a run recorded is then a run sent.
+        with _stop_signals_held():
+            return float(super().tick(*args, **kwargs))
 
     def _lead(self) -> bool:
         """Hold the beat lock: take it when free, renew it when ours."""
@@ -138,10 +175,11 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
                 import redis
 
                 client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-                # Three ticks of slack: a beat that stopped renewing is gone.
-                ttl = max(3 * self.max_interval, 2.0)
-                self._lock = client.lock(LOCK_KEY, timeout=ttl, blocking=False)
+                self._lock = client.lock(LOCK_KEY, timeout=self.lock_ttl, blocking=False)
             leading = bool(self._lock.reacquire() if self._lock.owned() else self._lock.acquire(token=_identity()))
+            if leading and time.monotonic() - self._heartbeat_at >= 1:
+                self._lock.redis.set(HEARTBEAT_KEY, f"{time.time():.3f}")
+                self._heartbeat_at = time.monotonic()
         except LockError:
             leading = False  # it expired and another beat took it between our two calls
         except Exception:
@@ -149,12 +187,17 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             leading = False
         if leading != self._leading:
             log.info("this beat %s", "sends the schedule" if leading else "stands by: another beat holds the lock")
+            self._took_over = leading
             self._leading = leading
         return leading
 
     @property
     def refresh_interval(self) -> float:
         return float(self.app.conf.get("beat_refresh_interval") or 60)
+
+    @property
+    def lock_ttl(self) -> float:
+        return float(get_settings().beat_lock_ttl)
 
     def setup_schedule(self) -> None:
         self._loaded_at = time.monotonic()  # no reload until the app's own entries are in place
@@ -170,46 +213,66 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
 
     schedule = property(get_schedule, Scheduler.set_schedule)
 
+    def _reload(self) -> None:
+        """Read the schedules again before the next run is chosen."""
+        self._loaded_at = None
+        self._heap = None
+
     def reserve(self, entry: ScheduleEntry) -> ScheduleEntry:
+        """Advance an entry; a database entry's run is recorded first, and withheld unless ours."""
         new_entry = super().reserve(entry)
-        if isinstance(new_entry, DatabaseEntry):
-            self._ran[new_entry.name] = new_entry
+        if not isinstance(entry, DatabaseEntry):
+            return new_entry  # type: ignore[no-any-return]
+        log.info("recording run %d of %s", new_entry.total_run_count, entry.name)
+        try:
+            recorded = _run(self._record(entry, new_entry))
+        except Exception:
+            log.exception("could not record a run of %s; it is not sent", entry.name)
+            self._paused_until = time.monotonic() + self.max_interval  # the database may be back by then
+            recorded = False
+        else:
+            if not recorded:
+                log.warning(
+                    "not sending %s: its run was recorded by another beat, or it was disabled or deleted", entry.name
+                )
+        if not recorded:
+            self._withheld = entry
+            self._reload()
+        elif entry.one_off:
+            self.data.pop(entry.name, None)
         return new_entry  # type: ignore[no-any-return]
 
-    def should_sync(self) -> bool:
-        return bool(self._ran) or bool(super().should_sync())
+    def apply_entry(self, entry: ScheduleEntry, producer: Any = None) -> None:
+        if entry is self._withheld:
+            self._withheld = None
+            return
+        super().apply_entry(entry, producer=producer)
 
-    def sync(self) -> None:
-        if not self._ran:
-            return
-        ran, self._ran = self._ran, {}
-        try:
-            _run(self._write_back(list(ran.values())))
-        except Exception:
-            # Keep them for the next sync: the database may be back by then.
-            self._ran = {**ran, **self._ran}
-            log.exception("could not record %d schedule runs", len(ran))
-            return
-        for entry in ran.values():
-            if entry.one_off:
-                self.data.pop(entry.name, None)
+    def apply_async(self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        if isinstance(entry, DatabaseEntry):
+            # Its run number is the count recorded for it: one past the entry's (advanced or not).
+            headers = {**entry.options.get("headers", {}), RUN_HEADER: entry.total_run_count + 1}
+            entry = entry.__class__(**dict(entry, options={**entry.options, "headers": headers}))
+        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
 
     def _refresh(self) -> None:
         self._loaded_at = time.monotonic()
-        self.sync()
         try:
             rows = _run(self._read())
         except Exception:
             log.exception("could not read the schedules; keeping the ones loaded before")
             return
-        entries: dict[str, ScheduleEntry] = dict(self._static)
+        # The app's own entries as they stand now: each carries its last run, and a reload
+        # must not put back the entry as first loaded (it would be due again at every reload).
+        current: dict[str, ScheduleEntry] = getattr(self, "data", None) or {}
+        entries: dict[str, ScheduleEntry] = {name: current.get(name, entry) for name, entry in self._static.items()}
         for row in rows:
             name = entry_name(row)
             if name in self._static:
                 log.error("skipping schedule %s: the app's own schedule has that name", name)
                 continue
             try:
-                entries[name] = self._entry(row, self.data.get(name))
+                entries[name] = self._entry(row)
             except ValueError:
                 log.error("skipping schedule %s: its timing is invalid", name)
         self.data: dict[str, ScheduleEntry] = entries
@@ -218,13 +281,8 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             log.info("schedules from the database: %s", ", ".join(sorted(names)) or "none")
             self._loaded_names = names
 
-    def _entry(self, row: PeriodicTask, loaded: ScheduleEntry | None) -> "DatabaseEntry":
-        last_run_at = _aware(row.last_run_at or row.created_at)
-        count = row.total_run_count
-        if isinstance(loaded, DatabaseEntry) and loaded.row_id == row.id:
-            # A run not yet written back is newer than the row.
-            last_run_at = max(last_run_at, _aware(loaded.last_run_at))
-            count = max(count, loaded.total_run_count)
+    def _entry(self, row: PeriodicTask) -> "DatabaseEntry":
+        # The row is the truth: every run is recorded there before it is sent.
         headers = {"multidb_schedule": row.name}
         if row.owner_id is not None:
             headers[SCHEDULE_OWNER_HEADER] = str(row.owner_id)
@@ -235,30 +293,47 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             args=tuple(row.args),
             kwargs=dict(row.kwargs),
             options={"headers": headers},
-            last_run_at=last_run_at,
-            total_run_count=count,
+            last_run_at=_aware(row.last_run_at or row.created_at),
+            total_run_count=row.total_run_count,
             app=self.app,
             row_id=row.id,
             one_off=row.one_off,
         )
 
     async def _read(self) -> list[PeriodicTask]:
-        async with AsyncSession(get_engine()) as session:
-            query = select(PeriodicTask).where(col(PeriodicTask.enabled)).order_by(col(PeriodicTask.name))
+        """Enabled schedules of the app's own and of active users: a disabled user's schedules
+        rest (and the worker refuses any run whose owner lost the task's code)."""
+        owner_active = or_(col(PeriodicTask.owner_id).is_(None), col(User.status))
+        query = (
+            select(PeriodicTask)
+            .outerjoin(User, col(User.id) == col(PeriodicTask.owner_id))
+            .where(col(PeriodicTask.enabled), owner_active)
+            .order_by(col(PeriodicTask.name))
+        )
+        async with session_scope() as session:
             return list((await session.exec(query)).all())
 
-    async def _write_back(self, entries: list[DatabaseEntry]) -> None:
-        async with AsyncSession(get_engine()) as session:
-            for entry in entries:
-                row = await session.get(PeriodicTask, entry.row_id)
-                if row is None:  # deleted since it was loaded
-                    continue
-                row.last_run_at = _aware(entry.last_run_at)
-                row.total_run_count = max(row.total_run_count, entry.total_run_count)
-                if entry.one_off:
-                    row.enabled = False
-                session.add(row)
-            await session.commit()
+    async def _record(self, entry: DatabaseEntry, ran: ScheduleEntry) -> bool:
+        """Write a run unless another beat wrote it first (or the row was disabled or deleted).
+
+        The run count is the version: the update lands only on the row as this beat last
+        read it, so of two beats that both hold a run as due, one records it and sends it.
+        """
+        values: dict[str, Any] = {"last_run_at": _aware(ran.last_run_at), "total_run_count": ran.total_run_count}
+        if entry.one_off:
+            values["enabled"] = False
+        statement = (
+            update(PeriodicTask)
+            .where(
+                col(PeriodicTask.id) == entry.row_id,
+                col(PeriodicTask.total_run_count) == entry.total_run_count,
+                col(PeriodicTask.enabled),
+            )
+            .values(**values)
+        )
+        async with session_scope() as session:
+            result = await session.exec(statement)  # type: ignore[call-overload]
+        return bool(result.rowcount == 1)
 
     def close(self) -> None:
         super().close()

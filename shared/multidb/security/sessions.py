@@ -7,6 +7,7 @@ Keys keep the seed's shapes:
   auth:revoked-family:<family>      every token of a login session (family) revoked
   auth:families:<user_id>           the user's login sessions, to end them all at once
   auth:sessions-epoch:<user_id>     bumped whenever all of a user's sessions end
+  auth:devices-before:<user_id>     when they last ended: device tokens issued earlier are not trusted
 
 Every change that must not interleave with another runs as one Lua script, so no order of
 logout, refresh, password change, reset or disabling leaves a usable token behind: a
@@ -63,6 +64,10 @@ def epoch_key(user_id: str) -> str:
     return f"auth:sessions-epoch:{user_id}"
 
 
+def devices_before_key(user_id: str) -> str:
+    return f"auth:devices-before:{user_id}"
+
+
 # KEYS: new refresh, family pointer, families set, epoch. ARGV: record, ttl, family, jti, epoch seen.
 _OPEN = """
 if (redis.call('GET', KEYS[4]) or '') ~= ARGV[5] then return 0 end
@@ -107,13 +112,14 @@ return 1
 """
 )
 
-# KEYS: families set, epoch. ARGV: family to keep ('' for none), refresh prefix, family prefix,
-# marker prefix, ttl, notice channel, notice.
+# KEYS: families set, epoch, devices-before. ARGV: family to keep ('' for none), refresh prefix,
+# family prefix, marker prefix, ttl, notice channel, notice, now, device token lifetime.
 _REVOKE_USER = (
     _REVOKE_ONE
     + """
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[8], 'EX', ARGV[9])
 local ended = 0
 for _, family in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if family ~= ARGV[1] then
@@ -148,6 +154,13 @@ def _lifetime() -> int:
 
 async def _script(redis: "Redis", source: str, keys: list[str], args: list[Any]) -> Any:
     return await redis.eval(source, len(keys), *keys, *args)  # type: ignore[misc]
+
+
+async def device_trusted(redis: "Redis", device: Claims) -> bool:
+    """Whether a (verified) device token still counts: issued after its user's sessions last
+    ended. A token issued in that very second does not (the clock has whole seconds)."""
+    ended = cast(str | None, await redis.get(devices_before_key(device.sub)))
+    return ended is None or device.iat > int(ended)
 
 
 async def sessions_epoch(redis: "Redis", user_id: str) -> str:
@@ -203,8 +216,13 @@ async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPa
         [claims.jti, new.jti, _record(claims.fam, user_agent), get_settings().refresh_token_ttl],
     )
     if outcome == "spent":
+        from .. import audit
+
         await revoke_family(redis, claims.sub, claims.fam, Reason.REUSE)
         log.warning("refresh token reuse; family revoked", extra={"fields": {"user_id": claims.sub}})
+        await audit.record(
+            "auth.refresh_reuse", outcome=audit.Outcome.FAILURE, user_id=claims.sub, target=("session", claims.fam)
+        )
     if outcome != "ok":
         raise Unauthorized("refresh token is no longer valid", error="refresh_token_invalid")
     return TokenPair(access_token, new_token, access, new)
@@ -233,12 +251,14 @@ async def revoke_user_sessions(redis: "Redis", user_id: str, reason: Reason, kee
     """End every login session of a user (but `keep_family`, the caller's own); returns how many.
 
     Also moves the user's session epoch, so a login whose password was checked before this
-    (the old password, say) cannot open a session after it.
+    (the old password, say) cannot open a session after it; and the device tokens issued
+    so far stop counting as trusted (`device_trusted`): each was proof of the old password.
     """
+    settings = get_settings()
     ended = await _script(
         redis,
         _REVOKE_USER,
-        [families_key(user_id), epoch_key(user_id)],
+        [families_key(user_id), epoch_key(user_id), devices_before_key(user_id)],
         [
             keep_family or "",
             refresh_key(user_id, ""),
@@ -247,6 +267,8 @@ async def revoke_user_sessions(redis: "Redis", user_id: str, reason: Reason, kee
             _lifetime(),
             notices.CHANNEL,
             notices.revoked(user_id, reason, keep=keep_family),
+            int(time.time()),
+            settings.login_device_ttl + settings.jwt_leeway,
         ],
     )
     return int(ended)

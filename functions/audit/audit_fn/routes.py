@@ -1,0 +1,36 @@
+"""/api/v1/audit: the audit log, newest first."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from multidb.api.app import API_PREFIX, DocumentedRoute
+from multidb.api.deps import CurrentPrincipal, PageDep
+from multidb.api.responses import Page, Response
+
+from . import service
+from .schemas import AuditPublic
+
+router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["Audit"], route_class=DocumentedRoute)
+
+Text = Annotated[str | None, Query(max_length=128)]
+
+
+@router.get("")
+async def list_audit(
+    _: CurrentPrincipal,
+    page: PageDep,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+    action: Text = None,
+    target_type: Annotated[str | None, Query(alias="targetType", max_length=64)] = None,
+    target_id: Annotated[str | None, Query(alias="targetId", max_length=128)] = None,
+    outcome: Annotated[Literal["success", "failure"] | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="From this time on (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+) -> Response[Page[AuditPublic]]:
+    """List audit entries a page at a time, newest first, filtered by user, action, target, outcome and time."""
+    records, total = await service.page(
+        page.page, page.page_size, user_id, action, target_type, target_id, outcome, since, until
+    )
+    return Response(data=Page[AuditPublic](page=page.page, page_size=page.page_size, total=total, records=records))

@@ -1,0 +1,1 @@
+"""The queue figures CloudWatch scales and alarms on (a scheduled function, no HTTP route)."""

@@ -1,0 +1,139 @@
+"""Build and push the worker, beat and Socket.IO images for a deployed stack (`make images`).
+
+    python -m infra.docker.images tag
+    python -m infra.docker.images push --stack multidb-dev --region us-east-1 --platform linux/arm64
+
+An image's tag is the hash of everything that goes into it: the Dockerfile, the
+.dockerignore and every file its COPY lines take. The same sources give the same tag, so a
+deploy that changed no container file pushes nothing and rolls no service; a change to any
+of them is a new tag, which the stack's ImageTag parameter turns into new task definitions.
+Tags are immutable in the repositories, so a tag already there is never pushed again.
+
+Needs Docker (with buildx, and QEMU emulation when the stack's CPU is not this machine's)
+and the AWS CLI with credentials. The repositories are the stack's outputs.
+"""
+
+import argparse
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "infra" / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+# Each Dockerfile target and the stack output naming its repository.
+TARGETS = {"worker": "WorkerRepositoryUri", "beat": "BeatRepositoryUri", "realtime": "RealtimeRepositoryUri"}
+
+
+def copied_sources(dockerfile: Path = DOCKERFILE) -> list[Path]:
+    """Every file the Dockerfile's COPY instructions take from the build context."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    sources = [line.split()[1] for line in text.splitlines() if line.strip().startswith("COPY ")]
+    files: set[Path] = set()
+    for source in sources:
+        path = ROOT / source
+        if path.is_dir():
+            files |= {p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+        else:
+            files.add(path)
+    return sorted(files)
+
+
+def tag() -> str:
+    """The hash of the images' inputs: the Dockerfile, .dockerignore and the files copied."""
+    digest = hashlib.sha256()
+    for path in [DOCKERFILE, DOCKERIGNORE, *copied_sources()]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, cwd=ROOT, check=False)  # noqa: S603
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
+
+
+def stack_outputs(stack: str, region: str) -> dict[str, str]:
+    query = "Stacks[0].Outputs[].[OutputKey,OutputValue]"
+    result = _run(
+        "aws",
+        "cloudformation",
+        "describe-stacks",
+        "--region",
+        region,
+        "--stack-name",
+        stack,
+        "--query",
+        query,
+        "--output",
+        "text",
+    )
+    if result.returncode != 0:
+        return {}
+    return dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
+
+
+def push(stack: str, region: str, platform: str) -> int:
+    if shutil.which("docker") is None or _run("docker", "info").returncode != 0:
+        return _fail("make deploy needs Docker to build the worker, beat and Socket.IO images: install and start it.")
+    outputs = stack_outputs(stack, region)
+    missing = [output for output in TARGETS.values() if not outputs.get(output)]
+    if missing:
+        return _fail(f"{stack} has no image repositories yet ({', '.join(missing)}): deploy it once first.")
+    image_tag = tag()
+    registry = outputs[TARGETS["worker"]].split("/", 1)[0]
+    password = _run("aws", "ecr", "get-login-password", "--region", region)
+    login = _run("docker", "login", "--username", "AWS", "--password-stdin", registry, stdin=password.stdout)
+    if password.returncode != 0 or login.returncode != 0:
+        return _fail(f"could not log in to {registry}: {password.stderr or login.stderr}")
+    for target, output in TARGETS.items():
+        repository = outputs[output]
+        name = repository.split("/", 1)[1]
+        known = _run(
+            "aws",
+            "ecr",
+            "describe-images",
+            "--region",
+            region,
+            "--repository-name",
+            name,
+            "--image-ids",
+            f"imageTag={image_tag}",
+        )
+        if known.returncode == 0:
+            print(f"{target}: {repository}:{image_tag} is there already")
+            continue
+        print(f"{target}: building and pushing {repository}:{image_tag} for {platform}", flush=True)
+        # The build's own output goes to the terminal.
+        command = ["docker", "buildx", "build", "--platform", platform, "--target", target, "--file", str(DOCKERFILE)]
+        command += ["--tag", f"{repository}:{image_tag}", "--push", "."]
+        build = subprocess.run(command, cwd=ROOT, check=False)  # noqa: S603
+        if build.returncode != 0:
+            return _fail(f"building the {target} image failed")
+    print(image_tag)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("tag", help="print the images' tag (the hash of their inputs)")
+    pushing = commands.add_parser("push", help="build and push the images the stack's repositories lack")
+    pushing.add_argument("--stack", required=True)
+    pushing.add_argument("--region", required=True)
+    pushing.add_argument("--platform", default="linux/arm64", choices=["linux/arm64", "linux/amd64"])
+    args = parser.parse_args(argv)
+    if args.command == "tag":
+        print(tag())
+        return 0
+    return push(args.stack, args.region, args.platform)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Data access for MongoDB documents: the seed's Beanie CRUD base, typed by document class,
+with bounded pages, filters that cannot carry operators, and an atomic counter.
+
+    files = DocumentRepository(StoredFile)
+    page, total = await files.paginate(1, 20, where(equals("owner_id", uid), contains("name", keyword)))
+
+Filters are built from helpers, never from a client's dict: a value is a literal (a string,
+number, boolean, time or id — a dict or list is refused), and a keyword is matched as the
+characters it is, so `.*` or `{"$ne": null}` finds only documents holding exactly that text.
+Only this module (and the document classes) talks to Beanie.
+"""
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .repository import MAX_PAGE_SIZE
+
+if TYPE_CHECKING:
+    from beanie import Document
+
+type Filter = dict[str, Any]
+_LITERALS = (str, int, float, bool, datetime, type(None))
+
+
+def _literal(value: Any) -> Any:
+    from bson import ObjectId
+
+    if isinstance(value, (*_LITERALS, ObjectId)):
+        return value
+    raise TypeError(f"a filter value must be a literal, not {type(value).__name__}")
+
+
+def _field(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+        raise ValueError(f"not a field name: {name!r}")
+    return name
+
+
+def equals(field: str, value: Any) -> Filter:
+    return {_field(field): _literal(value)}
+
+
+def one_of(field: str, values: Iterable[Any]) -> Filter:
+    return {_field(field): {"$in": [_literal(v) for v in values]}}
+
+
+def contains(field: str, keyword: str) -> Filter:
+    """Case-insensitive, the keyword's characters as they are (no pattern, no operator)."""
+    if not isinstance(keyword, str):
+        raise TypeError("a keyword is a string")
+    return {_field(field): {"$regex": re.escape(keyword), "$options": "i"}}
+
+
+def between(field: str, start: datetime | None = None, end: datetime | None = None) -> Filter:
+    bounds = {op: _literal(v) for op, v in (("$gte", start), ("$lt", end)) if v is not None}
+    return {_field(field): bounds} if bounds else {}
+
+
+def where(*conditions: Filter | None) -> Filter:
+    """All of these conditions (None and empty ones are left out)."""
+    parts = [c for c in conditions if c]
+    return {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
+
+
+class DocumentRepository[D: "Document"]:
+    """get, get by ids, get all, count, paginate, create, create all, update, update by id,
+    update all, delete, delete all — for one document class. The class must be bound to the
+    database first (`multidb.mongo.init_documents`)."""
+
+    def __init__(self, model: type[D]) -> None:
+        self.model = model
+
+    async def get(self, id_: Any) -> D | None:
+        return await self.model.get(id_)
+
+    async def get_by_ids(self, ids: Iterable[Any]) -> list[D]:
+        wanted = list(dict.fromkeys(ids))
+        return await self.get_all(one_of("_id", wanted)) if wanted else []
+
+    async def get_all(self, filter_: Filter | None = None, sort: Sequence[str] = ()) -> list[D]:
+        return await self.model.find(filter_ or {}).sort(*sort).to_list()
+
+    async def count(self, filter_: Filter | None = None) -> int:
+        return int(await self.model.find(filter_ or {}).count())
+
+    async def paginate(
+        self, page: int, page_size: int, filter_: Filter | None = None, sort: Sequence[str] = ("-_id",)
+    ) -> tuple[list[D], int]:
+        """One page (1-based) and the total; the size is capped at MAX_PAGE_SIZE, and the id
+        breaks ties, so pages never overlap."""
+        size = max(1, min(page_size, MAX_PAGE_SIZE))
+        order = list(sort) if any(s.lstrip("+-") == "_id" for s in sort) else [*sort, "-_id"]
+        query = self.model.find(filter_ or {})
+        total = int(await query.count())
+        records = (
+            await self.model.find(filter_ or {}).sort(*order).skip((max(page, 1) - 1) * size).limit(size).to_list()
+        )
+        return records, total
+
+    async def create(self, document: D) -> D:
+        await document.insert()
+        return document
+
+    async def create_all(self, documents: Sequence[D]) -> list[D]:
+        """Insert them in one round trip; each gets its id here (insert_many would not set it)."""
+        from beanie import PydanticObjectId
+
+        for document in documents:
+            if document.id is None:
+                document.id = PydanticObjectId()
+        if documents:
+            await self.model.insert_many(list(documents))
+        return list(documents)
+
+    async def update(self, document: D, values: dict[str, Any]) -> D:
+        for name, value in values.items():
+            setattr(document, name, value)
+        await document.save()
+        return document
+
+    async def update_by_id(self, id_: Any, values: dict[str, Any]) -> D | None:
+        document = await self.get(id_)
+        return None if document is None else await self.update(document, values)
+
+    async def update_all(self, filter_: Filter, values: dict[str, Any]) -> int:
+        result = await self.model.find(filter_).update_many({"$set": {_field(k): v for k, v in values.items()}})
+        return int(getattr(result, "modified_count", 0) or 0)
+
+    async def delete(self, document: D) -> None:
+        await document.delete()
+
+    async def delete_all(self, filter_: Filter) -> int:
+        result = await self.model.find(filter_).delete_many()
+        return int(getattr(result, "deleted_count", 0) or 0)
+
+
+COUNTERS = "counters"  # the `Counter` documents' collection
+
+
+async def next_value(name: str, scope: str = "global") -> int:
+    """The next number of a named sequence: one atomic find_one_and_update (upsert, $inc), so
+    concurrent callers each get their own, consecutive values. Plain PyMongo: a caller that
+    only counts (the audit log's writers) loads no Beanie."""
+    from pymongo import ReturnDocument
+
+    from .mongo import database
+
+    found = await database()[COUNTERS].find_one_and_update(
+        {"_id": f"{name}:{scope}"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    assert found is not None  # upsert with ReturnDocument.AFTER always returns the document
+    return int(found["value"])

@@ -1,0 +1,103 @@
+"""The runs users start through the API: who started what, when it was queued, started and
+finished, and how it ended — what `GET /api/v1/tasks/runs` lists. The tasks function writes
+a run when it queues it; the worker writes its start and end.
+
+    tasks:run:<task_id>        hash: owner, task, queued_at, started_at, finished_at, state
+    tasks:runs                 everyone's runs, by the time they were queued (a sorted set)
+    tasks:runs:user:<user_id>  one user's
+    tasks:runs:task:<name>     one task's
+
+Everything lives as long as the run's result (TASK_RESULT_TTL, plus its countdown). Only
+this module knows these keys; it imports nothing of Celery.
+"""
+
+import time
+from typing import TYPE_CHECKING, cast
+
+from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+ALL = "tasks:runs"
+SCAN = 500  # members read at a time when a filter has to look at each run
+
+
+def run_key(task_id: str) -> str:
+    return f"tasks:run:{task_id}"
+
+
+def user_key(user_id: str) -> str:
+    return f"tasks:runs:user:{user_id}"
+
+
+def task_key(task: str) -> str:
+    return f"tasks:runs:task:{task}"
+
+
+async def queued(redis: "Redis", task_id: str, owner: str, task: str, countdown: int = 0) -> None:
+    now = time.time()
+    ttl = get_settings().task_result_ttl + countdown
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(run_key(task_id), mapping={"owner": owner, "task": task, "queued_at": now, "state": "PENDING"})
+        pipe.expire(run_key(task_id), ttl)
+        for index in (ALL, user_key(owner), task_key(task)):
+            pipe.zremrangebyscore(index, "-inf", now - ttl)  # runs whose records have gone
+            pipe.zadd(index, {task_id: now})
+            pipe.expire(index, ttl)
+        await pipe.execute()
+
+
+async def forget(redis: "Redis", task_id: str, owner: str, task: str) -> None:
+    """Take back a run that never reached the queue."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(run_key(task_id))
+        for index in (ALL, user_key(owner), task_key(task)):
+            pipe.zrem(index, task_id)
+        await pipe.execute()
+
+
+async def _mark(redis: "Redis", task_id: str, fields: dict[str, str | float]) -> None:
+    if await redis.exists(run_key(task_id)):  # only runs the API started have a record
+        await redis.hset(run_key(task_id), mapping=fields)  # type: ignore[misc,arg-type]
+
+
+async def started(redis: "Redis", task_id: str) -> None:
+    await _mark(redis, task_id, {"started_at": time.time(), "state": "STARTED"})
+
+
+async def finished(redis: "Redis", task_id: str, state: str) -> None:
+    await _mark(redis, task_id, {"finished_at": time.time(), "state": state})
+
+
+async def get(redis: "Redis", task_id: str) -> dict[str, str] | None:
+    found = cast(dict[str, str], await redis.hgetall(run_key(task_id)))  # type: ignore[misc]
+    return found or None
+
+
+async def page(
+    redis: "Redis", number: int, size: int, *, user: str | None = None, task: str | None = None
+) -> tuple[list[tuple[str, dict[str, str]]], int]:
+    """One page of runs, newest first, and how many there are: from the narrowest index, the
+    other filter (when both are given) checked run by run."""
+    index = user_key(user) if user else task_key(task) if task else ALL
+    check_task = task if user and task else None
+    start = (number - 1) * size
+    if check_task is None:
+        ids = cast(list[str], await redis.zrevrange(index, start, start + size - 1))
+        total = int(await redis.zcard(index))
+        return await _records(redis, ids), total
+    matching: list[tuple[str, dict[str, str]]] = []
+    offset = 0
+    while chunk := cast(list[str], await redis.zrevrange(index, offset, offset + SCAN - 1)):
+        matching += [(tid, run) for tid, run in await _records(redis, chunk) if run.get("task") == check_task]
+        offset += SCAN
+    return matching[start : start + size], len(matching)
+
+
+async def _records(redis: "Redis", ids: list[str]) -> list[tuple[str, dict[str, str]]]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for task_id in ids:
+            pipe.hgetall(run_key(task_id))
+        found = await pipe.execute()
+    return [(task_id, run) for task_id, run in zip(ids, found, strict=True) if run]
