@@ -22,7 +22,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-REQUIREMENTS := shared/requirements.txt functions/tasks/requirements.txt infra/requirements.txt
+REQUIREMENTS := shared/requirements.txt functions/tasks/requirements.txt infra/services/requirements.txt
 
 $(VENV)/.installed: pyproject.toml $(REQUIREMENTS)
 	@test -n "$(PY312)" || { echo "Python 3.12 is required (python3.12 on PATH or under pyenv)"; exit 1; }
@@ -51,10 +51,10 @@ chromium:
 install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), .venv-checkov, Chromium
 
 dev: $(VENV)/.installed ## run everything locally: gateway on :3000, embedded datastores (Ctrl-C stops)
-	python -m infra.dev
+	python -m infra.local.dev
 
 invoke: $(VENV)/.installed ## invoke one function: make invoke FN=AuthFunction EVENT=events/auth/get_public_key.json
-	python -m infra.local_gateway invoke $(FN) --event $(EVENT)
+	python -m infra.local.gateway invoke $(FN) --event $(EVENT)
 
 test: install lint typecheck pytest ## everything CI runs: lint, types, the whole test suite
 
@@ -79,10 +79,10 @@ pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests a
 		--deselect $(FAILOVER_TEST) $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
-	python -m infra.catalogue
+	python -m infra.deploy.catalogue
 
 initdb: $(VENV)/.installed ## migrate, sync the route catalogue, create the admin user
-	python -m infra.initdb
+	python -m infra.deploy.initdb
 
 validate: $(SAM_VENV)/.installed ## cfn-lint (every rule, informational too) and sam validate --lint on the root and nested templates
 	$(SAM_VENV)/bin/cfn-lint --include-checks I --non-zero-exit-code informational -- $(TEMPLATES)
@@ -99,8 +99,8 @@ checkov: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ##
 # ARCH: the functions' and the layer's CPU; the deploy function's Makefile reads ARCHITECTURE.
 STAGE ?= dev
 ARCH ?= arm64
-TEMPLATES := template.yaml infra/stacks/network.yaml infra/stacks/data.yaml infra/stacks/services.yaml \
-	infra/stacks/monitoring.yaml
+TEMPLATES := template.yaml infra/deploy/stacks/network.yaml infra/deploy/stacks/data.yaml infra/deploy/stacks/services.yaml \
+	infra/deploy/stacks/monitoring.yaml
 # More parameters for one deploy, e.g. PARAMETERS="NatGateway=true MongoUrl=mongodb+srv://…"
 PARAMETERS ?=
 # Targets that must run before sam deploy: the container images (DEPLOY_PREREQUISITES= skips
@@ -113,9 +113,9 @@ STACK_OUTPUT = aws cloudformation describe-stacks --region $(REGION) --stack-nam
 	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue"
 PLATFORM_arm64 := linux/arm64
 PLATFORM_x86_64 := linux/amd64
-# The images' tag: the hash of what goes into them (infra/docker/images.py); without the
+# The images' tag: the hash of what goes into them (infra/deploy/images.py); without the
 # images step, the tag the stack runs now.
-IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.docker.images tag),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
+IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.deploy.images tag),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
 
 build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (functions, shared layer, deploy function) for ARCH (arm64 by default) into .aws-sam/build
 	ARCHITECTURE=$(ARCH) $(SAM_VENV)/bin/sam build --parameter-overrides Architecture=$(ARCH)
@@ -134,7 +134,7 @@ images: aws-check docker-check build ## build and push the worker, beat and Sock
 	@$(call STACK_OUTPUT,WorkerRepositoryUri) 2>/dev/null | grep -v '^None$$' | grep -q . || { \
 		echo "First deploy of $(STACK): creating it, with its image repositories, before the images can be pushed"; \
 		$(MAKE) --no-print-directory sam-deploy IMAGE_TAG= ; }
-	python -m infra.docker.images push --stack $(STACK) --region $(REGION) --platform $(PLATFORM_$(ARCH))
+	python -m infra.deploy.images push --stack $(STACK) --region $(REGION) --platform $(PLATFORM_$(ARCH))
 
 sam-deploy:
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE) --template-file .aws-sam/build/template.yaml --no-progressbar \
@@ -167,7 +167,7 @@ destroy: destroy-confirmed aws-check ## delete a stage's stack (staging/prod als
 # The Socket.IO tasks read the public keys when they start (ECS injects them): they restart
 # to learn the new one. The functions re-read the parameter when a token names a new kid.
 rotate-keys: aws-check ## rotate a stage's JWT signing key (the previous one keeps verifying until its tokens expire)
-	AWS_DEFAULT_REGION=$(REGION) python -m infra.keys rotate --secret $(STACK)/jwt-key --parameter /$(STACK)/jwt-public-keys
+	AWS_DEFAULT_REGION=$(REGION) python -m infra.deploy.keys rotate --secret $(STACK)/jwt-key --parameter /$(STACK)/jwt-public-keys
 	aws ecs update-service --region $(REGION) --cluster "$$($(call STACK_OUTPUT,ClusterName))" \
 		--service "$$($(call STACK_OUTPUT,RealtimeServiceName))" --force-new-deployment --query service.serviceName --output text
 

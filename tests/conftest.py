@@ -1,7 +1,7 @@
 """Test configuration: real PostgreSQL and Redis when reachable (always on CI), embedded otherwise.
 
 Embedded means what `make dev` runs: SQLite, and the Redis-compatible server of
-infra/embedded_redis.py over TCP (the Celery worker, beat and the Socket.IO server are
+infra/local/embedded_redis.py over TCP (the Celery worker, beat and the Socket.IO server are
 separate processes, so an in-process stand-in would not do).
 
 The environment is set here, before anything imports `multidb`, exactly as a Lambda
@@ -160,7 +160,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _start_embedded_redis() -> None:
     global _embedded_redis
     _embedded_redis = subprocess.Popen(
-        [sys.executable, "-m", "infra.embedded_redis", "--port", str(REDIS_SERVER_PORT)],
+        [sys.executable, "-m", "infra.local.embedded_redis", "--port", str(REDIS_SERVER_PORT)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
@@ -187,7 +187,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def database() -> None:
     """Migrate the test database with Alembic and run the initdb seed, as a deploy does."""
-    from infra import initdb
+    from infra.deploy import initdb
     from multidb import runtime
 
     initdb.migrate()
@@ -204,7 +204,7 @@ def clean_state(database: None) -> None:
 
 @pytest.fixture(scope="session")
 def gateway() -> "LocalGateway":
-    from infra.local_gateway.invoke import LocalGateway
+    from infra.local.gateway.invoke import LocalGateway
 
     return LocalGateway()
 
@@ -219,15 +219,15 @@ def api(gateway: "LocalGateway", files_backends: None) -> "Api":
 
 
 if TYPE_CHECKING:
-    from infra.local_gateway.invoke import LocalGateway
+    from infra.local.gateway.invoke import LocalGateway
     from tests.helpers import Api
 
 
 @pytest.fixture(scope="session")
 def caching_gateway() -> "LocalGateway":
     """The gateway with API Gateway's authorizer cache on (AuthorizerCacheTtl=300)."""
-    from infra.local_gateway.invoke import LocalGateway
-    from infra.local_gateway.template import load
+    from infra.deploy.template import load
+    from infra.local.gateway.invoke import LocalGateway
 
     return LocalGateway(load(overrides=(("AuthorizerCacheTtl", "300"),)))
 

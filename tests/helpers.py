@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infra.local_gateway.invoke import GatewayResponse, LocalGateway
+from infra.local.gateway.invoke import GatewayResponse, LocalGateway
 from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import PeriodicTask, Role, User, UserRole

@@ -112,5 +112,5 @@ def start_beat(schedule_dir: Path) -> Process:
 
 
 def start_realtime(port: int, origins: str) -> Process:
-    command = [sys.executable, "-m", "infra.realtime", "--port", str(port)]
+    command = [sys.executable, "-m", "infra.services.realtime", "--port", str(port)]
     return Process("realtime", command, {"REALTIME_CORS_ORIGINS": origins, "LOG_LEVEL": "INFO"})

@@ -95,4 +95,4 @@ class AuditEntry(Document):
 
 
 DOCUMENTS: tuple[type[Document], ...] = (StoredFile, Counter, AuditEntry)
-"""Every document model: `python -m infra.initdb --mongo-indexes` builds their indexes."""
+"""Every document model: `python -m infra.deploy.initdb --mongo-indexes` builds their indexes."""

@@ -40,7 +40,7 @@ async def repository() -> AsyncIterator[DocumentRepository["StoredFile"]]:
     from .documents import StoredFile
 
     try:
-        # Index builds are a deploy step (infra.initdb --mongo-indexes); `make dev` builds them here.
+        # Index builds are a deploy step (infra.deploy.initdb --mongo-indexes); `make dev` builds them here.
         await init_documents(StoredFile, build_indexes=get_settings().app_env is Environment.LOCAL)
         yield DocumentRepository(StoredFile)
     except ConnectionFailure as exc:

@@ -55,7 +55,7 @@ def database() -> "AsyncDatabase[dict[str, Any]]":
 async def init_documents(*models: type[Any], build_indexes: bool = False) -> None:
     """Bind Beanie document models to the database, once per container and client.
 
-    Index builds are a deploy step (`python -m infra.initdb --mongo-indexes`), not a cold
+    Index builds are a deploy step (`python -m infra.deploy.initdb --mongo-indexes`), not a cold
     start's work; `build_indexes=True` is for that step, `make dev` and tests.
     """
     client = get_mongo()

@@ -1,5 +1,5 @@
 """Emit Socket.IO events from anywhere: functions and Celery tasks publish them on Redis,
-and the Socket.IO server (infra/realtime) delivers them to the connected clients.
+and the Socket.IO server (infra/services/realtime) delivers them to the connected clients.
 
 Rooms: every connection joins `user:<id>` of its user, and admins also join `admins`.
 """

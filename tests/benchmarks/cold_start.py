@@ -39,8 +39,8 @@ def cold(statement: str) -> tuple[float, float]:
 def warm() -> dict[str, float]:
     sys.path[:0] = PATHS
     from authorizer_fn.handler import handler as authorizer
-    from infra.initdb import migrate, seed
-    from infra.local_gateway.invoke import LocalGateway
+    from infra.deploy.initdb import migrate, seed
+    from infra.local.gateway.invoke import LocalGateway
     from multidb import runtime
     from multidb.redis import get_redis
     from multidb.security.login_crypto import encrypt_password
@@ -81,7 +81,7 @@ def warm() -> dict[str, float]:
 
 
 def _event(gateway: object, method: str, path: str, headers: dict[str, str]) -> dict[str, object]:
-    from infra.local_gateway.events import http_event
+    from infra.local.gateway.events import http_event
 
     return http_event(f"{method} {path}", method, path, headers=headers)
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from infra.local_gateway.template import load
+from infra.deploy.template import load
 from multidb.security.login_crypto import encrypt_password
 from tests.helpers import ROOT
 

@@ -1,4 +1,4 @@
-"""What infra/docker/Dockerfile says each image is, read the way Docker reads it: its stages,
+"""What infra/services/Dockerfile says each image is, read the way Docker reads it: its stages,
 each target's files (COPY), requirement files (COPY to /tmp/requirements, then pip), ENV
 and CMD. The container tests build the images from this without Docker; the stack tests
 compare the task definitions with it."""
@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "infra" / "docker" / "Dockerfile"
+DOCKERFILE = ROOT / "infra" / "services" / "Dockerfile"
 TARGETS = ("worker", "beat", "realtime")
 
 

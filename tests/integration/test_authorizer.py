@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authorizer_fn.handler import handler
-from infra.local_gateway.invoke import LambdaContext, LocalGateway
-from infra.local_gateway.template import load
+from infra.deploy.template import load
+from infra.local.gateway.invoke import LambdaContext, LocalGateway
 from multidb.security.keys import public_pem, signing_key
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, invalidate_cache, load_event, reset_clients, set_user

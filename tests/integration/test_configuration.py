@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.local_gateway.invoke import GatewayResponse, LambdaContext
+from infra.local.gateway.invoke import GatewayResponse, LambdaContext
 from multidb import secrets
 from multidb.secrets import ConfigurationUnavailable
 from multidb.settings import get_settings

@@ -92,10 +92,14 @@ def test_only_the_worker_image_carries_the_aws_sdk() -> None:
 
 def test_the_image_tag_is_the_hash_of_what_the_images_are_made_of() -> None:
     """`make images` tags by content: the same sources, the same tag (no push, no rollout)."""
-    from infra.docker import images
+    from infra.deploy import images
 
     sources = {str(path.relative_to(ROOT)) for path in images.copied_sources()}
-    assert {"shared/multidb/settings.py", "infra/realtime/server.py", "infra/docker/worker-requirements.txt"} <= sources
+    assert {
+        "shared/multidb/settings.py",
+        "infra/services/realtime/server.py",
+        "infra/services/worker-requirements.txt",
+    } <= sources
     assert not any(source.startswith(("tests/", "functions/")) or "__pycache__" in source for source in sources)
     assert re.fullmatch(r"[0-9a-f]{16}", images.tag())
     assert images.tag() == images.tag()

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infra import initdb
+from infra.deploy import initdb
 from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import InterfaceRoute, User

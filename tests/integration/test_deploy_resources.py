@@ -25,7 +25,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.local_gateway.template import load
+from infra.deploy.template import load
 from tests.conftest import MONGO_PORT, REDIS_URL
 from tests.helpers import ROOT
 
@@ -247,8 +247,8 @@ def test_keys_create_twice_changes_nothing(cloudformation: CloudFormation, aws: 
 
 
 def test_an_existing_key_is_never_overwritten(cloudformation: CloudFormation, aws: tuple[Any, Any]) -> None:
-    """A rotated key (infra/keys.py rotate) survives every later deploy, and so does its published history."""
-    from infra import keys
+    """A rotated key (infra/deploy/keys.py rotate) survives every later deploy, and so does its published history."""
+    from infra.deploy import keys
 
     secrets, ssm = aws
     assert send(cloudformation, keys_event(cloudformation, "Create")).status == "SUCCESS"
@@ -470,7 +470,7 @@ def test_migrations_create_builds_everything_and_repeats_change_nothing(
     assert answer.body["PhysicalResourceId"] == "multidb-datastores"
     assert answer.body["Data"] == {"Migrated": "true"}
     built = state(database)
-    head = ScriptDirectory.from_config(Config(str(ROOT / "infra" / "alembic.ini"))).get_current_head()
+    head = ScriptDirectory.from_config(Config(str(ROOT / "infra" / "deploy" / "alembic.ini"))).get_current_head()
     assert built["revision"] == [head]
     [(username, password_hash, is_admin)] = built["admins"]
     assert (username, is_admin) == ("admin", True)
@@ -533,7 +533,12 @@ def test_a_failing_migration_fails_the_deploy_with_its_reason(
 
 def test_the_artifact_sources_are_where_the_makefile_copies_them_from() -> None:
     makefile = (DEPLOY / "Makefile").read_text()
-    for source in ("infra/initdb.py", "infra/keys.py", "infra/alembic.ini", "infra/migrations"):
+    for source in (
+        "infra/deploy/initdb.py",
+        "infra/deploy/keys.py",
+        "infra/deploy/alembic.ini",
+        "infra/deploy/migrations",
+    ):
         assert (ROOT / source).exists(), source
         assert f"$(ROOT)/{source}" in makefile, source
     assert Path(DEPLOY / "deploy_fn" / "handler.py").exists()

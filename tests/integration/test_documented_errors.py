@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.local_gateway.docs import merged_openapi
-from infra.local_gateway.template import load
+from infra.deploy.template import load
+from infra.local.gateway.docs import merged_openapi
 from multidb.rbac import task_code
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local_gateway.invoke import GatewayResponse
-from infra.local_gateway.template import load
+from infra.deploy.template import load
+from infra.local.gateway.invoke import GatewayResponse
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import EVENTS, Api, load_event
 

@@ -43,7 +43,7 @@ def unavailable(response: Any) -> None:
 
 def direct(api: Api, name: str, token: str) -> Any:
     """The function's own answer, without the gateway in front (as `make invoke` calls it)."""
-    from infra.local_gateway.invoke import GatewayResponse
+    from infra.local.gateway.invoke import GatewayResponse
 
     event = load_event(name)
     event["headers"]["authorization"] = f"Bearer {token}"

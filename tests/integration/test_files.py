@@ -246,7 +246,7 @@ def test_an_unreachable_mongodb_or_s3_answers_503(api: Api, outage: pytest.Monke
 
 
 def test_the_deploy_step_builds_the_files_indexes() -> None:
-    from infra import initdb
+    from infra.deploy import initdb
 
     collection = mongo.get_mongo()[os.environ["MONGO_DATABASE"]]["files"]
     runtime.run(collection.drop())

@@ -14,9 +14,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings, strategies
 from schemathesis import GenerationMode, checks
 
-from infra.local_gateway.invoke import LocalGateway
-from infra.local_gateway.server import GatewayServer
-from infra.local_gateway.template import load
+from infra.deploy.template import load
+from infra.local.gateway.invoke import LocalGateway
+from infra.local.gateway.server import GatewayServer
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import UA, Api
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
-from infra.local_gateway.invoke import LocalGateway
-from infra.local_gateway.server import GatewayServer
-from infra.local_gateway.template import load, parse
+from infra.deploy.template import load, parse
+from infra.local.gateway.invoke import LocalGateway
+from infra.local.gateway.server import GatewayServer
 from tests.helpers import ROOT
 
 ECHO = """
@@ -146,7 +146,7 @@ def test_over_tcp_the_source_ip_is_the_peer_not_a_forwarded_for_header() -> None
 
     import uvicorn
 
-    from infra.local_gateway.server import server_config
+    from infra.local.gateway.server import server_config
     from tests.processes import free_port, listening, wait_for
 
     port = free_port()

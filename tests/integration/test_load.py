@@ -65,7 +65,7 @@ def test_fifty_clients_for_thirty_seconds_no_5xx_no_lost_or_doubled_writes() -> 
     for n in range(CLIENTS):
         create_user(f"load{n}", f"load-password-{n}", codes=CODES)
     port = free_port()
-    gateway = Process("gateway", [sys.executable, "-m", "infra.local_gateway", "serve", "--port", str(port)])
+    gateway = Process("gateway", [sys.executable, "-m", "infra.local.gateway", "serve", "--port", str(port)])
     try:
         wait_for(lambda: listening(port) or not gateway.alive(), timeout=60, what="the gateway")
         assert gateway.alive(), gateway.log()

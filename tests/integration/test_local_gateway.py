@@ -5,9 +5,9 @@ import os
 import subprocess
 import sys
 
-from infra.dev import plan
-from infra.local_gateway.invoke import LocalGateway
-from infra.local_gateway.template import parse
+from infra.deploy.template import parse
+from infra.local.dev import plan
+from infra.local.gateway.invoke import LocalGateway
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api
 
@@ -81,7 +81,7 @@ def test_local_invoke_prints_the_function_response() -> None:
         [
             sys.executable,
             "-m",
-            "infra.local_gateway",
+            "infra.local.gateway",
             "invoke",
             "AuthFunction",
             "--event",

@@ -91,12 +91,19 @@ def test_every_native_library_is_built_for_the_functions_cpu(architecture: str, 
 
 def test_the_built_deploy_function_carries_alembic_and_infra_under_their_import_paths(built: Path) -> None:
     deploy = built / "DeployFunction"
-    for path in ("deploy_fn/handler.py", "infra/initdb.py", "infra/keys.py", "infra/alembic.ini", "alembic", "mako"):
+    for path in (
+        "deploy_fn/handler.py",
+        "infra/deploy/initdb.py",
+        "infra/deploy/keys.py",
+        "infra/deploy/alembic.ini",
+        "alembic",
+        "mako",
+    ):
         assert (deploy / path).exists(), path
-    assert sorted(p.name for p in (deploy / "infra" / "migrations" / "versions").glob("*.py")) == sorted(
-        p.name for p in (ROOT / "infra" / "migrations" / "versions").glob("*.py")
+    assert sorted(p.name for p in (deploy / "infra" / "deploy" / "migrations" / "versions").glob("*.py")) == sorted(
+        p.name for p in (ROOT / "infra" / "deploy" / "migrations" / "versions").glob("*.py")
     )
-    for unwanted in ("sqlalchemy", "multidb", "local_gateway", "pytest"):  # the layer's, or not for Lambda
+    for unwanted in ("sqlalchemy", "multidb", "local", "services", "pytest"):  # the layer's, or not for Lambda
         assert not (deploy / unwanted).exists(), unwanted
         assert not (deploy / "infra" / unwanted).exists(), unwanted
     code = textwrap.dedent(
@@ -104,8 +111,8 @@ def test_the_built_deploy_function_carries_alembic_and_infra_under_their_import_
         import sys
         sys.path = [p for p in sys.path if "site-packages" not in p and p not in ("", ".")]
         sys.path[:0] = [{str(deploy)!r}, {str(built / "SharedLayer" / "python")!r}]
-        import alembic.command, deploy_fn.handler, deploy_fn.keys, deploy_fn.migrations, infra.initdb
-        assert infra.initdb.ALEMBIC_INI.is_file(), infra.initdb.ALEMBIC_INI
+        import alembic.command, deploy_fn.handler, deploy_fn.keys, deploy_fn.migrations, infra.deploy.initdb
+        assert infra.deploy.initdb.ALEMBIC_INI.is_file(), infra.deploy.initdb.ALEMBIC_INI
         assert alembic.command.__file__.startswith({str(deploy)!r})
         print("ok")
         """

@@ -83,7 +83,7 @@ def rendered(stack: str, value: Any) -> str:
 
 
 def test_each_task_definition_runs_its_dockerfile_targets_command_from_its_targets_repository() -> None:
-    from infra.docker.images import TARGETS
+    from infra.deploy.images import TARGETS
 
     assert set(CONTAINERS) == set(TARGETS) <= set(stages())
     outputs = nested(SERVICES)["Outputs"]
@@ -337,7 +337,7 @@ def test_the_load_balancer_is_public_and_forwards_only_to_the_realtime_service()
 
 
 def test_socket_io_sessions_stick_to_a_task_and_outlive_the_ping_interval() -> None:
-    from infra.realtime.server import create_realtime
+    from infra.services.realtime.server import create_realtime
 
     groups = {
         a["Key"]: a["Value"] for a in Resource(SERVICES, "RealtimeTargetGroup").properties["TargetGroupAttributes"]

@@ -26,7 +26,7 @@ def servers() -> Iterator[list[str]]:
     processes = [
         Process(
             f"realtime-{n}",
-            [sys.executable, "-m", "infra.realtime", "--port", str(port)],
+            [sys.executable, "-m", "infra.services.realtime", "--port", str(port)],
             {
                 "REALTIME_CORS_ORIGINS": ",".join(urls),
                 "REALTIME_SWEEP_INTERVAL": "60",

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.local_gateway.template import _CfnLoader
+from infra.deploy.template import _CfnLoader
 from multidb.settings import CONNECTION_FIELDS, Settings
 from tests.helpers import ROOT
 from tests.integration.test_template import SAM_VENV, run, translated
 
-STACKS = ROOT / "infra" / "stacks"
+STACKS = ROOT / "infra" / "deploy" / "stacks"
 NESTED = {
     "NetworkStack": STACKS / "network.yaml",
     "DataStack": STACKS / "data.yaml",
@@ -575,7 +575,7 @@ def translate_with(**artifacts: str) -> dict[str, Any]:
 
 
 def test_new_migrations_or_a_new_catalogue_change_the_migration_resource() -> None:
-    """The artifact holds infra/migrations (a new upload is a new Lambda version), the layer holds the
+    """The artifact holds infra/deploy/migrations (a new upload is a new Lambda version), the layer holds the
     catalogue (a new upload is a new layer version): either changes a property, so CloudFormation
     sends an Update and the steps run again. Nothing new, nothing sent."""
     before = translate_with()

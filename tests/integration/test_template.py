@@ -5,7 +5,7 @@ import subprocess
 from functools import cache
 from typing import Any
 
-from infra.local_gateway.template import load
+from infra.deploy.template import load
 from multidb.rbac import Access, catalogue, code_from_route_key
 from tests.helpers import ROOT
 
@@ -29,7 +29,7 @@ def test_sam_validate_lint_passes_on_the_root_and_the_services_and_monitoring_st
 
     templates = [
         "template.yaml",
-        *(f"infra/stacks/{name}.yaml" for name in ("network", "data", "services", "monitoring")),
+        *(f"infra/deploy/stacks/{name}.yaml" for name in ("network", "data", "services", "monitoring")),
     ]
     with ThreadPoolExecutor(len(templates)) as pool:
         results = pool.map(lambda t: run(str(SAM_VENV / "sam"), "validate", "--lint", "--template-file", t), templates)
@@ -79,7 +79,7 @@ def test_least_privilege_the_authorizer_cannot_read_private_keys() -> None:
 
 
 def test_the_catalogue_file_is_current() -> None:
-    result = run(str(ROOT / ".venv/bin/python"), "-m", "infra.catalogue", "--check")
+    result = run(str(ROOT / ".venv/bin/python"), "-m", "infra.deploy.catalogue", "--check")
     assert result.returncode == 0, result.stderr
 
 
@@ -87,7 +87,7 @@ def test_cors_never_combines_a_wildcard_with_credentials() -> None:
     """CORS lives in the template (API Gateway answers it); credentials stay off, so no origin gets them."""
     import pytest
 
-    from infra.local_gateway.template import parse
+    from infra.deploy.template import parse
 
     template = (ROOT / "template.yaml").read_text()
     assert load().cors is not None

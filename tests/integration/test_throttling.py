@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.local_gateway.invoke import GatewayResponse, LocalGateway
-from infra.local_gateway.template import Throttle, load
+from infra.deploy.template import Throttle, load
+from infra.local.gateway.invoke import GatewayResponse, LocalGateway
 from tests.integration.test_template import translated
 
 PASSWORD_ROUTES = {

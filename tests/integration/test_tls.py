@@ -139,7 +139,7 @@ def test_socketio_relays_events_over_a_verified_rediss_channel(trusting: str, co
     url = f"http://127.0.0.1:{port}"
     server = Process(
         "realtime-tls",
-        [sys.executable, "-m", "infra.realtime", "--port", str(port)],
+        [sys.executable, "-m", "infra.services.realtime", "--port", str(port)],
         {"BROKER_URL": trusting, "SSL_CERT_FILE": os.environ["SSL_CERT_FILE"], "REALTIME_CORS_ORIGINS": url},
     )
     client = socketio.Client(reconnection=False)
@@ -222,7 +222,7 @@ def test_postgresql_verify_full_trusts_the_system_store_and_nothing_else(
 
 
 def test_migrations_run_over_verify_full_too(tls_postgres: tuple[str, Path], configure: Any) -> None:
-    from infra import initdb
+    from infra.deploy import initdb
 
     url, ca = tls_postgres
     configure(SSL_CERT_FILE=str(ca))

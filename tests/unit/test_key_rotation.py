@@ -1,4 +1,4 @@
-"""infra.keys against Secrets Manager and SSM (moto): init, rotate, and tokens across a rotation."""
+"""infra.deploy.keys against Secrets Manager and SSM (moto): init, rotate, and tokens across a rotation."""
 
 import uuid
 from collections.abc import Iterator
@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra import keys as deploy_keys
+from infra.deploy import keys as deploy_keys
 from multidb import settings
 from multidb.config_cache import Expiring, max_age
 from multidb.errors import Unauthorized

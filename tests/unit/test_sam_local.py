@@ -4,8 +4,8 @@ import json
 
 import yaml
 
-from infra.local_gateway.template import load
-from infra.sam_local_env import env_vars_file
+from infra.deploy.template import load
+from infra.local.sam_local_env import env_vars_file
 from multidb.security.keys import load_private, load_public, login_key, signing_key
 from tests.helpers import ROOT
 
@@ -34,7 +34,7 @@ APP_SERVICES = {"worker", "beat", "realtime"}
 
 
 def test_compose_provides_every_datastore_with_a_healthcheck() -> None:
-    compose = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
+    compose = yaml.safe_load((ROOT / "infra/local/compose.yaml").read_text())
     assert set(compose["services"]) == DATASTORES | APP_SERVICES
     for name, service in compose["services"].items():
         if name in APP_SERVICES:
@@ -49,11 +49,11 @@ def test_compose_provides_every_datastore_with_a_healthcheck() -> None:
 
 
 def test_compose_builds_each_app_service_from_its_dockerfile_target() -> None:
-    compose = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
-    dockerfile = (ROOT / "infra/docker/Dockerfile").read_text()
+    compose = yaml.safe_load((ROOT / "infra/local/compose.yaml").read_text())
+    dockerfile = (ROOT / "infra/services/Dockerfile").read_text()
     for name in APP_SERVICES:
         service = compose["services"][name]
-        assert service["build"] == {"context": "..", "dockerfile": "infra/docker/Dockerfile", "target": name}
+        assert service["build"] == {"context": "..", "dockerfile": "infra/services/Dockerfile", "target": name}
         assert f" AS {name}\n" in dockerfile, name
         assert service["profiles"] == ["app"]  # `up` alone starts only the datastores
         assert set(service["depends_on"]) == {"postgres", "redis"}

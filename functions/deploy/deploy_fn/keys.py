@@ -1,8 +1,8 @@
 """Custom::Keys: fill the stack's empty key secrets once and publish the public key.
 
 CloudFormation owns the two secrets (their names, their deletion) and creates them empty;
-this step gives each its key material the first time, through `infra.keys.init`, and
-never again: a secret that holds a value is never written here. `python -m infra.keys
+this step gives each its key material the first time, through `infra.deploy.keys.init`, and
+never again: a secret that holds a value is never written here. `python -m infra.deploy.keys
 rotate` rotates the signing key. The public-key parameter belongs to this resource (a
 CloudFormation-managed value could be reset by a template change): created here, put
 back from the secret if it lost the current key, deleted with the stack.
@@ -12,7 +12,7 @@ import contextlib
 import json
 from typing import Any
 
-from infra import keys
+from infra.deploy import keys
 from multidb.security.keys import kid_of, load_private, public_pem
 
 from .cfn import Outcome, Request

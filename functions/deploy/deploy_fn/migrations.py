@@ -1,6 +1,6 @@
 """Custom::Migrations: bring the datastores to what this code expects, on every deploy that changes it.
 
-Alembic upgrade, route catalogue sync and the first admin (`infra.initdb`), then the
+Alembic upgrade, route catalogue sync and the first admin (`infra.deploy.initdb`), then the
 MongoDB indexes. Each step is idempotent, so a repeated event changes nothing. Delete
 leaves the data alone. A failure fails the deploy, which rolls back; the rollback's Update
 names the previous code version while this (newer) code still runs, and must not fail or
@@ -48,7 +48,7 @@ def run(request: Request, secrets: Any) -> Outcome:
     from multidb.settings import get_settings
 
     get_settings.cache_clear()
-    from infra import initdb
+    from infra.deploy import initdb
 
     try:
         initdb.migrate()

@@ -1,8 +1,8 @@
 """Create and rotate the deployed keys (run from a deploy machine with AWS credentials).
 
-    python -m infra.keys init   --secret multidb/dev/jwt-key --login-secret multidb/dev/login-key \
+    python -m infra.deploy.keys init   --secret multidb/dev/jwt-key --login-secret multidb/dev/login-key \
                                 --parameter /multidb/dev/jwt-public-keys
-    python -m infra.keys rotate --secret multidb/dev/jwt-key --parameter /multidb/dev/jwt-public-keys
+    python -m infra.deploy.keys rotate --secret multidb/dev/jwt-key --parameter /multidb/dev/jwt-public-keys
 
 The JWT signing key goes to a Secrets Manager secret only the auth function may read, the
 login key to another (auth and users functions); the signing key's public halves go to an

@@ -1,7 +1,6 @@
 """Invoke the template's functions in this process the way API Gateway and Lambda would."""
 
 import base64
-import importlib
 import json
 import os
 import subprocess
@@ -13,10 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...deploy.template import ROOT, Handler, Template, Throttle, import_handler, load
 from .events import authorizer_event, http_event
-from .template import ROOT, Function, Template, Throttle, load
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 @dataclass
@@ -56,16 +53,6 @@ class GatewayResponse:
         return cls(status, {"content-type": "application/json"}, json.dumps({"message": message}).encode(), [])
 
 
-def import_handler(function: Function) -> Handler:
-    """Import a handler exactly as Lambda does: the function folder and its layers on sys.path."""
-    for folder in (function.code_uri, *function.layers):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    module = importlib.import_module(function.module)
-    handler: Handler = getattr(module, function.attribute)
-    return handler
-
-
 class FunctionError(RuntimeError):
     """The function raised or its process died: API Gateway answers 500."""
 
@@ -76,7 +63,7 @@ class FunctionProcess:
     def __init__(self, name: str) -> None:
         self.name = name
         self.process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
-            [sys.executable, "-m", "infra.local_gateway", "worker", name],
+            [sys.executable, "-m", "infra.local.gateway", "worker", name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,7 +1,7 @@
 """Local gateway commands.
 
-python -m infra.local_gateway serve [--port 3000] [--isolate]
-python -m infra.local_gateway invoke AuthFunction --event events/auth/get_public_key.json
+python -m infra.local.gateway serve [--port 3000] [--isolate]
+python -m infra.local.gateway invoke AuthFunction --event events/auth/get_public_key.json
 """
 
 import argparse
@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from ...deploy.template import load
 from .invoke import LocalGateway, serve_worker
-from .template import load
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -18,7 +18,7 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.local_gateway", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.local.gateway", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve every HttpApi route of template.yaml over HTTP")
     serve.add_argument("--host", default="127.0.0.1")

@@ -1,4 +1,4 @@
-"""Run the Socket.IO server: python -m infra.realtime [--host 0.0.0.0] [--port 3001]."""
+"""Run the Socket.IO server: python -m infra.services.realtime [--host 0.0.0.0] [--port 3001]."""
 
 import argparse
 import sys

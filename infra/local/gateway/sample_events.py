@@ -1,6 +1,6 @@
 """Write a stored API Gateway event for every template route that has none yet.
 
-    python -m infra.local_gateway.sample_events
+    python -m infra.local.gateway.sample_events
 
 Files go to events/<function>/<event_name>.json, shaped as API Gateway sends them, with
 `<access-token>` and `<...>` placeholders; existing files are left alone (edit the bodies
@@ -11,8 +11,8 @@ import json
 import re
 import sys
 
+from ...deploy.template import ROOT, load
 from .events import authorizer_event, http_event
-from .template import ROOT, load
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 API_ID = "a1b2c3d4e5"
@@ -44,7 +44,7 @@ def event_names() -> dict[tuple[str, str], str]:
     """(function, routeKey) -> the template's event name."""
     import yaml
 
-    from .template import _CfnLoader
+    from ...deploy.template import _CfnLoader
 
     doc = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506
     names = {}

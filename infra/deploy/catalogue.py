@@ -1,7 +1,7 @@
 """Generate the route catalogue from every function's FastAPI routes (a build step).
 
-    python -m infra.catalogue          write shared/multidb/catalogue.json
-    python -m infra.catalogue --check  exit 1 if the file is stale
+    python -m infra.deploy.catalogue          write shared/multidb/catalogue.json
+    python -m infra.deploy.catalogue --check  exit 1 if the file is stale
 
 One entry per method and path template, so GET and POST on one path are two permission
 codes; one per Celery task (`TASK:<name>`), which running or scheduling it needs too; and
@@ -17,8 +17,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from .local_gateway.invoke import import_handler
-from .local_gateway.template import ROOT, Template, load
+from .template import ROOT, Template, import_handler, load
 
 OUTPUT = ROOT / "shared" / "multidb" / "catalogue.json"
 

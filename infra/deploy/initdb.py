@@ -1,7 +1,7 @@
 """Deploy step: migrate the database, sync the route catalogue, create the admin user.
 
-    python -m infra.initdb                  # PostgreSQL: migrations, catalogue, admin
-    python -m infra.initdb --mongo-indexes  # MongoDB: build the documents' indexes
+    python -m infra.deploy.initdb                  # PostgreSQL: migrations, catalogue, admin
+    python -m infra.deploy.initdb --mongo-indexes  # MongoDB: build the documents' indexes
 
 Idempotent: run it after every deploy. The admin password comes from ADMIN_PASSWORD; only
 in LOCAL does it fall back to the seed's `admin` / `123456`, with a warning.

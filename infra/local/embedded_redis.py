@@ -1,6 +1,6 @@
 """A Redis-compatible server for local development, for machines without Redis.
 
-    python -m infra.embedded_redis --port 6390 --snapshot .local/redis.json
+    python -m infra.local.embedded_redis --port 6390 --snapshot .local/redis.json
 
 fakeredis speaking the Redis protocol over TCP. On shutdown it writes every key (DUMP,
 with its TTL) to the snapshot file and restores them on start, so a restart of `make dev`

@@ -1,7 +1,7 @@
 """Build and push the worker, beat and Socket.IO images for a deployed stack (`make images`).
 
-    python -m infra.docker.images tag
-    python -m infra.docker.images push --stack multidb-dev --region us-east-1 --platform linux/arm64
+    python -m infra.deploy.images tag
+    python -m infra.deploy.images push --stack multidb-dev --region us-east-1 --platform linux/arm64
 
 An image's tag is the hash of everything that goes into it: the Dockerfile, the
 .dockerignore and every file its COPY lines take. The same sources give the same tag, so a
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "infra" / "docker" / "Dockerfile"
+DOCKERFILE = ROOT / "infra" / "services" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 # Each Dockerfile target and the stack output naming its repository.
 TARGETS = {"worker": "WorkerRepositoryUri", "beat": "BeatRepositoryUri", "realtime": "RealtimeRepositoryUri"}

@@ -1,6 +1,6 @@
 """`make dev`'s S3: moto's server, without its request log.
 
-    python -m infra.embedded_s3 --port 9000
+    python -m infra.local.embedded_s3 --port 9000
 
 moto_server logs every request line, query string included, and a presigned URL's query
 string is a credential (`X-Amz-Signature`): anyone reading the log could replay it until

@@ -3,8 +3,7 @@
 from importlib import import_module
 from typing import Any
 
-from .invoke import import_handler
-from .template import Template
+from ...deploy.template import Template, import_handler
 
 SWAGGER_LOGIN = "/api/v1/auth/login/swagger"
 

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -51,7 +51,7 @@ def plan(environ: dict[str, str]) -> Plan:
         "Redis",
         "REDIS_URL",
         f"redis://127.0.0.1:{redis_port}/0",
-        f"{python} -m infra.embedded_redis --port {redis_port} --snapshot {state}/redis.json",
+        f"{python} -m infra.local.embedded_redis --port {redis_port} --snapshot {state}/redis.json",
     )
     mongo_port = int(environ.get("DEV_MONGO_PORT", "27027"))
     embedded(
@@ -62,7 +62,9 @@ def plan(environ: dict[str, str]) -> Plan:
         f" --storage-path {state}/mongo --log-level WARNING",
     )
     s3_port = int(environ.get("DEV_S3_PORT", "9000"))
-    embedded("S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{python} -m infra.embedded_s3 -p {s3_port}")
+    embedded(
+        "S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{python} -m infra.local.embedded_s3 -p {s3_port}"
+    )
     if "s3" in result.processes:  # the embedded server checks no signature: any key signs
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -72,11 +74,11 @@ def plan(environ: dict[str, str]) -> Plan:
     options = " --isolate" if environ.get("ISOLATE") == "1" else ""
     if environ.get("PARAMETER_OVERRIDES"):
         options += f" --parameter-overrides {environ['PARAMETER_OVERRIDES']}"
-    result.processes["gateway"] = f"{python} -m infra.local_gateway serve --port {gateway_port}{options}"
+    result.processes["gateway"] = f"{python} -m infra.local.gateway serve --port {gateway_port}{options}"
     result.banner.insert(0, f"{'Gateway':<10} http://127.0.0.1:{gateway_port}  (API docs: /docs)")
 
     realtime_port = int(environ.get("REALTIME_PORT", "3001"))
-    result.processes["realtime"] = f"{python} -m infra.realtime --port {realtime_port}"
+    result.processes["realtime"] = f"{python} -m infra.services.realtime --port {realtime_port}"
     result.banner.insert(1, f"{'Socket.IO':<10} http://127.0.0.1:{realtime_port}  (auth: {{token: <access token>}})")
     # One process per role, as the containers run them; the solo pool keeps the worker small.
     celery = f"{python} -m celery -A multidb.queue.app"
@@ -103,7 +105,7 @@ def main() -> int:
     current.state.chmod(0o700)
     Path(current.env["KEYS_DIR"]).parent.mkdir(parents=True, exist_ok=True)
     # Migrations, the route catalogue and the admin user, against the same database.
-    subprocess.run([sys.executable, "-m", "infra.initdb"], env=current.env, cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "infra.deploy.initdb"], env=current.env, cwd=ROOT, check=True)
     print("Async-FastAPI-MultiDB, local (Ctrl-C stops everything)")
     for line in current.banner:
         print(f"  {line}")

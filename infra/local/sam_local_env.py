@@ -1,6 +1,6 @@
 """Write the --env-vars file for `sam local start-api` / `sam local invoke` (where Docker exists).
 
-    python -m infra.sam_local_env > .local/sam-env.json
+    python -m infra.local.sam_local_env > .local/sam-env.json
     sam local start-api --env-vars .local/sam-env.json
 
 The functions run in containers, so they get the local keys as PEM text (every container

@@ -1,6 +1,9 @@
 """Read template.yaml: the single source of functions, routes, the authorizer wiring and throttling."""
 
+import importlib
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +50,19 @@ class Function:
     @property
     def attribute(self) -> str:
         return self.handler.rsplit(".", 1)[1]
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def import_handler(function: Function) -> Handler:
+    """Import a handler exactly as Lambda does: the function folder and its layers on sys.path."""
+    for folder in (function.code_uri, *function.layers):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    module = importlib.import_module(function.module)
+    handler: Handler = getattr(module, function.attribute)
+    return handler
 
 
 @dataclass(frozen=True)

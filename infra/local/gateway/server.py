@@ -18,9 +18,9 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from ...deploy.template import load
 from .docs import merged_openapi
 from .invoke import GatewayResponse, LocalGateway
-from .template import load
 
 if TYPE_CHECKING:
     import uvicorn
