@@ -171,8 +171,8 @@ rotate-keys: aws-check ## rotate a stage's JWT signing key (the previous one kee
 	aws ecs update-service --region $(REGION) --cluster "$$($(call STACK_OUTPUT,ClusterName))" \
 		--service "$$($(call STACK_OUTPUT,RealtimeServiceName))" --force-new-deployment --query service.serviceName --output text
 
-bench: $(VENV)/.installed ## cold start, memory and warm latency, as ratios to same-run baselines
-	python tests/benchmarks/cold_start.py
+bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, sizes of the sam build artifacts against a floor (BENCH_ARGS=--quick)
+	python -m tests.benchmarks.bench $(BENCH_ARGS)
 
 clean: ## remove virtualenvs, build output and local data
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import PeriodicTask, Role, User, UserRole
 from multidb.redis import get_redis
+from multidb.repository import ScheduleRepository
 from multidb.security.passwords import hash_password
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,7 @@ async def _reset() -> None:
         await session.exec(delete(Role))  # type: ignore[call-overload]
         await session.exec(delete(PeriodicTask))  # type: ignore[call-overload]
         await session.exec(update(User).values(status=True, is_admin=True))  # type: ignore[call-overload]
+        await ScheduleRepository(session).mark_changed()  # a running beat forgets the schedules
         await session.commit()
 
 

@@ -149,8 +149,8 @@ def _path_pattern(path: str) -> re.Pattern[str]:
 
 def _ref(value: Any) -> str | None:
     if isinstance(value, dict):
-        if "Ref" in value:
-            return str(value["Ref"])
+        if "Ref" in value:  # `!Ref Function.Alias` (AutoPublishAlias) names the function too
+            return str(value["Ref"]).removesuffix(".Alias")
         if "Fn::GetAtt" in value:
             return str(value["Fn::GetAtt"][0])
     return None

@@ -35,6 +35,12 @@ class Outcome(StrEnum):
     FAILURE = "failure"
 
 
+def view(row: Any, *fields: str) -> dict[str, Any]:
+    """What an entry keeps of a row: these fields, lists sorted (so `changes` sees only real changes)."""
+    values = {name: getattr(row, name) for name in fields}
+    return {name: sorted(v) if isinstance(v, list) else v for name, v in values.items()}
+
+
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The fields that changed, as {field: {"from": old, "to": new}}."""
     return {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}

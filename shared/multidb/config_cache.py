@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 DEFAULT_MAX_AGE = 300.0
+_ALL: "list[Expiring[Any, Any]]" = []
 
 
 def max_age() -> float:
@@ -29,6 +30,7 @@ class Expiring[**P, R]:
         self.load = load
         self.entries: dict[Hashable, tuple[float, R]] = {}
         functools.update_wrapper(self, load)
+        _ALL.append(self)
 
     @staticmethod
     def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
@@ -57,3 +59,10 @@ class Expiring[**P, R]:
 
 def expiring[**P, R](load: Callable[P, R]) -> Expiring[P, R]:
     return Expiring(load)
+
+
+def forget_all() -> None:
+    """Drop every entry of every cache (after a SnapStart restore: the snapshot may be hours
+    old, and the monotonic clock that dates the entries does not count the time in between)."""
+    for cache in _ALL:
+        cache.cache_clear()

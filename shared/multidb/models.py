@@ -112,3 +112,16 @@ class PeriodicTask(TimestampedTable, table=True):
     one_off: bool = False
     last_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # type: ignore[call-overload]
     total_run_count: int = 0
+
+
+class ScheduleChange(SQLModel, table=True):
+    """One row: a version every schedule write bumps in its own transaction (and every change
+    of a user's status, which rests or wakes their schedules). Beat reads it at each reload
+    and reads the schedules themselves only when it moved, as django-celery-beat's
+    `PeriodicTasks.last_change`."""
+
+    __tablename__ = "periodic_tasks_changed"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+    changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # type: ignore[call-overload]

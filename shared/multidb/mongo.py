@@ -37,14 +37,28 @@ def get_mongo() -> "AsyncMongoClient[dict[str, Any]]":
     return _mongo(get_settings().mongo_url)
 
 
+_made: "list[AsyncMongoClient[dict[str, Any]]]" = []  # what `close` closes
+
+
 @lru_cache(maxsize=1)
 def _mongo(url: str) -> "AsyncMongoClient[dict[str, Any]]":
     from pymongo import AsyncMongoClient
 
     # tz_aware: times come back in UTC with their offset, as the SQL ones do.
-    return AsyncMongoClient(
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True, **tls_options(url)
     )
+    _made.append(client)
+    return client
+
+
+async def close() -> None:
+    """Close the client and forget it, and Beanie's binding to it; the next `get_mongo()`
+    makes a new one (SnapStart: no socket may be in the snapshot)."""
+    _mongo.cache_clear()
+    _beanie_ready.clear()
+    while _made:
+        await _made.pop().close()
 
 
 def database() -> "AsyncDatabase[dict[str, Any]]":

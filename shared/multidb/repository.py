@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from sqlmodel import SQLModel, col, delete, func, select
+from sqlmodel import SQLModel, col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from .errors import Conflict, NotFound
-from .models import InterfaceRoute, PeriodicTask, Role, User, UserRole
+from .models import InterfaceRoute, PeriodicTask, Role, ScheduleChange, User, UserRole, utcnow
 
 MAX_PAGE_SIZE = 100
 
@@ -96,27 +96,35 @@ class Repository[M: SQLModel]:
 
     async def create(self, obj: M) -> M:
         self.session.add(obj)
-        await self._flush()
+        await self._written()
         return obj
 
     async def update(self, obj: M, values: dict[str, Any]) -> M:
         for name, value in values.items():
             setattr(obj, name, value)
         self.session.add(obj)
-        await self._flush()
+        await self._written()
         return obj
 
     async def delete(self, obj: M) -> None:
         await self.session.delete(obj)
-        await self._flush()
+        await self._written()
 
     async def delete_many(self, ids: Iterable[uuid.UUID]) -> int:
         wanted = list(ids)
         if not wanted:
             return 0
         result = await self.session.exec(delete(self.model).where(self._id.in_(wanted)))  # type: ignore[call-overload]
-        await self._flush()
+        await self._written()
         return int(result.rowcount)
+
+    async def _written(self) -> None:
+        """After every write: flush it (a conflict is a 409), then `_changed`."""
+        await self._flush()
+        await self._changed()
+
+    async def _changed(self) -> None:
+        """Called after every write, in its transaction (a repository may record that it wrote)."""
 
     async def _flush(self) -> None:
         try:
@@ -168,11 +176,31 @@ class UserRepository(Repository[User]):
 
 
 class ScheduleRepository(Repository[PeriodicTask]):
+    """Schedules; every write also bumps the change marker beat polls (`ScheduleChange`)."""
+
     model = PeriodicTask
     conflict_message = "a schedule with this name already exists"
     conflict_error = "schedule_name_taken"
     not_found_message = "schedule not found"
     not_found_error = "schedule_not_found"
+
+    async def _changed(self) -> None:
+        await self.mark_changed()
+
+    async def mark_changed(self) -> None:
+        """Tell beat the schedules changed, in this transaction (also for what changes them
+        indirectly: a user disabled, enabled or deleted)."""
+        bump = update(ScheduleChange).where(col(ScheduleChange.id) == 1)
+        values = {"version": col(ScheduleChange.version) + 1, "changed_at": utcnow()}
+        result = await self.session.exec(bump.values(**values))  # type: ignore[call-overload]
+        if result.rowcount == 0:  # a database the migration did not make (tests' create_all)
+            self.session.add(ScheduleChange(version=1))
+        await self.session.flush()
+
+    async def version(self) -> int:
+        """The change marker as it stands (0 when nothing ever changed)."""
+        found = (await self.session.exec(select(ScheduleChange.version).where(col(ScheduleChange.id) == 1))).first()
+        return int(found or 0)
 
 
 class RouteRepository(Repository[InterfaceRoute]):

@@ -24,3 +24,12 @@ def get_loop() -> asyncio.AbstractEventLoop:
 def run[T](coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion on the container's loop."""
     return get_loop().run_until_complete(coro)
+
+
+def close_loop() -> None:
+    """Close the container's loop (its self-pipe is a socket pair); the next `get_loop` makes
+    a new one. Whatever was bound to the old loop must be closed first."""
+    global _loop
+    if _loop is not None and not _loop.is_closed():
+        _loop.close()
+    _loop = None

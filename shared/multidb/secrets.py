@@ -50,11 +50,23 @@ def client_config() -> "Config":
     )
 
 
+_made: list[Any] = []  # what `close` closes
+
+
 @lru_cache
 def _client(service: str) -> Any:
     import boto3
 
-    return boto3.client(service, config=client_config())  # type: ignore[call-overload]
+    client = boto3.client(service, config=client_config())  # type: ignore[call-overload]
+    _made.append(client)
+    return client
+
+
+def close() -> None:
+    """Close the Secrets Manager and SSM clients' pools and forget them (before a snapshot)."""
+    _client.cache_clear()
+    while _made:
+        _made.pop().close()
 
 
 def _retryable(exc: Exception) -> bool:

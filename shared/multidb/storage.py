@@ -43,6 +43,18 @@ def get_s3() -> S3Client:
     return boto3.client("s3", endpoint_url=endpoint, region_name=settings.s3_region or None, config=config)
 
 
+def warm() -> None:
+    """Build the S3 client now (no network: it connects on its first call)."""
+    get_s3()
+
+
+def close() -> None:
+    """Close the S3 client's connection pool and forget it (SnapStart's before-snapshot hook)."""
+    if get_s3.cache_info().currsize:
+        get_s3().close()
+    get_s3.cache_clear()
+
+
 def upload_url(key: str, content_type: str, size: int) -> str:
     """A PUT URL for exactly this object, once: S3 refuses another content type or length, and
     (`If-None-Match: *`, signed) any PUT once the object exists, so a completed file's bytes

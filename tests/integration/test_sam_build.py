@@ -6,76 +6,20 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.build import native_libraries, sam_build
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import EVENTS, ROOT, Api
-
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
-
-
-def sam_build(build_dir: Path, architecture: str) -> Path:
-    """`sam build` for one CPU, as `make build ARCH=…` runs it (the deploy function's Makefile reads ARCHITECTURE)."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "SAM_CLI_TELEMETRY": "0",
-        "ARCHITECTURE": architecture,
-    }
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            str(SAM),
-            "build",
-            "--build-dir",
-            str(build_dir),
-            "--template-file",
-            "template.yaml",
-            "--parameter-overrides",
-            f"Architecture={architecture}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Build Succeeded" in result.stdout + result.stderr
-    print(f"sam build ({architecture}): {time.monotonic() - started:.0f} s")
-    return build_dir
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built for this machine's CPU, so the artifacts can be imported and invoked here."""
-    return sam_build(tmp_path_factory.mktemp("sam-build-x86_64"), "x86_64")
 
 
 @pytest.fixture(scope="module")
 def built_arm64(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built for Graviton, the template's default, on this x86 machine without Docker."""
+    """Built for Graviton, the template's default, on this x86 machine without Docker (the
+    x86_64 build is the session's `built`, tests/integration/conftest.py)."""
     return sam_build(tmp_path_factory.mktemp("sam-build-arm64"), "arm64")
-
-
-ELF_MACHINES = {0x3E: "x86_64", 0xB7: "arm64"}
-
-
-def native_libraries(folder: Path) -> dict[str, str]:
-    """Every ELF shared object under the folder, with the CPU its header names (e_machine)."""
-    found = {}
-    for path in folder.rglob("*.so*"):
-        with path.open("rb") as handle:
-            header = handle.read(20)
-        if header[:4] != b"\x7fELF":
-            continue
-        byte_order = "little" if header[5] == 1 else "big"
-        machine = int.from_bytes(header[18:20], byte_order)
-        found[str(path.relative_to(folder))] = ELF_MACHINES.get(machine, hex(machine))
-    return found
 
 
 @pytest.mark.parametrize("architecture", ["arm64", "x86_64"])

@@ -19,25 +19,27 @@ from sqlmodel import delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import runtime
-from multidb.db import get_engine
+from multidb.db import get_engine, session_scope
 from multidb.models import PeriodicTask
 from multidb.queue.app import app
 from multidb.queue.scheduler import HEARTBEAT_KEY, LOCK_KEY, RUN_HEADER, DatabaseScheduler
+from multidb.repository import ScheduleRepository
 from multidb.settings import Settings, get_settings
 from tests.conftest import BROKER_URL, SPARE_URL, USE_POSTGRES
 from tests.processes import Process, celery, start_beat, wait_for
 
 
 async def _store(*rows: PeriodicTask) -> None:
-    async with AsyncSession(get_engine()) as session:
-        session.add_all(rows)
-        await session.commit()
+    """Rows written as the API writes them: through the repository, the change marker bumped."""
+    async with session_scope() as session:
+        for row in rows:
+            await ScheduleRepository(session).create(row)
 
 
 async def _clear() -> None:
-    async with AsyncSession(get_engine()) as session:
+    async with session_scope() as session:
         await session.exec(delete(PeriodicTask))  # type: ignore[call-overload]
-        await session.commit()
+        await ScheduleRepository(session).mark_changed()
 
 
 @pytest.fixture
@@ -155,17 +157,56 @@ def test_sigterm_during_the_record_of_a_run_lets_it_finish_and_send_then_beat_ex
     assert (row.total_run_count, row.last_run_at is not None) == (1, True)
 
 
-def test_a_disabled_users_schedules_rest_until_they_are_enabled_again() -> None:
-    from tests.helpers import create_user, set_user
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement sent to the database while the test runs."""
+    from sqlalchemy import event
 
+    sent: list[str] = []
+    engine = get_engine().sync_engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def full_reads(sent: list[str]) -> int:
+    return sum(1 for s in sent if s.startswith("SELECT") and "FROM periodic_tasks LEFT OUTER JOIN users" in s)
+
+
+def test_an_unchanged_schedule_table_costs_one_small_query_per_reload_not_a_full_read(
+    statements: list[str],
+) -> None:
+    runtime.run(_store(PeriodicTask(name="steady", task="multidb.ping", interval_seconds=30)))
+    scheduler = DatabaseScheduler(app=app)
+    assert full_reads(statements) == 1  # the first load
+    statements.clear()
+    for _ in range(5):
+        assert "steady" in reload(scheduler)
+    assert full_reads(statements) == 0
+    assert sum("FROM periodic_tasks_changed" in s for s in statements) == 5  # the marker, once per reload
+    runtime.run(_store(PeriodicTask(name="new", task="multidb.ping", interval_seconds=30)))
+    assert {"steady", "new"} <= reload(scheduler)  # a write moved the marker: read again
+    assert full_reads(statements) == 1
+
+
+def test_a_disabled_users_schedules_rest_until_they_are_enabled_again(api: Any) -> None:
+    """Through the users route, which moves the change marker: beat sees it at its next reload."""
+    from tests.conftest import ADMIN_PASSWORD
+    from tests.helpers import create_user
+
+    admin = api.login("admin", ADMIN_PASSWORD).access
     owner = create_user("owner")
     row = PeriodicTask(name="theirs", task="multidb.ping", interval_seconds=30, owner_id=uuid.UUID(owner))
     runtime.run(_store(row))
     scheduler = DatabaseScheduler(app=app)
     assert f"theirs ({owner})" in scheduler.schedule
-    set_user(owner, status=False)
+    assert api.put(f"/api/v1/users/{owner}", token=admin, json_body={"status": False}).status_code == 200
     assert f"theirs ({owner})" not in reload(scheduler)
-    set_user(owner, status=True)
+    assert api.put(f"/api/v1/users/{owner}", token=admin, json_body={"status": True}).status_code == 200
     assert f"theirs ({owner})" in reload(scheduler)
 
 

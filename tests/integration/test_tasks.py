@@ -5,7 +5,10 @@ from typing import Any
 
 import pytest
 
+from multidb import runtime
+from multidb.queue import runs
 from multidb.rbac import Access, catalogue, task_code
+from multidb.redis import get_redis
 from tests.conftest import ADMIN_PASSWORD, BROKER_URL
 from tests.helpers import Api, create_user, get_user_id, invalidate_cache, point_celery_at, set_user, snapshot
 from tests.processes import Process, wait_for
@@ -142,6 +145,47 @@ def test_runs_of_others_are_hidden_but_admins_see_them(api: Api, worker: Process
     hidden = api.get(f"{RUNS}/{queued['taskId']}", token=second)
     assert hidden.status_code == 404
     assert body_of(api.get(f"{RUNS}/{queued['taskId']}", token=admin))["result"] == "pong"
+
+
+def test_runs_are_listed_newest_first_to_their_owner_and_all_to_an_admin_with_filters(api: Api, admin: str) -> None:
+    codes = (f"POST:{RUNS}", f"GET:{RUNS}", task_code("multidb.ping"), task_code("multidb.add"))
+    first_id = create_user("first", "first-password", codes=codes)
+    second_id = create_user("second", "second-password", codes=codes)
+    first = api.login("first", "first-password").access
+    second = api.login("second", "second-password").access
+    later = {"countdown": 3600}  # queued, not run: the listing reads the run records
+    mine = [
+        body_of(api.post(RUNS, token=first, json_body={"task": task, **args, **later}), 202)["taskId"]
+        for task, args in [("multidb.ping", {}), ("multidb.add", {"args": [1, 2]}), ("multidb.ping", {})]
+    ]
+    theirs = body_of(api.post(RUNS, token=second, json_body={"task": "multidb.ping", **later}), 202)["taskId"]
+
+    page = body_of(api.get(f"{RUNS}?page=1&pageSize=2", token=first))
+    assert (page["total"], [r["taskId"] for r in page["records"]]) == (3, mine[::-1][:2])  # newest first
+    assert {r["ownerId"] for r in page["records"]} == {first_id}
+    assert all(r["queuedAt"] and r["state"] == "PENDING" for r in page["records"])
+    rest = body_of(api.get(f"{RUNS}?page=2&pageSize=2", token=first))
+    assert [r["taskId"] for r in rest["records"]] == [mine[0]]
+    # a user's filter for someone else is ignored: they see their own runs only
+    spied = body_of(api.get(f"{RUNS}?userId={second_id}", token=first))
+    assert theirs not in [r["taskId"] for r in spied["records"]]
+    assert [r["taskId"] for r in body_of(api.get(f"{RUNS}?task=multidb.add", token=first))["records"]] == [mine[1]]
+
+    everyone = body_of(api.get(f"{RUNS}?pageSize=100", token=admin))
+    assert {theirs, *mine} <= {r["taskId"] for r in everyone["records"]}
+    only_second = body_of(api.get(f"{RUNS}?userId={second_id}", token=admin))
+    assert [r["taskId"] for r in only_second["records"]] == [theirs]
+    pings_of_first = body_of(api.get(f"{RUNS}?userId={first_id}&task=multidb.ping", token=admin))
+    assert [r["taskId"] for r in pings_of_first["records"]] == [mine[2], mine[0]]
+    assert body_of(api.get(f"{RUNS}?pageSize=100", token=second))["total"] == 1
+
+    # a run whose record expired leaves the listing, and the index a page read it from
+    runtime.run(get_redis().delete(runs.run_key(mine[1])))
+    page = body_of(api.get(f"{RUNS}?pageSize=100", token=first))
+    assert ([r["taskId"] for r in page["records"]], page["total"]) == ([mine[2], mine[0]], 2)
+    assert runtime.run(get_redis().zscore(runs.user_key(first_id), mine[1])) is None
+    pings = body_of(api.get(f"{RUNS}?userId={first_id}&task=multidb.ping&pageSize=1&page=2", token=admin))
+    assert ([r["taskId"] for r in pings["records"]], pings["total"]) == ([mine[0]], 2)
 
 
 def test_an_unknown_run_is_404_and_a_malformed_id_422(api: Api, admin: str) -> None:

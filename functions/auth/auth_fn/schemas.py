@@ -1,11 +1,9 @@
 """Request and response bodies of the auth function."""
 
-import uuid
-
 from pydantic import BaseModel, Field
 
 from multidb.api.requests import RequestBody
-from multidb.api.responses import CamelModel
+from multidb.api.responses import CamelModel, UserIdentity
 
 
 class LoginRequest(RequestBody):
@@ -40,13 +38,7 @@ class Permissions(CamelModel):
     router: list[str]
 
 
-class UserInfo(CamelModel):
-    id: uuid.UUID
-    name: str
-    email: str
-    username: str
-    status: bool
-    is_admin: bool
+class UserInfo(UserIdentity):
     roles: list[str]
     permissions: Permissions
 

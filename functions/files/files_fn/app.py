@@ -1,8 +1,16 @@
 """Lambda entry point of the files function: `files_fn.app.handler`."""
 
+from multidb import storage
 from multidb.api.app import create_app, create_handler
 
 from .routes import router
 
 app = create_app("Files", router)
-handler = create_handler(app)
+# Under SnapStart: the modules a first list or upload loads go into the snapshot, and so does
+# botocore's parsed S3 model (building the client loads it; the client itself is closed before
+# the snapshot and rebuilt on first use).
+handler = create_handler(
+    app,
+    prime=("pymongo", "beanie", "boto3", "multidb.documents", "multidb.files", "multidb.storage"),
+    warm=storage.warm,
+)

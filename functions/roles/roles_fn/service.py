@@ -66,12 +66,7 @@ async def create(session: AsyncSession, principal: Principal, data: RoleCreate) 
 
 def _view(role: Role) -> dict[str, object]:
     """What the audit log keeps of a role."""
-    return {
-        "name": role.name,
-        "code": role.code,
-        "status": role.status,
-        "interface_permissions": sorted(role.interface_permissions),
-    }
+    return audit.view(role, "name", "code", "status", "interface_permissions")
 
 
 async def update(

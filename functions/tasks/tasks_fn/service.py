@@ -269,13 +269,8 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
 
 
 def _view(row: PeriodicTask) -> dict[str, object]:
-    return {
-        "name": row.name,
-        "task": row.task,
-        "interval_seconds": row.interval_seconds,
-        "crontab": row.crontab,
-        "enabled": row.enabled,
-    }
+    """What the audit log keeps of a schedule."""
+    return audit.view(row, "name", "task", "interval_seconds", "crontab", "enabled")
 
 
 async def update_schedule(

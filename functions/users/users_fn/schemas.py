@@ -6,7 +6,7 @@ from datetime import datetime
 from pydantic import EmailStr, Field
 
 from multidb.api.requests import PartialUpdate, RequestBody
-from multidb.api.responses import CamelModel
+from multidb.api.responses import CamelModel, UserIdentity
 
 ENCRYPTED = "RSA-OAEP (SHA-256) ciphertext, base64, made with GET /api/v1/auth/keys/public"
 
@@ -42,13 +42,7 @@ class RoleSummary(CamelModel):
     status: bool
 
 
-class UserPublic(CamelModel):
-    id: uuid.UUID
-    name: str
-    email: str
-    username: str
-    status: bool
-    is_admin: bool
+class UserPublic(UserIdentity):
     roles: list[RoleSummary]
     created_at: datetime
     updated_at: datetime

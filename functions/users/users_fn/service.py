@@ -13,7 +13,7 @@ from multidb.errors import Conflict, Forbidden, InvalidInput, NotFound
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
 from multidb.rbac import granted, invalidate
-from multidb.repository import RoleRepository, UserRepository, keyword_filter
+from multidb.repository import RoleRepository, ScheduleRepository, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
 from multidb.security.passwords import hash_new_password
 from multidb.security.sessions import revoke_user_sessions
@@ -78,14 +78,8 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
 
 def _view(user: User) -> dict[str, object]:
     """What the audit log keeps of a user: the fields that say who they are and what they may do."""
-    return {
-        "username": user.username,
-        "name": user.name,
-        "email": user.email,
-        "status": user.status,
-        "is_admin": user.is_admin,
-        "roles": sorted(role.code for role in user.roles),
-    }
+    identity = audit.view(user, "username", "name", "email", "status", "is_admin")
+    return {**identity, "roles": sorted(role.code for role in user.roles)}
 
 
 async def update(
@@ -112,7 +106,10 @@ async def update(
     if role_ids is not None:
         user.roles = await _roles(session, principal, role_ids)
     disabled = user.status and changes.get("status") is False
+    status_changed = "status" in changes and changes["status"] != user.status
     await users.update(user, changes)
+    if status_changed:
+        await ScheduleRepository(session).mark_changed()  # their schedules rest or wake
     user_id_ = str(user.id)
     details = audit.changes(before, _view(user))
     await audit.record(
@@ -165,6 +162,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
             "user.delete", user_id=principal.user_id, target=("user", str(user.id)), details=details, required=True
         )
     deleted = await users.delete_many(user_ids)
+    await ScheduleRepository(session).mark_changed()  # their schedules went with them
 
     async def after() -> None:
         await invalidate(redis, *ids)

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import logs, runtime
+from .. import logs, runtime, snapstart
 from ..errors import AppError
 from ..settings import get_settings
 from .errors import ANSWERS, envelope, error_responses
@@ -150,10 +150,18 @@ def create_app(title: str, *routers: APIRouter) -> FastAPI:
     return app
 
 
-def create_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Wrap an app for Lambda. Lifespan is off: it would run startup on every invocation."""
+def create_handler(
+    app: FastAPI, *, prime: tuple[str, ...] = (), warm: Callable[[], None] | None = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap an app for Lambda. Lifespan is off: it would run startup on every invocation.
+
+    Under SnapStart, init also imports the modules a first request loads lazily (`prime`,
+    beside the common ones) and runs `warm`, and the snapshot hooks are installed
+    (`multidb.snapstart`); otherwise both wait for the first request, as they always did.
+    """
     runtime.get_loop()
     adapter = Mangum(app, lifespan="off")
+    snapstart.prime(*prime, warm=warm)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:

@@ -1,6 +1,7 @@
 """The response envelope `{code, message, ts, data}` with camelCase field names."""
 
 import time
+import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,17 @@ def now_ms() -> int:
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class UserIdentity(CamelModel):
+    """What every answer about a user says of who they are (user info, the users routes)."""
+
+    id: uuid.UUID
+    name: str
+    email: str
+    username: str
+    status: bool
+    is_admin: bool
 
 
 class Response[T](CamelModel):

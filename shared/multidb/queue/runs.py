@@ -7,8 +7,11 @@ a run when it queues it; the worker writes its start and end.
     tasks:runs:user:<user_id>  one user's
     tasks:runs:task:<name>     one task's
 
-Everything lives as long as the run's result (TASK_RESULT_TTL, plus its countdown). Only
-this module knows these keys; it imports nothing of Celery.
+A run's record lives as long as its result (TASK_RESULT_TTL, plus its countdown). An index
+keeps a run until every run queued at that moment has surely gone (TASK_RESULT_TTL plus the
+longest countdown), and a page drops from the indexes the runs whose records have expired,
+so a count can include such runs until a page has passed over them. Only this module knows
+these keys; it imports nothing of Celery.
 """
 
 import time
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 ALL = "tasks:runs"
 SCAN = 500  # members read at a time when a filter has to look at each run
+MAX_COUNTDOWN = 24 * 3600  # the longest delay a run may be queued with (seconds)
 
 
 def run_key(task_id: str) -> str:
@@ -36,15 +40,18 @@ def task_key(task: str) -> str:
 
 
 async def queued(redis: "Redis", task_id: str, owner: str, task: str, countdown: int = 0) -> None:
+    if not 0 <= countdown <= MAX_COUNTDOWN:
+        raise ValueError(f"countdown must be 0 to {MAX_COUNTDOWN} s")
     now = time.time()
-    ttl = get_settings().task_result_ttl + countdown
+    ttl = get_settings().task_result_ttl
+    kept = ttl + MAX_COUNTDOWN  # no record queued before now - kept is still there
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(run_key(task_id), mapping={"owner": owner, "task": task, "queued_at": now, "state": "PENDING"})
-        pipe.expire(run_key(task_id), ttl)
+        pipe.expire(run_key(task_id), ttl + countdown)
         for index in (ALL, user_key(owner), task_key(task)):
-            pipe.zremrangebyscore(index, "-inf", now - ttl)  # runs whose records have gone
+            pipe.zremrangebyscore(index, "-inf", now - kept)
             pipe.zadd(index, {task_id: now})
-            pipe.expire(index, ttl)
+            pipe.expire(index, kept)
         await pipe.execute()
 
 
@@ -85,19 +92,23 @@ async def page(
     start = (number - 1) * size
     if check_task is None:
         ids = cast(list[str], await redis.zrevrange(index, start, start + size - 1))
+        found = await _records(redis, index, ids)
         total = int(await redis.zcard(index))
-        return await _records(redis, ids), total
+        return found, total
     matching: list[tuple[str, dict[str, str]]] = []
     offset = 0
     while chunk := cast(list[str], await redis.zrevrange(index, offset, offset + SCAN - 1)):
-        matching += [(tid, run) for tid, run in await _records(redis, chunk) if run.get("task") == check_task]
-        offset += SCAN
+        records = await _records(redis, index, chunk)
+        matching += [(tid, run) for tid, run in records if run.get("task") == check_task]
+        offset += len(records)  # the expired ones have left the index
     return matching[start : start + size], len(matching)
 
 
-async def _records(redis: "Redis", ids: list[str]) -> list[tuple[str, dict[str, str]]]:
+async def _records(redis: "Redis", index: str, ids: list[str]) -> list[tuple[str, dict[str, str]]]:
     async with redis.pipeline(transaction=False) as pipe:
         for task_id in ids:
             pipe.hgetall(run_key(task_id))
         found = await pipe.execute()
+    if gone := [task_id for task_id, run in zip(ids, found, strict=True) if not run]:
+        await redis.zrem(index, *gone)  # expired: out of the index read (the others on their own reads)
     return [(task_id, run) for task_id, run in zip(ids, found, strict=True) if run]

@@ -3,8 +3,10 @@
     celery -A multidb.queue.app beat -S multidb.queue.scheduler:DatabaseScheduler
 
 Rows of `periodic_tasks` (managed through /api/v1/tasks/schedules) are merged with the
-app's `beat_schedule` and reloaded every `beat_refresh_interval` seconds, so a new, changed,
-disabled or deleted schedule counts without restarting beat.
+app's `beat_schedule`. Every `beat_refresh_interval` seconds beat reads the change marker
+(`periodic_tasks_changed`, bumped by every schedule write in its transaction) and reads
+the rows again only when it moved, so a new, changed, disabled or deleted schedule counts
+without restarting beat, and an unchanged table costs one small query.
 
 A run is recorded before it is sent: `last_run_at` and `total_run_count` are written with
 a compare-and-set on the run count, and only the beat whose write landed sends the run
@@ -45,6 +47,7 @@ from sqlmodel import col, select, update
 from .. import logs, runtime
 from ..db import session_scope
 from ..models import PeriodicTask, User
+from ..repository import ScheduleRepository
 from ..settings import get_settings
 from .app import SCHEDULE_OWNER_HEADER
 
@@ -141,6 +144,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         self._static: dict[str, ScheduleEntry] = {}
         self._loaded_at: float | None = None
         self._loaded_names: set[str] | None = None
+        self._seen_version: int | None = None  # the change marker as of the last full read
         self._lock: Lock | None = None
         self._leading: bool | None = None
         self._took_over = False
@@ -214,8 +218,9 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     schedule = property(get_schedule, Scheduler.set_schedule)
 
     def _reload(self) -> None:
-        """Read the schedules again before the next run is chosen."""
+        """Read the schedules again (all of them) before the next run is chosen."""
         self._loaded_at = None
+        self._seen_version = None
         self._heap = None
 
     def reserve(self, entry: ScheduleEntry) -> ScheduleEntry:
@@ -256,12 +261,18 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
 
     def _refresh(self) -> None:
+        """Read the schedules when the change marker moved since the last read (one small
+        query otherwise)."""
         self._loaded_at = time.monotonic()
         try:
-            rows = _run(self._read())
+            found = _run(self._read(unless_version=self._seen_version))
         except Exception:
             log.exception("could not read the schedules; keeping the ones loaded before")
             return
+        if found is None:
+            return  # nothing changed
+        version, rows = found
+        self._seen_version = version
         # The app's own entries as they stand now: each carries its last run, and a reload
         # must not put back the entry as first loaded (it would be due again at every reload).
         current: dict[str, ScheduleEntry] = getattr(self, "data", None) or {}
@@ -300,9 +311,11 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             one_off=row.one_off,
         )
 
-    async def _read(self) -> list[PeriodicTask]:
-        """Enabled schedules of the app's own and of active users: a disabled user's schedules
-        rest (and the worker refuses any run whose owner lost the task's code)."""
+    async def _read(self, unless_version: int | None = None) -> tuple[int, list[PeriodicTask]] | None:
+        """The change marker and the enabled schedules of the app's own and of active users (a
+        disabled user's schedules rest; the worker refuses any run whose owner lost the task's
+        code) — or None when the marker still reads `unless_version`. The marker is read
+        first: a write committed between the two reads is read again next time, never missed."""
         owner_active = or_(col(PeriodicTask.owner_id).is_(None), col(User.status))
         query = (
             select(PeriodicTask)
@@ -311,7 +324,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             .order_by(col(PeriodicTask.name))
         )
         async with session_scope() as session:
-            return list((await session.exec(query)).all())
+            version = await ScheduleRepository(session).version()
+            if version == unless_version:
+                return None
+            return version, list((await session.exec(query)).all())
 
     async def _record(self, entry: DatabaseEntry, ran: ScheduleEntry) -> bool:
         """Write a run unless another beat wrote it first (or the row was disabled or deleted).

@@ -1,0 +1,631 @@
+"""`make bench`: what users wait for, from the `sam build` artifacts, as ratios to a same-run floor.
+
+    python -m tests.benchmarks.bench                         # sam build (x86_64) into .aws-sam/bench, then measure
+    python -m tests.benchmarks.bench --build-dir .aws-sam/bench   # reuse that build
+    python -m tests.benchmarks.bench --quick                 # a smoke run: 2 repetitions, 2 functions
+
+Each container is a fresh `python -I -S -B` process whose sys.path holds only the function's
+folder, the layer and the runtime's boto3 (probe.py), talking to real PostgreSQL, Redis,
+MongoDB and S3 servers (backends.py). Figures:
+
+- cold start to first response: from the process's spawn to the handler's first answer to
+  a representative event (import + first invocation), and the process's peak RSS by then;
+- warm p50 and p99: the same event answered again in the same container, each call timed;
+- after-restore first response: SnapStart emulated (`multidb.snapstart`'s hooks, a fork);
+- artifact size: the function's folder plus its layer, unzipped.
+
+Cold figures are medians over fresh processes; every figure is printed as a ratio to the
+same figure of the floor (tests/benchmarks/floor: FastAPI + Mangum, one hello route) and
+written as JSON (--json).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: python tests/benchmarks/bench.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks import backends, build
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).resolve().with_name("probe.py")
+DEFAULT_BUILD = ROOT / ".aws-sam" / "bench"
+DEFAULT_JSON = ROOT / ".local" / "bench.json"
+LAYER = "SharedLayer"
+SIGNING_KEYS = ("JWT_PRIVATE_KEY", "JWT_KEY_ID")
+LOGIN_KEY = ("LOGIN_PRIVATE_KEY",)
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured function: its artifact, handler and the request it answers."""
+
+    name: str
+    function: str
+    handler: str
+    route: str  # the route key the event is for
+    event: str | None = None  # events/<event>.json; None: the authorizer's event for `route`
+    query: dict[str, str] | None = None
+    keys: tuple[str, ...] = ()  # private keys the template gives it (every one gets the public keys)
+    cache_miss: bool = False  # its user's permission cache emptied before each cold start
+    targets: dict[str, float] = field(default_factory=dict)
+
+
+RESTORE_TARGET = {"after_restore": 0.15}
+API_TARGETS = {"cold": 1.6, "rss": 1.5, **RESTORE_TARGET}
+CASES = [
+    Case(
+        "authorizer",
+        "AuthorizerFunction",
+        "authorizer_fn.handler.handler",
+        "GET /api/v1/roles",
+        targets={"cold": 0.5, "warm_p50_ms": 0.3, **RESTORE_TARGET},
+    ),
+    Case(
+        "auth",
+        "AuthFunction",
+        "auth_fn.app.handler",
+        "GET /api/v1/auth/user/info",
+        "auth/user_info",
+        keys=SIGNING_KEYS + LOGIN_KEY,
+        targets={**API_TARGETS, "warm_p50": 8},
+    ),
+    Case(
+        "roles",
+        "RolesFunction",
+        "roles_fn.app.handler",
+        "GET /api/v1/roles",
+        "roles/list_roles",
+        query={"page": "1", "pageSize": "10"},
+        targets={**API_TARGETS, "warm_p50": 12},
+    ),
+    Case(
+        "users",
+        "UsersFunction",
+        "users_fn.app.handler",
+        "GET /api/v1/users",
+        "users/list_users",
+        keys=LOGIN_KEY,
+        targets=API_TARGETS,
+    ),
+    Case(
+        "routers",
+        "RoutersFunction",
+        "routers_fn.app.handler",
+        "GET /api/v1/router/backend",
+        "routers/backend_routes",
+        targets=API_TARGETS,
+    ),
+    Case(
+        "files",
+        "FilesFunction",
+        "files_fn.app.handler",
+        "GET /api/v1/files",
+        "files/list_files",
+        targets={**API_TARGETS, "cold": 2.0},
+    ),
+    Case(
+        "tasks",
+        "TasksFunction",
+        "tasks_fn.app.handler",
+        "GET /api/v1/tasks/runs/{task_id}",
+        "tasks/get_task_run",
+        targets=API_TARGETS,
+    ),
+    Case(
+        "audit", "AuditFunction", "audit_fn.app.handler", "GET /api/v1/audit", "audit/list_audit", targets=API_TARGETS
+    ),
+    # Not a target: what a permission-cache miss adds to the authorizer's cold start (SQLAlchemy, a query).
+    Case(
+        "authorizer-miss",
+        "AuthorizerFunction",
+        "authorizer_fn.handler.handler",
+        "GET /api/v1/roles",
+        cache_miss=True,
+    ),
+]
+QUICK_CASES = ("authorizer", "auth")
+FLOOR = Case("floor", "FloorFunction", "floor_fn.app.handler", "GET /hello")
+BARE = Case("bare", "", "", "")
+
+
+@dataclass
+class Samples:
+    """What the fresh processes of one case measured."""
+
+    cold_ms: list[float] = field(default_factory=list)
+    init_ms: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
+    rss_mib: list[float] = field(default_factory=list)
+    warm_ns: list[int] = field(default_factory=list)
+    restore_ms: list[float] = field(default_factory=list)
+    modules: int | None = None
+
+
+@dataclass
+class Layout:
+    """Where the copied artifacts are: each case's sys.path and working folder."""
+
+    folders: dict[str, Path]  # case name: function folder
+    layers: dict[str, Path]  # case name: layer folder
+    runtime: Path
+
+    def paths(self, case: Case) -> list[str]:
+        return [str(self.folders[case.name]), str(self.layers[case.name]), str(self.runtime)]
+
+
+def percentile(values: list[int], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return float(ordered[max(0, math.ceil(fraction * len(ordered)) - 1)])
+
+
+class Runner:
+    def __init__(self, work: Path, layout: Layout, env: dict[str, str], events: dict[str, dict[str, Any]]) -> None:
+        self.work = work
+        self.layout = layout
+        self.env = env
+        self.events = events
+        self.count = 0
+        self.before: dict[str, Callable[[], None]] = {}
+
+    def environment(self, case: Case, initialization: str) -> dict[str, str]:
+        """The container's environment: Lambda's own variables and the function's settings."""
+        shared = {k: v for k, v in self.env.items() if k not in SIGNING_KEYS + LOGIN_KEY}
+        return {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "AWS_LAMBDA_FUNCTION_NAME": f"bench-{case.name}",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization,
+            "LAMBDA_TASK_ROOT": str(self.layout.folders.get(case.name, self.work)),
+            **(shared if case.name not in ("floor", "bare") else {}),
+            **{name: self.env[name] for name in case.keys},
+        }
+
+    def probe(self, case: Case, *, warm: int = 0, restore: bool = False, flags: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Run one fresh container; returns what probe.py recorded (and where its output went)."""
+        self.count += 1
+        stem = self.work / "runs" / f"{self.count:04d}-{case.name}"
+        stem.parent.mkdir(exist_ok=True)
+        spec = {
+            "paths": self.layout.paths(case) if case.handler else [],
+            "handler": case.handler or None,
+            "event": self.events.get(case.name),
+            "warm": warm,
+            "restore": restore,
+            "result": f"{stem}.result.json",
+        }
+        Path(f"{stem}.spec.json").write_text(json.dumps(spec))
+        if case.name in self.before:
+            self.before[case.name]()
+        env = self.environment(case, "snap-start" if restore else "on-demand")
+        cwd = self.layout.folders.get(case.name, self.work)
+        with open(f"{stem}.log", "wb") as log:
+            spawned = time.monotonic_ns()
+            process = subprocess.run(
+                [sys.executable, "-I", "-S", "-B", *flags, str(PROBE), f"{stem}.spec.json", str(spawned)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                timeout=600,
+            )
+        result_file = Path(f"{stem}.result.json")
+        result: dict[str, Any] = json.loads(result_file.read_text()) if result_file.exists() else {}
+        expected = "allow" if case.function == "AuthorizerFunction" else "200"
+        got = [result.get("outcome"), *result.get("warm_outcomes", []), result.get("restore_outcome")]
+        wrong = [value for value in got if value is not None and value != expected]
+        if process.returncode != 0 or "error" in result or wrong or (case.handler and not any(got)):
+            tail = Path(f"{stem}.log").read_text(errors="replace")[-3000:]
+            raise SystemExit(
+                f"{case.name}: the container failed (exit {process.returncode}, answers {got}, expected {expected})\n"
+                f"{result.get('error', '')}{result.get('body', '')}\n--- its output:\n{tail}"
+            )
+        result["log"] = f"{stem}.log"
+        return result
+
+
+def measure(runner: Runner, cases: list[Case], repeat: int, warm: int, restore: list[Case]) -> dict[str, Samples]:
+    """Every case's fresh processes, interleaved so that drift of the machine spreads over all."""
+    samples = {case.name: Samples() for case in [BARE, FLOOR, *cases]}
+    for round_ in range(repeat):
+        last = round_ == repeat - 1
+        for case in [BARE, FLOOR, *cases]:
+            result = runner.probe(case, warm=warm if last and case.handler and not case.cache_miss else 0)
+            found = samples[case.name]
+            found.rss_mib.append(result["rss_mib"])
+            if not case.handler:
+                found.cold_ms.append(result["startup_ms"])
+                continue
+            found.cold_ms.append(result["cold_ms"])
+            found.init_ms.append(result["init_ms"])
+            found.first_ms.append(result["first_ms"])
+            found.modules = result["modules"]
+            found.warm_ns.extend(result.get("warm_ns", []))
+            print(f"  {case.name:<16} round {round_ + 1}/{repeat}: {result['cold_ms']:8.1f} ms", file=sys.stderr)
+        for case in restore:
+            samples[case.name].restore_ms.append(runner.probe(case, restore=True)["restore_ms"])
+    return samples
+
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
+FIRST_PARTY = re.compile(r"^(multidb|\w+_fn)$")
+
+
+@dataclass
+class Imported:
+    package: str
+    own_us: int
+    total_us: int
+    children: list["Imported"] = field(default_factory=list)
+
+
+def import_tree(lines: list[str]) -> list[Imported]:
+    """The imports a `-X importtime` log lists, as trees (it prints children first, indented)."""
+    pending: dict[int, list[Imported]] = {}
+    for line in lines:
+        if match := IMPORT_LINE.match(line):
+            depth = len(match.group(3)) // 2
+            node = Imported(match.group(4).split(".")[0], int(match.group(1)), int(match.group(2)))
+            node.children = pending.pop(depth + 1, [])
+            pending.setdefault(depth, []).append(node)
+    return pending.get(0, [])
+
+
+def attribute(nodes: list[Imported], costs: dict[str, float], parent: str = "") -> None:
+    """Charge each package what importing it cost, with what it imported in turn; our own
+    packages (multidb, the functions') only their own code, their imports to those packages."""
+    for node in nodes:
+        if FIRST_PARTY.match(node.package):
+            costs[node.package] = costs.get(node.package, 0.0) + node.own_us / 1000
+            attribute(node.children, costs, node.package)
+        elif node.package != parent:
+            costs[node.package] = costs.get(node.package, 0.0) + node.total_us / 1000
+
+
+def import_costs(log: str) -> dict[str, dict[str, float]]:
+    """A `-X importtime` log, by package: ms spent importing each during init (the handler's
+    import) and during the first call (what it imports lazily)."""
+    lines = log.split("bench: first response")[0].split("bench: handler imported")
+    phases = {}
+    for phase, text in zip(("init", "first_call"), [*lines, ""][:2], strict=True):
+        costs: dict[str, float] = {}
+        attribute(import_tree(text.splitlines()), costs)
+        phases[phase] = {name: round(ms, 1) for name, ms in sorted(costs.items(), key=lambda item: -item[1])}
+    return phases
+
+
+def importtime(runner: Runner, cases: list[Case]) -> dict[str, dict[str, dict[str, float]]]:
+    """One more fresh container per case under `python -X importtime`."""
+    found = {}
+    for case in [FLOOR, *cases]:
+        result = runner.probe(case, flags=("-X", "importtime"))
+        found[case.name] = import_costs(Path(result["log"]).read_text())
+    return found
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else round(value / base, 3)
+
+
+def summarize(case: Case, found: Samples, sizes: dict[str, int]) -> dict[str, Any]:
+    median = statistics.median
+    summary: dict[str, Any] = {
+        "route": case.route or None,
+        "cold_ms": round(median(found.cold_ms), 2),
+        "init_ms": round(median(found.init_ms), 2) if found.init_ms else None,
+        "first_call_ms": round(median(found.first_ms), 2) if found.first_ms else None,
+        "rss_mib": round(median(found.rss_mib), 2),
+        "warm_p50_ms": round(percentile(found.warm_ns, 0.5) / 1e6, 4) if found.warm_ns else None,
+        "warm_p99_ms": round(percentile(found.warm_ns, 0.99) / 1e6, 4) if found.warm_ns else None,
+        "warm_calls": len(found.warm_ns),
+        "after_restore_ms": round(median(found.restore_ms), 2) if found.restore_ms else None,
+        "modules_loaded": found.modules,
+        "samples": {"cold_ms": [round(v, 2) for v in found.cold_ms], "rss_mib": found.rss_mib},
+    }
+    summary.update({f"size_{part}_bytes": value for part, value in sizes.items()})
+    return summary
+
+
+def add_ratios(figures: dict[str, Any], floor: dict[str, Any]) -> None:
+    figures["ratios"] = {
+        "cold": ratio(figures["cold_ms"], floor["cold_ms"]),
+        "rss": ratio(figures["rss_mib"], floor["rss_mib"]),
+        "warm_p50": ratio(figures["warm_p50_ms"], floor["warm_p50_ms"]),
+        "warm_p99": ratio(figures["warm_p99_ms"], floor["warm_p99_ms"]),
+        "after_restore": ratio(figures["after_restore_ms"], floor["cold_ms"]),
+        "size": ratio(figures.get("size_total_bytes"), floor["size_total_bytes"]),
+    }
+
+
+FIGURES = {
+    "cold": ("cold start to first response", f"{TIMES} floor's"),
+    "rss": ("peak RSS", f"{TIMES} floor's"),
+    "warm_p50": ("warm p50", f"{TIMES} floor's hello"),
+    "warm_p50_ms": ("warm p50", "ms"),
+    "after_restore": ("after-restore first response", f"{TIMES} floor's cold start"),
+}
+
+
+def targets(cases: list[Case], functions: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each met or missed in this run (informative: nothing fails on them).
+    `met` is None where the figure was not measured (no SnapStart hooks yet)."""
+    checks = []
+    for case in cases:
+        figures = functions[case.name]
+        for figure, limit in case.targets.items():
+            measured = figures["warm_p50_ms"] if figure == "warm_p50_ms" else figures["ratios"][figure]
+            what, unit = FIGURES[figure]
+            met = None if measured is None else measured <= limit
+            checks.append(
+                {"function": case.name, "figure": what, "unit": unit, "limit": limit, "measured": measured, "met": met}
+            )
+    return checks
+
+
+def prepare(build_dir: Path, work: Path, cases: list[Case], bytecode: bool) -> tuple[Layout, dict[str, dict[str, int]]]:
+    """Copy the artifacts the cases need as shipped (no bytecode), package the floor, and size them."""
+    layer = build.copy_as_shipped(build_dir / LAYER / "python", work / LAYER / "python")
+    folders: dict[str, Path] = {}
+    for case in cases:
+        folder = work / case.function
+        if not folder.exists():
+            build.copy_as_shipped(build_dir / case.function, folder)
+        folders[case.name] = folder
+    folders["floor"], floor_layer = build.package_floor(layer, work / "floor", backends.hello_event())
+    layers = {case.name: layer for case in cases} | {"floor": floor_layer}
+    if bytecode:
+        for folder in {*folders.values(), layer, floor_layer}:
+            build.compile_all(folder)
+    sizes = {}
+    for name, folder in folders.items():
+        code, libraries = build.size(folder), build.size(layers[name])
+        sizes[name] = {"code": code, "layer": libraries, "total": code + libraries}
+    return Layout(folders, layers, build.runtime_folder(work / "runtime")), sizes
+
+
+def resolve_build(given: Path | None, source: Path) -> tuple[Path, bool]:
+    """The build to measure, and whether it was reused: a given folder holding one, else a fresh one."""
+    if given is not None and build.is_build(given):
+        build.check_build(given)
+        return given, True
+    target = given or DEFAULT_BUILD
+    if given is None and target.exists():
+        shutil.rmtree(target)
+    build.sam_build(target, source=source)
+    return target, False
+
+
+def git(source: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=source, capture_output=True, text=True).stdout.strip()
+
+
+def label(source: Path) -> str:
+    """The commit measured, and whether the checkout differs from it where the artifacts come from."""
+    commit = git(source, "rev-parse", "--short", "HEAD")
+    if not commit or Path(git(source, "rev-parse", "--show-toplevel")) != source:
+        return f"the checkout at {source}"
+    dirty = git(source, "status", "--porcelain", "--", "shared", "functions", "template.yaml")
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "arch": platform.machine(),
+    }
+
+
+def cell(value: float | None, base_ratio: float | None, unit: str, digits: int) -> str:
+    if value is None:
+        return "n/a"
+    absolute = f"{value:.{digits}f} {unit}"
+    return f"{base_ratio:.2f}{TIMES} ({absolute})" if base_ratio is not None else absolute
+
+
+COLUMNS = (
+    "cold start to 1st response",
+    "peak RSS",
+    "warm p50",
+    "warm p99",
+    "after-restore 1st response",
+    "artifact (code + layer)",
+)
+
+
+def row(label: str, figures: dict[str, Any]) -> str:
+    ratios = figures.get("ratios", {})
+    size = figures.get("size_total_bytes")
+    cells = [
+        cell(figures["cold_ms"], ratios.get("cold"), "ms", 0),
+        cell(figures["rss_mib"], ratios.get("rss"), "MiB", 1),
+        cell(figures.get("warm_p50_ms"), ratios.get("warm_p50"), "ms", 3),
+        cell(figures.get("warm_p99_ms"), ratios.get("warm_p99"), "ms", 3),
+        cell(figures.get("after_restore_ms"), ratios.get("after_restore"), "ms", 1),
+        cell(size / 1e6 if size else None, ratios.get("size"), "MB", 1),
+    ]
+    return f"| {label} | {' | '.join(cells)} |"
+
+
+def table(report: dict[str, Any]) -> str:
+    """The run as Markdown: the figures, where each cold start goes, and the targets."""
+    floor, bare = report["baselines"]["floor"], report["baselines"]["bare"]
+    rows = [f"| | {' | '.join(COLUMNS)} |", "|---" * (len(COLUMNS) + 1) + "|"]
+    rows.append(row("**floor**: FastAPI + Mangum, `GET /hello`", floor))
+    rows.append(row("bare interpreter (no handler)", bare))
+    for name, figures in report["functions"].items():
+        rows.append(row(f"{name}: `{figures['route']}`", figures))
+    breakdown = ["| | import (init) | first call | modules loaded | code | layer |", "|---|---|---|---|---|---|"]
+    for name, figures in {"floor": floor, **report["functions"]}.items():
+        breakdown.append(
+            f"| {name} | {figures['init_ms']:.0f} ms | {figures['first_call_ms']:.1f} ms | {figures['modules_loaded']} "
+            f"| {figures['size_code_bytes'] / 1e3:.0f} kB | {figures['size_layer_bytes'] / 1e6:.1f} MB |"
+        )
+    goals = ["| function | target | limit | measured | |", "|---|---|---|---|---|"]
+    for check in report["targets"]:
+        measured = "n/a" if check["measured"] is None else f"{check['measured']:.2f}"
+        verdict = {True: "met", False: "**missed**", None: "n/a"}[check["met"]]
+        limit = f"\N{LESS-THAN OR EQUAL TO} {check['limit']} {check['unit']}"
+        goals.append(f"| {check['function']} | {check['figure']} | {limit} | {measured} | {verdict} |")
+    lines = [*rows, "", *breakdown, "", *goals]
+    profiled = {name: f["import_ms"] for name, f in {"floor": floor, **report["functions"]}.items() if "import_ms" in f}
+    if profiled:
+        lines += ["", "Imports by package (ms, one process under `python -X importtime`; largest first):", ""]
+        for name, phases in profiled.items():
+            for phase, costs in phases.items():
+                top = ", ".join(f"{package} {ms:.0f}" for package, ms in list(costs.items())[:10] if ms >= 1)
+                lines.append(f"- {name}, {phase.replace('_', ' ')}: {top or 'nothing'}")
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", type=Path, help="a sam build (x86_64) to reuse, or where to build one")
+    source = "the checkout to build and seed from (default: this one), e.g. `git archive <commit> | tar -x -C DIR`"
+    parser.add_argument("--source", type=Path, default=ROOT, help=source)
+    parser.add_argument("--label", help="what the run measured, for the table (default: the source's commit)")
+    default_json = DEFAULT_JSON.relative_to(ROOT)
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where the figures go ({default_json})")
+    quick = f"smoke run: 2 repetitions, 20 warm calls, {' and '.join(QUICK_CASES)}"
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--repeat", type=int, help="fresh processes per figure (default 7; --quick 2)")
+    parser.add_argument("--warm", type=int, help="warm invocations per function (default 1000; --quick 20)")
+    parser.add_argument("--functions", help=f"comma-separated, of: {', '.join(case.name for case in CASES)}")
+    bytecode = "precompile the artifacts first (what shipping .pyc files would give)"
+    parser.add_argument("--bytecode", action="store_true", help=bytecode)
+    profile = "then one container per function under -X importtime: what its init and first call import (not --quick)"
+    parser.add_argument("--importtime", action=argparse.BooleanOptionalAction, help=profile)
+    parser.add_argument("--pg-database", default="multidb_bench", help="created and dropped by the run")
+    redis_db = "a database of the local Redis, flushed before and after (refused if it holds others' keys)"
+    parser.add_argument("--redis-db", type=int, default=13, help=redis_db)
+    keep = "keep the work folder: the copied artifacts, and each run's spec, result and output"
+    parser.add_argument("--keep", action="store_true", help=keep)
+    args = parser.parse_args(argv)
+    args.source = args.source.resolve()
+    args.repeat = args.repeat or (2 if args.quick else 7)
+    args.warm = args.warm if args.warm is not None else (20 if args.quick else 1000)
+    args.importtime = not args.quick if args.importtime is None else args.importtime
+    return args
+
+
+def select(args: argparse.Namespace) -> list[Case]:
+    names = args.functions.split(",") if args.functions else (QUICK_CASES if args.quick else [c.name for c in CASES])
+    known = {case.name: case for case in CASES}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown functions {unknown}; known: {', '.join(known)}")
+    return [known[name] for name in names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    cases = select(args)
+    started = time.monotonic()
+    try:
+        build_dir, reused = resolve_build(args.build_dir, args.source)
+        build.check_build(build_dir)
+    except build.NotABuild as exc:
+        raise SystemExit(str(exc)) from exc
+    work = Path(tempfile.mkdtemp(prefix="multidb-bench-"))
+    try:
+        layout, sizes = prepare(build_dir, work, cases, args.bytecode)
+        hooks = (layout.layers[cases[0].name] / "multidb" / "snapstart.py").exists()
+        with backends.servers(args.pg_database, args.redis_db) as found:
+            env = backends.environment(found, work)
+            seeded = backends.seed(env, sorted({case.route for case in cases}), args.source)
+            events = {
+                case.name: backends.authorizer_event(seeded.token, case.route)
+                if case.event is None
+                else backends.function_event(case.event, seeded, case.query)
+                for case in cases
+            }
+            events["floor"] = backends.hello_event()
+            runner = Runner(work, layout, env, events)
+            for case in cases:
+                runner.before[case.name] = (
+                    backends.empty_permission_cache(seeded)
+                    if case.cache_miss
+                    else backends.authorized(seeded, case.route)
+                )
+            restore = [FLOOR, *([case for case in cases if not case.cache_miss] if hooks else [])]
+            print(f"measuring {len(cases)} functions, {args.repeat} rounds, {args.warm} warm calls", file=sys.stderr)
+            samples = measure(runner, cases, args.repeat, args.warm, restore)
+            imports = importtime(runner, cases) if args.importtime else {}
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    floor = summarize(FLOOR, samples["floor"], sizes["floor"])
+    bare = summarize(BARE, samples["bare"], {})
+    functions = {}
+    for case in cases:
+        figures = summarize(case, samples[case.name], sizes[case.name])
+        add_ratios(figures, floor)
+        functions[case.name] = figures
+    add_ratios(floor, floor)
+    for name, costs in imports.items():
+        ({"floor": floor} | functions)[name]["import_ms"] = costs
+    bare["ratios"] = {"cold": ratio(bare["cold_ms"], floor["cold_ms"]), "rss": ratio(bare["rss_mib"], floor["rss_mib"])}
+    report = {
+        "schema": 1,
+        "measured": args.label or label(args.source),
+        "source": str(args.source),
+        "machine": machine(),
+        "mode": "quick" if args.quick else "full",
+        "repetitions": args.repeat,
+        "warm_calls": args.warm,
+        "bytecode": "precompiled" if args.bytecode else "as shipped (none)",
+        "snapstart_hooks": hooks,
+        "build": {"dir": str(build_dir), "reused": reused},
+        "seconds": round(time.monotonic() - started, 1),
+        "baselines": {"bare": bare, "floor": floor},
+        "functions": functions,
+        "targets": targets(cases, functions),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    print(
+        f"\n{report['measured']}, "
+        f"{report['machine']['cpus']}-core {report['machine']['cpu']}, Python {report['machine']['python']}; "
+        f"medians of {args.repeat} fresh processes, {args.warm} warm calls; bytecode: {report['bytecode']}; "
+        f"{report['seconds']:.0f} s. Figures: {args.json}"
+    )
+    print(
+        "reproduce: make bench   (or: python -m tests.benchmarks.bench --build-dir .aws-sam/bench "
+        "to measure that build again)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

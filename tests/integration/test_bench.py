@@ -1,0 +1,103 @@
+"""`make bench --quick` runs in the test command, so the bench cannot rot: it measures the
+built artifacts against real servers and writes every figure. No figure is asserted on: the
+timings of a shared 2-core machine are no test (docs/benchmarks.md holds a full run)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.benchmarks.bench import import_costs
+from tests.conftest import EMBEDDED, PG_DATABASE, REDIS_DB, REDIS_URL, USE_POSTGRES, USE_REDIS
+from tests.helpers import ROOT
+
+REAL_SERVERS = pytest.mark.skipif(
+    EMBEDDED or not (USE_POSTGRES and USE_REDIS), reason="the bench measures against real PostgreSQL and Redis"
+)
+FIGURES = ("cold_ms", "init_ms", "first_call_ms", "rss_mib", "warm_p50_ms", "warm_p99_ms")
+RATIOS = ("cold", "rss", "warm_p50", "warm_p99", "size")
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@pytest.fixture(scope="module")
+def quick(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], str]:
+    """One quick run on the session's build, in a database and Redis number of this suite's."""
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.flushdb()  # what the test before left: the bench empties only a database of its own
+    output = tmp_path_factory.mktemp("bench") / "bench.json"
+    command = [sys.executable, "-m", "tests.benchmarks.bench", "--quick", "--build-dir", str(built)]
+    command += ["--json", str(output), "--pg-database", f"{PG_DATABASE}_bench", "--redis-db", str(REDIS_DB)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return json.loads(output.read_text()), result.stdout
+
+
+@pytest.mark.sam
+@REAL_SERVERS
+def test_the_quick_bench_writes_every_figure_of_each_function(quick: tuple[dict[str, object], str]) -> None:
+    report, _ = quick
+    functions = report["functions"]
+    assert isinstance(functions, dict)
+    assert set(functions) == {"authorizer", "auth"}
+    for figures in functions.values():
+        assert all(positive(figures[name]) for name in FIGURES), figures
+        assert figures["warm_p50_ms"] <= figures["warm_p99_ms"]
+        assert figures["warm_calls"] == 20
+        assert all(positive(figures["ratios"][name]) for name in RATIOS), figures["ratios"]
+        assert figures["size_total_bytes"] == figures["size_code_bytes"] + figures["size_layer_bytes"]
+        assert len(figures["samples"]["cold_ms"]) == report["repetitions"] == 2
+        if report["snapstart_hooks"]:
+            assert positive(figures["after_restore_ms"])
+            assert positive(figures["ratios"]["after_restore"])
+        else:
+            assert figures["after_restore_ms"] is None
+            assert figures["ratios"]["after_restore"] is None
+
+
+@pytest.mark.sam
+@REAL_SERVERS
+def test_the_quick_bench_measures_its_baselines_and_names_the_run(quick: tuple[dict[str, object], str]) -> None:
+    report, printed = quick
+    floor, bare = report["baselines"]["floor"], report["baselines"]["bare"]
+    assert all(positive(floor[name]) for name in FIGURES), floor
+    assert positive(floor["after_restore_ms"])  # a bare fork: the floor has no hooks
+    assert floor["ratios"]["cold"] == floor["ratios"]["rss"] == 1
+    assert positive(bare["cold_ms"])
+    assert positive(bare["rss_mib"])
+    assert report["measured"].startswith("commit ")
+    assert report["build"]["reused"] is True
+    assert report["mode"] == "quick"
+    for target in report["targets"]:
+        assert target["met"] in (True, False, None)
+        assert (target["measured"] is None) == (target["met"] is None)
+    assert "| **floor**: FastAPI + Mangum, `GET /hello` |" in printed
+    rows = [line.split(" | ") for line in printed.splitlines() if line.startswith(("| authorizer:", "| auth:"))]
+    assert len(rows) == 2
+    after_restore = {row[5] for row in rows}  # the after-restore column: the SnapStart work fills it
+    assert (after_restore == {"n/a"}) != report["snapstart_hooks"]
+
+
+def test_import_costs_charge_each_package_what_importing_it_took() -> None:
+    log = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 |     pydantic_core",
+            "import time:       400 |        500 |   pydantic",
+            "import time:        50 |        550 | multidb.settings",
+            "import time:        20 |        570 | auth_fn.app",
+            "bench: handler imported",
+            "import time:      3000 |       3000 | asyncpg",
+            "bench: first response",
+            "import time:       999 |        999 | late",
+        ]
+    )
+    assert import_costs(log) == {
+        "init": {"pydantic": 0.5, "multidb": 0.1, "auth_fn": 0.0},
+        "first_call": {"asyncpg": 3.0},
+    }
