@@ -170,7 +170,8 @@ async def _snapshot() -> dict[str, Any]:
     values = {
         key: await redis.get(key)
         for key in keys
-        if await redis.type(key) == "string" and not key.startswith(("auth:permission:", "realtime:server:"))
+        if await redis.type(key) == "string"
+        and not key.startswith(("auth:permission:", "auth:profile:", "realtime:server:"))
     }
     async with AsyncSession(get_engine()) as session:
         users = (await session.exec(select(User.username, User.password_hash, User.status, User.is_admin))).all()  # type: ignore[call-overload]

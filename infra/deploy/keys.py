@@ -63,7 +63,7 @@ def rotate(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> str:
     published = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
     previous = [e for e in published if e["kid"] == current["jwt_key_id"]]
     if not previous:  # the parameter lost the current key: publish it again from the secret
-        previous = [_signing_entry(load_private(current["jwt_private_key"]))]
+        previous = [_signing_entry(load_private(current["jwt_private_key"], check=True))]
     entries = [_signing_entry(signing), *previous][:KEEP_PUBLISHED]
     # Publish first: an authorizer must know the new kid before any token carries it.
     ssm.put_parameter(Name=parameter, Value=json.dumps(entries), Type="String", Overwrite=True)

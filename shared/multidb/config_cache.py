@@ -24,28 +24,30 @@ def max_age() -> float:
 
 
 class Expiring[**P, R]:
-    """A function's results, by argument, each kept for `max_age()` seconds."""
+    """A function's results, by argument, each kept for `max_age()` seconds (as it was when
+    the entry was read: a hit costs a dictionary lookup and a clock read, nothing more)."""
 
     def __init__(self, load: Callable[P, R]) -> None:
         self.load = load
-        self.entries: dict[Hashable, tuple[float, R]] = {}
+        self.entries: dict[Hashable, tuple[float, float, R]] = {}  # read at, expires at, value
         functools.update_wrapper(self, load)
         _ALL.append(self)
 
     @staticmethod
     def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-        return (args, tuple(sorted(kwargs.items())))
+        return (args, tuple(sorted(kwargs.items()))) if kwargs else args
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         entry = self.entries.get(self._key(args, kwargs))
-        if entry is not None and time.monotonic() - entry[0] < max_age():
-            return entry[1]
+        if entry is not None and time.monotonic() < entry[1]:
+            return entry[2]
         return self.refresh(*args, **kwargs)
 
     def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Read again now, whatever the entry's age."""
         value = self.load(*args, **kwargs)
-        self.entries[self._key(args, kwargs)] = (time.monotonic(), value)
+        now = time.monotonic()
+        self.entries[self._key(args, kwargs)] = (now, now + max_age(), value)
         return value
 
     def age(self, *args: P.args, **kwargs: P.kwargs) -> float:
@@ -55,6 +57,10 @@ class Expiring[**P, R]:
 
     def cache_clear(self) -> None:
         self.entries.clear()
+
+    def backdate(self, seconds: float) -> None:
+        """Make every entry `seconds` older, as if that much time had passed (tests)."""
+        self.entries = {key: (read - seconds, end - seconds, v) for key, (read, end, v) in self.entries.items()}
 
 
 def expiring[**P, R](load: Callable[P, R]) -> Expiring[P, R]:

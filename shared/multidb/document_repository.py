@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .repository import MAX_PAGE_SIZE
+from .paging import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
     from beanie import Document

@@ -3,16 +3,16 @@
 A permission code is `METHOD:/api/v1/path/{param}`, made from a route's method and path
 template; an API Gateway routeKey (`GET /api/v1/roles/{role_id}`) maps to the same code.
 `auth:permission:<user_id>` caches what a user may do until the access token would
-expire; anything that changes a user's grants deletes that key (see `invalidate`).
+expire, and `auth:profile:<user_id>` what `GET /auth/user/info` answers; anything that
+changes a user or their roles deletes both (see `invalidate`).
 """
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .settings import get_settings
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from .models import Role
+    from .models import Role, User
 
 
 class Access(StrEnum):
@@ -42,6 +42,10 @@ def code_from_route_key(route_key: str) -> str:
 
 def permission_key(user_id: str) -> str:
     return f"auth:permission:{user_id}"
+
+
+def profile_key(user_id: str) -> str:
+    return f"auth:profile:{user_id}"
 
 
 def version_key(user_id: str) -> str:
@@ -133,19 +137,47 @@ def granted(
 async def load_grants(session: "AsyncSession", user_id: str) -> Grants | None:
     """Read a user's grants from the database: disabled roles grant nothing."""
     # SQLAlchemy is imported here, on a cache miss, not with the authorizer (~300 ms cold).
-    from sqlalchemy.orm import selectinload
-    from sqlmodel import select
+    from .repository import UserRepository
 
-    from .models import User
-
-    try:
-        key = uuid.UUID(user_id)
-    except ValueError:
-        return None
-    user = (await session.exec(select(User).where(User.id == key).options(selectinload(User.roles)))).first()  # type: ignore[arg-type]
+    user = await UserRepository(session).get(user_id)
     if user is None:
         return None
     return Grants(str(user.id), user.name, user.status, user.is_admin, granted(user.roles))
+
+
+def profile_of(user: "User") -> dict[str, Any]:
+    """Who a user is and what their enabled roles grant: `GET /auth/user/info`'s answer."""
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "email": user.email,
+        "username": user.username,
+        "status": user.status,
+        "is_admin": user.is_admin,
+        "roles": [role.code for role in user.roles if role.status],
+        "permissions": {
+            "interface": sorted(granted(user.roles)),
+            "button": sorted(granted(user.roles, "button_permissions")),
+            "router": sorted(granted(user.roles, "router_permissions")),
+        },
+    }
+
+
+async def cached_profile(redis: "Redis", user_id: str) -> dict[str, Any] | None:
+    """A user's profile from the cache, read from the database (one statement) on a miss and
+    cached like the grants: only if no invalidation happened meanwhile."""
+    cached, version = await redis.mget(profile_key(user_id), version_key(user_id))
+    if cached is not None:
+        return cast(dict[str, Any], json.loads(cached))
+    from .db import session_scope
+    from .repository import UserRepository
+
+    async with session_scope() as session:
+        user = await UserRepository(session).get(user_id)
+        profile = profile_of(user) if user is not None else None
+    if profile is not None:
+        await _store(redis, user_id, profile_key(user_id), json.dumps(profile), cast(str | None, version))
+    return profile
 
 
 async def cached_grants(
@@ -164,27 +196,28 @@ async def cached_grants(
     async with session_scope() as session:
         grants = await load_grants(session, user_id)
     if grants is not None:
-        await _store(redis, grants, version)
+        await _store(redis, user_id, permission_key(user_id), grants.to_json(), version)
     return grants
 
 
-async def _store(redis: "Redis", grants: Grants, seen_version: str | None) -> None:
+async def _store(redis: "Redis", user_id: str, key: str, value: str, seen_version: str | None) -> None:
+    """Cache what was read for a user, unless an invalidation happened since `seen_version`."""
     from redis.exceptions import WatchError
 
     async with redis.pipeline(transaction=True) as pipe:
         try:
-            await pipe.watch(version_key(grants.user_id))
-            if await pipe.get(version_key(grants.user_id)) != seen_version:
-                return  # invalidated while we read the database: these grants may be stale
+            await pipe.watch(version_key(user_id))
+            if await pipe.get(version_key(user_id)) != seen_version:
+                return  # invalidated while we read the database: what we read may be stale
             pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.set(permission_key(grants.user_id), grants.to_json(), ex=get_settings().access_token_ttl)
+            pipe.set(key, value, ex=get_settings().access_token_ttl)
             await pipe.execute()
         except WatchError:
             return
 
 
 async def invalidate(redis: "Redis", *user_ids: str) -> None:
-    """Forget cached grants so the very next request sees the database."""
+    """Forget cached grants and profiles so the very next request sees the database."""
     if not user_ids:
         return
     ttl = get_settings().access_token_ttl
@@ -192,5 +225,5 @@ async def invalidate(redis: "Redis", *user_ids: str) -> None:
         for user_id in user_ids:
             pipe.incr(version_key(user_id))
             pipe.expire(version_key(user_id), ttl)
-        pipe.delete(*(permission_key(uid) for uid in user_ids))
+        pipe.delete(*(key for uid in user_ids for key in (permission_key(uid), profile_key(uid))))
         await pipe.execute()

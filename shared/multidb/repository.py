@@ -11,15 +11,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlmodel import SQLModel, col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from .errors import Conflict, NotFound
 from .models import InterfaceRoute, PeriodicTask, Role, ScheduleChange, User, UserRole, utcnow
-
-MAX_PAGE_SIZE = 100
+from .paging import MAX_PAGE_SIZE
 
 
 def like_pattern(keyword: str) -> str:
@@ -51,8 +50,12 @@ class Repository[M: SQLModel]:
     def _id(self) -> Any:
         return col(self.model.id)  # type: ignore[attr-defined]
 
+    def _options(self) -> list[Any]:
+        """Loader options every read of a list applies (a repository's related rows)."""
+        return []
+
     def _query(self) -> SelectOfScalar[M]:
-        return select(self.model)
+        return select(self.model).options(*self._options())
 
     async def get(self, id_: uuid.UUID) -> M | None:
         return (await self.session.exec(self._query().where(self._id == id_))).first()
@@ -81,18 +84,25 @@ class Repository[M: SQLModel]:
     async def paginate(
         self, page: int, page_size: int, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()
     ) -> tuple[list[M], int]:
-        """One page (1-based) and the total; the page size is capped at MAX_PAGE_SIZE."""
+        """One page (1-based) and the total; the page size is capped at MAX_PAGE_SIZE.
+
+        One statement: the total rides along each row (`count(*) OVER ()`); only a page past
+        the end, which has no row to carry it, asks for the count apart.
+        """
         size = max(1, min(page_size, MAX_PAGE_SIZE))
         conditions = [w for w in where if w is not None]
-        total = await self.count(*conditions)
         query = (
-            self._query()
+            select(self.model, func.count().over().label("total"))
+            .options(*self._options())
             .where(*conditions)
             .order_by(*order_by, self._id)  # the id makes the order total, so pages never overlap
             .offset((max(page, 1) - 1) * size)
             .limit(size)
         )
-        return list((await self.session.exec(query)).all()), total
+        rows = (await self.session.exec(query)).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0][1])
+        return [], 0 if page <= 1 else await self.count(*conditions)
 
     async def create(self, obj: M) -> M:
         self.session.add(obj)
@@ -156,18 +166,24 @@ class UserRepository(Repository[User]):
     not_found_message = "user not found"
     not_found_error = "user_not_found"
 
-    def _query(self) -> SelectOfScalar[User]:
-        return select(User).options(selectinload(User.roles))  # type: ignore[arg-type]
+    def _options(self) -> list[Any]:
+        """Users with their roles: a second statement for the roles of a whole page."""
+        return [selectinload(User.roles)]  # type: ignore[arg-type]
+
+    async def _one(self, where: ColumnElement[bool]) -> User | None:
+        """One user with their roles joined in: one statement (every request of a signed-in user)."""
+        query = select(User).options(joinedload(User.roles)).where(where)  # type: ignore[arg-type]
+        return (await self.session.exec(query)).unique().first()
 
     async def get(self, id_: uuid.UUID | str) -> User | None:  # type: ignore[override]
         try:
             key = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
         except ValueError:
             return None
-        return await super().get(key)
+        return await self._one(col(User.id) == key)
 
     async def get_by_username(self, username: str) -> User | None:
-        return (await self.session.exec(self._query().where(col(User.username) == username))).first()
+        return await self._one(col(User.username) == username)
 
     async def count_active_admins(self, excluding: Iterable[uuid.UUID] = ()) -> int:
         return await self.count(

@@ -106,6 +106,9 @@ def prime(*modules: str, warm: Callable[[], None] | None = None) -> None:
     install()
     for name in (*COMMON_MODULES, *modules):
         importlib.import_module(name)
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()  # the ORM's relationships, which the first query would set up
     if warm is not None:
         warm()
 

@@ -59,17 +59,15 @@ def upload_url(key: str, content_type: str, size: int) -> str:
     """A PUT URL for exactly this object, once: S3 refuses another content type or length, and
     (`If-None-Match: *`, signed) any PUT once the object exists, so a completed file's bytes
     cannot be replaced while the URL is still valid."""
+    return _presigned("put_object", key, ContentType=content_type, ContentLength=size, IfNoneMatch="*")
+
+
+def _presigned(operation: str, key: str, **params: str | int) -> str:
+    """A URL for one S3 operation on one object of the files bucket, valid FILES_URL_TTL
+    seconds (signed locally: no request)."""
     settings = get_settings()
     return get_s3().generate_presigned_url(
-        "put_object",
-        Params={
-            "Bucket": settings.files_bucket,
-            "Key": key,
-            "ContentType": content_type,
-            "ContentLength": size,
-            "IfNoneMatch": "*",
-        },
-        ExpiresIn=settings.files_url_ttl,
+        operation, Params={"Bucket": settings.files_bucket, "Key": key, **params}, ExpiresIn=settings.files_url_ttl
     )
 
 
@@ -80,17 +78,8 @@ def upload_headers(content_type: str) -> dict[str, str]:
 
 def download_url(key: str, name: str, content_type: str) -> str:
     """A GET URL that makes the browser save the object under its original name."""
-    settings = get_settings()
-    return get_s3().generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": settings.files_bucket,
-            "Key": key,
-            "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
-            "ResponseContentType": content_type,
-        },
-        ExpiresIn=settings.files_url_ttl,
-    )
+    disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+    return _presigned("get_object", key, ResponseContentDisposition=disposition, ResponseContentType=content_type)
 
 
 async def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
@@ -185,18 +174,7 @@ async def create_multipart(key: str, content_type: str) -> str:
 
 def part_url(key: str, upload_id: str, number: int, length: int) -> str:
     """A PUT URL for exactly one part of exactly `length` bytes (computed locally: no request)."""
-    settings = get_settings()
-    return get_s3().generate_presigned_url(
-        "upload_part",
-        Params={
-            "Bucket": settings.files_bucket,
-            "Key": key,
-            "UploadId": upload_id,
-            "PartNumber": number,
-            "ContentLength": length,
-        },
-        ExpiresIn=settings.files_url_ttl,
-    )
+    return _presigned("upload_part", key, UploadId=upload_id, PartNumber=number, ContentLength=length)
 
 
 async def uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """`make bench`: what users wait for, from the `sam build` artifacts, as ratios to a same-run floor.
 
-    python -m tests.benchmarks.bench                         # sam build (x86_64) into .aws-sam/bench, then measure
+    python -m tests.benchmarks.bench                         # make build (x86_64) into .aws-sam/bench, then measure
     python -m tests.benchmarks.bench --build-dir .aws-sam/bench   # reuse that build
     python -m tests.benchmarks.bench --quick                 # a smoke run: 2 repetitions, 2 functions
 
@@ -382,7 +382,8 @@ def targets(cases: list[Case], functions: dict[str, Any]) -> list[dict[str, Any]
 
 
 def prepare(build_dir: Path, work: Path, cases: list[Case], bytecode: bool) -> tuple[Layout, dict[str, dict[str, int]]]:
-    """Copy the artifacts the cases need as shipped (no bytecode), package the floor, and size them."""
+    """Copy the artifacts the cases need as shipped, package the floor the same way, and size
+    them. With `bytecode` False, every .pyc is taken out (what a bare `sam build` ships)."""
     layer = build.copy_as_shipped(build_dir / LAYER / "python", work / LAYER / "python")
     folders: dict[str, Path] = {}
     for case in cases:
@@ -392,9 +393,12 @@ def prepare(build_dir: Path, work: Path, cases: list[Case], bytecode: bool) -> t
         folders[case.name] = folder
     folders["floor"], floor_layer = build.package_floor(layer, work / "floor", backends.hello_event())
     layers = {case.name: layer for case in cases} | {"floor": floor_layer}
-    if bytecode:
-        for folder in {*folders.values(), layer, floor_layer}:
-            build.compile_all(folder)
+    for folder in {*folders.values(), layer, floor_layer}:
+        if not bytecode:
+            for cache in list(folder.rglob("__pycache__")):
+                shutil.rmtree(cache)
+        elif folder == folders["floor"]:
+            build.compile_all(folder)  # its code as `make build` compiles the functions'
     sizes = {}
     for name, folder in folders.items():
         code, libraries = build.size(folder), build.size(layers[name])
@@ -519,8 +523,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="fresh processes per figure (default 7; --quick 2)")
     parser.add_argument("--warm", type=int, help="warm invocations per function (default 1000; --quick 20)")
     parser.add_argument("--functions", help=f"comma-separated, of: {', '.join(case.name for case in CASES)}")
-    bytecode = "precompile the artifacts first (what shipping .pyc files would give)"
-    parser.add_argument("--bytecode", action="store_true", help=bytecode)
+    bytecode = "take the build's bytecode out first (what a bare `sam build` ships: each module compiled at import)"
+    parser.add_argument("--no-bytecode", dest="bytecode", action="store_false", help=bytecode)
     profile = "then one container per function under -X importtime: what its init and first call import (not --quick)"
     parser.add_argument("--importtime", action=argparse.BooleanOptionalAction, help=profile)
     parser.add_argument("--pg-database", default="multidb_bench", help="created and dropped by the run")
@@ -557,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="multidb-bench-"))
     try:
         layout, sizes = prepare(build_dir, work, cases, args.bytecode)
+        shipped = build.has_bytecode(layout.layers[cases[0].name])
+        bytecode = "shipped by make build" if shipped else "none (each module compiled at import)"
         hooks = (layout.layers[cases[0].name] / "multidb" / "snapstart.py").exists()
         with backends.servers(args.pg_database, args.redis_db) as found:
             env = backends.environment(found, work)
@@ -603,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "repetitions": args.repeat,
         "warm_calls": args.warm,
-        "bytecode": "precompiled" if args.bytecode else "as shipped (none)",
+        "bytecode": bytecode,
         "snapstart_hooks": hooks,
         "build": {"dir": str(build_dir), "reused": reused},
         "seconds": round(time.monotonic() - started, 1),

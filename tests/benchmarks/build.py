@@ -1,9 +1,9 @@
-"""The artifacts the bench measures: `sam build` output for this machine's CPU, copied as shipped.
+"""The artifacts the bench measures: `make build` output for this machine's CPU, copied as shipped.
 
 `sam build` writes no bytecode (aws-lambda-builders unpacks wheels without compiling them)
-and Lambda's /var/task and /opt are read-only, so a real container compiles every module it
-imports from source. The bench measures that: it copies the artifacts without any
-`__pycache__` a previous import left behind, and runs them with `-B` so they stay that way.
+and Lambda's /var/task and /opt are read-only, so `make build` compiles every module once
+(unchecked-hash .pyc files) and the containers read them. The bench copies the artifacts
+with that bytecode and runs them with `-B`, so nothing a measured import writes is reused.
 """
 
 import json
@@ -31,22 +31,21 @@ def machine_architecture() -> str:
 
 
 def sam_build(build_dir: Path, architecture: str | None = None, source: Path = ROOT) -> Path:
-    """`sam build` of the checkout at `source` for one CPU (this machine's by default), as
-    `make build ARCH=…` runs it."""
+    """`make build ARCH=…` of the checkout at `source` for one CPU (this machine's by default):
+    `sam build`, then the bytecode."""
     architecture = architecture or machine_architecture()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # a real python3.12 first
         "SAM_CLI_TELEMETRY": "0",
-        "ARCHITECTURE": architecture,  # the deploy function's Makefile reads it
     }
-    command = [str(SAM), "build", "--build-dir", str(build_dir), "--template-file", "template.yaml"]
-    command += ["--parameter-overrides", f"Architecture={architecture}"]
+    env.pop("MAKEFLAGS", None)  # not the options of a make that runs the tests
+    command = ["make", "--no-print-directory", "build", f"ARCH={architecture}", f"BUILD_DIR={build_dir}"]
     started = time.monotonic()
     result = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, timeout=900)
     if result.returncode != 0 or "Build Succeeded" not in result.stdout + result.stderr:
-        raise RuntimeError(f"sam build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    print(f"sam build ({architecture}) into {build_dir}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        raise RuntimeError(f"make build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    print(f"make build ({architecture}) into {build_dir}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     return build_dir
 
 
@@ -86,22 +85,22 @@ def check_build(build: Path) -> None:
         raise NotABuild(f"{build} was built for {built_for}; this machine runs {here}: give a build for its CPU")
 
 
-def _no_bytecode(_: str, names: list[str]) -> list[str]:
-    return [name for name in names if name == "__pycache__" or name.endswith(".pyc")]
-
-
 def copy_as_shipped(source: Path, destination: Path) -> Path:
-    shutil.copytree(source, destination, ignore=_no_bytecode, symlinks=True)
+    shutil.copytree(source, destination, symlinks=True)
     return destination
 
 
 def compile_all(folder: Path) -> None:
-    """Precompile (`--bytecode`): what a build step running compileall would ship."""
+    """What `make build` does to its output: every module's bytecode, unchecked-hash."""
     import compileall
 
     compileall.compile_dir(
         str(folder), quiet=2, invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH
     )
+
+
+def has_bytecode(folder: Path) -> bool:
+    return any(folder.rglob("*.pyc"))
 
 
 def runtime_folder(destination: Path) -> Path:
@@ -163,7 +162,7 @@ def package_floor(layer: Path, destination: Path, event: dict[str, object]) -> t
     for entry in sorted(entries):
         source = layer / entry
         if source.is_dir():
-            shutil.copytree(source, floor_layer / entry, ignore=_no_bytecode)
+            shutil.copytree(source, floor_layer / entry)
         else:
             shutil.copy2(source, floor_layer / entry)
     return function, floor_layer

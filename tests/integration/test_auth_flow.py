@@ -52,6 +52,37 @@ def test_login_flow_info_refresh_reuse_logout(api: Api) -> None:
     assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 403
 
 
+def test_user_info_comes_from_the_cache_once_warm_and_follows_every_change(api: Api, statements: list[str]) -> None:
+    """A miss reads the user and their roles in one joined SELECT; a hit reads no SQL at all.
+    A change to the user or to a role of theirs is in the very next answer."""
+    user_id = create_user("reader", "reader-password", codes=("GET:/api/v1/roles",))
+    token = api.login("reader", "reader-password").access
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    statements.clear()
+    assert api.get("/api/v1/auth/user/info", token=token).status_code == 200  # fills the caches
+    queries = [s for s in statements if s.startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))]
+    assert len(queries) == 2, queries  # the grants (the caller check) and the profile: one each
+    assert all("FROM users LEFT OUTER JOIN" in query for query in queries)
+    statements.clear()
+    info = api.get("/api/v1/auth/user/info", token=token).json()["data"]
+    assert statements == []
+    assert info["permissions"]["interface"] == ["GET:/api/v1/roles"]
+    assert (info["id"], info["username"], info["isAdmin"]) == (user_id, "reader", False)
+
+    assert api.put(f"/api/v1/users/{user_id}", token=admin, json_body={"email": "new@example.com"}).status_code == 200
+    assert api.get("/api/v1/auth/user/info", token=token).json()["data"]["email"] == "new@example.com"
+    (role,) = info["roles"]
+    role_id = next(
+        r["id"]
+        for r in api.get("/api/v1/roles?pageSize=100", token=admin).json()["data"]["records"]
+        if r["code"] == role
+    )
+    changed = {"interfacePermissions": ["GET:/api/v1/roles", "GET:/api/v1/users"]}
+    assert api.put(f"/api/v1/roles/{role_id}", token=admin, json_body=changed).status_code == 200
+    permissions = api.get("/api/v1/auth/user/info", token=token).json()["data"]["permissions"]
+    assert permissions["interface"] == ["GET:/api/v1/roles", "GET:/api/v1/users"]
+
+
 def test_logout_revokes_access_and_refresh_token(api: Api) -> None:
     tokens = api.login("admin", ADMIN_PASSWORD)
     other_session = api.login("admin", ADMIN_PASSWORD)

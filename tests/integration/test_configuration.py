@@ -151,7 +151,7 @@ def test_a_rotated_connections_secret_counts_without_a_cold_start(aws: Any) -> N
     assert get_settings().redis_url == REDIS_URL  # still what it read, for CONFIG_MAX_AGE
 
     for cache in (get_settings, secrets.secret_json):
-        cache.entries = {k: (read - max_age() - 1, v) for k, (read, v) in cache.entries.items()}
+        cache.backdate(max_age() + 1)
     assert get_settings().redis_url == BROKER_URL
     assert get_redis() is not redis
     assert get_engine() is not engine

@@ -97,3 +97,34 @@ def test_warm_invocations_reuse_one_pool(api: Api) -> None:
     finally:
         event.remove(get_engine().sync_engine, "connect", count)
     assert connects == []
+
+
+def test_a_page_and_its_total_are_one_statement_and_a_page_past_the_end_counts_apart(
+    api: Api, statements: list[str]
+) -> None:
+    """`Repository.paginate` carries the total on each row (`count(*) OVER ()`)."""
+    from multidb.db import session_scope
+    from multidb.models import Role
+    from multidb.repository import RoleRepository
+
+    async def page(number: int, size: int) -> tuple[list[str], int]:
+        async with session_scope() as session:
+            rows, total = await RoleRepository(session).paginate(number, size, order_by=[Role.code])
+            return [role.code for role in rows], total
+
+    async def create() -> list[str]:
+        async with session_scope() as session:
+            for code in ("paged-a", "paged-b", "paged-c"):
+                await RoleRepository(session).create(Role(name=code, code=code))
+            return sorted(role.code for role in await RoleRepository(session).get_all())
+
+    everything = runtime.run(create())
+    assert len(everything) >= 3
+    statements.clear()
+    assert runtime.run(page(1, 1)) == (everything[:1], len(everything))
+    assert runtime.run(page(2, 1)) == (everything[1:2], len(everything))
+    assert [s for s in statements if s.startswith("SELECT")] == [s for s in statements if "OVER ()" in s]
+    assert len([s for s in statements if s.startswith("SELECT")]) == 2
+    statements.clear()
+    assert runtime.run(page(len(everything) + 1, 1)) == ([], len(everything))  # past the end: counted apart
+    assert len([s for s in statements if s.startswith("SELECT")]) == 2

@@ -62,13 +62,6 @@ ALLOWED: dict[str, set[str]] = {
     "MetricsFunction": SETTINGS | {"redis"},
     "DeployFunction": set(),  # its steps import Alembic and the rest when CloudFormation calls
 }
-SQL_AT_IMPORT = pytest.mark.xfail(
-    strict=True,
-    reason="multidb/api/deps.py imports sqlmodel's AsyncSession at module level (SessionDep), which loads "
-    "SQLModel and SQLAlchemy (the largest import of an API function) into functions that reach SQL only "
-    "on a permission-cache miss. When that import moves into the calls that need it, delete this mark.",
-)
-KNOWN = {"FilesFunction": SQL_AT_IMPORT, "AuditFunction": SQL_AT_IMPORT}
 FUNCTIONS = load().functions
 
 
@@ -106,7 +99,7 @@ def test_every_function_of_the_template_says_what_it_may_load() -> None:
     assert set(ALLOWED) == set(FUNCTIONS)
 
 
-@pytest.mark.parametrize("function", [pytest.param(name, marks=KNOWN.get(name, ())) for name in sorted(ALLOWED)])
+@pytest.mark.parametrize("function", sorted(ALLOWED))
 def test_a_built_handler_loads_only_packages_its_function_uses(built: Path, function: str) -> None:
     module = FUNCTIONS[function].module
     first_party = {"multidb", "infra", module.split(".")[0]}

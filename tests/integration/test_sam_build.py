@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.build import native_libraries, sam_build
+from tests.benchmarks.build import native_libraries
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import EVENTS, ROOT, Api
+from tests.integration.conftest import build_for
 
 
 @pytest.fixture(scope="module")
-def built_arm64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built_arm64() -> Path:
     """Built for Graviton, the template's default, on this x86 machine without Docker (the
-    x86_64 build is the session's `built`, tests/integration/conftest.py)."""
-    return sam_build(tmp_path_factory.mktemp("sam-build-arm64"), "arm64")
+    x86_64 build is the session's `built`; both: tests/integration/conftest.py)."""
+    return build_for("arm64")
 
 
 @pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
@@ -95,6 +96,47 @@ def invoke_clean(
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
     return json.loads(line.removeprefix("RESULT"))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("function", "module"), [("AuthFunction", "auth_fn.app"), ("AuthorizerFunction", "authorizer_fn.handler")]
+)
+def test_the_build_ships_the_bytecode_of_every_module_a_handler_imports(
+    built: Path, function: str, module: str
+) -> None:
+    """Lambda's code folders are read-only: a module without shipped bytecode is compiled at
+    every cold start. `make build` writes unchecked-hash .pyc files (flags 1 in the header);
+    one an import wrote here would be timestamp-based (flags 0), so it cannot pass for one."""
+    roots = [str(built / function), str(built / "SharedLayer" / "python")]
+    code = textwrap.dedent(
+        f"""
+        import importlib.util, json, sys
+        sys.path[:] = [p for p in sys.path if "site-packages" not in p and p not in ("", ".")]
+        sys.path[:0] = {roots!r}
+        import {module}
+        shipped, missing = 0, []
+        for loaded in list(sys.modules.values()):
+            source = getattr(loaded, "__file__", None) or ""
+            if not source.endswith(".py") or not source.startswith(tuple({roots!r})):
+                continue
+            try:
+                with open(importlib.util.cache_from_source(source), "rb") as cached:
+                    header = cached.read(8)
+            except FileNotFoundError:
+                header = b""
+            if header[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(header[4:8], "little") == 1:
+                shipped += 1
+            else:
+                missing.append(loaded.__name__)
+        print(json.dumps({{"shipped": shipped, "missing": missing}}))
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "APP_ENV": "PRODUCTION", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout)
+    assert found["shipped"] > 100  # FastAPI, Pydantic, … and multidb
+    assert found["missing"] == []
 
 
 def test_the_built_layer_holds_the_package_and_no_dev_tools(built: Path) -> None:

@@ -157,22 +157,6 @@ def test_sigterm_during_the_record_of_a_run_lets_it_finish_and_send_then_beat_ex
     assert (row.total_run_count, row.last_run_at is not None) == (1, True)
 
 
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while the test runs."""
-    from sqlalchemy import event
-
-    sent: list[str] = []
-    engine = get_engine().sync_engine
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(engine, "before_cursor_execute", record)
-
-
 def full_reads(sent: list[str]) -> int:
     return sum(1 for s in sent if s.startswith("SELECT") and "FROM periodic_tasks LEFT OUTER JOIN users" in s)
 

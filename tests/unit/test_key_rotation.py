@@ -44,7 +44,7 @@ def test_init_is_idempotent(aws: tuple[object, object]) -> None:
 def older(seconds: float, *caches: Expiring[..., object]) -> None:
     """Make what these caches hold `seconds` older, as if that much time had passed."""
     for cache in caches:
-        cache.entries = {key: (read - seconds, value) for key, (read, value) in cache.entries.items()}
+        cache.backdate(seconds)
 
 
 def test_tokens_survive_a_rotation_and_warm_containers_learn_the_new_key(aws: tuple[object, object]) -> None:

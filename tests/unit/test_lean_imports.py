@@ -48,6 +48,14 @@ def test_the_files_function_loads_boto3_only_when_a_call_needs_it() -> None:
     )
 
 
+@pytest.mark.parametrize("module", ["files_fn.app", "audit_fn.app"])
+def test_functions_on_mongodb_load_sql_only_on_a_permission_cache_miss(module: str) -> None:
+    assert {"sqlmodel", "sqlalchemy", "asyncpg"}.isdisjoint(imported_after(module))
+    # what a page of documents loads: the document repository, without the SQL one
+    then = "import multidb.document_repository"
+    assert {"sqlmodel", "sqlalchemy", "asyncpg"}.isdisjoint(imported_after(module, then=then, app_env="TESTING"))
+
+
 def test_importing_handlers_opens_nothing_and_generates_no_key(tmp_path: object) -> None:
     code = (
         f"import sys, socket; sys.path[:0] = {PATHS!r}\n"

@@ -5,19 +5,19 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Header, Request
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, RedisDep, SessionDep
+from multidb.api.deps import CurrentPrincipal, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Response
+from multidb.api.sql import SessionDep
 from multidb.errors import NotFound, Unauthorized
-from multidb.rbac import Access, granted
-from multidb.repository import UserRepository
+from multidb.rbac import Access, cached_profile
 from multidb.security.keys import jwks
 from multidb.security.login_crypto import decrypt_password, login_public_key_pem
 from multidb.security.sessions import TokenPair
 from multidb.settings import get_settings
 
 from . import service
-from .schemas import LoginPublicKey, LoginRequest, PasswordChange, Permissions, SwaggerToken, TokenPairPublic, UserInfo
+from .schemas import LoginPublicKey, LoginRequest, PasswordChange, SwaggerToken, TokenPairPublic, UserInfo
 
 router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["Auth"], route_class=DocumentedRoute)
 
@@ -98,28 +98,12 @@ async def logout(principal: CurrentPrincipal, redis: RedisDep) -> Response[None]
 
 
 @router.get("/user/info", openapi_extra=AUTHENTICATED)
-async def user_info(principal: CurrentPrincipal, session: SessionDep) -> Response[UserInfo]:
+async def user_info(principal: CurrentPrincipal, redis: RedisDep) -> Response[UserInfo]:
     """Get the current user, their roles and the permissions of their active roles."""
-    user = await UserRepository(session).get(principal.user_id)
-    if user is None:
+    profile = await cached_profile(redis, principal.user_id)
+    if profile is None:
         raise Unauthorized("user no longer exists", error="user_gone")
-    permissions = Permissions(
-        interface=sorted(granted(user.roles)),
-        button=sorted(granted(user.roles, "button_permissions")),
-        router=sorted(granted(user.roles, "router_permissions")),
-    )
-    return Response(
-        data=UserInfo(
-            id=user.id,
-            name=user.name,
-            email=user.email,
-            username=user.username,
-            status=user.status,
-            is_admin=user.is_admin,
-            roles=[role.code for role in user.roles if role.status],
-            permissions=permissions,
-        )
-    )
+    return Response(data=UserInfo.model_validate(profile))
 
 
 @router.put("/user/password", openapi_extra=AUTHENTICATED, responses=error_responses(429))

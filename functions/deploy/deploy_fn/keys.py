@@ -41,7 +41,7 @@ def republish(secrets: Any, ssm: Any, secret_id: str, parameter: str) -> bool:
         published = []
     if any(entry.get("kid") == current["jwt_key_id"] for entry in published):
         return False
-    public = load_private(current["jwt_private_key"]).public_key()
+    public = load_private(current["jwt_private_key"], check=True).public_key()
     entries = [{"kid": kid_of(public), "pem": public_pem(public)}, *published][: keys.KEEP_PUBLISHED]
     ssm.put_parameter(Name=parameter, Value=json.dumps(entries), Type="String", Overwrite=True)
     return True

@@ -4,8 +4,9 @@ from fastapi import APIRouter
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, SessionDep
+from multidb.api.deps import CurrentPrincipal
 from multidb.api.responses import CamelModel, Response
+from multidb.api.sql import SessionDep
 from multidb.models import InterfaceRoute
 from multidb.repository import RouteRepository
 

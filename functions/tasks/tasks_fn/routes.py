@@ -7,9 +7,10 @@ from fastapi import APIRouter, Query
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep, SessionDep
+from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response, page_of
+from multidb.api.sql import SessionDep
 from multidb.models import PeriodicTask
 from multidb.repository import ScheduleRepository
 

@@ -3,7 +3,7 @@
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import logs, runtime, snapstart
 from ..errors import AppError
 from ..settings import get_settings
-from .errors import ANSWERS, envelope, error_responses
+from .errors import ANSWERS, envelope, error_responses, is_outage
 
 API_PREFIX = "/api/v1"
 
@@ -23,7 +23,8 @@ log = logs.get_logger("access")
 
 
 class RequestContextMiddleware:
-    """Give every request a correlation id, log one line for it, and turn crashes into a 500 envelope."""
+    """Give every request a correlation id, log one line for it, and turn crashes into a 500
+    envelope (503 when a database or cache is out of reach)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,9 +54,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            log.exception("unhandled %s", type(exc).__name__)
+            if is_outage(exc):
+                log.error("backend unavailable: %s", type(exc).__name__)
+                answer = envelope(503, error="backend_unavailable")
+            else:
+                log.exception("unhandled %s", type(exc).__name__)
+                answer = envelope(500, f"Internal server error (request {rid}).")
             if not response_started:
-                await envelope(500, f"Internal server error (request {rid}).")(scope, receive, send_with_id)
+                await answer(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             log.info(
@@ -150,6 +156,22 @@ def create_app(title: str, *routers: APIRouter) -> FastAPI:
     return app
 
 
+_UNROUTED: dict[str, Any] = {
+    "version": "2.0",
+    "routeKey": "$default",
+    "rawPath": "/snapstart/warm-up",
+    "rawQueryString": "",
+    "headers": {"user-agent": "snapstart"},
+    "requestContext": {
+        "http": {"method": "GET", "path": "/snapstart/warm-up", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+        "requestId": "snapstart-warm-up",
+        "routeKey": "$default",
+        "stage": "$default",
+    },
+    "isBase64Encoded": False,
+}
+
+
 def create_handler(
     app: FastAPI, *, prime: tuple[str, ...] = (), warm: Callable[[], None] | None = None
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -161,7 +183,16 @@ def create_handler(
     """
     runtime.get_loop()
     adapter = Mangum(app, lifespan="off")
-    snapstart.prime(*prime, warm=warm)
+
+    def warm_up() -> None:
+        # FastAPI builds every route's validators on the first request it routes: one to a
+        # path no route serves builds them with no I/O (404, before any dependency runs).
+        adapter(_UNROUTED, cast(Any, None))  # Mangum keeps the context in the scope only
+        if warm is not None:
+            warm()
+
+    # anyio's asyncio backend: FastAPI loads it on the first request that runs a dependency.
+    snapstart.prime("anyio._backends._asyncio", *prime, warm=warm_up)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:

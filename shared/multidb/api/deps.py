@@ -1,19 +1,17 @@
-"""Typed dependencies: what a route receives, named for what it is."""
+"""Typed dependencies: what a route receives, named for what it is (the database session:
+`sql.py`)."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..authz import Principal, authorize, check
-from ..db import session_scope
 from ..errors import Unauthorized
+from ..paging import MAX_PAGE_SIZE
 from ..rbac import permission_code
 from ..redis import get_redis
-from ..repository import MAX_PAGE_SIZE
 from ..security.tokens import Claims, bearer
 from ..settings import get_settings
 from .errors import ANSWERS
@@ -24,14 +22,6 @@ if TYPE_CHECKING:
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
 
 
-async def _session() -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns, before the response is
-    sent (so a failed commit is the request's error), rolled back if anything raises."""
-    async with session_scope() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 RedisDep = Annotated["Redis", Depends(get_redis)]
 
 

@@ -1,5 +1,6 @@
 """One installer maps every failure to the envelope; nothing internal reaches a response."""
 
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,10 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AppError, InvalidInput, TooManyRequests
-from ..logs import get_logger
 from .responses import ErrorResponse, FieldError
-
-log = get_logger("errors")
 
 
 def _defaults() -> dict[int, tuple[str, str]]:
@@ -68,21 +66,19 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     ]
 
 
-def _outage_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that mean a database or cache is out of reach: 503, not 500."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+def is_outage(exc: BaseException) -> bool:
+    """Whether an exception means a database or cache is out of reach: 503, not 500.
 
-    return (
-        OperationalError,
-        InterfaceError,
-        DisconnectionError,
-        RedisConnectionError,
-        RedisTimeoutError,
-        OSError,
-        TimeoutError,
-    )
+    SQLAlchemy's and Redis's classes are looked up only where something imported them (an
+    exception of a library never loaded cannot have been raised), so the files and audit
+    functions, which reach SQL on a permission-cache miss only, import it only then.
+    """
+    kinds: list[type[BaseException]] = [OSError, TimeoutError]
+    if (redis_errors := sys.modules.get("redis.exceptions")) is not None:
+        kinds += [redis_errors.ConnectionError, redis_errors.TimeoutError]
+    if (sql_errors := sys.modules.get("sqlalchemy.exc")) is not None:
+        kinds += [sql_errors.OperationalError, sql_errors.InterfaceError, sql_errors.DisconnectionError]
+    return isinstance(exc, tuple(kinds))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -96,13 +92,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return envelope(422, data=_field_errors(exc))
-
-    async def backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.error("backend unavailable: %s", type(exc).__name__)
-        return envelope(503, error="backend_unavailable")
-
-    for outage in _outage_errors():
-        app.add_exception_handler(outage, backend_unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,5 +1,8 @@
 """JWT issue and strict verification (PyJWT): RS256 only, every claim required, typed tokens."""
 
+import base64
+import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +17,8 @@ from .keys import signing_key, verification_keys
 
 ALGORITHMS = ["RS256"]
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ", "fam"]
+MAX_HEADER = 1024  # ours is ~90 characters
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class TokenType(StrEnum):
@@ -70,11 +75,26 @@ def issue(subject: str, token_type: TokenType, family: str, ttl: int) -> tuple[s
     return token, Claims.from_payload(payload)
 
 
+def _header(token: str) -> dict[str, Any]:
+    """The token's header, only to pick the key: `jwt.decode` then checks all of it again.
+
+    Not `jwt.get_unverified_header`, which would decode every segment (each checked character
+    by character in Python) a second time: a third of a warm authorizer decision.
+    """
+    segment = token.split(".", 1)[0]
+    if len(segment) > MAX_HEADER or not _BASE64URL.fullmatch(segment):
+        raise ValueError("not a JWT header")
+    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if not isinstance(header, dict):
+        raise ValueError("not a JWT header")
+    return header
+
+
 def verify(token: str, expected: TokenType) -> Claims:
     """Return the claims of a genuine, current token of the expected type, or raise Unauthorized."""
     settings = get_settings()
     try:
-        header = jwt.get_unverified_header(token)
+        header = _header(token)
         kid = str(header.get("kid"))
         key = verification_keys().get(kid) or verification_keys(refresh=True).get(kid)
         if key is None or header.get("alg") not in ALGORITHMS:
