@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
 
 
-RedisDep = Annotated["Redis", Depends(get_redis)]
+async def _redis() -> "Redis":
+    return get_redis()
+
+
+# Every dependency is a coroutine: FastAPI runs a plain function in a worker thread, and anyio
+# ends its worker threads with the task that started them, so under Mangum each invocation
+# would start a thread of its own for each.
+RedisDep = Annotated["Redis", Depends(_redis)]
 
 
 def _gateway_context(request: Request) -> dict[str, Any] | None:
@@ -61,7 +68,7 @@ class PageQuery:
     page_size: int
 
 
-def _page(
+async def _page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> PageQuery:
