@@ -3,7 +3,7 @@
 A permission code is `METHOD:/api/v1/path/{param}`, made from a route's method and path
 template; an API Gateway routeKey (`GET /api/v1/roles/{role_id}`) maps to the same code.
 `auth:permission:<user_id>` caches what a user may do until the access token would
-expire, and `auth:profile:<user_id>` what `GET /auth/user/info` answers; anything that
+expire, and `auth:profile:v<n>:<user_id>` what `GET /auth/user/info` answers; anything that
 changes a user or their roles deletes both (see `invalidate`).
 """
 
@@ -44,8 +44,11 @@ def permission_key(user_id: str) -> str:
     return f"auth:permission:{user_id}"
 
 
+PROFILE_VERSION = 1  # bumped when the profile's shape changes: old entries are then never read
+
+
 def profile_key(user_id: str) -> str:
-    return f"auth:profile:{user_id}"
+    return f"auth:profile:v{PROFILE_VERSION}:{user_id}"
 
 
 def version_key(user_id: str) -> str:

@@ -73,6 +73,15 @@ class Repository[M: SQLModel]:
             return []
         return list((await self.session.exec(self._query().where(self._id.in_(wanted)))).all())
 
+    async def lock(self, ids: Iterable[uuid.UUID], *, shared: bool = False) -> None:
+        """Hold these rows until the transaction ends: FOR UPDATE, or FOR SHARE with `shared`
+        (in id order, so two transactions locking overlapping sets cannot deadlock; SQLite,
+        which has one writer at a time, ignores it)."""
+        wanted = sorted(set(ids))
+        if wanted:
+            query = select(self._id).where(self._id.in_(wanted)).order_by(self._id).with_for_update(read=shared)
+            await self.session.exec(query)
+
     async def get_all(self, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()) -> list[M]:
         query = self._query().where(*(w for w in where if w is not None)).order_by(*order_by)
         return list((await self.session.exec(query)).all())

@@ -1,13 +1,15 @@
 """RBAC administration through the gateway: the roles, users and routers functions."""
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
 import pytest
 
 from multidb.rbac import Access, catalogue, grantable
-from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, create_user, role_id, snapshot
+from tests.conftest import ADMIN_PASSWORD, USE_POSTGRES
+from tests.helpers import Api, create_user, get_user_id, role_id, snapshot
 
 ADMIN_ROUTES = sorted(
     (entry["method"], entry["path"])
@@ -461,3 +463,51 @@ def test_change_own_password_ends_other_sessions_only(api: Api) -> None:
         == 401
     )
     api.login("kim", "kim-new-password")
+
+
+@pytest.mark.skipif(not USE_POSTGRES, reason="row locks: SQLite has one writer at a time, so no such race")
+def test_a_role_edited_while_a_user_is_given_it_invalidates_that_users_grants(api: Api) -> None:
+    """The role edit locks the role before reading its holders, and giving a user a role holds
+    it FOR SHARE until that commits: the edit waits, then counts the new holder among the users
+    whose cached grants it drops (no stale grant survives until the TTL)."""
+    from multidb import runtime
+    from multidb.authz import Principal
+    from multidb.db import session_scope
+    from multidb.models import Role, UserRole
+    from multidb.rbac import version_key
+    from multidb.redis import get_redis
+    from multidb.repository import RoleRepository
+    from multidb.security.tokens import Claims, TokenType
+    from roles_fn import service
+    from roles_fn.schemas import RoleUpdate
+
+    user = create_user("joining", codes=())
+    admin_id = get_user_id("admin")
+    claims = Claims(sub=admin_id, jti="j", fam="f", typ=TokenType.ACCESS, iat=0, exp=2**31)
+    admin = Principal(admin_id, "admin", True, claims)
+
+    async def race() -> tuple[float, float]:
+        async with session_scope() as session:
+            role = await RoleRepository(session).create(Role(name="raced", code="raced"))
+        given = asyncio.Event()
+
+        async def give() -> float:  # what users_fn does when it gives a role: FOR SHARE, then the link
+            async with session_scope() as session:
+                await RoleRepository(session).lock([role.id], shared=True)
+                session.add(UserRole(user_id=uuid.UUID(user), role_id=role.id))
+                await session.flush()
+                given.set()
+                await asyncio.sleep(0.5)
+            return time.monotonic()
+
+        async def edit() -> float:
+            await given.wait()
+            async with session_scope() as session:
+                await service.update(session, get_redis(), admin, role.id, RoleUpdate(status=False))
+            return time.monotonic()
+
+        return tuple(await asyncio.gather(give(), edit()))  # type: ignore[return-value]
+
+    committed, edited = runtime.run(race())
+    assert edited >= committed  # the edit waited for the grant to commit
+    assert runtime.run(get_redis().get(version_key(user))) is not None  # and invalidated the new holder

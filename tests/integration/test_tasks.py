@@ -188,6 +188,28 @@ def test_runs_are_listed_newest_first_to_their_owner_and_all_to_an_admin_with_fi
     assert ([r["taskId"] for r in pings["records"]], pings["total"]) == ([mine[0]], 2)
 
 
+def test_paging_past_expired_runs_skips_no_live_one(api: Api) -> None:
+    """A page drops the expired runs it meets and reads again: the next page starts right after
+    the last run shown, so walking the pages shows every live run exactly once."""
+    owner = "paging-owner"
+
+    async def walk() -> list[str]:
+        redis = get_redis()
+        ids = [f"run-{n:02d}" for n in range(12)]
+        for task_id in ids:
+            await runs.queued(redis, task_id, owner, "multidb.ping")
+        for expired in ("run-09", "run-08", "run-03"):  # newest first: runs 9 and 8 are on page 1
+            await redis.delete(runs.run_key(expired))
+        shown: list[str] = []
+        for number in range(1, 5):
+            page, _ = await runs.page(redis, number, 4, user=owner)
+            shown += [task_id for task_id, _ in page]
+        return shown
+
+    shown = runtime.run(walk())
+    assert shown == [f"run-{n:02d}" for n in (11, 10, 7, 6, 5, 4, 2, 1, 0)]
+
+
 def test_an_unknown_run_is_404_and_a_malformed_id_422(api: Api, admin: str) -> None:
     assert api.get(f"{RUNS}/{uuid.uuid4()}", token=admin).status_code == 404
     assert api.get(f"{RUNS}/not-a-uuid", token=admin).status_code == 422

@@ -73,6 +73,9 @@ async def update(
     session: AsyncSession, redis: "Redis", principal: Principal, role_id: uuid.UUID, data: RoleUpdate
 ) -> Role:
     roles = RoleRepository(session)
+    # Locked before its holders are read: a user being given this role meanwhile (which holds
+    # it FOR SHARE, users_fn) commits first and is among them, or waits for this change.
+    await roles.lock([role_id])
     role = await roles.require(role_id)
     check_may_change(principal, role)
     changes = data.model_dump(exclude_unset=True)
@@ -93,6 +96,7 @@ async def update(
 async def delete(session: AsyncSession, redis: "Redis", principal: Principal, role_ids: list[uuid.UUID]) -> int:
     """Delete all of these roles or, if any is missing or above the caller, none."""
     roles = RoleRepository(session)
+    await roles.lock(role_ids)  # as in `update`: no holder added unseen before the delete commits
     found = await roles.get_by_ids(role_ids)
     if len(found) != len(set(role_ids)):
         raise NotFound("role not found", error="role_not_found")

@@ -42,7 +42,11 @@ def filters(keyword: str | None, status: bool | None, role_id: uuid.UUID | None)
 async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID]) -> list[Role]:
     """The roles to assign: they must exist, and a non-admin can hand out only what they hold
     (a disabled role's codes included: enabling it later must not hand over more)."""
-    roles = await RoleRepository(session).get_by_ids(role_ids)
+    repository = RoleRepository(session)
+    # Held until this change commits: a concurrent edit or deletion of these roles, which reads
+    # their holders after locking them (roles_fn), then sees this user among them.
+    await repository.lock(role_ids, shared=True)
+    roles = await repository.get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
         raise InvalidInput("unknown role id", error="unknown_role")
     if not principal.holds(granted(roles, disabled_too=True)):

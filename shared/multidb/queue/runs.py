@@ -9,8 +9,8 @@ a run when it queues it; the worker writes its start and end.
 
 A run's record lives as long as its result (TASK_RESULT_TTL, plus its countdown). An index
 keeps a run until every run queued at that moment has surely gone (TASK_RESULT_TTL plus the
-longest countdown), and a page drops from the indexes the runs whose records have expired,
-so a count can include such runs until a page has passed over them. Only this module knows
+longest countdown); a page of one index drops from it the runs whose records have expired
+and reads again, so a count can include such runs until a page has passed over them. Only this module knows
 these keys; it imports nothing of Celery.
 """
 
@@ -91,24 +91,29 @@ async def page(
     check_task = task if user and task else None
     start = (number - 1) * size
     if check_task is None:
-        ids = cast(list[str], await redis.zrevrange(index, start, start + size - 1))
-        found = await _records(redis, index, ids)
-        total = int(await redis.zcard(index))
-        return found, total
+        while True:
+            ids = cast(list[str], await redis.zrevrange(index, start, start + size - 1))
+            found, gone = await _records(redis, ids)
+            if not gone:
+                break
+            # Expired runs leave the index, and the page is read again from what is left, so
+            # the next page starts right after this one's last run (none is skipped).
+            await redis.zrem(index, *gone)
+        return found, int(await redis.zcard(index))
     matching: list[tuple[str, dict[str, str]]] = []
     offset = 0
     while chunk := cast(list[str], await redis.zrevrange(index, offset, offset + SCAN - 1)):
-        records = await _records(redis, index, chunk)
-        matching += [(tid, run) for tid, run in records if run.get("task") == check_task]
-        offset += len(records)  # the expired ones have left the index
+        found, _ = await _records(redis, chunk)
+        matching += [(tid, run) for tid, run in found if run.get("task") == check_task]
+        offset += len(chunk)  # nothing removed here: another reader's removal cannot shift this walk
     return matching[start : start + size], len(matching)
 
 
-async def _records(redis: "Redis", index: str, ids: list[str]) -> list[tuple[str, dict[str, str]]]:
+async def _records(redis: "Redis", ids: list[str]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
+    """The runs whose records are still there, and the ids of those whose records expired."""
     async with redis.pipeline(transaction=False) as pipe:
         for task_id in ids:
             pipe.hgetall(run_key(task_id))
         found = await pipe.execute()
-    if gone := [task_id for task_id, run in zip(ids, found, strict=True) if not run]:
-        await redis.zrem(index, *gone)  # expired: out of the index read (the others on their own reads)
-    return [(task_id, run) for task_id, run in zip(ids, found, strict=True) if run]
+    pairs = list(zip(ids, found, strict=True))
+    return [(task_id, run) for task_id, run in pairs if run], [task_id for task_id, run in pairs if not run]
