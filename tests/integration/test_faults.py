@@ -15,7 +15,7 @@ from multidb.rbac import task_code
 from tests.conftest import ADMIN_PASSWORD, PG_PORT, REDIS_DB, REDIS_SERVER_PORT, S3_PORT, USE_POSTGRES
 from tests.faults import Proxy
 from tests.helpers import Api, create_user, load_event, point_celery_at, snapshot
-from tests.processes import Process
+from tests.processes import Process, wait_for
 
 FILE_CODES = (
     "GET:/api/v1/files",
@@ -108,6 +108,12 @@ def test_postgresql_stopped_mid_session(api: Api, configure: Any, proxy: list[Pr
     assert api.put(f"/api/v1/users/{target}", token=admin, json_body={"status": False}).status_code == 200
 
 
+def stopped(pid: int) -> bool:
+    """Whether the kernel has stopped the process (state T in /proc/<pid>/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        return any(line.startswith("State:") and line.split()[1] == "T" for line in status)
+
+
 def test_mongodb_paused_mid_session(api: Api, empty_files: None, configure: Any) -> None:
     from tests.processes import STARTED
 
@@ -118,6 +124,9 @@ def test_mongodb_paused_mid_session(api: Api, empty_files: None, configure: Any)
     mongodb: Process = next(p for p in STARTED if p.name == "mongodb" and p.alive())
     os.kill(mongodb.popen.pid, signal.SIGSTOP)
     try:
+        # A signal is delivered asynchronously: on a busy machine the server may still answer
+        # a request sent at once. Wait until the kernel reports it stopped.
+        wait_for(lambda: stopped(mongodb.popen.pid), timeout=10, what="the MongoDB server to stop")
         unavailable(api.get("/api/v1/files", token=alice))
         unavailable(api.post("/api/v1/files/uploads", token=alice, json_body={"name": "a.txt", "size": 3}))
     finally:
