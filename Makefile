@@ -65,9 +65,10 @@ lint: $(VENV)/.installed ## ruff check and format check
 typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions and infra
 	mypy shared/multidb functions/*/*_fn infra
 
-# The embedded pass skips what only the deployed shape runs on (ECS: PostgreSQL and Redis),
-# the fuzz and load runs, which test the code, not the datastores, and what tests the build
-# artifacts (the first pass runs them all).
+# The embedded pass skips what only the deployed shape runs on (ECS, TLS to Redis, SnapStart,
+# the metrics function: PostgreSQL and Redis), the fuzz and load runs and the gateway's HTTP
+# layer, which test the code, not the datastores, and what tests the build artifacts (the
+# first pass runs them all).
 FAILOVER_TEST := tests/integration/test_scheduler.py::test_a_standby_fires_the_next_run_within_30_s_of_the_holders_death_and_no_run_fires_twice
 
 pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests again on the embedded defaults
@@ -78,6 +79,8 @@ pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests a
 		--deselect tests/integration/test_services_stack.py --deselect tests/integration/test_containers.py \
 		--deselect tests/integration/test_fuzz.py --deselect tests/integration/test_load.py \
 		--deselect tests/integration/test_lean_artifacts.py --deselect tests/integration/test_bench.py \
+		--deselect tests/integration/test_tls.py --deselect tests/integration/test_snapstart.py \
+		--deselect tests/integration/test_metrics.py --deselect tests/integration/test_gateway_server.py \
 		--deselect $(FAILOVER_TEST) $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
