@@ -2,11 +2,14 @@
 or KEYS, and the same commands whether Redis holds nothing else or 100,000 other keys.
 
 Counted on the Redis server itself (MONITOR), so whatever client code runs, what reaches
-Redis is what is checked. The embedded Redis has no MONITOR: this runs in the first pass,
-on the real server."""
+Redis is what is checked; only this process's connections count (servers other tests left
+running, a Socket.IO sweep say, share the database). The embedded Redis has no MONITOR: this
+runs in the first pass, on the real server."""
 
+import os
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,12 +23,34 @@ OTHER_KEYS = 100_000
 STOP = "monitor-stop"
 
 
+def local_ports() -> set[str]:
+    """The local TCP ports of this process's open sockets (its Redis connections among them)."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[9] in inodes:
+                ports.add(str(int(fields[1].rsplit(":", 1)[1], 16)))
+    return ports
+
+
 class Monitor:
-    """Every command the server runs on the test database while the block runs."""
+    """Every command this process has the server run on the test database while the block
+    runs, with what the scripts it sends run (Redis runs a script whole, so a script's own
+    commands follow its EVAL with nothing of other clients between)."""
 
     def __init__(self) -> None:
         self.client = redis.Redis.from_url(REDIS_URL)
-        self.commands: list[list[str]] = []
+        self.seen: list[tuple[str, list[str]]] = []  # (client port, or "lua"; words)
+        self.ours: set[str] = set()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._listen, daemon=True)
 
@@ -38,7 +63,18 @@ class Monitor:
                 words = seen["command"].split()
                 if words[:2] == ["ECHO", STOP]:
                     return
-                self.commands.append(words)
+                self.seen.append(("lua" if seen["client_type"] == "lua" else seen["client_port"], words))
+
+    @property
+    def commands(self) -> list[list[str]]:
+        kept: list[list[str]] = []
+        sender_is_ours = False
+        for client, words in self.seen:
+            if client != "lua":
+                sender_is_ours = client in self.ours
+            if sender_is_ours:
+                kept.append(words)
+        return kept
 
     def __enter__(self) -> "Monitor":
         self.thread.start()
@@ -46,6 +82,7 @@ class Monitor:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.ours = local_ports()  # while the connections that sent the commands are open
         self.client.echo(STOP)
         self.thread.join(10)
         assert not self.thread.is_alive(), "MONITOR did not see the stop marker"
