@@ -14,6 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
+from .keyspace import Keys
 from .settings import get_settings
 
 if TYPE_CHECKING:
@@ -40,19 +41,11 @@ def code_from_route_key(route_key: str) -> str:
     return permission_code(method, path)
 
 
-def permission_key(user_id: str) -> str:
-    return f"auth:permission:{user_id}"
-
-
 PROFILE_VERSION = 1  # bumped when the profile's shape changes: old entries are then never read
 
-
-def profile_key(user_id: str) -> str:
-    return f"auth:profile:v{PROFILE_VERSION}:{user_id}"
-
-
-def version_key(user_id: str) -> str:
-    return f"auth:permission-version:{user_id}"
+permission_key = Keys("auth:permission")  # (user id): the codes the user's roles grant
+profile_key = Keys(f"auth:profile:v{PROFILE_VERSION}")  # (user id): what user/info answers
+version_key = Keys("auth:permission-version")  # (user id): bumped when either goes stale
 
 
 def task_code(task: str) -> str:

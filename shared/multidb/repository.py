@@ -38,10 +38,9 @@ class Repository[M: SQLModel]:
     """The seed's CRUD base for one table: get, list, count, paginate, create, update, delete."""
 
     model: type[M]
-    conflict_message = "already exists"
+    noun = ""  # a missing row is "<noun> not found", error name "<noun>_not_found" (none: "not_found")
+    conflict_message = "already exists"  # and `conflict_error`: when a unique key is taken
     conflict_error = "conflict"
-    not_found_message = "not found"
-    not_found_error = "not_found"
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -64,8 +63,13 @@ class Repository[M: SQLModel]:
         """The row with this id, or NotFound (404) with the repository's message."""
         row = await self.get(id_)
         if row is None:
-            raise NotFound(self.not_found_message, error=self.not_found_error)
+            raise self.missing()
         return row
+
+    @classmethod
+    def missing(cls) -> NotFound:
+        """The 404 for a row of this table that does not exist (or that the caller may not see)."""
+        return NotFound(f"{cls.noun} not found", error=f"{cls.noun}_not_found") if cls.noun else NotFound()
 
     async def get_by_ids(self, ids: Iterable[uuid.UUID]) -> list[M]:
         wanted = list(dict.fromkeys(ids))
@@ -154,10 +158,9 @@ class Repository[M: SQLModel]:
 
 class RoleRepository(Repository[Role]):
     model = Role
+    noun = "role"
     conflict_message = "a role with this code already exists"
     conflict_error = "role_code_taken"
-    not_found_message = "role not found"
-    not_found_error = "role_not_found"
 
     async def user_ids_of(self, role_ids: Iterable[uuid.UUID]) -> list[str]:
         """Users holding any of these roles: their cached grants go stale when the roles change."""
@@ -170,10 +173,9 @@ class RoleRepository(Repository[Role]):
 
 class UserRepository(Repository[User]):
     model = User
+    noun = "user"
     conflict_message = "a user with this username already exists"
     conflict_error = "username_taken"
-    not_found_message = "user not found"
-    not_found_error = "user_not_found"
 
     def _options(self) -> list[Any]:
         """Users with their roles: a second statement for the roles of a whole page."""
@@ -204,10 +206,9 @@ class ScheduleRepository(Repository[PeriodicTask]):
     """Schedules; every write also bumps the change marker beat polls (`ScheduleChange`)."""
 
     model = PeriodicTask
+    noun = "schedule"
     conflict_message = "a schedule with this name already exists"
     conflict_error = "schedule_name_taken"
-    not_found_message = "schedule not found"
-    not_found_error = "schedule_not_found"
 
     async def _changed(self) -> None:
         await self.mark_changed()

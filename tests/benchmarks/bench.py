@@ -200,7 +200,9 @@ class Runner:
             **{name: self.env[name] for name in case.keys},
         }
 
-    def probe(self, case: Case, *, warm: int = 0, restore: bool = False, flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    def probe(
+        self, case: Case, *, warm: int = 0, restore: bool = False, flags: tuple[str, ...] = (), profile: str = ""
+    ) -> dict[str, Any]:
         """Run one fresh container; returns what probe.py recorded (and where its output went)."""
         self.count += 1
         stem = self.work / "runs" / f"{self.count:04d}-{case.name}"
@@ -211,6 +213,7 @@ class Runner:
             "event": self.events.get(case.name),
             "warm": warm,
             "restore": restore,
+            "profile": profile,
             "result": f"{stem}.result.json",
         }
         Path(f"{stem}.spec.json").write_text(json.dumps(spec))
@@ -320,6 +323,21 @@ def importtime(runner: Runner, cases: list[Case]) -> dict[str, dict[str, dict[st
         result = runner.probe(case, flags=("-X", "importtime"))
         found[case.name] = import_costs(Path(result["log"]).read_text())
     return found
+
+
+def profiles(runner: Runner, cases: list[Case], warm: int, folder: Path) -> None:
+    """One more container per case whose warm calls run under cProfile: `<folder>/<name>.prof`,
+    and each one's most expensive functions (by own time) printed."""
+    import pstats
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in [FLOOR, *cases]:
+        if case.cache_miss:
+            continue
+        path = folder / f"{case.name}.prof"
+        runner.probe(case, warm=warm, profile=str(path))
+        print(f"--- {case.name}: {warm} warm calls under cProfile ({path})", file=sys.stderr)
+        pstats.Stats(str(path), stream=sys.stderr).sort_stats("tottime").print_stats(15)
 
 
 def ratio(value: float | None, base: float | None) -> float | None:
@@ -530,6 +548,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-database", default="multidb_bench", help="created and dropped by the run")
     redis_db = "a database of the local Redis, flushed before and after (refused if it holds others' keys)"
     parser.add_argument("--redis-db", type=int, default=13, help=redis_db)
+    cprofile = "then one container per function whose warm calls run under cProfile: FOLDER/<function>.prof"
+    parser.add_argument("--profile", type=Path, metavar="FOLDER", help=cprofile)
     keep = "keep the work folder: the copied artifacts, and each run's spec, result and output"
     parser.add_argument("--keep", action="store_true", help=keep)
     args = parser.parse_args(argv)
@@ -585,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring {len(cases)} functions, {args.repeat} rounds, {args.warm} warm calls", file=sys.stderr)
             samples = measure(runner, cases, args.repeat, args.warm, restore)
             imports = importtime(runner, cases) if args.importtime else {}
+            if args.profile:
+                profiles(runner, cases, args.warm, args.profile.resolve())
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)

@@ -8,6 +8,8 @@ The spec (JSON) names the handler, the event and what to do:
 - "cold": import the handler, answer the event once; record the time from the parent's spawn
   to that first response, the import and the first call alone, and the peak RSS;
 - then, with "warm" > 0, answer the same event that many times more and record each call;
+- then, with "profile" (a path), answer it as many times again under cProfile and write the
+  statistics there (after the timed calls, so the profiler's cost is in no figure);
 - "restore": emulate a SnapStart restore: import the handler, run `multidb.snapstart`'s
   before-snapshot hooks, fork, and in the child run the after-restore hooks and answer the
   event; record the child's time from the fork to its first response.
@@ -104,6 +106,13 @@ def cold(spec: Figures, spawned: int, result: Figures) -> None:
     if times:
         result["warm_ns"] = times
         result["warm_outcomes"] = sorted(outcomes)
+    if spec.get("profile"):
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            for _ in range(max(spec.get("warm", 0), 1)):
+                handler(event, context)
+        profile.dump_stats(spec["profile"])
 
 
 def restore(spec: Figures, result: Figures) -> None:

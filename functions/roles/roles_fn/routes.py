@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
+from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.requests import IdList
 from multidb.api.responses import Page, Response, page_of
 from multidb.api.sql import SessionDep
 from multidb.models import Role
@@ -68,17 +68,4 @@ async def update_role(
     return Response(data=RolePublic.model_validate(role))
 
 
-@router.delete("", responses=error_responses(404))
-async def delete_roles(
-    principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
-) -> Response[int]:
-    """Delete several roles (all or none); their users lose those permissions at once."""
-    return Response(data=await service.delete(session, redis, principal, body.ids))
-
-
-@router.delete("/{role_id}", responses=error_responses(404))
-async def delete_role(
-    principal: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep
-) -> Response[int]:
-    """Delete one role; its users lose its permissions at once."""
-    return Response(data=await service.delete(session, redis, principal, [role_id]))
+add_delete_routes(router, service.delete, noun="role", effect="their users lose those permissions at once")

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from multidb import audit, notices
 from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
-from multidb.errors import Forbidden, InvalidInput, NotFound
+from multidb.errors import Forbidden, InvalidInput
 from multidb.models import Role
 from multidb.rbac import grantable, granted, invalidate
 from multidb.repository import RoleRepository, UserRepository, keyword_filter
@@ -99,7 +99,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, ro
     await roles.lock(role_ids)  # as in `update`: no holder added unseen before the delete commits
     found = await roles.get_by_ids(role_ids)
     if len(found) != len(set(role_ids)):
-        raise NotFound("role not found", error="role_not_found")
+        raise RoleRepository.missing()
     for role in found:
         check_may_change(principal, role)
     holders = await roles.user_ids_of(role_ids)

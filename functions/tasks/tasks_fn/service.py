@@ -226,7 +226,7 @@ async def owned_schedule(session: AsyncSession, principal: Principal, schedule_i
     """A schedule the caller owns (an admin: any); anyone else's does not exist for them (404)."""
     row = await ScheduleRepository(session).require(schedule_id)
     if not principal.admin and str(row.owner_id) != principal.user_id:
-        raise NotFound(ScheduleRepository.not_found_message, error=ScheduleRepository.not_found_error)
+        raise ScheduleRepository.missing()
     return row
 
 

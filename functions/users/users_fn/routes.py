@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
+from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.requests import IdList
 from multidb.api.responses import Page, Response, page_of
 from multidb.api.sql import SessionDep
 from multidb.models import User
@@ -68,17 +68,4 @@ async def reset_password(
     return Response(message="Password reset")
 
 
-@router.delete("", responses=error_responses(404))
-async def delete_users(
-    principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
-) -> Response[int]:
-    """Delete several users (all or none); their sessions end."""
-    return Response(data=await service.delete(session, redis, principal, body.ids))
-
-
-@router.delete("/{user_id}", responses=error_responses(404))
-async def delete_user(
-    principal: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep, redis: RedisDep
-) -> Response[int]:
-    """Delete one user; their sessions end."""
-    return Response(data=await service.delete(session, redis, principal, [user_id]))
+add_delete_routes(router, service.delete, noun="user", effect="their sessions end")

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from multidb import audit, notices
 from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
-from multidb.errors import Conflict, Forbidden, InvalidInput, NotFound
+from multidb.errors import Conflict, Forbidden, InvalidInput
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
 from multidb.rbac import granted, invalidate
@@ -153,7 +153,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     users = UserRepository(session)
     found = await users.get_by_ids(user_ids)
     if len(found) != len(set(user_ids)):
-        raise NotFound("user not found", error="user_not_found")
+        raise UserRepository.missing()
     if any(str(u.id) == principal.user_id for u in found):
         raise Forbidden("you cannot delete yourself", error="self_delete")
     for user in found:

@@ -14,6 +14,7 @@ from typing import Any, cast
 from celery import Celery, Task
 
 from .. import logs, runtime
+from ..keyspace import Keys
 from ..settings import get_settings
 
 log = logs.get_logger("queue")
@@ -25,9 +26,8 @@ SCHEDULE_OWNER_HEADER = "multidb_schedule_owner"
 FINISHED_EVENT = "task:finished"
 
 
-def queued_key(user_id: str) -> str:
-    """The user's runs that are queued or running (a sorted set of task ids, scored by when due)."""
-    return f"tasks:queued:{user_id}"
+# (user id): the user's runs that are queued or running (a sorted set of task ids, scored by when due)
+queued_key = Keys("tasks:queued")
 
 
 def sender() -> str | None:

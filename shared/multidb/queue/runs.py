@@ -17,6 +17,7 @@ these keys; it imports nothing of Celery.
 import time
 from typing import TYPE_CHECKING, cast
 
+from ..keyspace import Keys
 from ..settings import get_settings
 
 if TYPE_CHECKING:
@@ -27,16 +28,9 @@ SCAN = 500  # members read at a time when a filter has to look at each run
 MAX_COUNTDOWN = 24 * 3600  # the longest delay a run may be queued with (seconds)
 
 
-def run_key(task_id: str) -> str:
-    return f"tasks:run:{task_id}"
-
-
-def user_key(user_id: str) -> str:
-    return f"tasks:runs:user:{user_id}"
-
-
-def task_key(task: str) -> str:
-    return f"tasks:runs:task:{task}"
+run_key = Keys("tasks:run")  # (task id): one run's record
+user_key = Keys("tasks:runs:user")  # (user id): the user's runs, by when queued
+task_key = Keys("tasks:runs:task")  # (task name): the runs of one task, by when queued
 
 
 async def queued(redis: "Redis", task_id: str, owner: str, task: str, countdown: int = 0) -> None:

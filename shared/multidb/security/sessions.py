@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import notices
 from ..errors import Unauthorized
+from ..keyspace import Keys
 from ..logs import get_logger
 from ..notices import Reason
 from ..settings import get_settings
@@ -35,37 +36,13 @@ if TYPE_CHECKING:
 
 log = get_logger("sessions")
 
-REFRESH_PREFIX = "auth:refresh:"
-FAMILY_PREFIX = "auth:family:"
-REVOKED_FAMILY_PREFIX = "auth:revoked-family:"
-
-
-def refresh_key(user_id: str, jti: str) -> str:
-    return f"{REFRESH_PREFIX}{user_id}:{jti}"
-
-
-def family_key(family: str) -> str:
-    return f"{FAMILY_PREFIX}{family}"
-
-
-def revoked_key(jti: str) -> str:
-    return f"auth:revoked:{jti}"
-
-
-def revoked_family_key(family: str) -> str:
-    return f"{REVOKED_FAMILY_PREFIX}{family}"
-
-
-def families_key(user_id: str) -> str:
-    return f"auth:families:{user_id}"
-
-
-def epoch_key(user_id: str) -> str:
-    return f"auth:sessions-epoch:{user_id}"
-
-
-def devices_before_key(user_id: str) -> str:
-    return f"auth:devices-before:{user_id}"
+refresh_key = Keys("auth:refresh")  # (user id, jti): one refresh token's record
+family_key = Keys("auth:family")  # (family): the family's current refresh token
+revoked_key = Keys("auth:revoked")  # (jti): a revoked access token, until it expires
+revoked_family_key = Keys("auth:revoked-family")  # (family): a revoked family
+families_key = Keys("auth:families")  # (user id): the user's families
+epoch_key = Keys("auth:sessions-epoch")  # (user id): bumped when all their sessions end
+devices_before_key = Keys("auth:devices-before")  # (user id): sessions before this time are gone
 
 
 # KEYS: new refresh, family pointer, families set, epoch. ARGV: record, ttl, family, jti, epoch seen.
@@ -238,8 +215,8 @@ async def revoke_family(redis: "Redis", user_id: str, family: str, reason: Reaso
         [
             family,
             refresh_key(user_id, ""),
-            FAMILY_PREFIX,
-            REVOKED_FAMILY_PREFIX,
+            family_key.prefix,
+            revoked_family_key.prefix,
             _lifetime(),
             notices.CHANNEL,
             notices.revoked(user_id, reason, family=family),
@@ -262,8 +239,8 @@ async def revoke_user_sessions(redis: "Redis", user_id: str, reason: Reason, kee
         [
             keep_family or "",
             refresh_key(user_id, ""),
-            FAMILY_PREFIX,
-            REVOKED_FAMILY_PREFIX,
+            family_key.prefix,
+            revoked_family_key.prefix,
             _lifetime(),
             notices.CHANNEL,
             notices.revoked(user_id, reason, keep=keep_family),

@@ -13,16 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
+from ..keyspace import Keys
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-def presence_key(user_id: str) -> str:
-    return f"realtime:presence:{user_id}"
-
-
-def server_key(server: str) -> str:
-    return f"realtime:server:{server}"
+presence_key = Keys("realtime:presence")  # (user id): the user's open connections
+server_key = Keys("realtime:server")  # (server): a Socket.IO instance's heartbeat
 
 
 @dataclass(frozen=True, slots=True)
