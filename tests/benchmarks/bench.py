@@ -325,9 +325,10 @@ def importtime(runner: Runner, cases: list[Case]) -> dict[str, dict[str, dict[st
     return found
 
 
-def profiles(runner: Runner, cases: list[Case], warm: int, folder: Path) -> None:
-    """One more container per case whose warm calls run under cProfile: `<folder>/<name>.prof`,
-    and each one's most expensive functions (by own time) printed."""
+def profiles(runner: Runner, cases: list[Case], warm: int, folder: Path, restored: bool) -> None:
+    """One more container per case whose warm calls run under cProfile (`<folder>/<name>.prof`)
+    and, with SnapStart hooks, one whose restore does (`<name>-restore.prof`); what each spent
+    most on printed."""
     import pstats
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -338,6 +339,11 @@ def profiles(runner: Runner, cases: list[Case], warm: int, folder: Path) -> None
         runner.probe(case, warm=warm, profile=str(path))
         print(f"--- {case.name}: {warm} warm calls under cProfile ({path})", file=sys.stderr)
         pstats.Stats(str(path), stream=sys.stderr).sort_stats("tottime").print_stats(15)
+        if restored:
+            path = folder / f"{case.name}-restore.prof"
+            runner.probe(case, restore=True, profile=str(path))
+            print(f"--- {case.name}: after-restore hooks and first call under cProfile ({path})", file=sys.stderr)
+            pstats.Stats(str(path), stream=sys.stderr).sort_stats("cumulative").print_stats(25)
 
 
 def ratio(value: float | None, base: float | None) -> float | None:
@@ -548,7 +554,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-database", default="multidb_bench", help="created and dropped by the run")
     redis_db = "a database of the local Redis, flushed before and after (refused if it holds others' keys)"
     parser.add_argument("--redis-db", type=int, default=13, help=redis_db)
-    cprofile = "then one container per function whose warm calls run under cProfile: FOLDER/<function>.prof"
+    cprofile = "then per function one container whose warm calls and one whose restore run under cProfile, in FOLDER"
     parser.add_argument("--profile", type=Path, metavar="FOLDER", help=cprofile)
     keep = "keep the work folder: the copied artifacts, and each run's spec, result and output"
     parser.add_argument("--keep", action="store_true", help=keep)
@@ -606,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = measure(runner, cases, args.repeat, args.warm, restore)
             imports = importtime(runner, cases) if args.importtime else {}
             if args.profile:
-                profiles(runner, cases, args.warm, args.profile.resolve())
+                profiles(runner, cases, args.warm, args.profile.resolve(), hooks)
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)

@@ -12,7 +12,8 @@ The spec (JSON) names the handler, the event and what to do:
   statistics there (after the timed calls, so the profiler's cost is in no figure);
 - "restore": emulate a SnapStart restore: import the handler, run `multidb.snapstart`'s
   before-snapshot hooks, fork, and in the child run the after-restore hooks and answer the
-  event; record the child's time from the fork to its first response.
+  event; record the child's time from the fork to its first response (with "profile", the
+  child runs under cProfile and its figure is not comparable).
 With no handler it records only the interpreter's start (the bare baseline).
 
 The figures go to the spec's result file; any failure goes there too, with its traceback.
@@ -131,11 +132,19 @@ def restore(spec: Figures, result: Figures) -> None:
         os.close(read_end)
         figures: Figures = {}
         try:
+            if spec.get("profile"):  # what a restore does, not timed
+                import cProfile
+
+                profile = cProfile.Profile()
+                profile.enable()
             restored = time.monotonic_ns()
             if snapstart is not None:
                 snapstart.after_restore()
             response = handler(event, context)
             figures.update(restore_ms=(time.monotonic_ns() - restored) / 1e6, restore_outcome=outcome(response))
+            if spec.get("profile"):
+                profile.disable()
+                profile.dump_stats(spec["profile"])
         except BaseException:
             figures["error"] = failure()
         os.write(write_end, json.dumps(figures).encode())

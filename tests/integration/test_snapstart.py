@@ -13,6 +13,8 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
+
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api, load_event
 from tests.integration.test_template import translated
@@ -136,3 +138,32 @@ def test_one_parameter_turns_snapstart_on_for_every_function_and_the_api_invokes
     authorizer = [p for p in permissions if "authorizers" in json.dumps(p["SourceArn"])]
     assert [p["FunctionName"] for p in authorizer] == [{"Ref": "AuthorizerFunctionAliaslive"}]
     assert all(p["FunctionName"]["Ref"].endswith("Aliaslive") for p in permissions), permissions
+
+
+# What each function's first request loads lazily (`make bench` shows it: "first call" in its
+# import breakdown); a SnapStart init must have loaded it, or every restore pays for it.
+FIRST_REQUEST_LOADS = {
+    "auth": ["redis.asyncio", "sqlalchemy.dialects.postgresql.asyncpg", "anyio._backends._asyncio"],
+    "roles": ["redis.asyncio", "sqlalchemy.dialects.postgresql.asyncpg", "anyio._backends._asyncio"],
+    "users": ["redis.asyncio", "sqlalchemy.dialects.postgresql.asyncpg", "anyio._backends._asyncio"],
+    "routers": ["redis.asyncio", "sqlalchemy.dialects.postgresql.asyncpg", "anyio._backends._asyncio"],
+    "tasks": ["redis.asyncio", "celery", "kombu.transport.redis", "multidb.queue.runs"],
+    "files": ["redis.asyncio", "pymongo", "beanie", "multidb.documents", "boto3"],
+    "audit": ["redis.asyncio", "pymongo", "beanie", "multidb.documents"],
+}
+
+
+@pytest.mark.parametrize("function", sorted(FIRST_REQUEST_LOADS))
+def test_a_snapstart_init_loads_what_the_first_request_would(function: str) -> None:
+    code = (
+        "import json, os, sys\n"
+        "os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'snap-start'\n"
+        f"from {function}_fn.app import handler\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    paths = [str(ROOT), str(ROOT / "shared"), str(ROOT / "functions" / function)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert [name for name in FIRST_REQUEST_LOADS[function] if name not in loaded] == []

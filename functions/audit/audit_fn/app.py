@@ -5,4 +5,4 @@ from multidb.api.app import create_app, create_handler
 from .routes import router
 
 app = create_app("Audit", router)
-handler = create_handler(app, prime=("pymongo", "multidb.document_repository"))
+handler = create_handler(app, prime=("pymongo", "beanie", "multidb.documents", "multidb.document_repository"))
