@@ -1,6 +1,7 @@
 """SQLAlchemy async engine and sessions: one pool per container, reused across invocations."""
 
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -8,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .settings import get_settings
@@ -71,18 +74,49 @@ def _create_engine(url: str, echo: bool) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
         return engine
-    # A Lambda container serves one request at a time: a tiny pool, checked before use
-    # because a frozen container's connections may have been closed by the server.
+    # A Lambda container serves one request at a time: a tiny pool, no connection older than
+    # five minutes, and a connection that sat idle (a frozen container's) checked before use.
     url, tls = tls_arguments(url)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=2,
         max_overflow=2,
-        pool_pre_ping=True,
         pool_recycle=300,
         connect_args={"timeout": 5, "command_timeout": 10, **tls},
     )
+    ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE = 10.0  # seconds
+
+
+def ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it sat idle `PING_AFTER_IDLE` seconds.
+
+    SQLAlchemy's `pool_pre_ping` checks every checkout, and with asyncpg a check is three
+    round trips (BEGIN, a ping, ROLLBACK): more than a warm page's whole query. A connection
+    the server or RDS Proxy may have closed is one that sat idle — in a frozen container, say
+    — so only those are checked; one that fails is replaced, as with pre-ping. A connection
+    lost while in use fails its request (503) and the pool drops its connections, as before.
+    """
+    pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
+
+    def idle_since(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # just opened, or just used
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the idle connection is gone") from exc  # the pool opens another
+
+    event.listen(pool, "checkin", idle_since)
+    event.listen(pool, "checkout", check)
 
 
 async def close() -> None:
@@ -117,6 +151,26 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
 
 
 AFTER_COMMIT = "multidb.after_commit"
+READ_ONLY = "multidb.read_only"
+
+
+@asynccontextmanager
+async def read_scope() -> AsyncIterator[AsyncSession]:
+    """A session that only reads: no transaction, each statement stands alone (autocommit),
+    which spares a read the BEGIN and COMMIT round trips. For a route whose reads need no
+    common snapshot (one statement, or a page and the roles of its rows); a write in it
+    raises before it reaches the database."""
+    async with AsyncSession(get_engine(), expire_on_commit=False, info={READ_ONLY: True}) as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+def _refuse_writes(session: Any, *_: Any) -> None:
+    if session.info.get(READ_ONLY):
+        raise RuntimeError("a read-only session (read_scope) cannot write: use session_scope")
+
+
+event.listen(SyncSession, "before_flush", _refuse_writes)
 
 
 def after_commit(session: AsyncSession, action: AfterCommit) -> None:

@@ -1,6 +1,7 @@
 """Migrations, the initdb deploy step, and one pool reused across warm invocations."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -15,7 +16,7 @@ from multidb.db import get_engine
 from multidb.models import InterfaceRoute, User
 from multidb.rbac import catalogue, grantable
 from multidb.settings import get_settings
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, USE_POSTGRES
 from tests.helpers import Api, reset_clients
 
 
@@ -128,3 +129,80 @@ def test_a_page_and_its_total_are_one_statement_and_a_page_past_the_end_counts_a
     statements.clear()
     assert runtime.run(page(len(everything) + 1, 1)) == ([], len(everything))  # past the end: counted apart
     assert len([s for s in statements if s.startswith("SELECT")]) == 2
+
+
+@pytest.mark.skipif(not USE_POSTGRES, reason="now() as the transaction's start is PostgreSQL's")
+def test_a_read_session_runs_each_statement_alone_and_a_write_session_in_one_transaction() -> None:
+    """`read_scope` sends no BEGIN or COMMIT (each statement its own transaction: now() moves
+    between two of them); `session_scope` runs one transaction (now() stands still)."""
+    from sqlalchemy import text
+
+    from multidb.db import read_scope, session_scope
+
+    async def two_nows(scope: Any) -> tuple[Any, Any]:
+        async with scope() as session:
+            first = (await session.exec(text("SELECT now()"))).scalar_one()  # type: ignore[call-overload]
+            await session.exec(text("SELECT pg_sleep(0.02)"))  # type: ignore[call-overload]
+            second = (await session.exec(text("SELECT now()"))).scalar_one()  # type: ignore[call-overload]
+        return first, second
+
+    first, second = runtime.run(two_nows(read_scope))
+    assert second > first
+    first, second = runtime.run(two_nows(session_scope))
+    assert second == first
+
+
+def test_a_read_session_refuses_to_write_and_stores_nothing() -> None:
+    from multidb.db import read_scope
+
+    async def write() -> None:
+        async with read_scope() as session:
+            session.add(InterfaceRoute(code="GET:/nope", method="GET", path="/nope", name="", function="", access=""))
+            await session.flush()
+
+    with pytest.raises(RuntimeError, match="read-only"):
+        runtime.run(write())
+
+    async def found() -> int:
+        async with AsyncSession(get_engine()) as session:
+            query = select(func.count()).select_from(InterfaceRoute).where(InterfaceRoute.code == "GET:/nope")
+            return int((await session.exec(query)).one())
+
+    assert runtime.run(found()) == 0
+
+
+@pytest.mark.skipif(not USE_POSTGRES, reason="the idle check is set up for PostgreSQL's pool")
+def test_a_pooled_connection_is_pinged_only_after_sitting_idle_and_replaced_if_the_server_closed_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from multidb import db
+
+    engine = get_engine()
+    pings: list[int] = []
+    ping = engine.sync_engine.dialect.do_ping
+    monkeypatch.setattr(engine.sync_engine.dialect, "do_ping", lambda c: pings.append(1) or ping(c))
+
+    async def backend_pid() -> int:
+        async with db.read_scope() as session:
+            return int((await session.exec(text("SELECT pg_backend_pid()"))).scalar_one())  # type: ignore[call-overload]
+
+    first = runtime.run(backend_pid())
+    assert runtime.run(backend_pid()) == first
+    assert pings == []  # just used: no check
+    monkeypatch.setattr(db, "PING_AFTER_IDLE", 0.0)  # now every pooled connection has sat "idle"
+    assert runtime.run(backend_pid()) == first
+    assert pings == [1]  # checked, alive, kept
+
+    async def terminate(pid: int) -> None:  # the server (or RDS Proxy) closes the idle connection
+        other = create_async_engine(get_settings().database_url, poolclass=NullPool)
+        async with other.connect() as connection:
+            await connection.execute(text(f"SELECT pg_terminate_backend({pid})"))
+        await other.dispose()
+
+    runtime.run(terminate(first))
+    replaced = runtime.run(backend_pid())  # the request does not fail: the pool opens another
+    assert replaced != first

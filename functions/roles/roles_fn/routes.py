@@ -11,7 +11,7 @@ from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response, page_of
-from multidb.api.sql import SessionDep
+from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import Role
 from multidb.rbac import Access
 from multidb.repository import RoleRepository, UserRepository
@@ -26,7 +26,7 @@ Status = Annotated[bool | None, Query(description="Only enabled (true) or disabl
 
 @router.get("")
 async def list_roles(
-    _: CurrentPrincipal, session: SessionDep, page: PageDep, status: Status = None, keyword: Keyword = None
+    _: CurrentPrincipal, session: ReadSessionDep, page: PageDep, status: Status = None, keyword: Keyword = None
 ) -> Response[Page[RolePublic]]:
     """List roles a page at a time, filtered by status and a keyword over name and code."""
     records, total = await RoleRepository(session).paginate(
@@ -36,7 +36,7 @@ async def list_roles(
 
 
 @router.get("/mine", openapi_extra={"x-access": Access.AUTHENTICATED.value})
-async def my_roles(principal: CurrentPrincipal, session: SessionDep) -> Response[list[RolePublic]]:
+async def my_roles(principal: CurrentPrincipal, session: ReadSessionDep) -> Response[list[RolePublic]]:
     """List the current user's roles."""
     user = await UserRepository(session).get(principal.user_id)
     roles = [] if user is None else sorted(user.roles, key=lambda r: r.code)
@@ -45,7 +45,7 @@ async def my_roles(principal: CurrentPrincipal, session: SessionDep) -> Response
 
 @router.get("/all")
 async def all_roles(
-    _: CurrentPrincipal, session: SessionDep, status: Status = None, keyword: Keyword = None
+    _: CurrentPrincipal, session: ReadSessionDep, status: Status = None, keyword: Keyword = None
 ) -> Response[list[RolePublic]]:
     """List every role (for pickers), filtered by status and keyword."""
     roles = await RoleRepository(session).get_all(*service.filters(status, keyword), order_by=[col(Role.code)])

@@ -6,7 +6,7 @@ from sqlmodel import col
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal
 from multidb.api.responses import CamelModel, Response
-from multidb.api.sql import SessionDep
+from multidb.api.sql import ReadSessionDep
 from multidb.models import InterfaceRoute
 from multidb.repository import RouteRepository
 
@@ -24,7 +24,7 @@ class RoutePublic(CamelModel):
 
 
 @router.get("/backend")
-async def backend_routes(_: CurrentPrincipal, session: SessionDep) -> Response[list[RoutePublic]]:
+async def backend_routes(_: CurrentPrincipal, session: ReadSessionDep) -> Response[list[RoutePublic]]:
     """List every API route of every function: one entry, and one permission code, per method."""
     routes = await RouteRepository(session).get_all(order_by=[col(InterfaceRoute.path), col(InterfaceRoute.method)])
     return Response(

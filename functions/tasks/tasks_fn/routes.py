@@ -10,7 +10,7 @@ from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response, page_of
-from multidb.api.sql import SessionDep
+from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import PeriodicTask
 from multidb.repository import ScheduleRepository
 
@@ -62,7 +62,11 @@ async def get_run(principal: CurrentPrincipal, task_id: uuid.UUID, redis: RedisD
 
 @router.get("/schedules")
 async def list_schedules(
-    principal: CurrentPrincipal, session: SessionDep, page: PageDep, enabled: Enabled = None, keyword: Keyword = None
+    principal: CurrentPrincipal,
+    session: ReadSessionDep,
+    page: PageDep,
+    enabled: Enabled = None,
+    keyword: Keyword = None,
 ) -> Response[Page[SchedulePublic]]:
     """List your schedules (an admin: everyone's) a page at a time, by state and a keyword over name and task."""
     records, total = await ScheduleRepository(session).paginate(
@@ -76,7 +80,7 @@ async def list_schedules(
 
 @router.get("/schedules/{schedule_id}", responses=error_responses(404))
 async def get_schedule(
-    principal: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep
+    principal: CurrentPrincipal, schedule_id: uuid.UUID, session: ReadSessionDep
 ) -> Response[SchedulePublic]:
     """Get one of your schedules (an admin: anyone's)."""
     row = await service.owned_schedule(session, principal, schedule_id)

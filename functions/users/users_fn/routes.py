@@ -11,7 +11,7 @@ from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response, page_of
-from multidb.api.sql import SessionDep
+from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import User
 from multidb.repository import UserRepository
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["User"], route_class=Docu
 @router.get("")
 async def list_users(
     _: CurrentPrincipal,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     keyword: Keyword = None,
     status: Annotated[bool | None, Query()] = None,
@@ -38,7 +38,7 @@ async def list_users(
 
 
 @router.get("/{user_id}", responses=error_responses(404))
-async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep) -> Response[UserPublic]:
+async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: ReadSessionDep) -> Response[UserPublic]:
     """Get one user."""
     user = await UserRepository(session).require(user_id)
     return Response(data=UserPublic.model_validate(user))

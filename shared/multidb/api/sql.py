@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import session_scope
+from ..db import read_scope, session_scope
 
 
 async def _session() -> AsyncIterator[AsyncSession]:
@@ -22,3 +22,12 @@ async def _session() -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+async def _read_session() -> AsyncIterator[AsyncSession]:
+    """A route that only reads: no transaction round trips (`db.read_scope`)."""
+    async with read_scope() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
