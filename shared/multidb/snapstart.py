@@ -115,9 +115,13 @@ def prime(*modules: str, warm: Callable[[], None] | None = None) -> None:
     # types about every field, and Python keeps the negative answers only until the next
     # ABC registration, which the imports above make by the hundred. Read now, the answers
     # are in the snapshot, and the read after a restore costs ~2 ms instead of ~100.
+    from .errors import AppError
     from .settings import get_settings
 
-    get_settings.refresh()
+    try:
+        get_settings.refresh()
+    except AppError:  # unreadable now: the first request after the restore reads them (and answers 503 if it must)
+        log.warning("settings unreadable while priming")
 
 
 def _close_everything() -> None:
