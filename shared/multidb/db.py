@@ -158,8 +158,9 @@ READ_ONLY = "multidb.read_only"
 async def read_scope() -> AsyncIterator[AsyncSession]:
     """A session that only reads: no transaction, each statement stands alone (autocommit),
     which spares a read the BEGIN and COMMIT round trips. For a route whose reads need no
-    common snapshot (one statement, or a page and the roles of its rows); a write in it
-    raises before it reaches the database."""
+    common snapshot (one statement, or a page and the roles of its rows); a write in it (an
+    ORM change, or an INSERT, UPDATE or DELETE statement) raises before it reaches the
+    database."""
     async with AsyncSession(get_engine(), expire_on_commit=False, info={READ_ONLY: True}) as session:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
@@ -170,7 +171,13 @@ def _refuse_writes(session: Any, *_: Any) -> None:
         raise RuntimeError("a read-only session (read_scope) cannot write: use session_scope")
 
 
-event.listen(SyncSession, "before_flush", _refuse_writes)
+def _refuse_write_statements(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        _refuse_writes(state.session)
+
+
+event.listen(SyncSession, "before_flush", _refuse_writes)  # ORM changes
+event.listen(SyncSession, "do_orm_execute", _refuse_write_statements)  # insert(), update(), delete()
 
 
 def after_commit(session: AsyncSession, action: AfterCommit) -> None:

@@ -69,7 +69,9 @@ class Repository[M: SQLModel]:
     @classmethod
     def missing(cls) -> NotFound:
         """The 404 for a row of this table that does not exist (or that the caller may not see)."""
-        return NotFound(f"{cls.noun} not found", error=f"{cls.noun}_not_found") if cls.noun else NotFound()
+        if not cls.noun:
+            return NotFound("not found", error="not_found")
+        return NotFound(f"{cls.noun} not found", error=f"{cls.noun}_not_found")
 
     async def get_by_ids(self, ids: Iterable[uuid.UUID]) -> list[M]:
         wanted = list(dict.fromkeys(ids))

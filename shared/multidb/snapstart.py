@@ -111,17 +111,17 @@ def prime(*modules: str, warm: Callable[[], None] | None = None) -> None:
     configure_mappers()  # the ORM's relationships, which the first query would set up
     if warm is not None:
         warm()
-    # Read the settings again, last: pydantic-settings asks `issubclass` of collections.abc
-    # types about every field, and Python keeps the negative answers only until the next
-    # ABC registration, which the imports above make by the hundred. Read now, the answers
-    # are in the snapshot, and the read after a restore costs ~2 ms instead of ~100.
-    from .errors import AppError
-    from .settings import get_settings
+    # Build the settings from the environment once more, last: pydantic-settings asks
+    # `issubclass` of collections.abc types about every field, and Python keeps the negative
+    # answers only until the next ABC registration, which the imports above make by the
+    # hundred. Asked now, the answers are in the snapshot, and the read after a restore costs
+    # ~2 ms instead of ~100. No secret is read (none belongs in the snapshot), nothing kept.
+    from .settings import Settings, dotenv_files
 
     try:
-        get_settings.refresh()
-    except AppError:  # unreadable now: the first request after the restore reads them (and answers 503 if it must)
-        log.warning("settings unreadable while priming")
+        Settings(_env_file=dotenv_files())  # type: ignore[call-arg]
+    except ValueError:  # invalid: the first request after the restore says so (503)
+        log.warning("settings invalid while priming")
 
 
 def _close_everything() -> None:

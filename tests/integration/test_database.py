@@ -160,13 +160,22 @@ def test_a_read_session_refuses_to_write_and_stores_nothing() -> None:
             session.add(InterfaceRoute(code="GET:/nope", method="GET", path="/nope", name="", function="", access=""))
             await session.flush()
 
+    async def update_statement() -> None:  # a Core statement: no flush, still refused
+        from sqlmodel import update
+
+        async with read_scope() as session:
+            await session.exec(update(InterfaceRoute).values(name="changed"))  # type: ignore[call-overload]
+
     with pytest.raises(RuntimeError, match="read-only"):
         runtime.run(write())
+    with pytest.raises(RuntimeError, match="read-only"):
+        runtime.run(update_statement())
 
     async def found() -> int:
         async with AsyncSession(get_engine()) as session:
             query = select(func.count()).select_from(InterfaceRoute).where(InterfaceRoute.code == "GET:/nope")
-            return int((await session.exec(query)).one())
+            changed = select(func.count()).select_from(InterfaceRoute).where(InterfaceRoute.name == "changed")
+            return int((await session.exec(query)).one()) + int((await session.exec(changed)).one())
 
     assert runtime.run(found()) == 0
 
