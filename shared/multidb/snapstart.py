@@ -25,6 +25,7 @@ run the same hooks around an `os.fork()` to emulate a restore.
 import importlib
 import os
 import random
+import sys
 from collections.abc import Callable
 
 from . import logs, runtime
@@ -144,3 +145,6 @@ def _fresh_state() -> None:
 
     random.seed()  # every restored container would otherwise draw the same numbers
     config_cache.forget_all()
+    tokens = sys.modules.get("multidb.security.tokens")
+    if tokens is not None:
+        tokens.forget_verified()
