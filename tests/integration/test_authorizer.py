@@ -259,16 +259,17 @@ def test_grants_read_before_an_invalidation_are_not_cached(
 
     token = api.login("grace", "grace-password").access
     invalidate_cache(user)
-    real = rbac.load_grants
+    real = rbac.load_views
 
     async def slow_read(session: Any, user_id: str) -> Any:
-        grants = await real(session, user_id)  # the old rows...
+        views = await real(session, user_id)  # the old rows...
         await rbac.invalidate(get_redis(), user_id)  # ...while an admin's change commits
-        return grants
+        return views
 
-    monkeypatch.setattr(rbac, "load_grants", slow_read)
+    monkeypatch.setattr(rbac, "load_views", slow_read)
     assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True  # answered from what it read
     assert runtime.run(get_redis().get(f"auth:permission:{user}")) is None  # but not cached
+    assert runtime.run(get_redis().get(f"auth:profile:v1:{user}")) is None
     monkeypatch.undo()
     authorize(token, "GET /api/v1/roles")
     assert runtime.run(get_redis().get(f"auth:permission:{user}")) is not None  # an undisturbed read is
