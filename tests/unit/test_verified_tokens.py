@@ -108,3 +108,14 @@ def test_the_cache_is_bounded_and_the_oldest_go_first(monkeypatch: pytest.Monkey
         verify(token, TokenType.ACCESS)
     assert list(tokens._verified) == [second, third]
     assert verify(first, TokenType.ACCESS).exp > time.time()  # still valid: verified again in full
+
+
+def test_another_leeway_sends_the_token_back_to_a_full_check(
+    decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = access()
+    claims = verify(token, TokenType.ACCESS)
+    settings = get_settings().model_copy(update={"jwt_leeway": 0})
+    monkeypatch.setattr(tokens, "get_settings", lambda: settings)
+    assert verify(token, TokenType.ACCESS) == claims  # still valid under the new rule, checked in full
+    assert decodes == [token, token]

@@ -90,16 +90,16 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
-# Access tokens this container has verified: token → (claims, kid, key, audience, issuer).
+# Access tokens this container has verified: token → (claims, kid, key, audience, issuer, leeway).
 # A warm container sees the same token again and again (every request of a session); its
 # signature and claims cannot have changed, so a repeat costs a dictionary lookup instead
 # of an RS256 verification and PyJWT's checks (~0.1 ms, a quarter of a warm decision). What
 # can change is checked on every hit: expiry, the key the token names (still published, and
-# the same key), the audience and issuer expected. Revocation is not the token's business:
+# the same key), the audience, issuer and leeway expected. Revocation is not the token's business:
 # callers check it in Redis every time. Only tokens that verified are kept, at most
 # MAX_VERIFIED (the oldest go first); a SnapStart restore forgets them all.
 MAX_VERIFIED = 1024
-_verified: dict[str, tuple[Claims, str, Any, str, str]] = {}
+_verified: dict[str, tuple[Claims, str, Any, str, str, int]] = {}
 
 
 def forget_verified() -> None:
@@ -111,12 +111,13 @@ def _seen(token: str, settings: Any) -> Claims | None:
     entry = _verified.get(token)
     if entry is None:
         return None
-    claims, kid, key, audience, issuer = entry
-    if (audience, issuer) != (settings.jwt_audience, settings.jwt_issuer) or verification_keys().get(kid) != key:
-        del _verified[token]
+    claims, kid, key, *checked_against = entry
+    expected = [settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway]
+    if checked_against != expected or verification_keys().get(kid) != key:
+        _verified.pop(token, None)
         return None
     if time.time() >= claims.exp + settings.jwt_leeway:  # PyJWT's rule: expired once exp + leeway has passed
-        del _verified[token]
+        _verified.pop(token, None)
         raise Unauthorized("token expired", error="token_expired")
     return claims
 
@@ -150,8 +151,8 @@ def verify(token: str, expected: TokenType) -> Claims:
         raise Unauthorized("invalid token type", error="invalid_token")
     if expected is TokenType.ACCESS:
         if len(_verified) >= MAX_VERIFIED:
-            del _verified[next(iter(_verified))]
-        _verified[token] = (claims, kid, key, settings.jwt_audience, settings.jwt_issuer)
+            _verified.pop(next(iter(_verified)), None)
+        _verified[token] = (claims, kid, key, settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway)
     return claims
 
 
