@@ -26,22 +26,25 @@ def positive(value: object) -> bool:
 
 
 @pytest.fixture(scope="module")
-def quick(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], str]:
-    """One quick run on the session's build, in a database and Redis number of this suite's."""
+def quick(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], str, Path]:
+    """One quick run on the session's build, in a database and Redis number of this suite's,
+    with its profiles."""
     with redis.Redis.from_url(REDIS_URL) as client:
         client.flushdb()  # what the test before left: the bench empties only a database of its own
-    output = tmp_path_factory.mktemp("bench") / "bench.json"
+    folder = tmp_path_factory.mktemp("bench")
+    output, profiles = folder / "bench.json", folder / "profiles"
     command = [sys.executable, "-m", "tests.benchmarks.bench", "--quick", "--build-dir", str(built)]
     command += ["--json", str(output), "--pg-database", f"{PG_DATABASE}_bench", "--redis-db", str(REDIS_DB)]
+    command += ["--profile", str(profiles)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return json.loads(output.read_text()), result.stdout
+    return json.loads(output.read_text()), result.stdout, profiles
 
 
 @pytest.mark.sam
 @REAL_SERVERS
-def test_the_quick_bench_writes_every_figure_of_each_function(quick: tuple[dict[str, object], str]) -> None:
-    report, _ = quick
+def test_the_quick_bench_writes_every_figure_of_each_function(quick: tuple[dict[str, object], str, Path]) -> None:
+    report, _, _ = quick
     functions = report["functions"]
     assert isinstance(functions, dict)
     assert set(functions) == {"authorizer", "auth"}
@@ -62,8 +65,8 @@ def test_the_quick_bench_writes_every_figure_of_each_function(quick: tuple[dict[
 
 @pytest.mark.sam
 @REAL_SERVERS
-def test_the_quick_bench_measures_its_baselines_and_names_the_run(quick: tuple[dict[str, object], str]) -> None:
-    report, printed = quick
+def test_the_quick_bench_measures_its_baselines_and_names_the_run(quick: tuple[dict[str, object], str, Path]) -> None:
+    report, printed, _ = quick
     floor, bare = report["baselines"]["floor"], report["baselines"]["bare"]
     assert all(positive(floor[name]) for name in FIGURES), floor
     assert positive(floor["after_restore_ms"])  # a bare fork: the floor has no hooks
@@ -101,3 +104,19 @@ def test_import_costs_charge_each_package_what_importing_it_took() -> None:
         "init": {"pydantic": 0.5, "multidb": 0.1, "auth_fn": 0.0},
         "first_call": {"asyncpg": 3.0},
     }
+
+
+@pytest.mark.sam
+@REAL_SERVERS
+def test_the_profiles_show_each_functions_handler_warm_and_restored(quick: tuple[dict[str, object], str, Path]) -> None:
+    """`--profile`: each function's warm calls and its restore under cProfile, readable by pstats."""
+    import pstats
+
+    report, _, profiles = quick
+    restores = ["-restore"] if report["snapstart_hooks"] else []
+    # what each answers with: the floor's route, our handlers (Mangum's own for the floor)
+    for name, answering in (("floor", "hello"), ("authorizer", "handler"), ("auth", "handler")):
+        for suffix in ["", *restores]:
+            stats = pstats.Stats(str(profiles / f"{name}{suffix}.prof")).stats  # type: ignore[attr-defined]
+            functions = {function for _, _, function in stats}
+            assert answering in functions, (name, suffix)
