@@ -29,7 +29,7 @@ async def list_roles(
     _: CurrentPrincipal, session: ReadSessionDep, page: PageDep, status: Status = None, keyword: Keyword = None
 ) -> Response[Page[RolePublic]]:
     """List roles a page at a time, filtered by status and a keyword over name and code."""
-    records, total = await RoleRepository(session).paginate_rows(
+    records, total = await RoleRepository(session).paginate(
         page.page, page.page_size, *service.filters(status, keyword), order_by=[col(Role.created_at)]
     )
     return Response(data=page_of(RolePublic, records, total, page.page, page.page_size))
@@ -48,7 +48,7 @@ async def all_roles(
     _: CurrentPrincipal, session: ReadSessionDep, status: Status = None, keyword: Keyword = None
 ) -> Response[list[RolePublic]]:
     """List every role (for pickers), filtered by status and keyword."""
-    roles = await RoleRepository(session).rows(*service.filters(status, keyword), order_by=[col(Role.code)])
+    roles = await RoleRepository(session).get_all(*service.filters(status, keyword), order_by=[col(Role.code)])
     return Response(data=[RolePublic.model_validate(r) for r in roles])
 
 

@@ -26,17 +26,17 @@ class RoutePublic(CamelModel):
 @router.get("/backend")
 async def backend_routes(_: CurrentPrincipal, session: ReadSessionDep) -> Response[list[RoutePublic]]:
     """List every API route of every function: one entry, and one permission code, per method."""
-    routes = await RouteRepository(session).rows(order_by=[col(InterfaceRoute.path), col(InterfaceRoute.method)])
+    routes = await RouteRepository(session).get_all(order_by=[col(InterfaceRoute.path), col(InterfaceRoute.method)])
     return Response(
         data=[
             RoutePublic(
-                name=r["name"],
-                description=r["description"],
-                path=r["path"],
-                methods=[r["method"]],
-                code=r["code"],
-                access=r["access"],
-                function=r["function"],
+                name=r.name,
+                description=r.description,
+                path=r.path,
+                methods=[r.method],
+                code=r.code,
+                access=r.access,
+                function=r.function,
             )
             for r in routes
         ]

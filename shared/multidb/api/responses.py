@@ -42,7 +42,7 @@ class Page[T](CamelModel):
 
 
 def page_of[S: BaseModel](schema: type[S], records: Sequence[object], total: int, page: int, page_size: int) -> Page[S]:
-    """A page of `schema` views of ORM rows or row mappings."""
+    """A page of `schema` views of ORM rows."""
     return Page[S](page=page, page_size=page_size, total=total, records=[schema.model_validate(r) for r in records])
 
 
