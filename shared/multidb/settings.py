@@ -1,12 +1,19 @@
-"""One settings object for every function, read from the environment on first use."""
+"""One settings object for every function, read from the environment on first use.
+
+A frozen msgspec `Struct`: converting the environment's strings into it, bounds checked,
+takes microseconds and imports no Pydantic, which the authorizer otherwise never loads.
+Build one with `parse` (checked), never with `Settings(...)` (which checks nothing but the
+production rules).
+"""
 
 import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import msgspec
+from msgspec import Meta
 
 from .config_cache import expiring
 
@@ -19,11 +26,9 @@ class Environment(StrEnum):
     PRODUCTION = "PRODUCTION"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
-
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_env: Environment = Environment.LOCAL
-    service_name: str = Field(default="multidb", description="multidb-<stage> when deployed: logs and metrics")
+    service_name: Annotated[str, Meta(description="multidb-<stage> when deployed: logs and metrics")] = "multidb"
     log_level: str = "INFO"
 
     database_url: str = "sqlite+aiosqlite:///.local/multidb.sqlite3"
@@ -34,53 +39,57 @@ class Settings(BaseSettings):
 
     # Files: objects in S3 (or MinIO / any S3-compatible server at s3_endpoint_url),
     # moved by the client through presigned URLs; their metadata in MongoDB.
-    s3_endpoint_url: str | None = Field(default=None, description="MinIO or another S3-compatible server; unset = AWS")
-    s3_region: str | None = Field(default=None, description="Region of the bucket; unset = AWS_REGION")
+    s3_endpoint_url: Annotated[str | None, Meta(description="MinIO or another S3-compatible server; unset = AWS")] = (
+        None
+    )
+    s3_region: Annotated[str | None, Meta(description="Region of the bucket; unset = AWS_REGION")] = None
     files_bucket: str = "multidb-files"
-    files_max_bytes: int = Field(default=5 * 1024**4, ge=1, description="Largest file accepted (multipart; S3: 5 TiB)")
-    files_max_single_bytes: int = Field(
-        default=5 * 1024**3, ge=1, description="Largest file uploaded in one PUT (S3: 5 GiB); larger ones need parts"
+    files_max_bytes: Annotated[int, Meta(ge=1, description="Largest file accepted (multipart; S3: 5 TiB)")] = (
+        5 * 1024**4
     )
-    files_url_ttl: int = Field(default=900, ge=60, le=7 * 24 * 3600, description="Seconds a presigned URL is valid")
-    files_max_pending: int = Field(default=20, ge=1, description="Uploads one user may have pending at once")
-    files_quota_bytes: int = Field(default=1024**3, ge=1, description="Bytes one user may store (pending + ready)")
-    files_pending_max_age: int = Field(
-        default=24 * 3600, ge=60, description="Seconds after which the sweep removes an upload never completed"
-    )
-    files_sweep_interval: float = Field(default=600, gt=0, description="Seconds between sweeps of stale uploads")
-    files_multipart_abort_days: int = Field(
-        default=1, ge=1, description="Days after which the bucket aborts a multipart upload never completed"
-    )
-    audit_retention_days: int = Field(default=365, ge=1, description="Days an audit entry is kept (a TTL index)")
+    files_max_single_bytes: Annotated[
+        int, Meta(ge=1, description="Largest file uploaded in one PUT (S3: 5 GiB); larger ones need parts")
+    ] = 5 * 1024**3
+    files_url_ttl: Annotated[int, Meta(ge=60, le=7 * 24 * 3600, description="Seconds a presigned URL is valid")] = 900
+    files_max_pending: Annotated[int, Meta(ge=1, description="Uploads one user may have pending at once")] = 20
+    files_quota_bytes: Annotated[int, Meta(ge=1, description="Bytes one user may store (pending + ready)")] = 1024**3
+    files_pending_max_age: Annotated[
+        int, Meta(ge=60, description="Seconds after which the sweep removes an upload never completed")
+    ] = 24 * 3600
+    files_sweep_interval: Annotated[float, Meta(gt=0, description="Seconds between sweeps of stale uploads")] = 600.0
+    files_multipart_abort_days: Annotated[
+        int, Meta(ge=1, description="Days after which the bucket aborts a multipart upload never completed")
+    ] = 1
+    audit_retention_days: Annotated[int, Meta(ge=1, description="Days an audit entry is kept (a TTL index)")] = 365
 
     # Keys: PEM text in the environment, or names of AWS secrets, or (LOCAL/TESTING only)
     # generated once into keys_dir so a restart keeps sessions valid.
-    keys_dir: Path = Path(".local/keys")
+    keys_dir: str = ".local/keys"
     jwt_private_key: str | None = None
     jwt_key_id: str | None = None
-    jwt_public_keys: str | None = Field(default=None, description="JSON list of {kid, pem}")
+    jwt_public_keys: Annotated[str | None, Meta(description="JSON list of {kid, pem}")] = None
     login_private_key: str | None = None
-    keys_secret_id: str | None = Field(default=None, description="Secrets Manager id of the JWT signing key")
-    login_key_secret_id: str | None = Field(default=None, description="Secrets Manager id of the login key")
-    connections_secret_id: str | None = Field(
-        default=None,
-        description="Secrets Manager id of a JSON object with database_url, redis_url, mongo_url, broker_url",
-    )
-    public_keys_parameter: str | None = Field(default=None, description="SSM parameter of public keys")
+    keys_secret_id: Annotated[str | None, Meta(description="Secrets Manager id of the JWT signing key")] = None
+    login_key_secret_id: Annotated[str | None, Meta(description="Secrets Manager id of the login key")] = None
+    connections_secret_id: Annotated[
+        str | None,
+        Meta(description="Secrets Manager id of a JSON object with database_url, redis_url, mongo_url, broker_url"),
+    ] = None
+    public_keys_parameter: Annotated[str | None, Meta(description="SSM parameter of public keys")] = None
 
     jwt_issuer: str = "multidb"
     jwt_audience: str = "multidb-api"
-    access_token_ttl: int = Field(default=900, ge=60, le=3600)
-    refresh_token_ttl: int = Field(default=7 * 24 * 3600, ge=300)
-    jwt_leeway: int = Field(default=10, ge=0, le=60)
+    access_token_ttl: Annotated[int, Meta(ge=60, le=3600)] = 900
+    refresh_token_ttl: Annotated[int, Meta(ge=300)] = 7 * 24 * 3600
+    jwt_leeway: Annotated[int, Meta(ge=0, le=60)] = 10
 
-    password_hash_rounds: int = Field(default=12, ge=4, le=16)
+    password_hash_rounds: Annotated[int, Meta(ge=4, le=16)] = 12
     # Login limits (see the security docs): failures per username from clients it has not
     # seen before, per known device, and per client IP, each in a window of this length.
-    login_max_failures: int = Field(default=5, ge=1)
-    login_failure_window: int = Field(default=900, ge=1)
-    login_max_failures_per_ip: int = Field(default=50, ge=1)
-    login_device_ttl: int = Field(default=30 * 24 * 3600, ge=3600, description="Seconds a device token is valid")
+    login_max_failures: Annotated[int, Meta(ge=1)] = 5
+    login_failure_window: Annotated[int, Meta(ge=1)] = 900
+    login_max_failures_per_ip: Annotated[int, Meta(ge=1)] = 50
+    login_device_ttl: Annotated[int, Meta(ge=3600, description="Seconds a device token is valid")] = 30 * 24 * 3600
 
     # Only behind API Gateway may a function take the authorizer's context as proof;
     # everywhere else it verifies the bearer token itself.
@@ -91,24 +100,23 @@ class Settings(BaseSettings):
     # Celery and Socket.IO: the broker, the result backend and the Socket.IO fan-out
     # channel live on this Redis (REDIS_URL when unset).
     broker_url: str | None = None
-    task_result_ttl: int = Field(default=24 * 3600, ge=60, description="Seconds task results and owners are kept")
-    beat_refresh_interval: float = Field(default=60, gt=0, description="Seconds between schedule reloads in beat")
-    beat_lock_ttl: float = Field(
-        default=15, gt=0, description="Seconds the beat lock outlives its last renewal: a standby takes over after it"
-    )
+    task_result_ttl: Annotated[int, Meta(ge=60, description="Seconds task results and owners are kept")] = 24 * 3600
+    beat_refresh_interval: Annotated[float, Meta(gt=0, description="Seconds between schedule reloads in beat")] = 60.0
+    beat_lock_ttl: Annotated[
+        float, Meta(gt=0, description="Seconds the beat lock outlives its last renewal: a standby takes over after it")
+    ] = 15.0
     # Per-user limits on what the tasks API lets a caller put on the queue.
-    task_runs_per_minute: int = Field(default=30, ge=1, description="Runs one user may start per minute")
-    task_runs_queued: int = Field(default=20, ge=1, description="Runs of one user queued or running at once")
-    schedules_per_user: int = Field(default=20, ge=0, description="Schedules one user may own")
-    schedule_min_interval: int = Field(default=60, ge=1, description="Shortest interval of a schedule, seconds")
-    realtime_cors_origins: str = Field(default="http://localhost:5173", description="Comma-separated origins")
-    realtime_handlers: str = Field(
-        default="multidb.sockets.handlers",
-        description="Comma-separated modules whose `events` registries the Socket.IO server serves",
-    )
-    realtime_sweep_interval: float = Field(
-        default=30, gt=0, description="Seconds between checks that end expired or revoked Socket.IO sessions"
-    )
+    task_runs_per_minute: Annotated[int, Meta(ge=1, description="Runs one user may start per minute")] = 30
+    task_runs_queued: Annotated[int, Meta(ge=1, description="Runs of one user queued or running at once")] = 20
+    schedules_per_user: Annotated[int, Meta(ge=0, description="Schedules one user may own")] = 20
+    schedule_min_interval: Annotated[int, Meta(ge=1, description="Shortest interval of a schedule, seconds")] = 60
+    realtime_cors_origins: Annotated[str, Meta(description="Comma-separated origins")] = "http://localhost:5173"
+    realtime_handlers: Annotated[
+        str, Meta(description="Comma-separated modules whose `events` registries the Socket.IO server serves")
+    ] = "multidb.sockets.handlers"
+    realtime_sweep_interval: Annotated[
+        float, Meta(gt=0, description="Seconds between checks that end expired or revoked Socket.IO sessions")
+    ] = 30.0
 
     @property
     def is_production(self) -> bool:
@@ -122,10 +130,10 @@ class Settings(BaseSettings):
     def may_generate_keys(self) -> bool:
         return not self.is_production
 
-    @model_validator(mode="after")
-    def _fail_closed_in_production(self) -> "Settings":
+    def __post_init__(self) -> None:
+        """Production fails closed: no in-memory stores, no generated keys, TLS everywhere."""
         if not self.is_production:
-            return self
+            return
         problems = []
         if self.redis_url.startswith("memory://"):
             problems.append("REDIS_URL must name a real Redis server")
@@ -140,7 +148,6 @@ class Settings(BaseSettings):
         problems += _plain_text_urls(self)
         if problems:
             raise ValueError("; ".join(problems))
-        return self
 
 
 CONNECTION_FIELDS = ("database_url", "redis_url", "mongo_url", "broker_url")
@@ -170,6 +177,36 @@ def _plain_text_urls(settings: Settings) -> list[str]:
     return problems
 
 
+FIELDS = frozenset(Settings.__struct_fields__)
+
+
+class InvalidSettings(ValueError):
+    """Values the settings refuse; the message names fields and rules, never the values."""
+
+
+def parse(values: Mapping[str, object]) -> Settings:
+    """Settings from names (any case) to values: the environment's strings, or typed values.
+    Names that are no setting are ignored. Raises `InvalidSettings`."""
+    known = {name.lower(): value for name, value in values.items() if name.lower() in FIELDS}
+    try:
+        return msgspec.convert(known, Settings, strict=False)
+    except msgspec.ValidationError as exc:  # a __post_init__ ValueError arrives as one too
+        raise InvalidSettings(str(exc)) from None
+
+
+def from_environment(env_files: tuple[str, ...] | None = None, **overrides: object) -> Settings:
+    """The settings in the environment, over those in `env_files` (later files win), under
+    `overrides`."""
+    values: dict[str, object] = {}
+    for path in env_files or ():
+        if os.path.isfile(path):
+            from dotenv import dotenv_values  # a developer's machine only
+
+            values.update({k.lower(): v for k, v in dotenv_values(path).items() if v is not None})
+    values.update({k.lower(): v for k, v in os.environ.items()})
+    return parse(values | overrides)
+
+
 @expiring
 def get_settings() -> Settings:
     """The settings, with connection URLs from Secrets Manager when deployed (kept for
@@ -183,20 +220,21 @@ def get_settings() -> Settings:
     from .secrets import ConfigurationUnavailable, secret_json
 
     try:
-        settings = Settings(_env_file=dotenv_files())  # type: ignore[call-arg]
+        settings = from_environment(dotenv_files())
         if settings.connections_secret_id:
             stored = secret_json(settings.connections_secret_id)
-            settings = Settings(**{name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)})
+            connections = {name: stored[name] for name in CONNECTION_FIELDS if stored.get(name)}
+            settings = from_environment(None, **connections)
         if settings.is_production and not (settings.database_url and settings.redis_url and settings.mongo_url):
-            raise ValueError(
+            raise InvalidSettings(
                 "DATABASE_URL, REDIS_URL and MONGO_URL must be set (directly or in the connections secret)"
             )
     except ConfigurationUnavailable:
         raise
-    except ValueError as exc:  # pydantic's ValidationError is one
+    except InvalidSettings as exc:
         from .logs import get_logger
 
-        get_logger("settings").error("invalid settings: %s", _summary(exc))
+        get_logger("settings").error("invalid settings: %s", exc)
         raise ConfigurationUnavailable() from exc
     return settings
 
@@ -208,11 +246,3 @@ def dotenv_files() -> tuple[str, ...] | None:
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return None
     return (".env", f".env.{os.environ.get('APP_ENV', 'LOCAL').lower()}")
-
-
-def _summary(exc: ValueError) -> str:
-    """What is wrong, without the values (they may be URLs with passwords in them)."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in errors())
-    return str(exc)  # our own messages name variables, never their values

@@ -112,16 +112,14 @@ def prime(*modules: str, warm: Callable[[], None] | None = None) -> None:
     configure_mappers()  # the ORM's relationships, which the first query would set up
     if warm is not None:
         warm()
-    # Build the settings from the environment once more, last: pydantic-settings asks
-    # `issubclass` of collections.abc types about every field, and Python keeps the negative
-    # answers only until the next ABC registration, which the imports above make by the
-    # hundred. Asked now, the answers are in the snapshot, and the read after a restore costs
-    # ~2 ms instead of ~100. No secret is read (none belongs in the snapshot), nothing kept.
-    from .settings import Settings, dotenv_files
+    # Convert the environment into settings once: msgspec builds its converter for the type
+    # on first use, and that goes into the snapshot too. No secret is read (none belongs in
+    # the snapshot), nothing is kept.
+    from .settings import InvalidSettings, dotenv_files, from_environment
 
     try:
-        Settings(_env_file=dotenv_files())  # type: ignore[call-arg]
-    except ValueError:  # invalid: the first request after the restore says so (503)
+        from_environment(dotenv_files())
+    except InvalidSettings:  # the first request after the restore says so (503)
         log.warning("settings invalid while priming")
 
 

@@ -253,9 +253,9 @@ def seed(env: dict[str, str], route_keys: list[str], source: Path = ROOT) -> See
     The migrations, models and authorizer are those of `source`, the checkout measured.
     """
     sys.path[:0] = [str(source), str(source / "shared"), str(source / "functions" / "authorizer")]
-    from multidb.settings import Settings
+    from multidb.settings import FIELDS
 
-    for name in Settings.model_fields:  # nothing of the caller's configuration (a secret id, say) leaks in
+    for name in FIELDS:  # nothing of the caller's configuration (a secret id, say) leaks in
         os.environ.pop(name.upper(), None)
     os.environ.update(env)
     import boto3

@@ -195,15 +195,17 @@ def test_behind_the_gateway_the_function_trusts_the_context_but_still_checks_rev
 
 
 def test_swagger_login_does_not_exist_in_production(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from multidb.settings import Settings
+    from multidb.settings import parse
 
-    production = Settings(
-        app_env="PRODUCTION",
-        database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
-        redis_url="rediss://cache:6379/0",
-        broker_url=None,
-        mongo_url="mongodb+srv://app@docs.example.net/",
-        keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
+    production = parse(
+        dict(
+            app_env="PRODUCTION",
+            database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
+            redis_url="rediss://cache:6379/0",
+            broker_url=None,
+            mongo_url="mongodb+srv://app@docs.example.net/",
+            keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
+        )
     )
     monkeypatch.setattr("auth_fn.routes.get_settings", lambda: production)
     form = {"content-type": "application/x-www-form-urlencoded"}

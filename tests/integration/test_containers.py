@@ -277,7 +277,7 @@ def stale_upload(files_backends: None) -> Iterator[str]:
     document |= {"status": "pending", "created_at": created, "updated_at": created}
     s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT_URL, region_name=REGION)
     s3.put_object(Bucket=FILES_BUCKET, Key=key, Body=b"x")
-    database = Settings.model_fields["mongo_database"].default  # the task definitions leave it at that
+    database = Settings().mongo_database  # the task definitions leave it at that
     with MongoClient(port=MONGO_PORT) as client:
         files = client[database]["files"]
         files.insert_one(document)

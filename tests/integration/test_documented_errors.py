@@ -49,15 +49,17 @@ def _swagger(api: Api, password: str) -> Any:
 
 
 def _swagger_in_production(api: Api, admin: str) -> Any:
-    from multidb.settings import Settings
+    from multidb.settings import parse
 
-    production = Settings(
-        app_env="PRODUCTION",
-        database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
-        redis_url="rediss://cache:6379/0",
-        broker_url=None,
-        mongo_url="mongodb+srv://app@docs.example.net/",
-        keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
+    production = parse(
+        dict(
+            app_env="PRODUCTION",
+            database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
+            redis_url="rediss://cache:6379/0",
+            broker_url=None,
+            mongo_url="mongodb+srv://app@docs.example.net/",
+            keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
+        )
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("auth_fn.routes.get_settings", lambda: production)

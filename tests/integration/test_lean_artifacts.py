@@ -17,22 +17,18 @@ from infra.deploy.template import load
 
 pytestmark = pytest.mark.sam
 
-# Pydantic settings: what reading the configuration takes.
-SETTINGS = {
-    "pydantic",
-    "pydantic_core",
-    "pydantic_settings",
-    "annotated_types",
-    "typing_extensions",
-    "typing_inspection",
-    "dotenv",
-}
+# What reading the configuration takes: msgspec, which imports typing_extensions when it is
+# installed (python-dotenv only outside Lambda, so never here).
+SETTINGS = {"msgspec", "typing_extensions"}
+# Pydantic: request and response models, so every FastAPI function, and SQLModel.
+PYDANTIC = {"pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection"}
 # Verifying JWTs (RS256); cryptography's serialization module imports bcrypt when it is installed.
 TOKENS = {"jwt", "cryptography", "_cffi_backend", "bcrypt"}
 # An API function: FastAPI on Mangum (FastAPI imports opentelemetry's API, and email-validator and
 # python-multipart when installed), the caller check on Redis.
 API = (
     SETTINGS
+    | PYDANTIC
     | TOKENS
     | {
         "fastapi",

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from infra.deploy.template import _CfnLoader
-from multidb.settings import CONNECTION_FIELDS, Settings
+from multidb.settings import CONNECTION_FIELDS, FIELDS, parse
 from tests.helpers import ROOT
 from tests.integration.test_template import SAM_VENV, run, translated
 
@@ -422,7 +422,7 @@ def test_the_urls_the_stack_assembles_pass_the_production_settings() -> None:
         url = re.sub(r"\$\{[\w.]+Port\}", "6379", url)
         urls[field] = re.sub(r"\$\{[\w.]+\}", "host.internal", url)
     assert urls["redis_url"] == "rediss://:Generated0Secret9@host.internal:6379/0"
-    settings = Settings(app_env="PRODUCTION", public_keys_parameter="/multidb-dev/jwt-public-keys", **urls)
+    settings = parse({"app_env": "PRODUCTION", "public_keys_parameter": "/multidb-dev/jwt-public-keys", **urls})
     assert settings.database_url.endswith("?ssl=verify-full")
     assert settings.message_broker_url.startswith("rediss://")
 
@@ -436,7 +436,7 @@ def test_brought_datastores_go_into_the_secret_as_given() -> None:
 
 
 def settings_variables() -> set[str]:
-    return {name.upper() for name in Settings.model_fields}
+    return {name.upper() for name in FIELDS}
 
 
 def statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -503,7 +503,7 @@ def test_each_functions_settings_from_the_template_pass_production_validation() 
             given[variable.lower()] = (
                 str(found) if isinstance(found, str | int | float) else "value-from-cloudformation"
             )
-        settings = Settings(**given)
+        settings = parse(given)
         assert settings.is_production, name
         assert settings.connections_secret_id, name
         assert settings.public_keys_parameter, name
