@@ -4,6 +4,7 @@
 from datetime import UTC, datetime
 
 from multidb import logs
+from multidb.api.responses import view
 from multidb.document_repository import DocumentRepository, between, equals, where
 from multidb.errors import ServiceUnavailable
 from multidb.mongo import init_documents
@@ -46,4 +47,4 @@ async def page(
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable(error="document_store_unavailable") from exc
-    return [AuditPublic.model_validate(entry, from_attributes=True) for entry in entries], total
+    return [view(AuditPublic, entry) for entry in entries], total

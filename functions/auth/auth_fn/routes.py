@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Header, Request
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Response
+from multidb.api.responses import Response, view
 from multidb.api.sql import SessionDep
 from multidb.errors import NotFound, Unauthorized
 from multidb.rbac import Access, cached_profile
@@ -103,7 +103,7 @@ async def user_info(principal: CurrentPrincipal, redis: RedisDep) -> Response[Us
     profile = await cached_profile(redis, principal.user_id)
     if profile is None:
         raise Unauthorized("user no longer exists", error="user_gone")
-    return Response(data=UserInfo.model_validate(profile))
+    return Response(data=view(UserInfo, profile))
 
 
 @router.put("/user/password", openapi_extra=AUTHENTICATED, responses=error_responses(429))

@@ -10,7 +10,7 @@ from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response, page_of
+from multidb.api.responses import Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import Role
 from multidb.rbac import Access
@@ -40,7 +40,7 @@ async def my_roles(principal: CurrentPrincipal, session: ReadSessionDep) -> Resp
     """List the current user's roles."""
     user = await UserRepository(session).get(principal.user_id)
     roles = [] if user is None else sorted(user.roles, key=lambda r: r.code)
-    return Response(data=[RolePublic.model_validate(r) for r in roles])
+    return Response(data=[view(RolePublic, r) for r in roles])
 
 
 @router.get("/all")
@@ -49,14 +49,14 @@ async def all_roles(
 ) -> Response[list[RolePublic]]:
     """List every role (for pickers), filtered by status and keyword."""
     roles = await RoleRepository(session).get_all(*service.filters(status, keyword), order_by=[col(Role.code)])
-    return Response(data=[RolePublic.model_validate(r) for r in roles])
+    return Response(data=[view(RolePublic, r) for r in roles])
 
 
 @router.post("", status_code=201, responses=error_responses(409))
 async def create_role(principal: CurrentPrincipal, body: RoleCreate, session: SessionDep) -> Response[RolePublic]:
     """Create a role; its interface permissions must be catalogue codes the caller holds itself."""
     role = await service.create(session, principal, body)
-    return Response(code=201, data=RolePublic.model_validate(role))
+    return Response(code=201, data=view(RolePublic, role))
 
 
 @router.put("/{role_id}", responses=error_responses(404, 409))
@@ -65,7 +65,7 @@ async def update_role(
 ) -> Response[RolePublic]:
     """Change a role whose permissions the caller holds; its users' permissions change with their next request."""
     role = await service.update(session, redis, principal, role_id, body)
-    return Response(data=RolePublic.model_validate(role))
+    return Response(data=view(RolePublic, role))
 
 
 add_delete_routes(router, service.delete, noun="role", effect="their users lose those permissions at once")

@@ -9,7 +9,7 @@ from sqlmodel import col
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response, page_of
+from multidb.api.responses import Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import PeriodicTask
 from multidb.repository import ScheduleRepository
@@ -84,7 +84,7 @@ async def get_schedule(
 ) -> Response[SchedulePublic]:
     """Get one of your schedules (an admin: anyone's)."""
     row = await service.owned_schedule(session, principal, schedule_id)
-    return Response(data=SchedulePublic.model_validate(row))
+    return Response(data=view(SchedulePublic, row))
 
 
 @router.post("/schedules", status_code=201, responses=error_responses(409, 429))
@@ -93,7 +93,7 @@ async def create_schedule(
 ) -> Response[SchedulePublic]:
     """Create a schedule you own; beat picks it up at its next reload, without a restart."""
     row = await service.create_schedule(session, principal, body)
-    return Response(code=201, data=SchedulePublic.model_validate(row))
+    return Response(code=201, data=view(SchedulePublic, row))
 
 
 @router.put("/schedules/{schedule_id}", responses=error_responses(404, 409))
@@ -102,7 +102,7 @@ async def update_schedule(
 ) -> Response[SchedulePublic]:
     """Change one of your schedules (disable it with `enabled: false`)."""
     row = await service.update_schedule(session, principal, schedule_id, body)
-    return Response(data=SchedulePublic.model_validate(row))
+    return Response(data=view(SchedulePublic, row))
 
 
 @router.delete("/schedules/{schedule_id}", responses=error_responses(404))

@@ -10,7 +10,7 @@ from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response, page_of
+from multidb.api.responses import Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import User
 from multidb.repository import UserRepository
@@ -41,14 +41,14 @@ async def list_users(
 async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: ReadSessionDep) -> Response[UserPublic]:
     """Get one user."""
     user = await UserRepository(session).require(user_id)
-    return Response(data=UserPublic.model_validate(user))
+    return Response(data=view(UserPublic, user))
 
 
 @router.post("", status_code=201, responses=error_responses(409))
 async def create_user(principal: CurrentPrincipal, body: UserCreate, session: SessionDep) -> Response[UserPublic]:
     """Create a user; the password arrives RSA-encrypted like the login password."""
     user = await service.create(session, principal, body)
-    return Response(code=201, data=UserPublic.model_validate(user))
+    return Response(code=201, data=view(UserPublic, user))
 
 
 @router.put("/{user_id}", responses=error_responses(404))
@@ -56,7 +56,7 @@ async def update_user(
     principal: CurrentPrincipal, user_id: uuid.UUID, body: UserUpdate, session: SessionDep, redis: RedisDep
 ) -> Response[UserPublic]:
     """Change a user's name, email, roles, status or admin flag; it counts on their next request."""
-    return Response(data=UserPublic.model_validate(await service.update(session, redis, principal, user_id, body)))
+    return Response(data=view(UserPublic, await service.update(session, redis, principal, user_id, body)))
 
 
 @router.put("/{user_id}/password", responses=error_responses(404))

@@ -41,9 +41,19 @@ class Page[T](CamelModel):
     records: list[T]
 
 
+def view[S: BaseModel](schema: type[S], row: object) -> S:
+    """`schema`'s view of an ORM row, a document or a dict of ours: read by field name only.
+
+    By default a camelCase model looks each field up by its alias first, and on a row that
+    lookup always misses, at the cost of an AttributeError per field (a page of roles spent
+    a tenth of its time there): 46 µs a role by alias, 12 µs by name.
+    """
+    return schema.model_validate(row, from_attributes=True, by_alias=False, by_name=True)
+
+
 def page_of[S: BaseModel](schema: type[S], records: Sequence[object], total: int, page: int, page_size: int) -> Page[S]:
     """A page of `schema` views of ORM rows."""
-    return Page[S](page=page, page_size=page_size, total=total, records=[schema.model_validate(r) for r in records])
+    return Page[S](page=page, page_size=page_size, total=total, records=[view(schema, r) for r in records])
 
 
 class FieldError(CamelModel):
