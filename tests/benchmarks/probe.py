@@ -14,7 +14,10 @@ The spec (JSON) names the handler, the event and what to do:
   before-snapshot hooks, fork, and in the child run the after-restore hooks and answer the
   event; record the child's time from the fork to its first response (with "profile", the
   child runs under cProfile and its figure is not comparable).
-With no handler it records only the interpreter's start (the bare baseline).
+With no handler it records only the interpreter's start (the bare baseline), or, given
+"alone" (module names), the time and peak RSS of importing just those: the libraries a
+function's first response loaded, without any of its own code or work (the stack's bound).
+A cold run lists them as "third_party": what it loaded from its paths, first-party aside.
 
 The figures go to the spec's result file; any failure goes there too, with its traceback.
 """
@@ -76,10 +79,36 @@ def load_handler(name: str) -> Callable[[object, object], object]:
     return getattr(__import__(module, fromlist=[attribute]), attribute)
 
 
+def third_party(paths: list[str], handler: str) -> list[str]:
+    """The modules loaded from the function's paths that are not its own, in import order."""
+    roots = tuple(path.rstrip("/") + "/" for path in paths)
+    own = {"multidb", handler.partition(".")[0]}
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if (getattr(module, "__file__", None) or "").startswith(roots) and name.partition(".")[0] not in own
+    ]
+
+
+def import_alone(names: list[str], result: Figures) -> None:
+    import importlib
+
+    failed = 0
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a module only its parent may import (a platform-specific one, say)
+            failed += 1
+    result["alone_failed"] = failed
+
+
 def cold(spec: Figures, spawned: int, result: Figures) -> None:
     started = time.monotonic_ns()
     result["startup_ms"] = (started - spawned) / 1e6
     if not spec.get("handler"):
+        if spec.get("alone"):
+            import_alone(spec["alone"], result)  # type: ignore[arg-type]
+            result["cold_ms"] = (time.monotonic_ns() - spawned) / 1e6
         result["rss_mib"] = peak_rss_mib()
         return
     event, context = spec["event"], Context()
@@ -97,6 +126,7 @@ def cold(spec: Figures, spawned: int, result: Figures) -> None:
         outcome=outcome(response),
         body=str(response)[:500],
         modules=len(sys.modules),
+        third_party=third_party(spec["paths"], spec["handler"]),  # type: ignore[arg-type]
     )
     times, outcomes = [], set()
     for _ in range(spec.get("warm", 0)):

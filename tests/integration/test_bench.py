@@ -55,6 +55,10 @@ def test_the_quick_bench_writes_every_figure_of_each_function(quick: tuple[dict[
         assert all(positive(figures["ratios"][name]) for name in RATIOS), figures["ratios"]
         assert figures["size_total_bytes"] == figures["size_code_bytes"] + figures["size_layer_bytes"]
         assert len(figures["samples"]["cold_ms"]) == report["repetitions"] == 2
+        alone = figures["stack_alone"]  # the libraries the first response loaded, imported alone
+        assert all(positive(alone[name]) for name in ("cold_ms", "rss_mib")), alone
+        assert all(positive(alone["ratios"][name]) for name in ("cold", "rss")), alone
+        assert alone["modules"] > 10, alone
         if report["snapstart_hooks"]:
             assert positive(figures["after_restore_ms"])
             assert positive(figures["ratios"]["after_restore"])
@@ -78,6 +82,7 @@ def test_the_quick_bench_measures_its_baselines_and_names_the_run(quick: tuple[d
     assert report["mode"] == "quick"
     for target in report["targets"]:
         assert target["met"] in (True, False, None)
+        assert target["out_of_reach"] == (target["stack_alone"] is not None and target["stack_alone"] > target["limit"])
         assert (target["measured"] is None) == (target["met"] is None)
     assert "| **floor**: FastAPI + Mangum, `GET /hello` |" in printed
     rows = [line.split(" | ") for line in printed.splitlines() if line.startswith(("| authorizer:", "| auth:"))]
