@@ -2,8 +2,8 @@
 
 A frozen msgspec `Struct`: converting the environment's strings into it, bounds checked,
 takes microseconds and imports no Pydantic, which the authorizer otherwise never loads.
-Build one with `parse` (checked), never with `Settings(...)` (which checks nothing but the
-production rules).
+Build one with `parse` (types and bounds checked, then the production rules), never with
+`Settings(...)`, which converts and bounds nothing.
 """
 
 import os
@@ -56,7 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     files_pending_max_age: Annotated[
         int, Meta(ge=60, description="Seconds after which the sweep removes an upload never completed")
     ] = 24 * 3600
-    files_sweep_interval: Annotated[float, Meta(gt=0, description="Seconds between sweeps of stale uploads")] = 600.0
+    files_sweep_interval: Annotated[
+        float, Meta(gt=0, le=24 * 3600, description="Seconds between sweeps of stale uploads")
+    ] = 600.0
     files_multipart_abort_days: Annotated[
         int, Meta(ge=1, description="Days after which the bucket aborts a multipart upload never completed")
     ] = 1
@@ -101,9 +103,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # channel live on this Redis (REDIS_URL when unset).
     broker_url: str | None = None
     task_result_ttl: Annotated[int, Meta(ge=60, description="Seconds task results and owners are kept")] = 24 * 3600
-    beat_refresh_interval: Annotated[float, Meta(gt=0, description="Seconds between schedule reloads in beat")] = 60.0
+    beat_refresh_interval: Annotated[
+        float, Meta(gt=0, le=3600, description="Seconds between schedule reloads in beat")
+    ] = 60.0
     beat_lock_ttl: Annotated[
-        float, Meta(gt=0, description="Seconds the beat lock outlives its last renewal: a standby takes over after it")
+        float,
+        Meta(
+            gt=0, le=3600, description="Seconds the beat lock outlives its last renewal: a standby takes over after it"
+        ),
     ] = 15.0
     # Per-user limits on what the tasks API lets a caller put on the queue.
     task_runs_per_minute: Annotated[int, Meta(ge=1, description="Runs one user may start per minute")] = 30
@@ -115,12 +122,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str, Meta(description="Comma-separated modules whose `events` registries the Socket.IO server serves")
     ] = "multidb.sockets.handlers"
     realtime_sweep_interval: Annotated[
-        float, Meta(gt=0, description="Seconds between checks that end expired or revoked Socket.IO sessions")
+        float, Meta(gt=0, le=3600, description="Seconds between checks that end expired or revoked Socket.IO sessions")
     ] = 30.0
 
     @property
     def is_production(self) -> bool:
-        return self.app_env is Environment.PRODUCTION
+        return self.app_env == Environment.PRODUCTION  # a plain "PRODUCTION" too: fail closed
 
     @property
     def message_broker_url(self) -> str:
@@ -186,12 +193,21 @@ class InvalidSettings(ValueError):
 
 def parse(values: Mapping[str, object]) -> Settings:
     """Settings from names (any case) to values: the environment's strings, or typed values.
-    Names that are no setting are ignored. Raises `InvalidSettings`."""
+    Names that are no setting are ignored. Raises `InvalidSettings` for the first problem."""
     known = {name.lower(): value for name, value in values.items() if name.lower() in FIELDS}
     try:
         return msgspec.convert(known, Settings, strict=False)
     except msgspec.ValidationError as exc:  # a __post_init__ ValueError arrives as one too
-        raise InvalidSettings(str(exc)) from None
+        raise InvalidSettings(_without_values(str(exc))) from None
+
+
+def _without_values(message: str) -> str:
+    """msgspec repeats the value of a refused enum ("Invalid enum value 'x' - at `$.app_env`");
+    a misplaced URL with a password in it must not reach the log."""
+    if message.startswith("Invalid enum value"):
+        _, _, where = message.rpartition(" - at `")
+        return f"Expected one of {', '.join(Environment)} - at `{where}"
+    return message
 
 
 def from_environment(env_files: tuple[str, ...] | None = None, **overrides: object) -> Settings:
@@ -202,7 +218,11 @@ def from_environment(env_files: tuple[str, ...] | None = None, **overrides: obje
         if os.path.isfile(path):
             from dotenv import dotenv_values  # a developer's machine only
 
-            values.update({k.lower(): v for k, v in dotenv_values(path).items() if v is not None})
+            try:
+                found = dotenv_values(path)
+            except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
+                raise InvalidSettings(f"{path} cannot be read ({type(exc).__name__})") from None
+            values.update({k.lower(): v for k, v in found.items() if v is not None})
     values.update({k.lower(): v for k, v in os.environ.items()})
     return parse(values | overrides)
 

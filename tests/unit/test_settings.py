@@ -1,8 +1,10 @@
 """Settings fail closed in production."""
 
+from pathlib import Path
+
 import pytest
 
-from multidb.settings import DEFAULT_ADMIN_PASSWORD, InvalidSettings, parse
+from multidb.settings import DEFAULT_ADMIN_PASSWORD, Environment, InvalidSettings, Settings, from_environment, parse
 
 PRODUCTION_OK = {
     "app_env": "PRODUCTION",
@@ -75,3 +77,45 @@ def test_celery_verifies_a_rediss_brokers_certificate(monkeypatch: pytest.Monkey
         get_settings.cache_clear()
     assert config["broker_use_ssl"] == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     assert config["redis_backend_use_ssl"] == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ({"ACCESS_TOKEN_TTL": "30"}, "access_token_ttl"),  # below its bound
+        ({"files_url_ttl": "9999999"}, "files_url_ttl"),  # above its bound
+        ({"BEAT_LOCK_TTL": "inf"}, "beat_lock_ttl"),  # a standby would never take over
+        ({"DATABASE_ECHO": "maybe"}, "database_echo"),
+        ({"PASSWORD_HASH_ROUNDS": "twelve"}, "password_hash_rounds"),
+    ],
+)
+def test_the_environments_strings_are_converted_and_bounded(values: dict[str, str], refused: str) -> None:
+    with pytest.raises(InvalidSettings, match=refused):
+        parse(values)
+
+
+def test_strings_from_the_environment_become_typed_settings() -> None:
+    settings = parse({"DATABASE_ECHO": "true", "ACCESS_TOKEN_TTL": "600", "BEAT_LOCK_TTL": "7.5", "APP_ENV": "TESTING"})
+    assert (settings.database_echo, settings.access_token_ttl, settings.beat_lock_ttl) == (True, 600, 7.5)
+    assert settings.app_env is Environment.TESTING
+
+
+def test_a_refused_value_is_never_in_the_message() -> None:
+    """The log names the setting and the rule: a URL with a password put in the wrong variable stays out."""
+    secret = "postgresql://app:s3cret-pw@db.internal/app"
+    for name in ("APP_ENV", "ACCESS_TOKEN_TTL", "DATABASE_ECHO", "FILES_URL_TTL"):
+        with pytest.raises(InvalidSettings) as refused:
+            parse({name: secret})
+        assert "s3cret" not in str(refused.value)
+        assert name.lower() in str(refused.value)
+
+
+def test_a_settings_object_built_directly_with_a_plain_string_still_counts_as_production() -> None:
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        Settings(app_env="PRODUCTION", redis_url="memory://")  # type: ignore[arg-type]
+
+
+def test_an_unreadable_env_file_is_invalid_settings_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"LOG_LEVEL=\xff\xfe\n")
+    with pytest.raises(InvalidSettings, match="cannot be read"):
+        from_environment((str(tmp_path / ".env"),))
