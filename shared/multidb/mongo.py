@@ -1,7 +1,7 @@
 """MongoDB through PyMongo's async API (Motor's successor) and Beanie 2, connected on first use."""
 
+import os
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .settings import get_settings
@@ -28,7 +28,7 @@ def tls_options(url: str) -> dict[str, Any]:
     tls = query.get("tls", query.get("ssl")) == "true"
     documentdb = any(h.endswith(".docdb.amazonaws.com") or ".docdb-elastic." in h for h in hosts)
     if tls and documentdb and "tlscafile" not in query:
-        return {"tlsCAFile": str(resources.files(__package__).joinpath(RDS_CA_BUNDLE))}
+        return {"tlsCAFile": os.path.join(os.path.dirname(__file__), RDS_CA_BUNDLE)}
     return {}
 
 
