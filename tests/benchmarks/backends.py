@@ -322,6 +322,16 @@ def hello_event() -> dict[str, Any]:
     return event
 
 
+def stack_page_event() -> dict[str, Any]:
+    """The stack page's request: the floor's event, sent to /page?page=1&pageSize=10."""
+    event = hello_event()
+    event["routeKey"] = event["requestContext"]["routeKey"] = "GET /page"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/page"
+    event["rawQueryString"] = "page=1&pageSize=10"
+    event["queryStringParameters"] = {"page": "1", "pageSize": "10"}
+    return event
+
+
 def authorized(seeded: Seeded, route_key: str) -> Callable[[], None]:
     """Let the authorizer decide the request first, as the gateway does: the user's
     permission cache is then warm (the source tree's authorizer, in this process)."""

@@ -63,6 +63,7 @@ class Case:
     query: dict[str, str] | None = None
     keys: tuple[str, ...] = ()  # private keys the template gives it (every one gets the public keys)
     cache_miss: bool = False  # its user's permission cache emptied before each cold start
+    page_of_rows: bool = False  # its warm work is the stack page's: that page bounds its warm target
     targets: dict[str, float] = field(default_factory=dict)
 
 
@@ -92,6 +93,7 @@ CASES = [
         "GET /api/v1/roles",
         "roles/list_roles",
         query={"page": "1", "pageSize": "10"},
+        page_of_rows=True,
         targets={**API_TARGETS, "warm_p50": 12},
     ),
     Case(
@@ -142,6 +144,9 @@ CASES = [
 QUICK_CASES = ("authorizer", "auth")
 FLOOR = Case("floor", "FloorFunction", "floor_fn.app.handler", "GET /hello")
 BARE = Case("bare", "", "", "")
+# The libraries' own page (tests/benchmarks/stack): the bound of the warm-latency targets.
+STACK_PAGE = Case("stack-page", "StackPageFunction", "stack_fn.app.handler", "GET /page")
+BASELINES = (BARE, FLOOR, STACK_PAGE)
 
 
 @dataclass
@@ -261,10 +266,10 @@ class Runner:
 
 def measure(runner: Runner, cases: list[Case], repeat: int, warm: int, restore: list[Case]) -> dict[str, Samples]:
     """Every case's fresh processes, interleaved so that drift of the machine spreads over all."""
-    samples = {case.name: Samples() for case in [BARE, FLOOR, *cases]}
+    samples = {case.name: Samples() for case in [*BASELINES, *cases]}
     for round_ in range(repeat):
         last = round_ == repeat - 1
-        for case in [BARE, FLOOR, *cases]:
+        for case in [*BASELINES, *cases]:
             result = runner.probe(case, warm=warm if last and case.handler and not case.cache_miss else 0)
             found = samples[case.name]
             found.rss_mib.append(result["rss_mib"])
@@ -278,7 +283,7 @@ def measure(runner: Runner, cases: list[Case], repeat: int, warm: int, restore: 
             found.warm_ns.extend(result.get("warm_ns", []))
             found.third_party = found.third_party or result["third_party"]
             print(f"  {case.name:<16} round {round_ + 1}/{repeat}: {result['cold_ms']:8.1f} ms", file=sys.stderr)
-            if case is not FLOOR:
+            if case not in BASELINES:
                 alone = runner.probe(case, alone=found.third_party)
                 found.alone_ms.append(alone["cold_ms"])
                 found.alone_rss_mib.append(alone["rss_mib"])
@@ -421,7 +426,7 @@ FIGURES = {
 }
 
 
-def targets(cases: list[Case], functions: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(cases: list[Case], functions: dict[str, Any], stack_page: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The issue's targets, each met or missed in this run (informative: nothing fails on them).
     `met` is None where the figure was not measured (no SnapStart hooks yet)."""
     checks = []
@@ -431,8 +436,12 @@ def targets(cases: list[Case], functions: dict[str, Any]) -> list[dict[str, Any]
             measured = figures["warm_p50_ms"] if figure == "warm_p50_ms" else figures["ratios"][figure]
             what, unit = FIGURES[figure]
             met = None if measured is None else measured <= limit
-            # Where the function's libraries alone already exceed the limit, no design of ours meets it.
-            bound = (figures.get("stack_alone") or {}).get("ratios", {}).get(figure)
+            # Where the function's libraries alone already exceed the limit, no design of ours
+            # meets it: their imports for a cold start, their own page for a warm page.
+            if figure == "warm_p50" and case.page_of_rows and stack_page is not None:
+                bound = stack_page["ratios"]["warm_p50"]
+            else:
+                bound = (figures.get("stack_alone") or {}).get("ratios", {}).get(figure)
             checks.append(
                 {
                     "function": case.name,
@@ -459,12 +468,13 @@ def prepare(build_dir: Path, work: Path, cases: list[Case], bytecode: bool) -> t
             build.copy_as_shipped(build_dir / case.function, folder)
         folders[case.name] = folder
     folders["floor"], floor_layer = build.package_floor(layer, work / "floor", backends.hello_event())
-    layers = {case.name: layer for case in cases} | {"floor": floor_layer}
+    folders[STACK_PAGE.name] = build.copy_as_shipped(build.STACK_PAGE_SOURCE, work / STACK_PAGE.function)
+    layers = {case.name: layer for case in [*cases, STACK_PAGE]} | {"floor": floor_layer}
     for folder in {*folders.values(), layer, floor_layer}:
         if not bytecode:
             for cache in list(folder.rglob("__pycache__")):
                 shutil.rmtree(cache)
-        elif folder == folders["floor"]:
+        elif folder in (folders["floor"], folders[STACK_PAGE.name]):
             build.compile_all(folder)  # its code as `make build` compiles the functions'
     sizes = {}
     for name, folder in folders.items():
@@ -552,6 +562,12 @@ def table(report: dict[str, Any]) -> str:
     rows = [f"| | {' | '.join(COLUMNS)} |", "|---" * (len(COLUMNS) + 1) + "|"]
     rows.append(row("**floor**: FastAPI + Mangum, `GET /hello`", floor))
     rows.append(row("bare interpreter (no handler)", bare))
+    rows.append(
+        row(
+            "stack page: FastAPI + SQLModel + redis-py alone, one `MGET`, a page of 10 roles",
+            report["baselines"]["stack_page"],
+        )
+    )
     for name, figures in report["functions"].items():
         rows.append(row(f"{name}: `{figures['route']}`", figures))
     breakdown = [
@@ -657,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
                 for case in cases
             }
             events["floor"] = backends.hello_event()
+            events[STACK_PAGE.name] = backends.stack_page_event()
             runner = Runner(work, layout, env, events)
             for case in cases:
                 runner.before[case.name] = (
@@ -683,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         add_ratios(figures, floor)
         functions[case.name] = figures
     add_ratios(floor, floor)
+    stack_page = summarize(STACK_PAGE, samples[STACK_PAGE.name], sizes[STACK_PAGE.name])
+    add_ratios(stack_page, floor)
     for name, costs in imports.items():
         ({"floor": floor} | functions)[name]["import_ms"] = costs
     bare["ratios"] = {"cold": ratio(bare["cold_ms"], floor["cold_ms"]), "rss": ratio(bare["rss_mib"], floor["rss_mib"])}
@@ -698,9 +717,9 @@ def main(argv: list[str] | None = None) -> int:
         "snapstart_hooks": hooks,
         "build": {"dir": str(build_dir), "reused": reused},
         "seconds": round(time.monotonic() - started, 1),
-        "baselines": {"bare": bare, "floor": floor},
+        "baselines": {"bare": bare, "floor": floor, "stack_page": stack_page},
         "functions": functions,
-        "targets": targets(cases, functions),
+        "targets": targets(cases, functions, stack_page),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 FLOOR_SOURCE = Path(__file__).resolve().parent / "floor"
+STACK_PAGE_SOURCE = Path(__file__).resolve().parent / "stack"
 ELF_MACHINES = {0x3E: "x86_64", 0xB7: "arm64"}
 # What the Lambda Python runtime provides beside the standard library (boto3 and its
 # dependencies): the functions' artifacts leave them out, so the bench supplies this venv's.

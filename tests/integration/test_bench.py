@@ -77,6 +77,10 @@ def test_the_quick_bench_measures_its_baselines_and_names_the_run(quick: tuple[d
     assert floor["ratios"]["cold"] == floor["ratios"]["rss"] == 1
     assert positive(bare["cold_ms"])
     assert positive(bare["rss_mib"])
+    stack_page = report["baselines"]["stack_page"]  # the libraries' own page: the warm bound
+    assert all(positive(stack_page[name]) for name in FIGURES), stack_page
+    assert stack_page["warm_calls"] == 20
+    assert "| stack page: FastAPI + SQLModel + redis-py alone" in printed
     assert report["measured"].startswith("commit ")
     assert report["build"]["reused"] is True
     assert report["mode"] == "quick"
