@@ -1,8 +1,9 @@
-"""The stack's page: the work of a warm roles page done with FastAPI, SQLModel on asyncpg and
-redis-py alone, none of our code. One Redis `MGET` of four keys (what the caller check
-reads), one `SELECT` of a page of roles with their total, rows validated into a camelCase
-page model. The roles page's warm figure against this one is what our design adds: the
-RBAC check, the envelope, the session rules, the error handling.
+"""The stack's page (`decision.py` is the stack's authorizer decision): the work of a warm
+roles page done with FastAPI, SQLModel on asyncpg and redis-py alone, none of our code. One
+Redis `MGET` of four keys (what the caller check reads), one `SELECT` of a page of roles with
+their total, rows validated into a camelCase page model. The roles page's warm figure against
+this one is what our design adds: the RBAC check, the envelope, the session rules, the error
+handling.
 """
 
 import os
