@@ -166,6 +166,7 @@ class Samples:
     third_party: list[str] = field(default_factory=list)
     alone_ms: list[float] = field(default_factory=list)
     alone_rss_mib: list[float] = field(default_factory=list)
+    alone_failed: int = 0  # modules of the list that would not import alone (the bound is then lower)
 
 
 @dataclass
@@ -285,10 +286,11 @@ def measure(runner: Runner, cases: list[Case], repeat: int, warm: int, restore: 
             found.warm_ns.extend(result.get("warm_ns", []))
             found.third_party = found.third_party or result["third_party"]
             print(f"  {case.name:<16} round {round_ + 1}/{repeat}: {result['cold_ms']:8.1f} ms", file=sys.stderr)
-            if case not in BASELINES:
+            if case not in BASELINES and found.third_party:
                 alone = runner.probe(case, alone=found.third_party)
                 found.alone_ms.append(alone["cold_ms"])
                 found.alone_rss_mib.append(alone["rss_mib"])
+                found.alone_failed = max(found.alone_failed, alone["alone_failed"])
         for case in restore:
             samples[case.name].restore_ms.append(runner.probe(case, restore=True)["restore_ms"])
     return samples
@@ -391,6 +393,7 @@ def summarize(case: Case, found: Samples, sizes: dict[str, int]) -> dict[str, An
         "stack_alone": {
             "what": "a fresh process importing only the third-party modules the first response loaded",
             "modules": len(found.third_party),
+            "failed_imports": found.alone_failed,
             "cold_ms": round(median(found.alone_ms), 2),
             "rss_mib": round(median(found.alone_rss_mib), 2),
         }
@@ -455,7 +458,8 @@ def targets(cases: list[Case], functions: dict[str, Any], stacks: dict[str, Any]
                     "measured": measured,
                     "met": met,
                     "stack_alone": bound,
-                    "out_of_reach": bound is not None and bound > limit,
+                    # missed, and the bound itself over the limit (a met target is met, noise or not)
+                    "out_of_reach": met is False and bound is not None and bound > limit,
                 }
             )
     return checks
@@ -580,7 +584,7 @@ def table(report: dict[str, Any]) -> str:
         rows.append(row(f"{name}: `{figures['route']}`", figures))
     breakdown = [
         "| | import (init) | first call | modules loaded | its libraries alone: cold | and peak RSS | code | layer |",
-        "|---" * 9 + "|",
+        "|---" * 8 + "|",
     ]
     for name, figures in {"floor": floor, **report["functions"]}.items():
         alone = figures.get("stack_alone")

@@ -99,7 +99,12 @@ def invoke_clean(
 
 
 @pytest.mark.parametrize(
-    ("function", "module"), [("AuthFunction", "auth_fn.app"), ("AuthorizerFunction", "authorizer_fn.handler")]
+    ("function", "module"),
+    [
+        ("AuthFunction", "auth_fn.app"),
+        # and what its first decision imports: PyJWT with the keys, redis-py
+        ("AuthorizerFunction", "authorizer_fn.handler, multidb.security.keys, jwt, redis.asyncio"),
+    ],
 )
 def test_the_build_ships_the_bytecode_of_every_module_a_handler_imports(
     built: Path, function: str, module: str

@@ -26,7 +26,7 @@ def test_the_authorizer_does_not_load_fastapi() -> None:
     loaded = imported_after("authorizer_fn.handler")
     heavy = {"fastapi", "starlette", "mangum", "pydantic", "celery", "beanie", "socketio", "minio", "boto3"}
     assert heavy.isdisjoint(loaded)
-    assert "jwt" in loaded
+    assert "jwt" not in loaded  # imported by the first verification: the cold start's first call
 
 
 @pytest.mark.parametrize("module", API_FUNCTIONS)
@@ -34,6 +34,17 @@ def test_api_functions_load_no_celery_beanie_socketio_minio(module: str) -> None
     loaded = imported_after(module)
     assert "fastapi" in loaded
     assert {"celery", "beanie", "socketio", "minio", "pymongo", "boto3", "fakeredis"}.isdisjoint(loaded)
+
+
+@pytest.mark.parametrize("module", ["roles_fn.app", "routers_fn.app", "tasks_fn.app", "files_fn.app", "audit_fn.app"])
+def test_functions_behind_the_gateway_load_pyjwt_and_cryptography_only_to_verify_a_token(module: str) -> None:
+    """Behind the gateway the caller comes from the authorizer's context: no token to verify."""
+    assert {"jwt", "cryptography"}.isdisjoint(imported_after(module))
+    verifying = (
+        'exec(\'from multidb.security import tokens\\ntry:\\n    tokens.verify("x.y.z", tokens.TokenType.ACCESS)'
+        "\\nexcept tokens.Unauthorized:\\n    pass')"
+    )
+    assert {"jwt", "cryptography"} <= imported_after(module, then=verifying, app_env="TESTING")
 
 
 def test_the_tasks_function_loads_celery_only_when_a_call_needs_it() -> None:

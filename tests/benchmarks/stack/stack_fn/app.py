@@ -61,7 +61,8 @@ class PageOut(Camel):
     records: list[RoleOut]
 
 
-engine = create_async_engine(os.environ["DATABASE_URL"], pool_size=1)
+# Autocommit, as the functions' read-only routes: the SELECT is the one round trip (no BEGIN, no ROLLBACK).
+engine = create_async_engine(os.environ["DATABASE_URL"], pool_size=1, isolation_level="AUTOCOMMIT")
 redis = Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
