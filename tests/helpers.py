@@ -202,7 +202,7 @@ def reset_clients() -> None:
     """Forget settings and clients so the next call reads the environment again."""
     from multidb import db, mongo, redis, settings
 
-    for cached in (settings.get_settings, redis._redis, db._engine, mongo._mongo):
+    for cached in (settings.get_settings, redis._redis, redis._blocking, redis._memory, db._engine, mongo._mongo):
         cached.cache_clear()
 
 

@@ -118,8 +118,22 @@ class Grants:
 
     @classmethod
     def from_json(cls, text: str) -> "Grants":
-        data = json.loads(text)
-        return cls(data["user_id"], data["name"], bool(data["active"]), bool(data["admin"]), frozenset(data["codes"]))
+        """The grants a cached text holds. A warm container reads the same few texts again
+        and again, and grants are immutable: each text is parsed once (the last
+        MAX_PARSED kept), a repeat costs a dictionary lookup."""
+        grants = _parsed.get(text)
+        if grants is None:
+            data = json.loads(text)
+            codes = frozenset(data["codes"])
+            grants = cls(data["user_id"], data["name"], bool(data["active"]), bool(data["admin"]), codes)
+            if len(_parsed) >= MAX_PARSED:
+                _parsed.pop(next(iter(_parsed)))
+            _parsed[text] = grants
+        return grants
+
+
+MAX_PARSED = 256
+_parsed: dict[str, Grants] = {}
 
 
 def granted(

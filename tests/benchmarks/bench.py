@@ -578,7 +578,7 @@ def table(report: dict[str, Any]) -> str:
         )
     )
     rows.append(
-        row("stack decision: redis-py alone, one `MGET` per call on one loop", report["baselines"]["stack_decision"])
+        row("stack decision: redis-py alone, one blocking `MGET` per call", report["baselines"]["stack_decision"])
     )
     for name, figures in report["functions"].items():
         rows.append(row(f"{name}: `{figures['route']}`", figures))

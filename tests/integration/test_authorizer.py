@@ -1,6 +1,7 @@
 """The Lambda authorizer, invoked with real HTTP API authorizer events from events/authorizer/."""
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -273,3 +274,61 @@ def test_grants_read_before_an_invalidation_are_not_cached(
     monkeypatch.undo()
     authorize(token, "GET /api/v1/roles")
     assert runtime.run(get_redis().get(f"auth:permission:{user}")) is not None  # an undisturbed read is
+
+
+def test_a_decision_on_cached_grants_never_runs_the_event_loop(
+    api: Api, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warm, a decision is one blocking `MGET`; only a cache miss reads on the loop."""
+    from multidb import runtime
+
+    token = api.login("grace", "grace-password").access
+    invalidate_cache(user)
+    runs: list[str] = []
+    real = runtime.run
+
+    def counted(coro: Any) -> Any:
+        runs.append(coro.__qualname__)
+        return real(coro)
+
+    monkeypatch.setattr(runtime, "run", counted)
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True
+    assert runs == ["check"]  # the miss: the database, on the loop
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True
+    assert authorize(token, "POST /api/v1/roles")["isAuthorized"] is False
+    assert runs == ["check"]
+
+
+def _outcome(decide: Any) -> tuple[str, str]:
+    from multidb.errors import AppError
+
+    try:
+        principal = decide()
+    except AppError as exc:
+        return type(exc).__name__, exc.error
+    return "allowed", repr(principal)
+
+
+@pytest.mark.parametrize("state", ["granted", "not granted", "any user", "revoked", "family revoked", "disabled"])
+def test_the_blocking_check_answers_as_the_awaited_one(api: Api, user: str, state: str) -> None:
+    from multidb import runtime
+    from multidb.authz import check, check_now
+    from multidb.errors import Forbidden
+    from multidb.redis import get_redis
+    from multidb.security.sessions import revoked_family_key, revoked_key
+    from multidb.security.tokens import TokenType, verify
+
+    claims = verify(api.login("grace", "grace-password").access, TokenType.ACCESS)
+    code = {"not granted": "POST:/api/v1/roles", "any user": None}.get(state, "GET:/api/v1/roles")
+    if state == "disabled":
+        set_user(user, status=False)
+        invalidate_cache(user)
+    with pytest.raises(Forbidden, match="disabled") if state == "disabled" else contextlib.nullcontext():
+        runtime.run(check(claims, None))  # fills the cache, a disabled user's grants too
+    if state in ("revoked", "family revoked"):
+        key = revoked_key(claims.jti) if state == "revoked" else revoked_family_key(claims.fam)
+        runtime.run(get_redis().set(key, "1", ex=60))
+    blocking = _outcome(lambda: check_now(claims, code))
+    assert blocking == _outcome(lambda: runtime.run(check(claims, code)))
+    expected = {"not granted": "Forbidden", "revoked": "Unauthorized", "family revoked": "Unauthorized"}
+    assert blocking[0] == {**expected, "disabled": "Forbidden"}.get(state, "allowed")

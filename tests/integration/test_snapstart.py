@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import ROOT, Api, load_event
+from tests.helpers import ROOT, Api, get_user_id, invalidate_cache, load_event
 from tests.integration.test_template import translated
 
 EMULATION = textwrap.dedent(
@@ -44,11 +44,11 @@ EMULATION = textwrap.dedent(
         def get_remaining_time_in_millis(self):
             return 10_000
 
-    from auth_fn.app import handler  # init: primes and installs the hooks
-    import multidb.snapstart as snapstart
+    handler = __import__(sys.argv[1], fromlist=["handler"]).handler  # init: primes, installs the hooks
     primed = "sqlalchemy.dialects.postgresql.asyncpg" in sys.modules
-    event = json.loads(sys.argv[1])
+    event = json.loads(sys.argv[2])
     first = handler(event, Context())
+    second = handler(event, Context())  # a warm one: the authorizer's blocking client too
     open_before = sockets()
     registered["before"]()  # what Lambda calls before it takes the snapshot
     open_after = sockets()
@@ -60,8 +60,7 @@ EMULATION = textwrap.dedent(
         started = time.perf_counter()
         answer = handler(event, Context())
         seconds = time.perf_counter() - started
-        restored = {"status": answer["statusCode"], "body": answer["body"], "seconds": seconds}
-        os.write(write, json.dumps(restored).encode())
+        os.write(write, json.dumps({"answer": answer, "seconds": seconds}).encode())
         os._exit(0)
     os.close(write)
     child = json.loads(os.read(read, 1 << 20))
@@ -69,7 +68,8 @@ EMULATION = textwrap.dedent(
     print(json.dumps({
         "primed": primed,
         "hooks": sorted(registered),
-        "first": first["statusCode"],
+        "first": first,
+        "second": second,
         "sockets_open_before_the_snapshot": open_before,
         "sockets_open_after_the_hooks": open_after,
         "restored": child,
@@ -78,24 +78,39 @@ EMULATION = textwrap.dedent(
 )
 
 
+def _emulated(module: str, function: str, event: dict[str, Any]) -> dict[str, Any]:
+    paths = [str(ROOT), str(ROOT / "shared"), str(ROOT / "functions" / function)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    command = [sys.executable, "-c", EMULATION, module, json.dumps(event)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["primed"]  # init imported what the first request would have
+    assert seen["hooks"] == ["after", "before"]
+    assert seen["sockets_open_after_the_hooks"] == 0
+    return seen
+
+
 def test_a_restored_process_answers_after_the_hooks_closed_every_socket(api: Api) -> None:
     token = api.login("admin", ADMIN_PASSWORD).access
     event = json.loads(json.dumps(load_event("auth/user_info")).replace("<access-token>", token))
-    paths = [str(ROOT), str(ROOT / "shared"), str(ROOT / "functions" / "auth")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    result = subprocess.run(
-        [sys.executable, "-c", EMULATION, json.dumps(event)], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
-    assert seen["primed"]  # init imported what the first request would have
-    assert seen["hooks"] == ["after", "before"]
-    assert seen["first"] == 200
+    seen = _emulated("auth_fn.app", "auth", event)
+    assert seen["first"]["statusCode"] == 200
     assert seen["sockets_open_before_the_snapshot"] >= 2  # PostgreSQL and Redis at least
-    assert seen["sockets_open_after_the_hooks"] == 0
-    restored = seen["restored"]
-    assert restored["status"] == 200, restored
+    restored = seen["restored"]["answer"]
+    assert restored["statusCode"] == 200, restored
     assert json.loads(restored["body"])["data"]["username"] == "admin"
+
+
+def test_a_restored_authorizer_decides_after_the_hooks_closed_both_redis_clients(api: Api) -> None:
+    token = api.login("admin", ADMIN_PASSWORD).access
+    event = json.loads(json.dumps(load_event("authorizer/user_info")).replace("<access-token>", token))
+    invalidate_cache(get_user_id("admin"))
+    seen = _emulated("authorizer_fn.handler", "authorizer", event)
+    assert seen["first"]["isAuthorized"] is True  # a cache miss: the asyncio client (and the database)
+    assert seen["second"]["isAuthorized"] is True  # a hit: the blocking client
+    assert seen["sockets_open_before_the_snapshot"] >= 3  # PostgreSQL and both Redis clients
+    assert seen["restored"]["answer"] == seen["second"], seen["restored"]
 
 
 def test_without_snapstart_init_primes_nothing_and_installs_no_hook() -> None:

@@ -1,5 +1,9 @@
 """Permission codes come from method + path template; grants decide."""
 
+import json
+
+import pytest
+
 from multidb.rbac import Access, Grants, access_of, catalogue, code_from_route_key, permission_code
 
 
@@ -31,3 +35,23 @@ def test_grants() -> None:
     assert not disabled_admin.allows("DELETE:/api/v1/roles/{role_id}")
     assert not disabled_admin.allows("GET:/api/v1/auth/user/info")
     assert Grants.from_json(user.to_json()) == user
+
+
+def test_a_cached_text_is_parsed_once_and_the_parsed_ones_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multidb import rbac
+
+    monkeypatch.setattr(rbac, "_parsed", {})
+    monkeypatch.setattr(rbac, "MAX_PARSED", 3)
+    texts = [Grants(f"u{n}", "U", active=True, admin=False).to_json() for n in range(4)]
+    first = Grants.from_json(texts[0])
+    assert Grants.from_json(texts[0]) is first  # a repeat is a lookup
+    changed = Grants.from_json(texts[0].replace('"active": true', '"active": false'))
+    assert changed.active is False  # another text, other grants
+    assert first.active is True
+    for text in texts[1:]:
+        Grants.from_json(text)
+    assert len(rbac._parsed) == 3
+    assert texts[0] not in rbac._parsed  # the oldest went first
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        Grants.from_json("nonsense")
+    assert "nonsense" not in rbac._parsed

@@ -7,10 +7,10 @@ decision is keyed by token *and* route and can never answer for another route.
 from typing import Any
 
 from multidb import logs, runtime, snapstart
-from multidb.authz import authorize
+from multidb.authz import check, check_now
 from multidb.errors import AppError
 from multidb.rbac import code_from_route_key
-from multidb.security.tokens import bearer
+from multidb.security.tokens import TokenType, bearer, verify
 from multidb.settings import get_settings
 
 log = logs.get_logger("authorizer")
@@ -25,12 +25,15 @@ def _header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-async def decide(event: dict[str, Any]) -> dict[str, Any]:
+def decide(event: dict[str, Any]) -> dict[str, Any]:
     route_key = event.get("routeKey") or (event.get("requestContext") or {}).get("routeKey")
     if not isinstance(route_key, str) or " " not in route_key:
         return DENY
     try:
-        principal = await authorize(bearer(_header(event, "authorization")), code_from_route_key(route_key))
+        claims = verify(bearer(_header(event, "authorization")), TokenType.ACCESS)
+        code = code_from_route_key(route_key)
+        # cached grants: one blocking round trip; otherwise the database, on the loop
+        principal = check_now(claims, code) or runtime.run(check(claims, code))
     except AppError as exc:
         log.info("deny", extra={"fields": {"route": route_key, "status": exc.status_code, "reason": exc.message}})
         return DENY
@@ -42,7 +45,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     token = logs.request_id.set(str(rid) if rid else getattr(context, "aws_request_id", None))
     try:
         logs.configure(get_settings().log_level)  # settings may be unreadable: that is a Deny too
-        return runtime.run(decide(event))
+        return decide(event)
     except Exception as exc:  # fail closed, whatever went wrong
         logs.configure()
         log.error("authorizer failure: %s", type(exc).__name__, exc_info=not isinstance(exc, AppError))
