@@ -96,7 +96,12 @@ def _from_cache(claims: Claims, code: str | None, values: list[Any]) -> Principa
     revoked, family_revoked, cached, _ = values
     if revoked or family_revoked:
         raise Unauthorized("token revoked", error="token_revoked")
-    return None if cached is None else _admit(claims, code, Grants.from_json(cached))
+    if cached is None:
+        return None
+    grants = Grants.from_json(cached)
+    if grants.user_id != claims.sub:
+        raise ValueError("the cached grants name another user")  # a corrupt cache: unavailable
+    return _admit(claims, code, grants)
 
 
 def _admit(claims: Claims, code: str | None, grants: Grants | None) -> Principal:

@@ -124,8 +124,10 @@ class Grants:
         grants = _parsed.get(text)
         if grants is None:
             data = json.loads(text)
-            codes = frozenset(data["codes"])
-            grants = cls(data["user_id"], data["name"], bool(data["active"]), bool(data["admin"]), codes)
+            active, admin, codes = data["active"], data["admin"], data["codes"]
+            if not (isinstance(active, bool) and isinstance(admin, bool) and isinstance(codes, list)):
+                raise ValueError("cached grants of the wrong shape")
+            grants = cls(str(data["user_id"]), str(data["name"]), active, admin, frozenset(codes))
             if len(_parsed) >= MAX_PARSED:
                 _parsed.pop(next(iter(_parsed)))
             _parsed[text] = grants

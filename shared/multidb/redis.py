@@ -16,12 +16,26 @@ if TYPE_CHECKING:
     from fakeredis import FakeServer
     from redis.asyncio import Redis
 
-OPTIONS: dict[str, Any] = {
-    "decode_responses": True,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 2,
-    "health_check_interval": 30,
-}
+
+def _options(retry: Any) -> dict[str, Any]:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.driver_info import DriverInfo
+    from redis.exceptions import ConnectionError
+
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+        "health_check_interval": 30,
+        # A connection the server closed (a restart, a failover, an idle timeout) shows at its
+        # next use: one immediate try on a new one. Never on a timeout: a server that does not
+        # answer stays a 2 s failure, not several.
+        "retry": retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        # Its version, given: redis-py would otherwise look itself up among every installed
+        # distribution's metadata on its first connection (milliseconds of each cold start).
+        "driver_info": DriverInfo(lib_version=redis.__version__),
+    }
 
 
 def get_redis() -> "Redis":
@@ -55,22 +69,26 @@ def _redis(url: str) -> "Redis":
         client: Redis = fakeredis.FakeAsyncRedis(server=_memory(url), decode_responses=True)
     else:
         from redis.asyncio import Redis as Client
+        from redis.asyncio.retry import Retry
 
-        client = Client.from_url(url, **OPTIONS)
+        client = Client.from_url(url, **_options(Retry))
     _made.append(client)
     return client
 
 
 @lru_cache(maxsize=1)
 def _blocking(url: str) -> "redis.Redis":
+    while _made_blocking:  # one made for a URL rotated since
+        _made_blocking.pop().close()
     if url.startswith("memory://"):
         import fakeredis
 
         client: redis.Redis = fakeredis.FakeRedis(server=_memory(url), decode_responses=True)
     else:
         from redis import Redis as Client
+        from redis.retry import Retry
 
-        client = Client.from_url(url, **OPTIONS)
+        client = Client.from_url(url, **_options(Retry))
     _made_blocking.append(client)
     return client
 

@@ -19,7 +19,7 @@ from infra.deploy.template import load
 from infra.local.gateway.invoke import LambdaContext, LocalGateway
 from multidb.security.keys import public_pem, signing_key
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, create_user, invalidate_cache, load_event, reset_clients, set_user
+from tests.helpers import Api, create_user, get_user_id, invalidate_cache, load_event, reset_clients, set_user
 
 
 def authorize(token: str | None, route_key: str = "GET /api/v1/auth/user/info") -> dict[str, Any]:
@@ -332,3 +332,28 @@ def test_the_blocking_check_answers_as_the_awaited_one(api: Api, user: str, stat
     assert blocking == _outcome(lambda: runtime.run(check(claims, code)))
     expected = {"not granted": "Forbidden", "revoked": "Unauthorized", "family revoked": "Unauthorized"}
     assert blocking[0] == {**expected, "disabled": "Forbidden"}.get(state, "allowed")
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        lambda grants, admin: admin,  # another user's grants, an admin's, under this user's key
+        lambda grants, admin: grants.replace('"admin": false', '"admin": "no"'),  # bool("no") is True
+    ],
+    ids=["another user's", "a string for a flag"],
+)
+def test_cached_grants_of_another_user_or_shape_are_refused(api: Api, user: str, tampered: Any) -> None:
+    """Only Redis's writers can put them there; the decision still fails closed."""
+    from multidb import runtime
+    from multidb.redis import get_redis
+
+    token = api.login("grace", "grace-password").access
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is True
+    assert authorize(admin, "GET /api/v1/roles")["isAuthorized"] is True
+    redis = get_redis()
+    grants = runtime.run(redis.get(f"auth:permission:{user}"))
+    admins = runtime.run(redis.get(f"auth:permission:{get_user_id('admin')}"))
+    runtime.run(redis.set(f"auth:permission:{user}", tampered(grants, admins), ex=60))
+    assert authorize(token, "GET /api/v1/roles")["isAuthorized"] is False
+    assert authorize(token, "POST /api/v1/roles")["isAuthorized"] is False

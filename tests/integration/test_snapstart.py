@@ -50,6 +50,9 @@ EMULATION = textwrap.dedent(
     first = handler(event, Context())
     second = handler(event, Context())  # a warm one: the authorizer's blocking client too
     open_before = sockets()
+    import multidb.redis as shared_redis
+    blocking = [conn for c in shared_redis._made_blocking for conn in c.connection_pool._available_connections]
+    blocking_before = sum(conn._sock is not None for conn in blocking)
     registered["before"]()  # what Lambda calls before it takes the snapshot
     open_after = sockets()
     read, write = os.pipe()
@@ -72,6 +75,7 @@ EMULATION = textwrap.dedent(
         "second": second,
         "sockets_open_before_the_snapshot": open_before,
         "sockets_open_after_the_hooks": open_after,
+        "blocking_redis_connections_before_the_snapshot": blocking_before,
         "restored": child,
     }))
     """
@@ -110,6 +114,7 @@ def test_a_restored_authorizer_decides_after_the_hooks_closed_both_redis_clients
     assert seen["first"]["isAuthorized"] is True  # a cache miss: the asyncio client (and the database)
     assert seen["second"]["isAuthorized"] is True  # a hit: the blocking client
     assert seen["sockets_open_before_the_snapshot"] >= 3  # PostgreSQL and both Redis clients
+    assert seen["blocking_redis_connections_before_the_snapshot"] == 1  # closed by the hooks, like every socket
     assert seen["restored"]["answer"] == seen["second"], seen["restored"]
 
 

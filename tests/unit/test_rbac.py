@@ -55,3 +55,12 @@ def test_a_cached_text_is_parsed_once_and_the_parsed_ones_are_bounded(monkeypatc
     with pytest.raises(json.JSONDecodeError, match="Expecting value"):
         Grants.from_json("nonsense")
     assert "nonsense" not in rbac._parsed
+
+
+def test_cached_grants_of_the_wrong_shape_are_refused_not_coerced() -> None:
+    text = Grants("u", "U", active=True, admin=False, codes=frozenset({"GET:/api/v1/roles"})).to_json()
+    for wrong in ('"admin": 0', '"admin": "no"', '"admin": null'):
+        with pytest.raises(ValueError, match="wrong shape"):
+            Grants.from_json(text.replace('"admin": false', wrong))
+    with pytest.raises(ValueError, match="wrong shape"):
+        Grants.from_json(text.replace('["GET:/api/v1/roles"]', '"GET:/api/v1/roles"'))
