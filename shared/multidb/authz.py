@@ -9,7 +9,7 @@ from .logs import get_logger
 from .rbac import Access, Grants, access_of, cached_grants, granted, permission_key, version_key
 from .redis import get_blocking_redis, get_redis
 from .security.sessions import revoked_family_key, revoked_key
-from .security.tokens import Claims, TokenType, verify
+from .security.tokens import Claims
 
 if TYPE_CHECKING:
     from .models import User
@@ -45,11 +45,6 @@ class Principal:
         }
 
 
-async def authorize(token: str, code: str) -> Principal:
-    """Verify an access token and that its user may call `code`; fail closed on any outage."""
-    return await check(verify(token, TokenType.ACCESS), code)
-
-
 async def check(claims: Claims, code: str | None) -> Principal:
     """Check verified claims against live state: revocations and the user's current grants.
 
@@ -58,19 +53,25 @@ async def check(claims: Claims, code: str | None) -> Principal:
     Functions behind the gateway run this on the authorizer's context too: API Gateway may
     answer from its authorizer cache, and a logout or a role change must count at once.
     """
+    return (await check_reading(claims, code))[0]
+
+
+async def check_reading(claims: Claims, code: str | None, also: tuple[str, ...] = ()) -> tuple[Principal, list[Any]]:
+    """`check`, reading the keys `also` in the same round trip: the caller, and their values
+    as they were when it was checked (a route that needs one more key saves a round trip)."""
     redis = get_redis()
     try:
-        values = await redis.mget(*_keys(claims))
-        principal = _from_cache(claims, code, values)
+        values = await redis.mget(*_keys(claims), *also)
+        principal = _from_cache(claims, code, values[:4])
         if principal is not None:
-            return principal
+            return principal, values[4:]
         # decode_responses=True: the version is a str
         grants = await cached_grants(redis, claims.sub, None, cast(str | None, values[3]))
     except (Unauthorized, Forbidden):
         raise
     except Exception as exc:
         raise _unavailable(exc) from exc
-    return _admit(claims, code, grants)
+    return _admit(claims, code, grants), values[4:]
 
 
 def check_now(claims: Claims, code: str | None) -> Principal | None:

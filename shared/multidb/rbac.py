@@ -177,9 +177,12 @@ def profile_of(user: "User") -> dict[str, Any]:
     }
 
 
-async def cached_profile(redis: "Redis", user_id: str) -> dict[str, Any] | None:
+async def cached_profile(redis: "Redis", user_id: str, read: str | None = None) -> dict[str, Any] | None:
     """A user's profile from the cache, read from the database (one statement) on a miss and
-    cached like the grants: only if no invalidation happened meanwhile."""
+    cached like the grants: only if no invalidation happened meanwhile. `read`: the cached
+    text, read already with the caller check (`authz.check_reading`)."""
+    if read is not None:
+        return cast(dict[str, Any], json.loads(read))
     cached, version = await redis.mget(profile_key(user_id), version_key(user_id))
     if cached is not None:
         return cast(dict[str, Any], json.loads(cached))

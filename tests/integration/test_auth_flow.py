@@ -1,5 +1,7 @@
 """The seed's login flow end to end: gateway routing, the authorizer, the auth function's handler."""
 
+from typing import Any
+
 import jwt
 import pytest
 
@@ -52,9 +54,14 @@ def test_login_flow_info_refresh_reuse_logout(api: Api) -> None:
     assert api.get("/api/v1/auth/user/info", token=tokens.access).status_code == 403
 
 
-def test_user_info_comes_from_the_cache_once_warm_and_follows_every_change(api: Api, statements: list[str]) -> None:
-    """A miss reads the user and their roles in one joined SELECT; a hit reads no SQL at all.
-    A change to the user or to a role of theirs is in the very next answer."""
+def test_user_info_comes_from_the_cache_once_warm_and_follows_every_change(
+    api: Api, statements: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A miss reads the user and their roles in one joined SELECT; a hit reads no SQL at all
+    and makes one Redis round trip, the caller check's. A change to the user or to a role of
+    theirs is in the very next answer."""
+    from multidb.redis import get_redis
+
     user_id = create_user("reader", "reader-password", codes=("GET:/api/v1/roles",))
     token = api.login("reader", "reader-password").access
     admin = api.login("admin", ADMIN_PASSWORD).access
@@ -64,8 +71,18 @@ def test_user_info_comes_from_the_cache_once_warm_and_follows_every_change(api: 
     assert len(queries) == 1, queries  # the caller check reads the user once, for its grants and the profile
     assert "FROM users LEFT OUTER JOIN" in queries[0]
     statements.clear()
+    client, sent = get_redis(), []
+    send = client.execute_command
+
+    async def counted(*command: Any, **options: Any) -> Any:
+        sent.append(command)
+        return await send(*command, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)  # the function's client (the authorizer's blocks)
     info = api.get("/api/v1/auth/user/info", token=token).json()["data"]
+    monkeypatch.undo()
     assert statements == []
+    assert [(command[0], len(command) - 1) for command in sent] == [("MGET", 5)]  # revocations, grants, profile
     assert info["permissions"]["interface"] == ["GET:/api/v1/roles"]
     assert (info["id"], info["username"], info["isAdmin"]) == (user_id, "reader", False)
 

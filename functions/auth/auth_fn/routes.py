@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Header, Request
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, RedisDep
+from multidb.api.deps import CurrentPrincipal, CurrentPrincipalAndProfile, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Response, view
 from multidb.api.sql import SessionDep
@@ -98,9 +98,9 @@ async def logout(principal: CurrentPrincipal, redis: RedisDep) -> Response[None]
 
 
 @router.get("/user/info", openapi_extra=AUTHENTICATED)
-async def user_info(principal: CurrentPrincipal, redis: RedisDep) -> Response[UserInfo]:
+async def user_info(caller: CurrentPrincipalAndProfile, redis: RedisDep) -> Response[UserInfo]:
     """Get the current user, their roles and the permissions of their active roles."""
-    profile = await cached_profile(redis, principal.user_id)
+    profile = await cached_profile(redis, caller.principal.user_id, caller.cached_profile)
     if profile is None:
         raise Unauthorized("user no longer exists", error="user_gone")
     return Response(data=view(UserInfo, profile))

@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..authz import Principal, authorize, check
+from ..authz import Principal, check_reading
 from ..errors import Unauthorized
 from ..paging import MAX_PAGE_SIZE
-from ..rbac import permission_code
+from ..rbac import permission_code, profile_key
 from ..redis import get_redis
-from ..security.tokens import Claims, bearer
+from ..security.tokens import Claims, TokenType, bearer, verify
 from ..settings import get_settings
 from .errors import ANSWERS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis.asyncio import Redis
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
@@ -45,21 +47,45 @@ def _claims_from_gateway(context: dict[str, Any]) -> Claims:
         raise Unauthorized("invalid authorizer context", error="invalid_authorizer_context") from exc
 
 
+async def _caller(
+    request: Request, also: "Callable[[Claims], tuple[str, ...]] | None" = None
+) -> tuple[Principal, list[Any]]:
+    """The caller, as the gateway's authorizer saw it, or verified here when not behind the
+    gateway; and the keys `also` names, read in the same round trip."""
+    code = permission_code(request.method, request.scope["route"].path)
+    if get_settings().trust_gateway_authorizer and (context := _gateway_context(request)) is not None:
+        claims = _claims_from_gateway(context)
+    else:
+        claims = verify(bearer(request.headers.get("authorization")), TokenType.ACCESS)
+    return await check_reading(claims, code, also(claims) if also else ())
+
+
 async def _current_principal(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller, as the gateway's authorizer saw it, or verified here when not behind the gateway.
-
-    (The HTTPBearer dependency only documents the scheme for Swagger UI; `bearer` parses.)
-    """
-    code = permission_code(request.method, request.scope["route"].path)
-    if get_settings().trust_gateway_authorizer and (context := _gateway_context(request)) is not None:
-        return await check(_claims_from_gateway(context), code)
-    return await authorize(bearer(request.headers.get("authorization")), code)
+    """The caller (the HTTPBearer dependency only documents the scheme for Swagger UI;
+    `bearer` parses)."""
+    return (await _caller(request))[0]
 
 
-setattr(_current_principal, ANSWERS, (401, 403))  # no valid token; not granted, or a disabled user
+async def _caller_and_profile(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> "CallerProfile":
+    """The caller and their cached profile's text (None if not cached), in one round trip."""
+    principal, (profile,) = await _caller(request, lambda claims: (profile_key(claims.sub),))
+    return CallerProfile(principal, profile)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerProfile:
+    principal: Principal
+    cached_profile: str | None
+
+
+for _dependency in (_current_principal, _caller_and_profile):
+    setattr(_dependency, ANSWERS, (401, 403))  # no valid token; not granted, or a disabled user
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+CurrentPrincipalAndProfile = Annotated[CallerProfile, Depends(_caller_and_profile)]
 
 
 @dataclass(frozen=True, slots=True)
