@@ -1,12 +1,13 @@
 """The seed's login flow end to end: gateway routing, the authorizer, the auth function's handler."""
 
+import json
 from typing import Any
 
 import jwt
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import UA, Api, create_user
+from tests.helpers import UA, Api, create_user, load_event
 
 OTHER_UA = "curl/8.5.0"
 
@@ -98,6 +99,31 @@ def test_user_info_comes_from_the_cache_once_warm_and_follows_every_change(
     assert api.put(f"/api/v1/roles/{role_id}", token=admin, json_body=changed).status_code == 200
     permissions = api.get("/api/v1/auth/user/info", token=token).json()["data"]["permissions"]
     assert permissions["interface"] == ["GET:/api/v1/roles", "GET:/api/v1/users"]
+
+
+def test_user_info_after_a_grants_miss_answers_what_the_database_holds(api: Api) -> None:
+    """Grants evicted while the profile stays (LRU eviction can split them), and the profile
+    stale (a change lands between the caller check's read and its database read): the
+    function checks the caller against the database, then answers from it, not from the
+    text it read first. Invoked directly: through the gateway the authorizer refills both."""
+    from multidb import runtime
+    from multidb.rbac import permission_key, profile_key
+    from multidb.redis import get_redis
+
+    user_id = create_user("reader", "reader-password", codes=("GET:/api/v1/roles",))
+    token = api.login("reader", "reader-password").access
+    assert api.get("/api/v1/auth/user/info", token=token).status_code == 200  # caches both
+    redis = get_redis()
+    profile = json.loads(runtime.run(redis.get(profile_key(user_id))))
+    stale = {**profile, "email": "before-the-change@example.com"}
+    runtime.run(redis.set(profile_key(user_id), json.dumps(stale)))
+    runtime.run(redis.delete(permission_key(user_id)))
+    event = load_event("auth/user_info")
+    event["headers"]["authorization"] = f"Bearer {token}"
+    del event["requestContext"]["authorizer"]  # the function verifies the token itself
+    answer = api.gateway.invoke("AuthFunction", event)
+    assert answer["statusCode"] == 200, answer
+    assert json.loads(answer["body"])["data"]["email"] == profile["email"]
 
 
 def test_logout_revokes_access_and_refresh_token(api: Api) -> None:
