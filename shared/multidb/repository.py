@@ -96,6 +96,10 @@ class Repository[M: SQLModel]:
         query = select(func.count()).select_from(self.model).where(*(w for w in where if w is not None))
         return int((await self.session.exec(query)).one())
 
+    def _page_options(self) -> list[Any]:
+        """How a page loads related rows: as every other read does, unless a repository knows better."""
+        return self._options()
+
     async def paginate(
         self, page: int, page_size: int, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()
     ) -> tuple[list[M], int]:
@@ -108,13 +112,14 @@ class Repository[M: SQLModel]:
         conditions = [w for w in where if w is not None]
         query = (
             select(self.model, func.count().over().label("total"))
-            .options(*self._options())
+            .options(*self._page_options())
             .where(*conditions)
             .order_by(*order_by, self._id)  # the id makes the order total, so pages never overlap
             .offset((max(page, 1) - 1) * size)
             .limit(size)
         )
-        rows = (await self.session.exec(query)).all()
+        # unique(): a joined relation repeats its row (SQLModel's TupleResult stub lacks the method)
+        rows = (await self.session.exec(query)).unique().all()  # type: ignore[attr-defined]
         if rows:
             return [row[0] for row in rows], int(rows[0][1])
         return [], 0 if page <= 1 else await self.count(*conditions)
@@ -180,8 +185,13 @@ class UserRepository(Repository[User]):
     conflict_error = "username_taken"
 
     def _options(self) -> list[Any]:
-        """Users with their roles: a second statement for the roles of a whole page."""
+        """Users with their roles: a second statement for the roles of all of them."""
         return [selectinload(User.roles)]  # type: ignore[arg-type]
+
+    def _page_options(self) -> list[Any]:
+        """A page of users with their roles joined in: one statement (SQLAlchemy pages the
+        users in a subquery, total included, and joins their roles to it)."""
+        return [joinedload(User.roles)]  # type: ignore[arg-type]
 
     async def _one(self, where: ColumnElement[bool]) -> User | None:
         """One user with their roles joined in: one statement (every request of a signed-in user)."""

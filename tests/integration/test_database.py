@@ -7,7 +7,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.deploy import initdb
@@ -129,6 +129,36 @@ def test_a_page_and_its_total_are_one_statement_and_a_page_past_the_end_counts_a
     statements.clear()
     assert runtime.run(page(len(everything) + 1, 1)) == ([], len(everything))  # past the end: counted apart
     assert len([s for s in statements if s.startswith("SELECT")]) == 2
+
+
+def test_a_page_of_users_with_their_roles_is_one_statement_and_pages_users_not_rows(
+    api: Api, statements: list[str]
+) -> None:
+    """Joined in, each user's roles repeat the user's row: the LIMIT must count users, and the
+    total too."""
+    from multidb.db import session_scope
+    from multidb.models import Role
+    from multidb.repository import UserRepository
+
+    async def create() -> None:
+        async with session_scope() as session:
+            roles = [Role(name=code, code=code) for code in ("joined-a", "joined-b", "joined-c")]
+            for n in range(3):
+                name = f"joined-{n}"
+                session.add(User(name=name, email=f"{name}@example.com", username=name, password_hash="x", roles=roles))
+
+    async def page(number: int) -> tuple[list[tuple[str, list[str]]], int]:
+        async with session_scope() as session:
+            where = col(User.username).startswith("joined-")
+            rows, total = await UserRepository(session).paginate(number, 2, where, order_by=[User.username])
+            return [(user.username, sorted(role.code for role in user.roles)) for user in rows], total
+
+    runtime.run(create())
+    statements.clear()
+    everyone = ["joined-a", "joined-b", "joined-c"]
+    assert runtime.run(page(1)) == ([("joined-0", everyone), ("joined-1", everyone)], 3)
+    assert runtime.run(page(2)) == ([("joined-2", everyone)], 3)
+    assert len([s for s in statements if s.startswith("SELECT")]) == 2  # one a page
 
 
 @pytest.mark.skipif(not USE_POSTGRES, reason="now() as the transaction's start is PostgreSQL's")
