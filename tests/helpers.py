@@ -238,3 +238,20 @@ def point_celery_at(url: str) -> None:
     app.conf.broker_url = url
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def production_settings() -> Any:
+    """Settings that pass production's rules (TLS to every datastore, keys from Secrets
+    Manager), for a test that patches a module's `get_settings` with them."""
+    from multidb.settings import parse
+
+    return parse(
+        dict(
+            app_env="PRODUCTION",
+            database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
+            redis_url="rediss://cache:6379/0",
+            broker_url=None,
+            mongo_url="mongodb+srv://app@docs.example.net/",
+            keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
+        )
+    )

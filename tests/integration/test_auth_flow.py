@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import UA, Api, create_user, load_event
+from tests.helpers import UA, Api, create_user, load_event, production_settings
 
 OTHER_UA = "curl/8.5.0"
 
@@ -238,18 +238,7 @@ def test_behind_the_gateway_the_function_trusts_the_context_but_still_checks_rev
 
 
 def test_swagger_login_does_not_exist_in_production(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from multidb.settings import parse
-
-    production = parse(
-        dict(
-            app_env="PRODUCTION",
-            database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
-            redis_url="rediss://cache:6379/0",
-            broker_url=None,
-            mongo_url="mongodb+srv://app@docs.example.net/",
-            keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
-        )
-    )
+    production = production_settings()
     monkeypatch.setattr("auth_fn.routes.get_settings", lambda: production)
     form = {"content-type": "application/x-www-form-urlencoded"}
     response = api.post("/api/v1/auth/login/swagger", body=f"username=admin&password={ADMIN_PASSWORD}", headers=form)

@@ -15,7 +15,7 @@ from infra.deploy.template import load
 from infra.local.gateway.docs import merged_openapi
 from multidb.rbac import task_code
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, create_user
+from tests.helpers import Api, create_user, production_settings
 
 DERIVED = {"400", "401", "403", "422", "500", "503"}
 
@@ -49,18 +49,7 @@ def _swagger(api: Api, password: str) -> Any:
 
 
 def _swagger_in_production(api: Api, admin: str) -> Any:
-    from multidb.settings import parse
-
-    production = parse(
-        dict(
-            app_env="PRODUCTION",
-            database_url="postgresql+asyncpg://app@db/app?ssl=verify-full",
-            redis_url="rediss://cache:6379/0",
-            broker_url=None,
-            mongo_url="mongodb+srv://app@docs.example.net/",
-            keys_secret_id="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
-        )
-    )
+    production = production_settings()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("auth_fn.routes.get_settings", lambda: production)
         return _swagger(api, ADMIN_PASSWORD)
