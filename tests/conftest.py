@@ -23,9 +23,10 @@ import pytest
 
 ON_CI = os.environ.get("CI") == "true"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_HOST = "127.0.0.1"
 # Two suites may share one machine's servers (say, a developer's and a helper's run):
-# each names its own database and Redis numbers.
+# each names its own database and Redis numbers, or a Redis server of its own.
+REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 PG_DATABASE = os.environ.get("TEST_PG_DATABASE", "multidb_test")
 REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
 # Celery's queues and results, and the Socket.IO channel: never flushed between tests
