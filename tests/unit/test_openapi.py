@@ -1,5 +1,8 @@
 """Every route documents the error envelope for each status it can answer, and no other."""
 
+import pytest
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
 from auth_fn.app import app
 
 
@@ -27,3 +30,26 @@ def test_responses_use_camel_case() -> None:
     assert "accessToken" in schema["TokenPairPublic"]["properties"]
     assert "isAdmin" in schema["UserInfo"]["properties"]
     assert "passwordHash" not in schema["UserInfo"]["properties"]
+
+
+def test_the_merged_document_is_valid_openapi_3_1() -> None:
+    """What generators read (openapi-python-client refused a password flow without `scopes`)."""
+    from openapi_spec_validator import validate
+
+    from infra.deploy.template import load
+    from infra.local.gateway.docs import merged_openapi
+
+    document = merged_openapi(load())
+    validate(document)
+    flow = document["components"]["securitySchemes"]["SwaggerLogin"]["flows"]["password"]
+    broken = {
+        **document,
+        "components": {
+            **document["components"],
+            "securitySchemes": {
+                "SwaggerLogin": {"type": "oauth2", "flows": {"password": {"tokenUrl": flow["tokenUrl"]}}}
+            },
+        },
+    }
+    with pytest.raises(OpenAPIValidationError, match='"scopes" is a required property'):
+        validate(broken)

@@ -44,7 +44,10 @@ def merged_openapi(template: Template) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "BearerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "SwaggerLogin": {"type": "oauth2", "flows": {"password": {"tokenUrl": SWAGGER_LOGIN}}},
+                "SwaggerLogin": {
+                    "type": "oauth2",
+                    "flows": {"password": {"tokenUrl": SWAGGER_LOGIN, "scopes": {}}},  # required, even empty
+                },
             },
         },
     }
