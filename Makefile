@@ -120,7 +120,7 @@ PLATFORM_arm64 := linux/arm64
 PLATFORM_x86_64 := linux/amd64
 # The images' tag: the hash of what goes into them (infra/deploy/images.py); without the
 # images step, the tag the stack runs now.
-IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.deploy.images tag),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
+IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.deploy.images tag --platform $(PLATFORM_$(ARCH))),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
 
 # Lambda's /var/task and /opt are read-only and sam build compiles nothing, so a container
 # would compile every module it imports at each cold start: the build ships their bytecode
