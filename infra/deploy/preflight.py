@@ -95,7 +95,11 @@ def _load(path: Path) -> dict[str, Any]:
 
 def parse_parameters(text: str) -> dict[str, str]:
     """`K=V K2="a b"` (as `make deploy PARAMETERS=…` and SAM's --parameter-overrides take them)."""
-    pairs = (item.split("=", 1) for item in shlex.split(text))
+    try:
+        items = shlex.split(text)
+    except ValueError:  # a quote inside a value (a password in a URL): SAM splits on spaces too
+        items = text.split()
+    pairs = (item.split("=", 1) for item in items)
     return {pair[0]: pair[1] if len(pair) == 2 else "" for pair in pairs}
 
 
@@ -183,20 +187,37 @@ def _error_code(exc: Exception) -> str:
 class Preflight:
     """The checks, each a generator of results; `client(service)` gives a boto3 client for the Region."""
 
-    def __init__(self, stage: Stage, client: Clients, images: bool, docker: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        stage: Stage,
+        client: Clients,
+        images: bool,
+        docker: Callable[[], str | None],
+        which: Callable[[str], str | None] = shutil.which,
+    ) -> None:
         self.stage = stage
         self.client = client
         self.images = images
         self.docker = docker
+        self.which = which
 
     def run(self) -> list[Result]:
-        results = list(self.credentials())
+        results = list(self.aws_cli())
+        results += self.credentials()
         if results[-1].status != "FAIL":
             for check in (self.features, self.service_linked_roles, self.lambda_concurrency, self.network_quotas):
                 results += list(check())
         if self.images:
             results += list(self.docker_engine())
         return results
+
+    def aws_cli(self) -> Iterator[Result]:
+        """The deploy's other steps (the images, the smoke tests, sam itself) call the AWS CLI."""
+        if self.which("aws") is None:
+            fix = (
+                "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
+            )
+            yield Result("FAIL", "AWS CLI", "no aws command on PATH", fix)
 
     def credentials(self) -> Iterator[Result]:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -213,8 +234,11 @@ class Preflight:
             yield Result("FAIL", "credentials", f"AWS refused the credentials in {region} ({_error_code(exc)})", fix)
             return
         except BotoCoreError as exc:
-            fix = f"set `region` of [{self.stage.name}.deploy.parameters] in samconfig.toml to an AWS Region"
-            yield Result("FAIL", "region", f"cannot reach AWS in {region!r}: {exc}", fix)
+            fix = (
+                f"check this machine's connection to AWS, and that `region` of [{self.stage.name}.deploy.parameters] "
+                "in samconfig.toml is an AWS Region"
+            )
+            yield Result("FAIL", "region", f"cannot reach AWS STS in {region!r}: {exc}", fix)
             return
         yield Result("ok", "credentials", f"account {identity['Account']} as {identity['Arn']}, Region {region}")
 
@@ -450,7 +474,12 @@ def report(stage: Stage, results: list[Result]) -> int:
 
 def main(argv: list[str] | None = None, client: Clients | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", required=True, help="a stage of samconfig.toml: dev, staging or prod")
+    stages = [
+        name
+        for name, section in tomllib.loads(SAMCONFIG.read_text()).items()
+        if isinstance(section, dict) and "deploy" in section
+    ]
+    parser.add_argument("--stage", required=True, choices=stages, help="a stage of samconfig.toml")
     parser.add_argument("--architecture", choices=["arm64", "x86_64"], help="the functions' and tasks' CPU (ARCH)")
     parser.add_argument("--parameters", default="", help='more parameters, as PARAMETERS="K=V …"')
     parser.add_argument("--images", action="store_true", help="the deploy builds the images here: check Docker")

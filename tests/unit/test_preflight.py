@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from infra.deploy import preflight
 from infra.deploy.preflight import Preflight, Stage
+from tests.processes import free_port
 
 # Aurora PostgreSQL as DescribeDBEngineVersions describes a version that pauses at 0 ACU.
 ENGINE_VERSION = {
@@ -71,7 +72,7 @@ def aws() -> Iterator[None]:
 
 def check(stage: Stage, account: Account, images: bool = False, docker: str | None = None) -> tuple[int, str]:
     """Run every check and print the report, as `make preflight` does; the exit status and the text."""
-    results = Preflight(stage, account.client, images, lambda: docker).run()
+    results = Preflight(stage, account.client, images, lambda: docker, which=lambda name: f"/usr/bin/{name}").run()
     for stubber in account.stubbers:
         stubber.assert_no_pending_responses()
     return preflight.report(stage, results), "\n".join(
@@ -121,12 +122,25 @@ def test_no_credentials_is_refused_with_its_fix(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata probe
+    monkeypatch.setenv("PATH", str(tmp_path))  # no aws command either
     status = preflight.main(["--stage", "dev"])
     out = capsys.readouterr().out
     assert status == 1
     assert "  FAIL  credentials: no AWS credentials found" in out
     assert "        fix: run 'aws configure' or 'aws sso login', or set AWS_PROFILE" in out
-    assert out.splitlines()[-1] == "preflight: 1 problem found"
+    assert "  FAIL  AWS CLI: no aws command on PATH" in out
+    assert "        fix: install the AWS CLI v2: https://docs.aws.amazon.com/cli/" in out
+    assert out.splitlines()[-1] == "preflight: 2 problems found"
+
+
+def test_an_unreachable_aws_names_the_region_and_what_to_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    assert preflight.main(["--stage", "staging"]) == 1
+    out = capsys.readouterr().out
+    assert "  FAIL  region: cannot reach AWS STS in 'us-east-1': Could not connect to the endpoint URL" in out
+    assert "        fix: check this machine's connection to AWS, and that `region` of [staging.deploy" in out
 
 
 @pytest.mark.usefixtures("aws")
@@ -252,6 +266,15 @@ def test_no_docker_is_refused_only_when_the_deploy_builds_images() -> None:
     assert failure.startswith("FAIL Docker: no docker command on PATH | fix: install and start Docker with buildx")
     status, text = check(Stage.load("dev"), Account(), images=False, docker="no docker command on PATH")
     assert status == 0, text
+
+
+def test_parameters_are_read_as_sam_reads_them() -> None:
+    assert preflight.parse_parameters('NatGateway=true AlarmEmail="ops@example.com" Empty=') == {
+        "NatGateway": "true",
+        "AlarmEmail": "ops@example.com",
+        "Empty": "",
+    }
+    assert preflight.parse_parameters('MongoUrl=mongodb://u:pa"ss@h') == {"MongoUrl": 'mongodb://u:pa"ss@h'}
 
 
 def test_docker_problem_names_a_missing_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
