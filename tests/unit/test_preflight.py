@@ -280,3 +280,40 @@ def test_parameters_are_read_as_sam_reads_them() -> None:
 def test_docker_problem_names_a_missing_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert preflight.docker_problem() == "no docker command on PATH"
+
+
+# The resources of the stacks whose service acts through a service-linked role, and its service.
+ROLE_OF_TYPE = {
+    "AWS::ECS::Cluster": "ecs.amazonaws.com",
+    "AWS::ECS::Service": "ecs.amazonaws.com",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "ecs.application-autoscaling.amazonaws.com",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "elasticloadbalancing.amazonaws.com",
+    "AWS::RDS::DBCluster": "rds.amazonaws.com",
+    "AWS::RDS::DBInstance": "rds.amazonaws.com",
+    "AWS::RDS::DBProxy": "rds.amazonaws.com",
+    "AWS::DocDB::DBCluster": "rds.amazonaws.com",
+    "AWS::DocDB::DBInstance": "rds.amazonaws.com",
+    "AWS::ElastiCache::ReplicationGroup": "elasticache.amazonaws.com",
+}
+SERVICES_WITH_ROLES = (
+    *("AWS::ECS::", "AWS::ApplicationAutoScaling::", "AWS::ElasticLoadBalancingV2::"),
+    *("AWS::RDS::", "AWS::DocDB::", "AWS::ElastiCache::"),
+)
+
+
+def test_every_resource_that_acts_through_a_service_linked_role_has_it_created() -> None:
+    """A resource type added to the stacks from these services fails here until its role is known."""
+    types = set()
+    for path in [preflight.TEMPLATE, *sorted((preflight.ROOT / "infra" / "deploy" / "stacks").glob("*.yaml"))]:
+        types |= {resource["Type"] for resource in preflight._load(path).get("Resources", {}).values()}
+    acting = {kind for kind in types if kind.startswith(SERVICES_WITH_ROLES)}
+    without_role = {"AWS::RDS::DBSubnetGroup", "AWS::RDS::DBClusterParameterGroup", "AWS::RDS::DBProxyTargetGroup"}
+    without_role |= {"AWS::DocDB::DBSubnetGroup", "AWS::DocDB::DBClusterParameterGroup"}
+    without_role |= {"AWS::ElastiCache::SubnetGroup", "AWS::ECS::TaskDefinition"}
+    without_role |= {"AWS::ECS::ClusterCapacityProviderAssociations", "AWS::ApplicationAutoScaling::ScalingPolicy"}
+    without_role |= {"AWS::ElasticLoadBalancingV2::TargetGroup", "AWS::ElasticLoadBalancingV2::Listener"}
+    without_role |= {"AWS::ElasticLoadBalancingV2::ListenerRule"}
+    unknown = acting - set(ROLE_OF_TYPE) - without_role
+    assert unknown == set(), "map these resource types to the service-linked role they need (or none)"
+    created = {role.service for role in preflight.SERVICE_LINKED_ROLES}
+    assert {ROLE_OF_TYPE[kind] for kind in acting & set(ROLE_OF_TYPE)} <= created
