@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
 .PHONY: help chromium install dev invoke test lint typecheck pytest catalogue initdb build validate checkov \
-	deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean
+	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -120,7 +120,7 @@ PLATFORM_arm64 := linux/arm64
 PLATFORM_x86_64 := linux/amd64
 # The images' tag: the hash of what goes into them (infra/deploy/images.py); without the
 # images step, the tag the stack runs now.
-IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.deploy.images tag),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
+IMAGE_TAG = $(if $(filter images,$(DEPLOY_PREREQUISITES)),$$(python -m infra.deploy.images tag --platform $(PLATFORM_$(ARCH))),$$($(call STACK_OUTPUT,ImageTag) 2>/dev/null | sed 's/^None$$//'))
 
 # Lambda's /var/task and /opt are read-only and sam build compiles nothing, so a container
 # would compile every module it imports at each cold start: the build ships their bytecode
@@ -150,7 +150,14 @@ sam-deploy:
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE) --template-file $(BUILD_DIR)/template.yaml --no-progressbar \
 		--parameter-overrides $$($(SAMCONFIG) $(STAGE) parameter_overrides) Architecture=$(ARCH) ImageTag=$(IMAGE_TAG) $(PARAMETERS)
 
-deploy: aws-check $(if $(filter images,$(DEPLOY_PREREQUISITES)),docker-check) build $(DEPLOY_PREREQUISITES) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
+# Seconds of read-only calls before anything is built: credentials, the Region's features, the
+# service-linked roles (created here, the only thing it creates), Lambda, VPC and Elastic IP
+# quotas, Docker when the images are built; one line saying what to do for each problem.
+preflight: $(VENV)/.installed ## check the account and Region for a stage before deploying it: make preflight STAGE=…
+	python -m infra.deploy.preflight --stage $(STAGE) --architecture $(ARCH) --parameters '$(PARAMETERS)' \
+		$(if $(filter images,$(DEPLOY_PREREQUISITES)),--images)
+
+deploy: preflight aws-check build $(DEPLOY_PREREQUISITES) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
 	@$(MAKE) --no-print-directory sam-deploy
 	@url=$$($(call STACK_OUTPUT,ApiUrl)) && \
 	echo "API: $$url" && \
@@ -171,7 +178,10 @@ deploy: aws-check $(if $(filter images,$(DEPLOY_PREREQUISITES)),docker-check) bu
 destroy-confirmed: $(VENV)/.installed
 	@test "$(STAGE)" = dev -o "$(CONFIRM)" = "$(STAGE)" || { echo "Deleting $(STACK) deletes its data: run make destroy STAGE=$(STAGE) CONFIRM=$(STAGE)"; exit 1; }
 
-destroy: destroy-confirmed aws-check ## delete a stage's stack (staging/prod also need CONFIRM=<stage>); Aurora and DocumentDB leave final snapshots
+# CloudFormation deletes only an empty bucket: the files bucket is emptied first (every version,
+# delete marker and open upload); a stack with DeletionProtection=true is refused before that.
+destroy: destroy-confirmed aws-check ## delete a stage's stack, its files first (staging/prod also need CONFIRM=<stage>); Aurora and DocumentDB leave final snapshots
+	python -m infra.deploy.teardown --stack $(STACK) --region $(REGION)
 	$(SAM_VENV)/bin/sam delete --config-env $(STAGE) --no-prompts
 
 # The Socket.IO tasks read the public keys when they start (ECS injects them): they restart

@@ -1,13 +1,15 @@
 """Build and push the worker, beat and Socket.IO images for a deployed stack (`make images`).
 
-    python -m infra.deploy.images tag
+    python -m infra.deploy.images tag --platform linux/arm64
     python -m infra.deploy.images push --stack multidb-dev --region us-east-1 --platform linux/arm64
 
-An image's tag is the hash of everything that goes into it: the Dockerfile, the
-.dockerignore and every file its COPY lines take. The same sources give the same tag, so a
-deploy that changed no container file pushes nothing and rolls no service; a change to any
-of them is a new tag, which the stack's ImageTag parameter turns into new task definitions.
-Tags are immutable in the repositories, so a tag already there is never pushed again.
+An image's tag is the hash of everything that goes into it: the platform it is built for,
+the Dockerfile, the .dockerignore and every file its COPY lines take, followed by the CPU
+(`3f0c9a…-arm64`). The same sources give the same tag, so a deploy that changed no container
+file pushes nothing and rolls no service; a change to any of them, or another ARCH, is a new
+tag, which the stack's ImageTag parameter turns into new task definitions. Tags are immutable
+in the repositories, so a tag already there is never pushed again (an arm64 image is never
+found under an x86_64 deploy's tag: its tasks would fail with "exec format error").
 
 Needs Docker (with buildx, and QEMU emulation when the stack's CPU is not this machine's)
 and the AWS CLI with credentials. The repositories are the stack's outputs.
@@ -42,12 +44,17 @@ def copied_sources(dockerfile: Path = DOCKERFILE) -> list[Path]:
     return sorted(files)
 
 
-def tag() -> str:
-    """The hash of the images' inputs: the Dockerfile, .dockerignore and the files copied."""
-    digest = hashlib.sha256()
+PLATFORMS = ("linux/arm64", "linux/amd64")
+
+
+def tag(platform: str) -> str:
+    """The hash of the images' inputs (the platform, Dockerfile, .dockerignore, files copied), then the CPU."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}")
+    digest = hashlib.sha256(platform.encode() + b"\0")
     for path in [DOCKERFILE, DOCKERIGNORE, *copied_sources()]:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return f"{digest.hexdigest()[:16]}-{platform.split('/')[1]}"
 
 
 def _run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -86,7 +93,7 @@ def push(stack: str, region: str, platform: str) -> int:
     missing = [output for output in TARGETS.values() if not outputs.get(output)]
     if missing:
         return _fail(f"{stack} has no image repositories yet ({', '.join(missing)}): deploy it once first.")
-    image_tag = tag()
+    image_tag = tag(platform)
     registry = outputs[TARGETS["worker"]].split("/", 1)[0]
     password = _run("aws", "ecr", "get-login-password", "--region", region)
     login = _run("docker", "login", "--username", "AWS", "--password-stdin", registry, stdin=password.stdout)
@@ -123,14 +130,15 @@ def push(stack: str, region: str, platform: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("tag", help="print the images' tag (the hash of their inputs)")
+    tagging = commands.add_parser("tag", help="print the images' tag for a platform (the hash of their inputs)")
+    tagging.add_argument("--platform", required=True, choices=PLATFORMS)
     pushing = commands.add_parser("push", help="build and push the images the stack's repositories lack")
     pushing.add_argument("--stack", required=True)
     pushing.add_argument("--region", required=True)
-    pushing.add_argument("--platform", default="linux/arm64", choices=["linux/arm64", "linux/amd64"])
+    pushing.add_argument("--platform", required=True, choices=PLATFORMS)
     args = parser.parse_args(argv)
     if args.command == "tag":
-        print(tag())
+        print(tag(args.platform))
         return 0
     return push(args.stack, args.region, args.platform)
 
