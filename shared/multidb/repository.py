@@ -235,6 +235,20 @@ class ScheduleRepository(Repository[PeriodicTask]):
             self.session.add(ScheduleChange(version=1))
         await self.session.flush()
 
+    async def lock_owner(self, owner_id: uuid.UUID) -> None:
+        """Hold the owner's schedule lock until this transaction ends: what counts their
+        schedules and then adds one runs alone, so a quota holds under concurrent requests.
+
+        PostgreSQL: a transaction-level advisory lock keyed by the owner (other owners never
+        wait). SQLite lets one connection write at a time: writing first (the change marker)
+        takes that lock now instead of at the insert, after the count."""
+        connection = await self.session.connection()
+        if connection.dialect.name == "postgresql":
+            key = func.hashtext(f"schedules:{owner_id}")
+            await self.session.exec(select(func.pg_advisory_xact_lock(key)))
+        else:
+            await self.mark_changed()
+
     async def version(self) -> int:
         """The change marker as it stands (0 when nothing ever changed)."""
         found = (await self.session.exec(select(ScheduleChange.version).where(col(ScheduleChange.id) == 1))).first()
