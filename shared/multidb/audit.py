@@ -41,11 +41,13 @@ MAX_NAME = 64  # characters of a detail's name, a subject, an address or a reque
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, formats (bidi), surrogates, separators
 # Tallies one address may open per action and window (distinct usernames); past that its
 # events share one entry whose subject is OTHERS. All addresses together open at most
-# TALLIES_PER_WINDOW, then share one entry too.
+# TALLIES_PER_WINDOW; past that every new one counts in one entry whose subject and
+# address are OTHERS.
 TALLIES_PER_ADDRESS = 20
 TALLIES_PER_WINDOW = 10_000
 OTHERS = "*"
 _down_until = 0.0
+_full_windows: set[tuple[str, datetime]] = set()  # (action, window) seen full: not counted again
 
 
 def text(value: str, limit: int = MAX_TEXT) -> str:
@@ -175,8 +177,11 @@ async def tally(
             subject = text(subject, MAX_NAME)
             counted = await collection.update_one({"tally": _tally_key(action, opened, where["ip"], subject)}, count)
             if not counted.matched_count:  # the first of its window: open its entry
-                if await _crowded(collection, action, opened, where["ip"]):
+                crowded = await _crowded(collection, action, opened, where["ip"])
+                if crowded:
                     subject = OTHERS
+                if crowded == "window":
+                    where = {**where, "ip": OTHERS}
                 first = {
                     "seq": -1 - secrets.randbits(62),  # unique until it is numbered, right after
                     "at": now,
@@ -201,13 +206,21 @@ def _tally_key(action: str, opened: datetime, ip: str | None, subject: str) -> s
     return hashlib.sha256(f"{action}\n{opened.isoformat()}\n{ip}\n{subject}".encode()).hexdigest()
 
 
-async def _crowded(collection: Any, action: str, opened: datetime, ip: str | None) -> bool:
-    """Whether this address (or every address together) opened all the tallies it may in this window."""
-    mine = {"window": opened, "action": action, "ip": ip}
-    if await collection.count_documents(mine, limit=TALLIES_PER_ADDRESS) >= TALLIES_PER_ADDRESS:
-        return True
+async def _crowded(collection: Any, action: str, opened: datetime, ip: str | None) -> str | None:
+    """Whether this address ("address") or every address together ("window") opened all the
+    tallies it may in this window."""
     every = {"window": opened, "action": action}
-    return bool(await collection.count_documents(every, limit=TALLIES_PER_WINDOW) >= TALLIES_PER_WINDOW)
+    if (action, opened) in _full_windows:
+        return "window"
+    if await collection.count_documents(every, limit=TALLIES_PER_WINDOW) >= TALLIES_PER_WINDOW:
+        if len(_full_windows) > 100:
+            _full_windows.clear()  # old windows; a full one is found again by one count
+        _full_windows.add((action, opened))
+        return "window"
+    mine = {**every, "ip": ip}
+    if await collection.count_documents(mine, limit=TALLIES_PER_ADDRESS) >= TALLIES_PER_ADDRESS:
+        return "address"
+    return None
 
 
 async def _open(collection: Any, key: str, count: dict[str, Any], first: dict[str, Any]) -> None:

@@ -109,3 +109,23 @@ def test_an_address_opens_a_bounded_number_of_entries_per_window(api: Api) -> No
     (others,) = [e for e in mine if e["details"]["username"] == audit.OTHERS]
     assert (others["events"], others["user_id"]) == (extra, None)
     assert len(stored(ip="10.7.7.7")) == 1  # another address is not crowded out
+
+
+def test_all_addresses_together_open_a_bounded_number_of_entries_per_window(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood from many addresses (a botnet, an IPv6 range): past TALLIES_PER_WINDOW entries,
+    every new username and address counts in one entry."""
+    monkeypatch.setattr(audit, "TALLIES_PER_WINDOW", 3)
+    monkeypatch.setattr(audit, "_full_windows", set())
+    guess = api.encrypt("guess")
+    for number in range(8):
+        refuse(api, f"user-{number}", guess, source_ip=f"10.5.0.{number}")
+    refuse(api, "user-0", guess, source_ip="10.5.0.0")  # an entry opened before still counts its own
+    entries = {(e["details"]["username"], e["ip"]): e["events"] for e in stored()}
+    assert entries == {
+        ("user-0", "10.5.0.0"): 2,
+        ("user-1", "10.5.0.1"): 1,
+        ("user-2", "10.5.0.2"): 1,
+        (audit.OTHERS, audit.OTHERS): 5,
+    }

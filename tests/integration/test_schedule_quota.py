@@ -105,6 +105,10 @@ def test_enabling_a_disabled_schedule_makes_no_room_past_the_quota(api: Api, con
     assert api.put(resting_path, token=token, json_body={"enabled": True}).status_code == 200
     again = api.post("/api/v1/tasks/schedules", token=token, json_body={**body, "name": "c"})
     assert (again.status_code, again.json()["error"]) == (429, "too_many_schedules")
+    # nor does handing a schedule to someone else: the owner is not a field a body may name
+    someone = create_user("someone")
+    handed = api.put(resting_path, token=token, json_body={"ownerId": someone})
+    assert handed.status_code == 422
     assert runtime.run(owned(owner)) == 2
 
 
