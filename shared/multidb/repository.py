@@ -239,15 +239,17 @@ class ScheduleRepository(Repository[PeriodicTask]):
         """Hold the owner's schedule lock until this transaction ends: what counts their
         schedules and then adds one runs alone, so a quota holds under concurrent requests.
 
-        PostgreSQL: a transaction-level advisory lock keyed by the owner (other owners never
-        wait). SQLite lets one connection write at a time: writing first (the change marker)
-        takes that lock now instead of at the insert, after the count."""
+        PostgreSQL: the owner's user row, locked `FOR NO KEY UPDATE` (other owners never
+        wait, and the new rows' foreign-key checks are not blocked; a row lock, unlike an
+        advisory lock, does not pin an RDS Proxy connection). SQLite lets one connection
+        write at a time: writing first (the change marker) takes that lock now instead of
+        at the insert, after the count."""
         connection = await self.session.connection()
-        if connection.dialect.name == "postgresql":
-            key = func.hashtext(f"schedules:{owner_id}")
-            await self.session.exec(select(func.pg_advisory_xact_lock(key)))
-        else:
+        if connection.dialect.name == "sqlite":
             await self.mark_changed()
+            return
+        owner = select(User.id).where(col(User.id) == owner_id).with_for_update(key_share=True)
+        await self.session.exec(owner)
 
     async def version(self) -> int:
         """The change marker as it stands (0 when nothing ever changed)."""
