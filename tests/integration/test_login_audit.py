@@ -129,3 +129,23 @@ def test_all_addresses_together_open_a_bounded_number_of_entries_per_window(
         ("user-2", "10.5.0.2"): 1,
         (audit.OTHERS, audit.OTHERS): 5,
     }
+
+
+def test_concurrent_refusals_open_one_entry_and_take_one_number(api: Api) -> None:
+    """Twenty requests racing to open the same tally: one opens it, all count, and only the
+    opener takes a number (the log stays without a gap)."""
+    import asyncio
+
+    from multidb import logs
+
+    async def race() -> None:
+        logs.client_ip.set("10.4.4.4")
+        await asyncio.gather(
+            *(audit.tally("auth.login", subject="raced", reason="wrong_password", window=900) for _ in range(20))
+        )
+        await audit.record("auth.logout")  # the next entry takes the next number
+
+    runtime.run(race())
+    (entry,) = stored()
+    assert (entry["events"], entry["seq"]) == (20, 1)
+    assert [e["seq"] for e in runtime.run(database()[audit.COLLECTION].find({}).sort("seq").to_list())] == [1, 2]
