@@ -70,10 +70,15 @@ class Counter(Document):
 
 
 class AuditEntry(Document):
-    """Who did what, when, from where: an append-only record (see multidb.audit)."""
+    """Who did what, when, from where: an append-only record (see multidb.audit). A tally
+    (refused logins) is one entry per subject, address and window, counted in `events`."""
 
     seq: Annotated[int, Indexed(unique=True)]
-    at: datetime
+    at: datetime  # a tally's first event
+    last_at: datetime | None = None  # a tally's last event
+    events: int = 1  # how many times it happened: more than one only in a tally
+    window: datetime | None = None  # the start of a tally's window
+    tally: str | None = None  # a tally's key: its action, window, address and subject
     action: str
     outcome: str
     user_id: str | None = None
@@ -91,6 +96,8 @@ class AuditEntry(Document):
             IndexModel([("user_id", ASCENDING), ("at", DESCENDING)]),
             IndexModel([("action", ASCENDING), ("at", DESCENDING)]),
             IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("at", DESCENDING)]),
+            IndexModel([("tally", ASCENDING)], name="tally_unique", unique=True, sparse=True),
+            IndexModel([("window", ASCENDING), ("action", ASCENDING), ("ip", ASCENDING)], name="tallies_by_address"),
         ]
 
 

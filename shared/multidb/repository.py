@@ -235,6 +235,22 @@ class ScheduleRepository(Repository[PeriodicTask]):
             self.session.add(ScheduleChange(version=1))
         await self.session.flush()
 
+    async def lock_owner(self, owner_id: uuid.UUID) -> None:
+        """Hold the owner's schedule lock until this transaction ends: what counts their
+        schedules and then adds one runs alone, so a quota holds under concurrent requests.
+
+        PostgreSQL: the owner's user row, locked `FOR NO KEY UPDATE` (other owners never
+        wait, and the new rows' foreign-key checks are not blocked; a row lock, unlike an
+        advisory lock, does not pin an RDS Proxy connection). SQLite lets one connection
+        write at a time: writing first (the change marker) takes that lock now instead of
+        at the insert, after the count."""
+        connection = await self.session.connection()
+        if connection.dialect.name == "sqlite":
+            await self.mark_changed()
+            return
+        owner = select(User.id).where(col(User.id) == owner_id).with_for_update(key_share=True)
+        await self.session.exec(owner)
+
     async def version(self) -> int:
         """The change marker as it stands (0 when nothing ever changed)."""
         found = (await self.session.exec(select(ScheduleChange.version).where(col(ScheduleChange.id) == 1))).first()

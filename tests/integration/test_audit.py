@@ -63,8 +63,9 @@ def test_logins_a_role_change_an_upload_and_a_run_each_appear_once(api: Api, wor
     assert (failure["userId"], failure["ip"], failure["details"]) == (
         alice_id,
         "10.1.2.3",
-        {"username": "alice", "reason": "wrong_password"},
+        {"username": "alice", "reasons": {"wrong_password": 1}},
     )
+    assert failure["events"] == 1
     assert failure["userAgent"].startswith("Mozilla/5.0")
     logins = {e["userId"] for e in by_action["auth.login:success"]}
     assert logins == {alice_id, get_user_id("admin")}

@@ -10,7 +10,9 @@ from multidb.api.responses import CamelModel
 
 class AuditPublic(CamelModel):
     seq: int = Field(description="Consecutive numbers: a gap means an entry is missing")
-    at: datetime
+    at: datetime = Field(description="When it happened (a tally: its first event)")
+    last_at: datetime | None = Field(default=None, description="A tally's last event")
+    events: int = Field(default=1, description="How many times it happened (a tally of refused logins: the count)")
     action: str = Field(description="e.g. auth.login, role.update, file.upload, task.run")
     outcome: str = Field(description="success or failure")
     user_id: str | None = Field(description="Who did it (null: not known, e.g. a login for an unknown name)")

@@ -124,10 +124,17 @@ async def check_credentials(
 
 
 async def _login_refused(username: str, user: User | None, reason: str) -> None:
+    """Count a refused login in the audit log's tally of this username and address for the
+    login window: anyone can cause these, 429s included, so they add to one entry each, not
+    one entry apiece."""
     user_id = str(user.id) if user is not None else None
-    details = {"username": username[:64], "reason": reason}
-    await audit.record(
-        "auth.login", outcome=Outcome.FAILURE, user_id=user_id, target=("user", user_id), details=details
+    await audit.tally(
+        "auth.login",
+        subject=username,
+        reason=reason,
+        window=get_settings().login_failure_window,
+        user_id=user_id,
+        target=("user", user_id),
     )
 
 

@@ -22,10 +22,9 @@ from multidb import audit, logs
 from multidb.authz import Principal
 from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 from multidb.models import PeriodicTask
-from multidb.queue import runs
+from multidb.queue import budget, runs
 from multidb.rbac import task_code
 from multidb.repository import ScheduleRepository, keyword_filter
-from multidb.security.throttle import Limit, enforce, undo
 from multidb.settings import get_settings
 
 from .schemas import ScheduleCreate, ScheduleUpdate, TaskInfo, TaskRunCreate, TaskRunPublic
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 log = logs.get_logger("tasks")
 
 MAX_ARGUMENT_BYTES = 16 * 1024
-STALE_RUN_SECONDS = 3600  # the broker's visibility timeout: a run older than this was lost
 
 
 def registered() -> dict[str, "Task"]:
@@ -93,43 +91,13 @@ def task_for(principal: Principal, name: str, args: list[Any], kwargs: dict[str,
     return task
 
 
-def rate_limit(principal: Principal) -> Limit:
-    return Limit(f"tasks:rate:{principal.user_id}", get_settings().task_runs_per_minute, 60)
-
-
-async def _admit(redis: "Redis", principal: Principal, task_id: str, due: float) -> None:
-    """Count a run against the caller's limits: runs per minute, and runs queued at once."""
-    from multidb.queue.app import queued_key
-
-    settings = get_settings()
-    await enforce(
-        redis, rate_limit(principal), message="too many task runs; try again later", error="too_many_task_runs"
-    )
-    key = queued_key(principal.user_id)
-    async with redis.pipeline(transaction=True) as pipe:
-        # Runs a worker lost long ago no longer count (acks-late redelivers within the hour).
-        pipe.zremrangebyscore(key, "-inf", time.time() - STALE_RUN_SECONDS)
-        pipe.zadd(key, {task_id: due})
-        pipe.zcard(key)
-        pipe.expire(key, get_settings().task_result_ttl + STALE_RUN_SECONDS)
-        _, _, queued, _ = await pipe.execute()
-    if queued > settings.task_runs_queued:
-        await redis.zrem(key, task_id)
-        await undo(redis, rate_limit(principal))
-        raise TooManyRequests(
-            "too many of your task runs are waiting; try again when they finish",
-            error="too_many_queued_runs",
-            retry_after=30,
-        )
-
-
 async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> TaskRunPublic:
     """Queue a run of a task; its owner hears `task:finished` on Socket.IO when it ends."""
-    from multidb.queue.app import OWNER_HEADER, queued_key
+    from multidb.queue.app import OWNER_HEADER
 
     task = task_for(principal, body.task, body.args, body.kwargs)
     task_id = str(uuid.uuid4())
-    await _admit(redis, principal, task_id, time.time() + body.countdown)
+    await budget.admit(redis, principal.user_id, task_id, time.time() + body.countdown)
     await runs.queued(redis, task_id, principal.user_id, task.name, body.countdown)
     send = partial(
         task.apply_async,
@@ -143,8 +111,7 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
         await to_thread.run_sync(send)
     except Exception as exc:
         await runs.forget(redis, task_id, principal.user_id, task.name)
-        await redis.zrem(queued_key(principal.user_id), task_id)
-        await undo(redis, rate_limit(principal))
+        await budget.release(redis, principal.user_id, task_id)
         log.exception("could not queue %s: %s", task.name, type(exc).__name__)
         raise ServiceUnavailable("the task queue is unavailable", error="task_queue_unavailable") from exc
     await audit.record("task.run", user_id=principal.user_id, target=("task_run", task_id), details={"task": task.name})
@@ -254,10 +221,14 @@ def _check_schedule(principal: Principal, row: PeriodicTask) -> None:
 
 async def create_schedule(session: AsyncSession, principal: Principal, body: ScheduleCreate) -> PeriodicTask:
     schedules = ScheduleRepository(session)
-    row = PeriodicTask(**body.model_dump(), owner_id=uuid.UUID(principal.user_id))
+    owner = uuid.UUID(principal.user_id)
+    row = PeriodicTask(**body.model_dump(), owner_id=owner)
     _check_schedule(principal, row)
     limit = get_settings().schedules_per_user
-    if await schedules.count(col(PeriodicTask.owner_id) == row.owner_id) >= limit:
+    # Counted under the owner's lock (held until commit): concurrent creates take turns, so
+    # the last one counts the rows the others added.
+    await schedules.lock_owner(owner)
+    if await schedules.count(col(PeriodicTask.owner_id) == owner) >= limit:
         raise TooManyRequests(
             f"you may own at most {limit} schedules; delete one first", error="too_many_schedules", retry_after=60
         )

@@ -14,7 +14,6 @@ from typing import Any, cast
 from celery import Celery, Task
 
 from .. import logs, runtime
-from ..keyspace import Keys
 from ..settings import get_settings
 
 log = logs.get_logger("queue")
@@ -24,10 +23,6 @@ log = logs.get_logger("queue")
 OWNER_HEADER = "multidb_owner"
 SCHEDULE_OWNER_HEADER = "multidb_schedule_owner"
 FINISHED_EVENT = "task:finished"
-
-
-# (user id): the user's runs that are queued or running (a sorted set of task ids, scored by when due)
-queued_key = Keys("tasks:queued")
 
 
 def sender() -> str | None:
@@ -103,6 +98,11 @@ class AsyncTask(Task):  # type: ignore[misc]
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         owner = self.request.get(OWNER_HEADER)
         if not owner:
+            if scheduled_by := self.request.get(SCHEDULE_OWNER_HEADER):
+                try:  # off the queued runs of the schedule's owner (beat counted it there)
+                    runtime.run(_schedule_run_ended(str(scheduled_by), task_id))
+                except Exception as exc:  # it stops counting after an hour anyway
+                    log.warning("could not release run %s: %s", task_id, type(exc).__name__)
             return
         payload = {"taskId": task_id, "task": self.name, "state": status}
         try:
@@ -137,13 +137,20 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
+async def _schedule_run_ended(owner: str, task_id: str) -> None:
+    from ..redis import get_redis
+    from . import budget
+
+    await budget.ended(get_redis(), owner, task_id)
+
+
 async def _finished(owner: str, task_id: str, payload: dict[str, Any]) -> None:
     """Take a run off its owner's queued count and tell the owner's sockets it ended."""
     from ..realtime import emit, user_room
     from ..redis import get_redis
-    from . import runs
+    from . import budget, runs
 
-    await get_redis().zrem(queued_key(owner), task_id)
+    await budget.ended(get_redis(), owner, task_id)
     await runs.finished(get_redis(), task_id, str(payload["state"]))
     await emit(FINISHED_EVENT, payload, room=user_room(owner))
 

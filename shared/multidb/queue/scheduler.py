@@ -17,6 +17,11 @@ over. A beat killed between the record and the send loses that one run (at most 
 A stop signal waits for the tick in progress, so a clean stop never does. A `one_off`
 schedule disables itself in the same write.
 
+A run of a user's schedule is then drawn from the owner's budget of task runs (runs per
+minute, runs queued at once: `budget.py`, shared with their runs through the API). A run
+over budget is skipped, never sent later, and logged with the limit it hit; the schedule
+keeps its times. The worker gives the run back when it ends.
+
 Only one beat sends: each holds a Redis lock before it sends anything. The lock lives
 `beat_lock_ttl` seconds (15 by default) past its last renewal, whatever the refresh
 interval; the holder renews it on every tick, and ticks at least three times per lifetime.
@@ -32,8 +37,9 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -49,6 +55,7 @@ from ..db import session_scope
 from ..models import PeriodicTask, User
 from ..repository import ScheduleRepository
 from ..settings import get_settings
+from . import budget
 from .app import SCHEDULE_OWNER_HEADER
 
 if TYPE_CHECKING:
@@ -133,10 +140,20 @@ def _aware(moment: datetime) -> datetime:
 class DatabaseEntry(ScheduleEntry):  # type: ignore[misc]
     """A schedule entry that came from a `periodic_tasks` row."""
 
-    def __init__(self, *args: Any, row_id: Any = None, one_off: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        row_id: Any = None,
+        one_off: bool = False,
+        owner: str | None = None,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.row_id = row_id
         self.one_off = one_off
+        self.owner = owner
+        self.run_id = run_id  # the task id of the run admitted to its owner's budget, until sent
 
 
 class DatabaseScheduler(Scheduler):  # type: ignore[misc]
@@ -243,9 +260,34 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         if not recorded:
             self._withheld = entry
             self._reload()
-        elif entry.one_off:
+            return new_entry  # type: ignore[no-any-return]
+        if entry.one_off:
             self.data.pop(entry.name, None)
+        if entry.owner is not None and not self._admit(entry, new_entry.total_run_count):
+            self._withheld = entry  # recorded (its time has passed), not sent
         return new_entry  # type: ignore[no-any-return]
+
+    def _admit(self, entry: DatabaseEntry, number: int) -> bool:
+        """Draw a run from its owner's budget, the one their runs through the API draw on
+        (runs per minute, runs queued at once). A run over budget is skipped, never sent
+        later: its schedule keeps its times, and the log says why. Fails closed."""
+        from ..errors import TooManyRequests
+        from ..redis import get_redis
+
+        assert entry.owner is not None
+        run_id = str(uuid.uuid4())
+        try:
+            _run(budget.admit(get_redis(), entry.owner, run_id, time.time()))
+        except TooManyRequests as exc:
+            log.warning(
+                "skipping run %d of %s: its owner is over their budget of task runs (%s)", number, entry.name, exc.error
+            )
+            return False
+        except Exception:
+            log.exception("could not count run %d of %s against its owner's budget; it is not sent", number, entry.name)
+            return False
+        entry.run_id = run_id
+        return True
 
     def apply_entry(self, entry: ScheduleEntry, producer: Any = None) -> None:
         if entry is self._withheld:
@@ -254,11 +296,24 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         super().apply_entry(entry, producer=producer)
 
     def apply_async(self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
-        if isinstance(entry, DatabaseEntry):
-            # Its run number is the count recorded for it: one past the entry's (advanced or not).
-            headers = {**entry.options.get("headers", {}), RUN_HEADER: entry.total_run_count + 1}
-            entry = entry.__class__(**dict(entry, options={**entry.options, "headers": headers}))
-        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        if not isinstance(entry, DatabaseEntry):
+            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        # Its run number is the count recorded for it: one past the entry's (advanced or not).
+        headers = {**entry.options.get("headers", {}), RUN_HEADER: entry.total_run_count + 1}
+        options = {**entry.options, "headers": headers}
+        owner, run_id = entry.owner, entry.run_id
+        entry.run_id = None
+        if run_id is not None:
+            options["task_id"] = run_id  # the id its owner's queued runs hold, which the worker takes off
+        try:
+            return super().apply_async(entry.__class__(**dict(entry, options=options)), producer, advance, **kwargs)
+        except Exception:
+            if owner is not None and run_id is not None:
+                with suppress(Exception):  # the budget heals within the hour anyway
+                    from ..redis import get_redis
+
+                    _run(budget.release(get_redis(), owner, run_id))
+            raise
 
     def _refresh(self) -> None:
         """Read the schedules when the change marker moved since the last read (one small
@@ -309,6 +364,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             app=self.app,
             row_id=row.id,
             one_off=row.one_off,
+            owner=None if row.owner_id is None else str(row.owner_id),
         )
 
     async def _read(self, unless_version: int | None = None) -> tuple[int, list[PeriodicTask]] | None:
