@@ -10,6 +10,7 @@ so a report can say which parts of a string were stood in for.
 
 import base64
 import ipaddress
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -283,6 +284,10 @@ class Deployment:
                 return [str(next(subnets)) for _ in range(int(count))]
             case "Fn::Base64":
                 return base64.b64encode(str(self.resolve(stack, args)).encode()).decode()
+            case "Fn::ToJsonString":
+                return json.dumps(self.resolve(stack, args), separators=(",", ":"))
+            case "Fn::Length":
+                return len(self.resolve(stack, args))
             case "Fn::FindInMap":
                 mapping, top, second = (self.resolve(stack, arg) for arg in args)
                 return self.templates[stack]["Mappings"][mapping][top][second]
