@@ -15,6 +15,7 @@ the Socket.IO server, the keys CLI, the tests' own calls).
 """
 
 import functools
+import itertools
 import json
 import os
 import sys
@@ -74,6 +75,8 @@ def caller_of(frame: Any) -> tuple[str, str]:
 
 
 _lock = threading.Lock()
+_count = itertools.count()
+_ID = "multidb_aws_call"  # where a call's record id waits in botocore's request context for its answer
 
 
 def _record(params: dict[str, Any], model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
@@ -97,13 +100,28 @@ def _record(params: dict[str, Any], model: Any, context: dict[str, Any] | None =
         "app_env": os.environ.get("APP_ENV", ""),
         "test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
         "pid": os.getpid(),
+        "id": f"{os.getpid()}-{next(_count)}",
     }
+    if context is not None:
+        context[_ID] = entry["id"]
+    _write(directory, entry)
+
+
+def _answered(http_response: Any, context: dict[str, Any], **_: Any) -> None:
+    """The HTTP status of a call recorded above (a 404 means something: see test_aws_calls)."""
+    directory = os.environ.get(DIR_VARIABLE)
+    if directory and _ID in context:
+        _write(directory, {"answer": context[_ID], "status": http_response.status_code})
+
+
+def _write(directory: str, line: dict[str, Any]) -> None:
     with _lock, open(Path(directory) / f"{os.getpid()}.jsonl", "a") as sink:
-        sink.write(json.dumps(entry) + "\n")
+        sink.write(json.dumps(line) + "\n")
 
 
 def _attach(session: Any) -> None:
     session.register("provide-client-params", _record, unique_id="multidb-aws-calls")
+    session.register("after-call", _answered, unique_id="multidb-aws-calls-answered")
 
 
 def _handing_over(caller: tuple[str, str], function: Any, *args: Any) -> Any:
@@ -145,9 +163,11 @@ def install() -> None:
 
 
 def read(directory: str | None = None) -> list[dict[str, Any]]:
-    """Every call recorded so far by every process of this run."""
+    """Every call recorded so far by every process of this run, with its HTTP status when it was answered."""
     folder = Path(directory or os.environ[DIR_VARIABLE])
-    return [json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    lines = [json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    statuses = {line["answer"]: line["status"] for line in lines if "answer" in line}
+    return [{**line, "status": statuses.get(line["id"])} for line in lines if "answer" not in line]
 
 
 # ------------------------------------------------------------------ the hook of child processes
