@@ -10,6 +10,7 @@ from outside the VPC. `-s` prints the table; it is also written next to the reco
 """
 
 import copy
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -233,11 +234,22 @@ def requirements(
         yield f"{operation} (404)", "s3:ListBucket", arn.split("/", 1)[0] if arn else None
 
 
+def distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per kind of call: the same caller, operation, names but the object key, and answer."""
+    kept: dict[str, dict[str, Any]] = {}
+    for record in records:
+        params = {k: v for k, v in record["params"].items() if k != "Key"}
+        signature = [record[k] for k in ("caller", "service", "operation", "kind", "settings", "app_env", "status")]
+        kept.setdefault(json.dumps([signature, params], sort_keys=True), record)
+    return list(kept.values())
+
+
 def check(deployment: Deployment, records: list[dict[str, Any]], not_found: bool = False) -> list[Row]:
     callers = principals(deployment)
     routes = endpoints(deployment)
+    policies: dict[str, list[dict[str, Any]]] = {}
     rows = set()
-    for record in records:
+    for record in distinct(records):
         caller, operation = record["caller"], f"{record['service']}:{record['operation']}"
         principal = callers.get(caller)
         if principal is None or record["app_env"] == "LOCAL":
@@ -251,7 +263,9 @@ def check(deployment: Deployment, records: list[dict[str, Any]], not_found: bool
             shown = (
                 "(not mapped: any it names)" if arn is None else re.sub(r"^(arn:aws:s3:::[^/]+)/.+$", r"\1/<key>", arn)
             )
-            allowed = decide(role_statements(deployment, principal), action, arn)
+            if principal.name not in policies:
+                policies[principal.name] = role_statements(deployment, principal)
+            allowed = decide(policies[principal.name], action, arn)
             iam = f"{'allowed' if allowed else 'DENIED'} by {principal.role or 'no role'}"
             path = route(deployment, routes, principal, record, action, arn)
             rows.add(Row(caller, principal.name, record["kind"], shown_operation, action, shown, iam, path))
