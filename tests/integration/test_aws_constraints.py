@@ -287,6 +287,20 @@ def test_every_string_the_stacks_send_meets_its_api_constraints(stage: Any) -> N
     assert len(results) > 150
 
 
+def test_each_stage_resolves_to_its_own_names_and_conditions() -> None:
+    """The resolution the check relies on: samconfig's parameters, the root's values passed to nested stacks."""
+    by_stage = {stage.name: Deployment(stage) for stage in stages()}
+    for name, deployment in by_stage.items():
+        keys = deployment.templates["root"]["Resources"]["KeysResource"]["Properties"]["PublicKeysParameter"]
+        assert deployment.resolve("root", keys) == f"/multidb-{name}/jwt-public-keys"
+        group = deployment.templates["ServicesStack"]["Resources"]["RealtimeSecurityGroup"]["Properties"]
+        assert deployment.resolve("ServicesStack", group["GroupDescription"]).startswith(f"multidb-{name} ")
+        cidr = deployment.templates["NetworkStack"]["Resources"]["PrivateSubnet2"]["Properties"]["CidrBlock"]
+        assert deployment.resolve("NetworkStack", cidr) == "10.40.16.0/20"
+    assert by_stage["prod"].condition("DataStack", "MultiAzEnabled")
+    assert not by_stage["dev"].condition("DataStack", "MultiAzEnabled")
+
+
 def test_the_check_names_the_apostrophe_of_finding_1() -> None:
     """The description as services.yaml had it: EC2 refuses the apostrophe, so the check must."""
     deployment = Deployment(stages()[0])
