@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+pytest_plugins = ["tests.aws_calls"]  # records every AWS call the code makes (tests/integration/test_aws_calls.py)
+
 ON_CI = os.environ.get("CI") == "true"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_HOST = "127.0.0.1"

@@ -50,7 +50,10 @@ class Process:
         self.output = Path(tempfile.mkstemp(prefix=f"multidb-{name}-", suffix=".log")[1])
         environment = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared")]),
+            # First, when the run records AWS calls: its sitecustomize hook (tests/aws_calls.py)
+            "PYTHONPATH": os.pathsep.join(
+                [*filter(None, [os.environ.get("MULTIDB_AWS_CALLS_SITE")]), str(ROOT), str(ROOT / "shared")]
+            ),
             "PYTHONFAULTHANDLER": "1",  # SIGABRT prints every thread's stack: see stop()
         }
         environment.update(env or {})
