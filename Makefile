@@ -73,7 +73,7 @@ typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions 
 FAILOVER_TEST := tests/integration/test_scheduler.py::test_a_standby_fires_the_next_run_within_30_s_of_the_holders_death_and_no_run_fires_twice
 EMBEDDED_SKIPS := sam_build template stacks deploy_resources services_stack containers fuzz load lean_artifacts bench \
 	tls snapstart metrics gateway_server local_gateway throttling configuration documented_errors files audit mongo \
-	document_repository teardown
+	document_repository teardown aws_constraints aws_calls
 
 pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests again on the embedded defaults
 	python -m pytest --durations=10 $(PYTEST_ARGS)
