@@ -42,6 +42,7 @@ class Principal:
             "fam": self.claims.fam,
             "iat": self.claims.iat,
             "exp": self.claims.exp,
+            "kid": self.claims.kid,
         }
 
 
