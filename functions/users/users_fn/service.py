@@ -3,16 +3,18 @@
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from pydantic.alias_generators import to_camel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import audit, notices
+from multidb.api.app import API_PREFIX
 from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
-from multidb.rbac import granted, invalidate
+from multidb.rbac import granted, granted_all, invalidate, permission_code
 from multidb.repository import RoleRepository, ScheduleRepository, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
 from multidb.security.passwords import hash_new_password
@@ -22,6 +24,9 @@ from .schemas import UserCreate, UserUpdate
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+
+RESET_CODE = permission_code("PUT", f"{API_PREFIX}/users/{{user_id}}/password")
 
 
 def new_password_hash(ciphertext: str) -> str:
@@ -49,7 +54,7 @@ async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uui
     roles = await repository.get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
         raise InvalidInput("unknown role id", error="unknown_role")
-    if not principal.holds(granted(roles, disabled_too=True)):
+    if not principal.holds(granted_all(roles, disabled_too=True)):
         raise Forbidden("you can only assign roles whose permissions you hold yourself", error="role_above_you")
     return roles
 
@@ -83,7 +88,7 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
 def _view(user: User) -> dict[str, object]:
     """What the audit log keeps of a user: the fields that say who they are and what they may do."""
     identity = audit.view(user, "username", "name", "email", "status", "is_admin")
-    return {**identity, "roles": sorted(role.code for role in user.roles)}
+    return {**{to_camel(name): value for name, value in identity.items()}, "roles": sorted(r.code for r in user.roles)}
 
 
 async def update(
@@ -142,6 +147,10 @@ async def reset_password(
     users = UserRepository(session)
     user = await users.require(user_id)
     check_may_manage(principal, user)
+    if not principal.admin and RESET_CODE in granted(user.roles, disabled_too=True):
+        # Holding the same codes is not being above: a reset hands over the account, its files
+        # and schedules too, so resetters would take each other over (one stolen, all taken).
+        raise Forbidden("only admins reset the password of someone who may reset passwords", error="reset_peer")
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
     user_id_ = str(user.id)
     await audit.record("user.password_reset", user_id=principal.user_id, target=("user", user_id_), required=True)
