@@ -9,6 +9,7 @@ changes a user or their roles deletes both (see `invalidate`).
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -111,6 +112,17 @@ def held(kind: str, codes: "Iterable[str]") -> frozenset[str]:
     """Codes of one kind as they count among what a user holds (`granted_all`)."""
     prefix = _HELD_AS.get(kind)
     return frozenset(codes if prefix is None else (permission_code(prefix, code) for code in codes))
+
+
+# Role codes a client may take for "administrator" (user/info lists a user's role codes): only
+# admins create, rename to, change, delete or assign such roles. Compared without case or separators.
+RESERVED_ROLE_CODES = frozenset(
+    {"admin", "administrator", "administrators", "root", "superadmin", "superuser", "sysadmin"}
+)
+
+
+def is_reserved(role_code: str) -> bool:
+    return re.sub(r"[_:.-]", "", role_code.lower()) in RESERVED_ROLE_CODES
 
 
 def access_of(code: str) -> Access:

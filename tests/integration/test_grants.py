@@ -190,6 +190,30 @@ def test_a_reserved_role_is_an_admins_to_create_change_and_delete(api: Api, admi
     assert api.put(f"{ROLES}/{reserved}", token=admin, json_body={"name": "Admins"}).status_code == 200
 
 
+def test_a_reserved_role_is_assigned_by_admins_only(api: Api, admin: str) -> None:
+    """Holding its codes is not enough: user/info would list the code `admin` for the user."""
+    user("manager", USER_MANAGER)
+    holder, target = user("holder"), user("target")
+    reserved = api.post(ROLES, token=admin, json_body={"name": "Administrators", "code": "admin"}).json()["data"]["id"]
+    plain = api.post(ROLES, token=admin, json_body={"name": "Plain", "code": "plain"}).json()["data"]["id"]
+    assert api.put(f"{USERS}/{holder}", token=admin, json_body={"roleIds": [reserved]}).status_code == 200
+    manager = token(api, "manager")
+    before = snapshot()
+    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [reserved]}), 403, "reserved_role_code")
+    body = {
+        "name": "New",
+        "email": "new@example.com",
+        "username": "newbie",
+        "password": api.encrypt("new-password"),
+        "roleIds": [reserved],
+    }
+    refused(api.post(USERS, token=manager, json_body=body), 403, "reserved_role_code")
+    assert snapshot() == before
+    # A user who has it keeps it through a change of their other roles.
+    kept = api.put(f"{USERS}/{holder}", token=manager, json_body={"roleIds": [reserved, plain]})
+    assert kept.status_code == 200, kept.body
+
+
 # ---- 21.4: the audit entry of a role change shows what changed -------------------------------
 
 

@@ -1,7 +1,6 @@
 """Role rules: codes unique, reserved codes admins' own, permissions of every kind from the
 catalogue and held by the granter, caches dropped."""
 
-import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Forbidden, InvalidInput
 from multidb.models import Role
-from multidb.rbac import ROLE_FIELDS, declared, granted_all, held, invalidate
+from multidb.rbac import ROLE_FIELDS, declared, granted_all, held, invalidate, is_reserved
 from multidb.repository import RoleRepository, UserRepository, keyword_filter
 
 from .schemas import RoleCreate, RoleUpdate
@@ -23,16 +22,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-# Role codes a client may take for "administrator" (the profile lists a user's role codes):
-# only admins create, rename to, change or delete them. Compared without case or separators.
-RESERVED_CODES = frozenset({"admin", "administrator", "administrators", "root", "superadmin", "superuser", "sysadmin"})
-
-
-def is_reserved(code: str) -> bool:
-    return re.sub(r"[_:.-]", "", code.lower()) in RESERVED_CODES
-
-
 def check_code(principal: Principal, code: str) -> None:
+    """A reserved role code (`rbac.is_reserved`) is an admin's to create, take or change."""
     if is_reserved(code) and not principal.admin:
         raise Forbidden("only admins create or change roles with this code", error="reserved_role_code")
 

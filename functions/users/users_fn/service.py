@@ -14,7 +14,7 @@ from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
-from multidb.rbac import granted, granted_all, invalidate, permission_code
+from multidb.rbac import granted, granted_all, invalidate, is_reserved, permission_code
 from multidb.repository import RoleRepository, ScheduleRepository, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
 from multidb.security.passwords import hash_new_password
@@ -44,9 +44,12 @@ def filters(keyword: str | None, status: bool | None, role_id: uuid.UUID | None)
     ]
 
 
-async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID]) -> list[Role]:
+async def _roles(
+    session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID], had: frozenset[uuid.UUID] = frozenset()
+) -> list[Role]:
     """The roles to assign: they must exist, and a non-admin can hand out only what they hold
-    (a disabled role's codes included: enabling it later must not hand over more)."""
+    (a disabled role's codes included: enabling it later must not hand over more), and no
+    role with a reserved code the user did not `had` already."""
     repository = RoleRepository(session)
     # Held until this change commits: a concurrent edit or deletion of these roles, which reads
     # their holders after locking them (roles_fn), then sees this user among them.
@@ -56,6 +59,8 @@ async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uui
         raise InvalidInput("unknown role id", error="unknown_role")
     if not principal.holds(granted_all(roles, disabled_too=True)):
         raise Forbidden("you can only assign roles whose permissions you hold yourself", error="role_above_you")
+    if not principal.admin and any(is_reserved(r.code) and r.id not in had for r in roles):
+        raise Forbidden("only admins assign roles with this code", error="reserved_role_code")
     return roles
 
 
@@ -113,7 +118,7 @@ async def update(
         await _keep_an_admin(users, [user])
     before = _view(user)
     if role_ids is not None:
-        user.roles = await _roles(session, principal, role_ids)
+        user.roles = await _roles(session, principal, role_ids, frozenset(r.id for r in user.roles))
     disabled = user.status and changes.get("status") is False
     status_changed = "status" in changes and changes["status"] != user.status
     await users.update(user, changes)
