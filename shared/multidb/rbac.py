@@ -114,6 +114,11 @@ def held(kind: str, codes: "Iterable[str]") -> frozenset[str]:
     return frozenset(codes if prefix is None else (permission_code(prefix, code) for code in codes))
 
 
+# Resetting a password hands over the account (its files, schedules, sessions): whoever holds
+# this code is managed by admins only (`authz.check_may_manage`), or resetters would take each
+# other over, and one stolen would take them all.
+PASSWORD_RESET = permission_code("PUT", "/api/v1/users/{user_id}/password")
+
 # Role codes a client may take for "administrator" (user/info lists a user's role codes): only
 # admins create, rename to, change, delete or assign such roles. Compared without case or separators.
 RESERVED_ROLE_CODES = frozenset(

@@ -17,7 +17,7 @@ from tests.helpers import Api, role_id, snapshot
 
 ROLES = "/api/v1/roles"
 USERS = "/api/v1/users"
-RESET = "PUT:/api/v1/users/{user_id}/password"
+RESET = "PUT:/api/v1/users/{user_id}/password"  # rbac.PASSWORD_RESET
 ROLE_EDITOR = ("POST:/api/v1/roles", "PUT:/api/v1/roles/{role_id}")
 USER_MANAGER = ("POST:/api/v1/users", "PUT:/api/v1/users/{user_id}", RESET)
 
@@ -248,10 +248,31 @@ def test_a_user_manager_cannot_reset_the_password_of_a_peer_who_may_reset_passwo
     una = token(api, "una")
     before = snapshot()
     body = {"password": api.encrypt("taken-over")}
-    refused(api.put(f"{USERS}/{peer}/password", token=una, json_body=body), 403, "reset_peer")
+    refused(api.put(f"{USERS}/{peer}/password", token=una, json_body=body), 403, "user_resets_passwords")
     assert snapshot() == before
     assert api.put(f"{USERS}/{below}/password", token=una, json_body=body).status_code == 200
     assert api.put(f"{USERS}/{peer}/password", token=admin, json_body=body).status_code == 200
+
+
+def test_a_peer_who_may_reset_passwords_cannot_be_stripped_of_it_first(api: Api) -> None:
+    """The two-step way around: take the reset code away (the peer's roles, or the role they
+    hold), then reset. A user who may reset passwords is an admin's to manage."""
+    user("una", (*USER_MANAGER, *ROLE_EDITOR, "DELETE:/api/v1/users/{user_id}"))
+    peer = user("peer", USER_MANAGER)
+    lesser = runtime.run(_user("lesser-holder", True, [{"code": "lesser", "interface_permissions": []}]))
+    una = token(api, "una")
+    before = snapshot()
+    lesser_role = role_id("lesser")
+    for method, path, body in [
+        ("PUT", f"{USERS}/{peer}", {"roleIds": [lesser_role]}),
+        ("PUT", f"{USERS}/{peer}", {"status": False}),
+        ("DELETE", f"{USERS}/{peer}", None),
+    ]:
+        refused(api.request(method, path, token=una, json_body=body), 403, "user_resets_passwords")
+    stripped = {"interfacePermissions": ["POST:/api/v1/users"]}
+    refused(api.put(f"{ROLES}/{role_id('peer-role')}", token=una, json_body=stripped), 403, "role_holder_above_you")
+    assert snapshot() == before
+    assert api.put(f"{USERS}/{lesser}", token=una, json_body={"name": "Renamed"}).status_code == 200  # below una
 
 
 def test_a_peer_whose_reset_code_is_in_a_disabled_role_is_still_a_peer(api: Api) -> None:
@@ -260,7 +281,7 @@ def test_a_peer_whose_reset_code_is_in_a_disabled_role_is_still_a_peer(api: Api)
     refused(
         api.put(f"{USERS}/{peer}/password", token=token(api, "una"), json_body={"password": api.encrypt("x-x-x-x-x")}),
         403,
-        "reset_peer",
+        "user_resets_passwords",
     )
 
 
