@@ -137,7 +137,8 @@ def check_may_manage(principal: Principal, user: "User") -> None:
     """A user is managed (changed, disabled, reset, deleted, or their roles changed under
     them) only by an admin or by someone holding every code the user's roles grant, enabled
     or not, pages and buttons included: nobody acts on a user above them. A user who may
-    reset passwords (`rbac.PASSWORD_RESET`) is managed by admins only. The user must be loaded with their roles."""
+    reset passwords (`rbac.PASSWORD_RESET`) is managed by admins only. The user must be
+    loaded with their roles."""
     if principal.admin:
         return
     if user.is_admin:
