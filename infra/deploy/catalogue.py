@@ -4,10 +4,12 @@
     python -m infra.deploy.catalogue --check  exit 1 if the file is stale
 
 One entry per method and path template, so GET and POST on one path are two permission
-codes; one per Celery task (`TASK:<name>`), which running or scheduling it needs too; and
-one per Socket.IO client event (`SOCKET:<event>`).
+codes; one per Celery task (`TASK:<name>`), which running or scheduling it needs too; one
+per Socket.IO client event (`SOCKET:<event>`); and the console's pages and buttons,
+declared below: the only codes a role's `routerPermissions` and `buttonPermissions` may name.
 The authorizer reads the file to tell public and authenticated-only routes from those
-that need a grant; initdb syncs it into the `interface_routes` table.
+that need a grant; initdb syncs it into the `interface_routes` table, which
+`GET /router/backend` serves.
 """
 
 import argparse
@@ -91,8 +93,63 @@ def event_entries() -> list[dict[str, Any]]:
     ]
 
 
+# The console's pages (router permissions: the menu entries a role shows) and buttons (button
+# permissions: the actions it offers), written here because no route declares them. A page or
+# button only shows what its routes allow: the routes' own codes still decide every request.
+PAGES = {
+    "/system/users": "Users: list, create, change, reset passwords, delete",
+    "/system/roles": "Roles and what they grant",
+    "/system/routes": "The route catalogue: every permission code",
+    "/system/audit": "The audit log",
+    "/tasks/runs": "Task runs: start one, follow it",
+    "/tasks/schedules": "Schedules of tasks",
+    "/files": "Files: upload, download, delete",
+}
+BUTTONS = {
+    "user:create": "Create a user",
+    "user:update": "Change a user",
+    "user:reset-password": "Reset a user's password",
+    "user:delete": "Delete users",
+    "role:view": "Open a role",
+    "role:create": "Create a role",
+    "role:update": "Change a role",
+    "role:delete": "Delete roles",
+    "task:run": "Run a task",
+    "schedule:create": "Create a schedule",
+    "schedule:update": "Change a schedule",
+    "schedule:delete": "Delete a schedule",
+    "file:upload": "Upload a file",
+    "file:download": "Download a file",
+    "file:delete": "Delete a file",
+}
+
+
+def console_entries(kind: str, declared: dict[str, str]) -> list[dict[str, Any]]:
+    """One entry per page (method ROUTER) or button (method BUTTON): its code is the code itself."""
+    from multidb.rbac import Access
+
+    return [
+        {
+            "code": code,
+            "method": kind,
+            "path": code,
+            "name": code,
+            "description": description,
+            "function": "console",
+            "access": Access.PERMISSION.value,
+        }
+        for code, description in sorted(declared.items())
+    ]
+
+
 def render(template: Template) -> str:
-    catalogue = {"routes": entries(template), "tasks": task_entries(), "events": event_entries()}
+    catalogue = {
+        "routes": entries(template),
+        "tasks": task_entries(),
+        "events": event_entries(),
+        "routers": console_entries("ROUTER", PAGES),
+        "buttons": console_entries("BUTTON", BUTTONS),
+    }
     return json.dumps(catalogue, indent=2) + "\n"
 
 

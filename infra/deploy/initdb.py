@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from multidb import runtime
 from multidb.db import session_scope
 from multidb.models import InterfaceRoute, User
-from multidb.rbac import grantable
+from multidb.rbac import listed
 from multidb.repository import RouteRepository, UserRepository
 from multidb.security.passwords import hash_password
 from multidb.settings import DEFAULT_ADMIN_PASSWORD, Environment, get_settings
@@ -35,10 +35,10 @@ def migrate(database_url: str | None = None) -> None:
 
 
 async def sync_catalogue(session: AsyncSession) -> tuple[int, int]:
-    """Make the interface_routes table equal the generated catalogue (routes, tasks, events);
-    returns (upserted, deleted)."""
+    """Make the interface_routes table equal the generated catalogue (routes, tasks, events,
+    the console's pages and buttons); returns (upserted, deleted)."""
     routes = RouteRepository(session)
-    wanted = grantable()
+    wanted = listed()
     existing = {route.code: route for route in await routes.get_all()}
     for code, entry in wanted.items():
         values = {name: entry[name] for name in ("method", "path", "name", "description", "function", "access")}

@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .logs import get_logger
-from .rbac import Access, Grants, access_of, cached_grants, granted, permission_key, version_key
+from .rbac import (
+    PASSWORD_RESET,
+    Access,
+    Grants,
+    access_of,
+    cached_grants,
+    granted_all,
+    permission_key,
+    version_key,
+)
 from .redis import get_blocking_redis, get_redis
 from .security.sessions import revoked_family_key, revoked_key
 from .security.tokens import Claims
@@ -42,6 +51,7 @@ class Principal:
             "fam": self.claims.fam,
             "iat": self.claims.iat,
             "exp": self.claims.exp,
+            "kid": self.claims.kid,
         }
 
 
@@ -126,10 +136,17 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
 def check_may_manage(principal: Principal, user: "User") -> None:
     """A user is managed (changed, disabled, reset, deleted, or their roles changed under
     them) only by an admin or by someone holding every code the user's roles grant, enabled
-    or not: nobody acts on a user above them. The user must be loaded with their roles."""
+    or not, pages and buttons included: nobody acts on a user above them. A user who may
+    reset passwords (`rbac.PASSWORD_RESET`) is managed by admins only. The user must be
+    loaded with their roles."""
     if principal.admin:
         return
     if user.is_admin:
         raise Forbidden("only admins can change admins", error="admins_only")
-    if not principal.holds(granted(user.roles, disabled_too=True)):
+    codes = granted_all(user.roles, disabled_too=True)
+    if not principal.holds(codes):
         raise Forbidden("you can only manage users whose permissions you hold yourself", error="user_above_you")
+    if PASSWORD_RESET in codes:
+        # Holding the same codes is not being above: a peer who may reset passwords could be
+        # stripped of that code, then reset. Such users are admins' to manage.
+        raise Forbidden("this user may reset passwords: only admins manage them", error="user_resets_passwords")

@@ -9,6 +9,7 @@ changes a user or their roles deletes both (see `invalidate`).
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -82,6 +83,53 @@ def grantable() -> dict[str, dict[str, Any]]:
     return {entry["code"]: entry for entry in entries}
 
 
+ROLE_FIELDS = ("interface_permissions", "button_permissions", "router_permissions")
+# How a button or router code counts among the codes a user holds (beside the interface codes,
+# which count as they are): prefixed, so that it can never be mistaken for a route's code.
+_HELD_AS = {"button_permissions": "BUTTON", "router_permissions": "ROUTER"}
+
+
+@lru_cache
+def declared(kind: str) -> frozenset[str]:
+    """The codes a role's `kind` of permissions may name: interface permissions the routes',
+    tasks' and events' (`grantable`), router and button permissions the console's pages and
+    buttons the catalogue declares."""
+    if kind == "interface_permissions":
+        return frozenset(grantable())
+    section = {"button_permissions": "buttons", "router_permissions": "routers"}[kind]
+    return frozenset(entry["code"] for entry in _catalogue_file().get(section, []))
+
+
+@lru_cache
+def listed() -> dict[str, dict[str, Any]]:
+    """Every entry of the catalogue, routes, tasks, events, pages and buttons: what initdb
+    syncs into the table `GET /router/backend` serves."""
+    data = _catalogue_file()
+    return {entry["code"]: entry for section in data.values() for entry in section}
+
+
+def held(kind: str, codes: "Iterable[str]") -> frozenset[str]:
+    """Codes of one kind as they count among what a user holds (`granted_all`)."""
+    prefix = _HELD_AS.get(kind)
+    return frozenset(codes if prefix is None else (permission_code(prefix, code) for code in codes))
+
+
+# Resetting a password hands over the account (its files, schedules, sessions): whoever holds
+# this code is managed by admins only (`authz.check_may_manage`), or resetters would take each
+# other over, and one stolen would take them all.
+PASSWORD_RESET = permission_code("PUT", "/api/v1/users/{user_id}/password")
+
+# Role codes a client may take for "administrator" (user/info lists a user's role codes): only
+# admins create, rename to, change, delete or assign such roles. Compared without case or separators.
+RESERVED_ROLE_CODES = frozenset(
+    {"admin", "administrator", "administrators", "root", "superadmin", "superuser", "sysadmin"}
+)
+
+
+def is_reserved(role_code: str) -> bool:
+    return re.sub(r"[_:.-]", "", role_code.lower()) in RESERVED_ROLE_CODES
+
+
 def access_of(code: str) -> Access:
     """How a route is guarded; a code missing from the catalogue needs an explicit grant."""
     entry = catalogue().get(code)
@@ -94,6 +142,8 @@ class Grants:
     name: str
     active: bool
     admin: bool
+    # What the user's enabled roles grant (`granted_all`): route, task and event codes, and
+    # their pages' and buttons' as ROUTER:<code> and BUTTON:<code>.
     codes: frozenset[str] = field(default_factory=frozenset)
 
     def allows(self, code: str) -> bool:
@@ -147,6 +197,14 @@ def granted(
     return frozenset(code for role in roles if role.status or disabled_too for code in getattr(role, kind))
 
 
+def granted_all(roles: "Iterable[Role]", *, disabled_too: bool = False) -> frozenset[str]:
+    """Every code these roles hand out, of all three kinds, as one set: interface codes as
+    they are, button and router codes as `BUTTON:<code>` and `ROUTER:<code>`. What a user holds
+    (the grants' codes) and what the grant rule compares with it."""
+    roles = list(roles)
+    return frozenset().union(*(held(kind, granted(roles, kind, disabled_too=disabled_too)) for kind in ROLE_FIELDS))
+
+
 async def load_views(session: "AsyncSession", user_id: str) -> "tuple[Grants, dict[str, Any]] | None":
     """Read a user once (one statement) for both cached views of them: their grants, from
     which disabled roles grant nothing, and their profile."""
@@ -156,7 +214,7 @@ async def load_views(session: "AsyncSession", user_id: str) -> "tuple[Grants, di
     user = await UserRepository(session).get(user_id)
     if user is None:
         return None
-    return Grants(str(user.id), user.name, user.status, user.is_admin, granted(user.roles)), profile_of(user)
+    return Grants(str(user.id), user.name, user.status, user.is_admin, granted_all(user.roles)), profile_of(user)
 
 
 def profile_of(user: "User") -> dict[str, Any]:

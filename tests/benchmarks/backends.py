@@ -271,7 +271,8 @@ def seed(env: dict[str, str], route_keys: list[str], source: Path = ROOT) -> See
     runtime.run(_seed_documents(user_id))
     task_id = runtime.run(_seed_task_run(user_id))
     boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    token, _ = issue(user_id, TokenType.ACCESS, uuid.uuid4().hex, 3600)
+    # The functions refuse a context past its token's exp: this one outlives any run.
+    token, _ = issue(user_id, TokenType.ACCESS, uuid.uuid4().hex, 24 * 3600)
     contexts = {}
     for route_key in route_keys:
         decision = authorizer(authorizer_event(token, route_key), None)

@@ -72,8 +72,8 @@ def test_logins_a_role_change_an_upload_and_a_run_each_appear_once(api: Api, wor
     (change,) = by_action["role.update:success"]
     assert change["userId"] == get_user_id("admin")
     assert change["targetType"] == "role"
-    assert change["details"]["interface_permissions"]["to"][-1] == "TASK:multidb.ping"
-    assert "GET:/api/v1/roles" in change["details"]["interface_permissions"]["to"]
+    assert change["details"]["interfacePermissions"]["to"][-1] == "TASK:multidb.ping"
+    assert "GET:/api/v1/roles" in change["details"]["interfacePermissions"]["to"]
     (upload_entry,) = by_action["file.upload:success"]
     assert (upload_entry["userId"], upload_entry["targetId"]) == (alice_id, upload["file"]["id"])
     (run_entry,) = by_action["task.run:success"]

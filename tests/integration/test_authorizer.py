@@ -74,7 +74,8 @@ def test_the_stored_event_is_allowed_with_a_real_token(api: Api, user: str) -> N
     assert decision["isAuthorized"] is True
     assert decision["context"]["userId"] == user
     assert decision["context"]["isAdmin"] is False
-    assert set(decision["context"]) == {"userId", "name", "isAdmin", "jti", "fam", "iat", "exp"}
+    assert set(decision["context"]) == {"userId", "name", "isAdmin", "jti", "fam", "iat", "exp", "kid"}
+    assert decision["context"]["kid"] == signing_key().kid  # functions check it is still published
     assert all(isinstance(v, str | int | bool) for v in decision["context"].values())
 
 

@@ -83,3 +83,20 @@ def test_made_up_kids_read_the_published_keys_at_most_once_a_minute(
     older(61, keys.secrets.parameter)
     keys.verification_keys(refresh=True)
     assert reads == [PARAMETER]
+
+
+def test_behind_the_gateway_a_rotation_is_learned_and_a_retired_key_refused(aws: tuple[object, object]) -> None:
+    """`published.is_published`, which functions run on a cached decision's `kid`, follows the
+    SSM parameter as `verify` does: an unknown kid reads it again, at most once a minute."""
+    from multidb.security.published import is_published
+
+    old_kid = deploy_keys.init(*aws, SECRET, LOGIN, PARAMETER)
+    assert is_published(old_kid)
+    new_kid = deploy_keys.rotate(*aws, SECRET, PARAMETER)
+    assert not is_published(new_kid)  # read less than a minute ago: not read again yet
+    older(61, keys.secrets.parameter)
+    assert is_published(new_kid)
+    assert is_published(old_kid)
+    deploy_keys.rotate(*aws, SECRET, PARAMETER)  # the oldest key is retired...
+    older(max_age() + 1, keys.secrets.parameter)  # ...and counts until the list is read again
+    assert not is_published(old_kid)

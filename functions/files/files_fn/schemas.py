@@ -1,6 +1,7 @@
 """File bodies: UploadCreate, FilePublic, UploadPublic, DownloadPublic."""
 
 import unicodedata
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -9,6 +10,11 @@ from pydantic import Field, StringConstraints, field_validator
 from multidb.api.requests import RequestBody
 from multidb.api.responses import CamelModel
 from multidb.storage import MAX_PART, MAX_PARTS, MIN_PART
+
+MAX_KEY_BYTES = 1024  # S3 refuses a PUT to a longer object key (UTF-8 bytes)
+# What `service.object_key` puts before the name: `<owner id>/<32 hex digits>/`.
+KEY_PREFIX_BYTES = len(f"{uuid.UUID(int=0)}/{uuid.UUID(int=0).hex}/")
+MAX_NAME_BYTES = MAX_KEY_BYTES - KEY_PREFIX_BYTES
 
 PART_URLS = 1000  # part URLs per answer: 10,000 of them would pass Lambda's 6 MB response limit
 
@@ -37,6 +43,8 @@ class UploadCreate(RequestBody):
             raise ValueError("a file name cannot be empty, '.' or '..'")
         if any(ch in "/\\" or unicodedata.category(ch).startswith("C") for ch in name):
             raise ValueError("a file name cannot hold slashes or control characters")
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise ValueError(f"a file name can be at most {MAX_NAME_BYTES} bytes in UTF-8 (S3's key limit)")
         return name
 
 

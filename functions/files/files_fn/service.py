@@ -88,10 +88,15 @@ def _part_urls(doc: "StoredFile", numbers: list[int]) -> list[PartUrl]:
     ]
 
 
+def object_key(owner_id: str, name: str) -> str:
+    """Where an upload is stored; its name was held to S3's key limit (`schemas.MAX_NAME_BYTES`)."""
+    return f"{owner_id}/{uuid.uuid4().hex}/{name}"
+
+
 async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate) -> UploadPublic:
     settings = get_settings()
     _checked_size(body)
-    key = f"{principal.user_id}/{uuid.uuid4().hex}/{body.name}"
+    key = object_key(principal.user_id, body.name)
     expires = datetime.now(UTC) + timedelta(seconds=settings.files_url_ttl)
     await storage.ensure_local_bucket()
     async with files.repository() as repo, files.quota(redis, repo, principal.user_id, body.size):

@@ -1,9 +1,10 @@
-"""Role rules: codes unique, permissions from the catalogue and held by the granter, caches dropped."""
+"""Role rules: codes unique, reserved codes admins' own, permissions of every kind from the
+catalogue and held by the granter, caches dropped."""
 
 import uuid
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from pydantic.alias_generators import to_camel
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,7 +13,7 @@ from multidb.authz import Principal, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Forbidden, InvalidInput
 from multidb.models import Role
-from multidb.rbac import grantable, granted, invalidate
+from multidb.rbac import ROLE_FIELDS, declared, granted_all, held, invalidate, is_reserved
 from multidb.repository import RoleRepository, UserRepository, keyword_filter
 
 from .schemas import RoleCreate, RoleUpdate
@@ -21,18 +22,34 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-def check_permissions(principal: Principal, codes: Iterable[str]) -> None:
-    """Codes a role may grant: known to the catalogue, and held by whoever grants them."""
-    unknown = sorted(set(codes) - set(grantable()))
-    if unknown:
-        raise InvalidInput(f"unknown permission codes: {', '.join(unknown[:10])}", error="unknown_permission")
-    if not principal.holds(codes):
+def check_code(principal: Principal, code: str) -> None:
+    """A reserved role code (`rbac.is_reserved`) is an admin's to create, take or change."""
+    if is_reserved(code) and not principal.admin:
+        raise Forbidden("only admins create or change roles with this code", error="reserved_role_code")
+
+
+def check_permissions(principal: Principal, permissions: dict[str, list[str]]) -> None:
+    """Codes a role may grant, of each kind (`ROLE_FIELDS`): declared in the catalogue, and
+    held by whoever grants them. No wildcard: `*` or `/admin/*` is a code like any other,
+    and no entry declares one."""
+    for kind, codes in permissions.items():
+        unknown = sorted(set(codes) - declared(kind))
+        if unknown:
+            field = to_camel(kind)
+            raise InvalidInput(
+                f"unknown {field} codes: {', '.join(unknown[:10])}"[:300],
+                error="unknown_permission",
+                fields={field: "codes missing from the catalogue (GET /api/v1/router/backend)"},
+            )
+    if not principal.holds(frozenset().union(*(held(kind, codes) for kind, codes in permissions.items()))):
         raise Forbidden("you can only grant permissions you hold yourself", error="permission_not_held")
 
 
 def check_may_change(principal: Principal, role: Role) -> None:
-    """Only someone holding all a role grants may change or delete it (enabling it included)."""
-    if not principal.holds(granted([role], disabled_too=True)):
+    """Only someone holding all a role grants, of every kind, may change or delete it
+    (enabling it included); a role with a reserved code is an admin's."""
+    check_code(principal, role.code)
+    if not principal.holds(granted_all([role], disabled_too=True)):
         raise Forbidden("you can only change roles whose permissions you hold yourself", error="role_above_you")
 
 
@@ -56,7 +73,8 @@ def filters(status: bool | None, keyword: str | None) -> list[Any]:
 
 
 async def create(session: AsyncSession, principal: Principal, data: RoleCreate) -> Role:
-    check_permissions(principal, data.interface_permissions)
+    check_code(principal, data.code)
+    check_permissions(principal, {kind: getattr(data, kind) for kind in ROLE_FIELDS})
     role = await RoleRepository(session).create(Role(**data.model_dump()))
     await audit.record(
         "role.create", user_id=principal.user_id, target=("role", str(role.id)), details=_view(role), required=True
@@ -65,8 +83,10 @@ async def create(session: AsyncSession, principal: Principal, data: RoleCreate) 
 
 
 def _view(role: Role) -> dict[str, object]:
-    """What the audit log keeps of a role."""
-    return audit.view(role, "name", "code", "status", "interface_permissions")
+    """What the audit log keeps of a role: every field a client can change, named as the API
+    names them (camelCase), so a change shows as `{field: {from, to}}`."""
+    kept = audit.view(role, "name", "description", "code", "status", *ROLE_FIELDS)
+    return {to_camel(name): value for name, value in kept.items()}
 
 
 async def update(
@@ -79,8 +99,9 @@ async def update(
     role = await roles.require(role_id)
     check_may_change(principal, role)
     changes = data.model_dump(exclude_unset=True)
-    if "interface_permissions" in changes:
-        check_permissions(principal, changes["interface_permissions"])
+    if "code" in changes:
+        check_code(principal, changes["code"])
+    check_permissions(principal, {kind: changes[kind] for kind in ROLE_FIELDS if kind in changes})
     holders = await roles.user_ids_of([role_id])
     await check_holders(session, principal, holders)
     before = _view(role)

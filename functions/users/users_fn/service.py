@@ -3,6 +3,7 @@
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from pydantic.alias_generators import to_camel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,7 +13,7 @@ from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
-from multidb.rbac import granted, invalidate
+from multidb.rbac import granted_all, invalidate, is_reserved
 from multidb.repository import RoleRepository, ScheduleRepository, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
 from multidb.security.passwords import hash_new_password
@@ -39,9 +40,12 @@ def filters(keyword: str | None, status: bool | None, role_id: uuid.UUID | None)
     ]
 
 
-async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID]) -> list[Role]:
+async def _roles(
+    session: AsyncSession, principal: Principal, role_ids: list[uuid.UUID], had: frozenset[uuid.UUID] = frozenset()
+) -> list[Role]:
     """The roles to assign: they must exist, and a non-admin can hand out only what they hold
-    (a disabled role's codes included: enabling it later must not hand over more)."""
+    (a disabled role's codes included: enabling it later must not hand over more), and no
+    role with a reserved code the user did not `had` already."""
     repository = RoleRepository(session)
     # Held until this change commits: a concurrent edit or deletion of these roles, which reads
     # their holders after locking them (roles_fn), then sees this user among them.
@@ -49,8 +53,10 @@ async def _roles(session: AsyncSession, principal: Principal, role_ids: list[uui
     roles = await repository.get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
         raise InvalidInput("unknown role id", error="unknown_role")
-    if not principal.holds(granted(roles, disabled_too=True)):
+    if not principal.holds(granted_all(roles, disabled_too=True)):
         raise Forbidden("you can only assign roles whose permissions you hold yourself", error="role_above_you")
+    if not principal.admin and any(is_reserved(r.code) and r.id not in had for r in roles):
+        raise Forbidden("only admins assign roles with this code", error="reserved_role_code")
     return roles
 
 
@@ -83,7 +89,7 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
 def _view(user: User) -> dict[str, object]:
     """What the audit log keeps of a user: the fields that say who they are and what they may do."""
     identity = audit.view(user, "username", "name", "email", "status", "is_admin")
-    return {**identity, "roles": sorted(role.code for role in user.roles)}
+    return {**{to_camel(name): value for name, value in identity.items()}, "roles": sorted(r.code for r in user.roles)}
 
 
 async def update(
@@ -108,7 +114,7 @@ async def update(
         await _keep_an_admin(users, [user])
     before = _view(user)
     if role_ids is not None:
-        user.roles = await _roles(session, principal, role_ids)
+        user.roles = await _roles(session, principal, role_ids, frozenset(r.id for r in user.roles))
     disabled = user.status and changes.get("status") is False
     status_changed = "status" in changes and changes["status"] != user.status
     await users.update(user, changes)
@@ -141,7 +147,7 @@ async def reset_password(
         raise Forbidden("change your own password with PUT /api/v1/auth/user/password", error="self_password_reset")
     users = UserRepository(session)
     user = await users.require(user_id)
-    check_may_manage(principal, user)
+    check_may_manage(principal, user)  # who may reset passwords is an admin's to reset
     await users.update(user, {"password_hash": new_password_hash(ciphertext)})
     user_id_ = str(user.id)
     await audit.record("user.password_reset", user_id=principal.user_id, target=("user", user_id_), required=True)

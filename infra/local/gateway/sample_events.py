@@ -95,6 +95,7 @@ def main() -> int:
                     "fam": "<family>",
                     "iat": 1795840200,
                     "exp": 1795841100,
+                    "kid": "<kid>",
                 }
             }
         folder.mkdir(parents=True, exist_ok=True)

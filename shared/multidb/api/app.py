@@ -2,20 +2,22 @@
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 from mangum import Mangum
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs, runtime, snapstart
 from ..errors import AppError
 from ..settings import get_settings
 from .errors import ANSWERS, envelope, error_responses, is_outage
+from .requests import refuse_nul
 
 API_PREFIX = "/api/v1"
 
@@ -136,8 +138,23 @@ class DocumentedRoute(APIRoute):
         for depends in kwargs.get("dependencies") or ():
             dependant.dependencies.append(get_dependant(path=path, call=depends.dependency))
         declared = kwargs.get("responses") or {}
-        kwargs["responses"] = {**error_responses(*answers(dependant)), **declared}
+        statuses = answers(dependant)
+        kwargs["responses"] = {**error_responses(*statuses), **declared}
+        self._takes_input = 422 in statuses  # set first: APIRoute builds the handler in __init__
         super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, refusing a NUL in any input first (`requests.refuse_nul`); a
+        route that takes no input reads none, and is left as it is."""
+        handler = super().get_route_handler()
+        if not self._takes_input:
+            return handler
+
+        async def without_nul(request: Request) -> Response:
+            await refuse_nul(request)
+            return await handler(request)
+
+        return without_nul
 
 
 def create_app(title: str, *routers: APIRouter) -> FastAPI:

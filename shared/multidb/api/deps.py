@@ -12,7 +12,7 @@ from ..errors import Unauthorized
 from ..paging import MAX_PAGE_SIZE
 from ..rbac import permission_code, profile_key
 from ..redis import get_redis
-from ..security.tokens import Claims, TokenType, bearer, verify
+from ..security.tokens import Claims, TokenType, bearer, check_still_valid, verify
 from ..settings import get_settings
 from .errors import ANSWERS
 
@@ -41,10 +41,13 @@ def _gateway_context(request: Request) -> dict[str, Any] | None:
 
 
 def _claims_from_gateway(context: dict[str, Any]) -> Claims:
+    """The claims the authorizer verified, checked again for what may have changed since:
+    API Gateway can answer from a decision it cached (AuthorizerCacheTtl, up to an hour)."""
     try:
-        return Claims.from_context(context)
+        claims = Claims.from_context(context)
     except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
         raise Unauthorized("invalid authorizer context", error="invalid_authorizer_context") from exc
+    return check_still_valid(claims)
 
 
 async def _caller(

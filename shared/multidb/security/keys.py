@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .. import secrets
 from ..config_cache import expiring
 from ..settings import get_settings
+from .published import kids_of
+from .published import published as published_keys
 
 
 class KeyConfigurationError(RuntimeError):
@@ -122,29 +124,13 @@ def login_key() -> rsa.RSAPrivateKey:
     return load_private(settings.login_private_key or stored.get("login_private_key") or _generated("login"))
 
 
-def _published(*, refresh: bool = False) -> str | None:
-    """The JSON list of published public keys: the SSM parameter, or the environment's."""
-    settings = get_settings()
-    if settings.public_keys_parameter:
-        name = settings.public_keys_parameter
-        # An unknown kid may mean a rotation: read again, but at most once a minute (tokens
-        # naming made-up kids must not turn into a parameter read each).
-        if refresh and secrets.parameter.age(name) > REFRESH_INTERVAL:
-            return secrets.parameter.refresh(name)
-        return secrets.parameter(name)
-    return settings.jwt_public_keys
-
-
-REFRESH_INTERVAL = 60.0
-
-
 def verification_keys(*, refresh: bool = False) -> dict[str, rsa.RSAPublicKey]:
     """Every public key a token may be signed with, by `kid` (old keys stay during rotation).
 
     Kept like every configuration value (CONFIG_MAX_AGE); `refresh=True` (a token names an
     unknown `kid`) reads the published list again, at most once a minute.
     """
-    published = _published(refresh=refresh)
+    published = published_keys(refresh=refresh)
     if published is not None:
         return _parsed(published)
     current = signing_key()
@@ -161,7 +147,7 @@ def _parsed(published: str) -> dict[str, rsa.RSAPublicKey]:
 
 def reset_cache() -> None:
     """Forget every key read so far (tests; a process that rotated keys itself)."""
-    for cached in (signing_key, login_key, secrets.secret_json, secrets.parameter, _parsed):
+    for cached in (signing_key, login_key, secrets.secret_json, secrets.parameter, _parsed, kids_of):
         cached.cache_clear()
 
 

@@ -37,14 +37,16 @@ class Claims:
     typ: TokenType
     iat: int
     exp: int
+    kid: str = ""  # the signing key's id, from the token's header
 
     @classmethod
     def from_context(cls, context: dict[str, Any]) -> "Claims":
         """The claims the authorizer passed on in its context (`Principal.context`)."""
-        return cls.from_payload({**context, "sub": context["userId"], "typ": TokenType.ACCESS.value})
+        payload = {**context, "sub": context["userId"], "typ": TokenType.ACCESS.value}
+        return cls.from_payload(payload, kid=str(context["kid"]))
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "Claims":
+    def from_payload(cls, payload: dict[str, Any], kid: str = "") -> "Claims":
         return cls(
             sub=str(payload["sub"]),
             jti=str(payload["jti"]),
@@ -52,6 +54,7 @@ class Claims:
             typ=TokenType(payload["typ"]),
             iat=int(payload["iat"]),
             exp=int(payload["exp"]),
+            kid=kid,
         )
 
     def seconds_left(self) -> int:
@@ -78,7 +81,7 @@ def issue(subject: str, token_type: TokenType, family: str, ttl: int) -> tuple[s
         "fam": family,
     }
     token = jwt.encode(payload, key.private_key, algorithm="RS256", headers={"kid": key.kid})
-    return token, Claims.from_payload(payload)
+    return token, Claims.from_payload(payload, kid=key.kid)
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -154,7 +157,7 @@ def verify(token: str, expected: TokenType) -> Claims:
             leeway=settings.jwt_leeway,
             options={"require": REQUIRED_CLAIMS, "strict_aud": True},
         )
-        claims = Claims.from_payload(payload)
+        claims = Claims.from_payload(payload, kid=kid)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token expired", error="token_expired") from exc
     except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
@@ -165,6 +168,19 @@ def verify(token: str, expected: TokenType) -> Claims:
         if len(_verified) >= MAX_VERIFIED:
             _verified.pop(next(iter(_verified)), None)
         _verified[token] = (claims, kid, key, settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway)
+    return claims
+
+
+def check_still_valid(claims: Claims) -> Claims:
+    """The claims of a token verified earlier, elsewhere (the authorizer), if what time can
+    undo still holds: its `exp` (with the leeway, as PyJWT counts it) and its signing key,
+    still published. API Gateway may answer from a decision it cached for up to an hour."""
+    if time.time() >= claims.exp + get_settings().jwt_leeway:
+        raise Unauthorized("token expired", error="token_expired")
+    from .published import is_published
+
+    if not is_published(claims.kid):
+        raise Unauthorized("the token's signing key is no longer published", error="invalid_token")
     return claims
 
 

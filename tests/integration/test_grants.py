@@ -1,0 +1,320 @@
+"""A caller hands out only what it holds, through every permission-like field: a role's
+interface, button and router permissions (declared codes only), its code (reserved codes
+are admins'), the roles it assigns (disabled ones included), the passwords it resets; and
+the audit log shows what a role change changed."""
+
+from typing import Any
+
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from multidb import runtime
+from multidb.db import get_engine
+from multidb.models import Role, User
+from multidb.security.passwords import hash_password
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import Api, role_id, snapshot
+
+ROLES = "/api/v1/roles"
+USERS = "/api/v1/users"
+RESET = "PUT:/api/v1/users/{user_id}/password"  # rbac.PASSWORD_RESET
+ROLE_EDITOR = ("POST:/api/v1/roles", "PUT:/api/v1/roles/{role_id}")
+USER_MANAGER = ("POST:/api/v1/users", "PUT:/api/v1/users/{user_id}", RESET)
+
+
+async def _user(username: str, status: bool, roles: list[dict[str, Any]]) -> str:
+    async with AsyncSession(get_engine(), expire_on_commit=False) as session:
+        user = User(
+            name=username.title(),
+            email=f"{username}@example.com",
+            username=username,
+            password_hash=hash_password(f"{username}-password"),
+            status=status,
+            roles=[Role(name=r["code"], **r) for r in roles],
+        )
+        session.add(user)
+        await session.commit()
+        return str(user.id)
+
+
+def user(
+    username: str,
+    interface: tuple[str, ...] = (),
+    button: tuple[str, ...] = (),
+    router: tuple[str, ...] = (),
+    *,
+    role_status: bool = True,
+) -> str:
+    """A user with one role (code `<username>-role`) granting these codes; returns the id."""
+    role = {
+        "code": f"{username}-role",
+        "status": role_status,
+        "interface_permissions": list(interface),
+        "button_permissions": list(button),
+        "router_permissions": list(router),
+    }
+    return runtime.run(_user(username, True, [role]))
+
+
+@pytest.fixture
+def admin(api: Api) -> str:
+    return api.login("admin", ADMIN_PASSWORD).access
+
+
+def token(api: Api, username: str) -> str:
+    return api.login(username, f"{username}-password").access
+
+
+def refused(response: Any, status: int, error: str) -> None:
+    assert (response.status_code, response.json()["error"]) == (status, error), response.body
+
+
+# ---- 21.4: button and router permissions are declared codes, handed out only by holders -----
+
+
+def test_the_catalogue_declares_the_consoles_pages_and_buttons_apart_from_the_routes() -> None:
+    from multidb.rbac import declared, grantable
+
+    pages, buttons = declared("router_permissions"), declared("button_permissions")
+    assert {"/system/roles", "/system/users"} <= pages
+    assert {"role:view", "user:delete", "user:reset-password"} <= buttons
+    assert not any("*" in code for code in pages | buttons)
+    assert (pages | buttons).isdisjoint(grantable())  # never an interface permission
+    assert RESET in declared("interface_permissions")
+
+
+def test_router_backend_serves_the_pages_and_buttons(api: Api, admin: str) -> None:
+    listed = api.get("/api/v1/router/backend", token=admin).json()["data"]
+    by_code = {entry["code"]: entry for entry in listed}
+    assert by_code["/system/roles"]["methods"] == ["ROUTER"]
+    assert by_code["role:create"]["methods"] == ["BUTTON"]
+
+
+@pytest.mark.parametrize(
+    ("field", "codes"),
+    [
+        ("buttonPermissions", ["*"]),
+        ("buttonPermissions", ["role:view", "role:*"]),
+        ("routerPermissions", ["/admin/*"]),
+        ("routerPermissions", ["*"]),
+        ("interfacePermissions", ["*"]),
+    ],
+)
+def test_undeclared_and_wildcard_codes_are_422_even_for_an_admin(
+    api: Api, admin: str, field: str, codes: list[str]
+) -> None:
+    before = snapshot()
+    response = api.post(ROLES, token=admin, json_body={"name": "Wild", "code": "wild", field: codes})
+    refused(response, 422, "unknown_permission")
+    assert response.json()["data"][0]["field"] == field
+    role = api.post(ROLES, token=admin, json_body={"name": "Tame", "code": "tame"}).json()["data"]
+    refused(api.put(f"{ROLES}/{role['id']}", token=admin, json_body={field: codes}), 422, "unknown_permission")
+    assert api.get("/api/v1/auth/user/info", token=admin).json()["data"]["permissions"]["button"] == []
+    assert snapshot()["roles"] == sorted([*before["roles"], ("tame", True)])
+
+
+def test_a_role_editor_grants_only_the_pages_and_buttons_it_holds(api: Api) -> None:
+    user("ed", ROLE_EDITOR, button=("role:create",), router=("/system/roles",))
+    ed = token(api, "ed")
+    before = snapshot()
+    for field, codes in [
+        ("buttonPermissions", ["user:delete"]),
+        ("buttonPermissions", ["role:create", "role:delete"]),
+        ("routerPermissions", ["/system/users"]),
+    ]:
+        refused(
+            api.post(ROLES, token=ed, json_body={"name": "X", "code": "x", field: codes}), 403, "permission_not_held"
+        )
+        # nor by editing a role it may otherwise change, its own included
+        body = {field: codes}
+        refused(api.put(f"{ROLES}/{role_id('ed-role')}", token=ed, json_body=body), 403, "permission_not_held")
+    assert snapshot() == before
+    held = {
+        "name": "Mine",
+        "code": "mine",
+        "buttonPermissions": ["role:create"],
+        "routerPermissions": ["/system/roles"],
+    }
+    assert api.post(ROLES, token=ed, json_body=held).status_code == 201
+
+
+def test_a_role_granting_pages_or_buttons_the_editor_lacks_is_above_it(api: Api, admin: str) -> None:
+    user("ed", ROLE_EDITOR)
+    other = api.post(ROLES, token=admin, json_body={"name": "O", "code": "other", "buttonPermissions": ["role:delete"]})
+    ed = token(api, "ed")
+    response = api.put(f"{ROLES}/{other.json()['data']['id']}", token=ed, json_body={"name": "Mine now"})
+    refused(response, 403, "role_above_you")
+
+
+def test_a_user_manager_neither_assigns_nor_manages_pages_and_buttons_it_lacks(api: Api, admin: str) -> None:
+    user("manager", USER_MANAGER)
+    target = user("target", router=("/system/audit",))
+    buttons = api.post(
+        ROLES, token=admin, json_body={"name": "B", "code": "buttons", "buttonPermissions": ["file:delete"]}
+    )
+    manager = token(api, "manager")
+    before = snapshot()
+    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"name": "Renamed"}), 403, "user_above_you")
+    body = {
+        "name": "New",
+        "email": "new@example.com",
+        "username": "newbie",
+        "password": api.encrypt("new-password"),
+        "roleIds": [buttons.json()["data"]["id"]],
+    }
+    refused(api.post(USERS, token=manager, json_body=body), 403, "role_above_you")
+    assert snapshot() == before
+
+
+# ---- 21.4: reserved role codes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["admin", "Admin", "super_admin", "ROOT", "sys-admin", "administrator"])
+def test_a_non_admin_cannot_create_or_rename_a_role_to_a_reserved_code(api: Api, code: str) -> None:
+    user("ed", ROLE_EDITOR)
+    ed = token(api, "ed")
+    before = snapshot()
+    refused(api.post(ROLES, token=ed, json_body={"name": "Sneaky", "code": code}), 403, "reserved_role_code")
+    refused(api.put(f"{ROLES}/{role_id('ed-role')}", token=ed, json_body={"code": code}), 403, "reserved_role_code")
+    assert snapshot() == before
+
+
+def test_a_reserved_role_is_an_admins_to_create_change_and_delete(api: Api, admin: str) -> None:
+    user("ed", (*ROLE_EDITOR, "DELETE:/api/v1/roles/{role_id}"))
+    created = api.post(ROLES, token=admin, json_body={"name": "Administrators", "code": "admin"})
+    assert created.status_code == 201, created.body
+    reserved = created.json()["data"]["id"]
+    ed = token(api, "ed")
+    refused(api.put(f"{ROLES}/{reserved}", token=ed, json_body={"name": "Mine"}), 403, "reserved_role_code")
+    refused(api.delete(f"{ROLES}/{reserved}", token=ed), 403, "reserved_role_code")
+    assert api.put(f"{ROLES}/{reserved}", token=admin, json_body={"name": "Admins"}).status_code == 200
+
+
+def test_a_reserved_role_is_assigned_by_admins_only(api: Api, admin: str) -> None:
+    """Holding its codes is not enough: user/info would list the code `admin` for the user."""
+    user("manager", USER_MANAGER)
+    holder, target = user("holder"), user("target")
+    reserved = api.post(ROLES, token=admin, json_body={"name": "Administrators", "code": "admin"}).json()["data"]["id"]
+    plain = api.post(ROLES, token=admin, json_body={"name": "Plain", "code": "plain"}).json()["data"]["id"]
+    assert api.put(f"{USERS}/{holder}", token=admin, json_body={"roleIds": [reserved]}).status_code == 200
+    manager = token(api, "manager")
+    before = snapshot()
+    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [reserved]}), 403, "reserved_role_code")
+    body = {
+        "name": "New",
+        "email": "new@example.com",
+        "username": "newbie",
+        "password": api.encrypt("new-password"),
+        "roleIds": [reserved],
+    }
+    refused(api.post(USERS, token=manager, json_body=body), 403, "reserved_role_code")
+    assert snapshot() == before
+    # A user who has it keeps it through a change of their other roles.
+    kept = api.put(f"{USERS}/{holder}", token=manager, json_body={"roleIds": [reserved, plain]})
+    assert kept.status_code == 200, kept.body
+
+
+# ---- 21.4: the audit entry of a role change shows what changed -------------------------------
+
+
+def test_a_role_change_is_audited_field_by_field_in_camel_case(api: Api, admin: str) -> None:
+    role = api.post(ROLES, token=admin, json_body={"name": "R", "code": "r", "buttonPermissions": ["role:view"]})
+    rid = role.json()["data"]["id"]
+    change = {
+        "buttonPermissions": ["role:create", "role:view"],
+        "routerPermissions": ["/system/roles"],
+        "status": False,
+    }
+    assert api.put(f"{ROLES}/{rid}", token=admin, json_body=change).status_code == 200
+    entries = api.get(f"/api/v1/audit?action=role.update&targetId={rid}", token=admin).json()["data"]["records"]
+    assert [entry["details"] for entry in entries] == [
+        {
+            "buttonPermissions": {"from": ["role:view"], "to": ["role:create", "role:view"]},
+            "routerPermissions": {"from": [], "to": ["/system/roles"]},
+            "status": {"from": True, "to": False},
+        }
+    ]
+    created = api.get(f"/api/v1/audit?action=role.create&targetId={rid}", token=admin).json()["data"]["records"]
+    assert created[0]["details"]["buttonPermissions"] == ["role:view"]
+
+
+# ---- 21.9: resetting a password hands over the account ---------------------------------------
+
+
+def test_a_user_manager_cannot_reset_the_password_of_a_peer_who_may_reset_passwords(api: Api, admin: str) -> None:
+    user("una", USER_MANAGER)
+    peer = user("peer", USER_MANAGER)  # exactly the same codes
+    below = user("below", ("POST:/api/v1/users",))
+    una = token(api, "una")
+    before = snapshot()
+    body = {"password": api.encrypt("taken-over")}
+    refused(api.put(f"{USERS}/{peer}/password", token=una, json_body=body), 403, "user_resets_passwords")
+    assert snapshot() == before
+    assert api.put(f"{USERS}/{below}/password", token=una, json_body=body).status_code == 200
+    assert api.put(f"{USERS}/{peer}/password", token=admin, json_body=body).status_code == 200
+
+
+def test_a_peer_who_may_reset_passwords_cannot_be_stripped_of_it_first(api: Api) -> None:
+    """The two-step way around: take the reset code away (the peer's roles, or the role they
+    hold), then reset. A user who may reset passwords is an admin's to manage."""
+    user("una", (*USER_MANAGER, *ROLE_EDITOR, "DELETE:/api/v1/users/{user_id}"))
+    peer = user("peer", USER_MANAGER)
+    lesser = runtime.run(_user("lesser-holder", True, [{"code": "lesser", "interface_permissions": []}]))
+    una = token(api, "una")
+    before = snapshot()
+    lesser_role = role_id("lesser")
+    for method, path, body in [
+        ("PUT", f"{USERS}/{peer}", {"roleIds": [lesser_role]}),
+        ("PUT", f"{USERS}/{peer}", {"status": False}),
+        ("DELETE", f"{USERS}/{peer}", None),
+    ]:
+        refused(api.request(method, path, token=una, json_body=body), 403, "user_resets_passwords")
+    stripped = {"interfacePermissions": ["POST:/api/v1/users"]}
+    refused(api.put(f"{ROLES}/{role_id('peer-role')}", token=una, json_body=stripped), 403, "role_holder_above_you")
+    assert snapshot() == before
+    assert api.put(f"{USERS}/{lesser}", token=una, json_body={"name": "Renamed"}).status_code == 200  # below una
+
+
+def test_a_peer_whose_reset_code_is_in_a_disabled_role_is_still_a_peer(api: Api) -> None:
+    user("una", USER_MANAGER)
+    peer = user("peer", USER_MANAGER, role_status=False)  # enabling it gives the code back
+    refused(
+        api.put(f"{USERS}/{peer}/password", token=token(api, "una"), json_body={"password": api.encrypt("x-x-x-x-x")}),
+        403,
+        "user_resets_passwords",
+    )
+
+
+# ---- 21.11: a disabled role's codes count when it is assigned --------------------------------
+
+
+def test_a_non_admin_cannot_assign_a_disabled_role_whose_codes_it_lacks(api: Api, admin: str) -> None:
+    user("manager", USER_MANAGER)
+    target = user("target")
+    dormant = api.post(
+        ROLES,
+        token=admin,
+        json_body={
+            "name": "Dormant",
+            "code": "dormant",
+            "status": False,
+            "interfacePermissions": ["DELETE:/api/v1/users"],
+        },
+    ).json()["data"]["id"]
+    manager = token(api, "manager")
+    before = snapshot()
+    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [dormant]}), 403, "role_above_you")
+    body = {
+        "name": "New",
+        "email": "new@example.com",
+        "username": "newbie",
+        "password": api.encrypt("new-password"),
+        "roleIds": [dormant],
+    }
+    refused(api.post(USERS, token=manager, json_body=body), 403, "role_above_you")
+    assert snapshot() == before
+    # A disabled role whose codes the manager holds is assigned.
+    mine = api.post(
+        ROLES, token=admin, json_body={"name": "Own", "code": "own", "status": False, "interfacePermissions": [RESET]}
+    ).json()["data"]["id"]
+    assert api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [mine]}).status_code == 200
