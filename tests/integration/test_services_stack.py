@@ -20,6 +20,7 @@ from tests.integration.test_stacks import (
     Resource,
     condition,
     connections,
+    deployed_as,
     functions,
     ingress,
     is_private,
@@ -382,11 +383,97 @@ def test_the_worker_scales_on_the_queue_depth_the_metrics_function_publishes() -
     assert "queued / running" in queries["backlog_per_task"]["Expression"]
     assert policy["TargetValue"] == {"Ref": "WorkerBacklogPerTask"}
     cluster = Resource(SERVICES, "Cluster").properties
-    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+    assert {"Name": "containerInsights", "Value": {"Ref": "ContainerInsights"}} in cluster["ClusterSettings"]
+    assert Resource(SERVICES, "WorkerScalingPolicy").definition["Condition"] == "TrackBacklog"
+    for stage in ("staging", "prod"):  # target tracking, on Container Insights' running count
+        with deployed_as(stage):
+            assert condition(SERVICES, "TrackBacklog"), stage
+            assert value_of(SERVICES, {"Ref": "ContainerInsights"}) == "enabled", stage
     events = template_of("root")["Resources"]["MetricsFunctionEveryMinute"]["Properties"]
     assert events["ScheduleExpression"] == "rate(1 minute)"
     realtime = Resource(SERVICES, "RealtimeScalingPolicy").properties["TargetTrackingScalingPolicyConfiguration"]
     assert realtime["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+
+
+def test_dev_runs_no_worker_on_an_empty_queue_and_starts_one_when_a_task_waits() -> None:
+    """Target tracking multiplies the running count, so it cannot leave zero: with WorkerMinCount
+    0 a step policy adds a task each minute tasks wait, and another sets none once nothing waited
+    or ran for WorkerIdleMinutes (ReservedTasks: the tasks being run, acknowledged late)."""
+    target = Resource(SERVICES, "WorkerScalingTarget").properties
+    out_alarm = Resource(SERVICES, "WorkerQueuedAlarm").properties
+    idle_alarm = Resource(SERVICES, "WorkerIdleAlarm").properties
+    with deployed_as("dev"):
+        assert condition(SERVICES, "ScaleToZero")
+        assert not condition(SERVICES, "TrackBacklog")
+        assert value_of(SERVICES, target["MinCapacity"]["Fn::If"][1]) == "0"  # with images: WorkerMinCount
+        assert value_of(SERVICES, {"Ref": "ContainerInsights"}) == "disabled"
+    for name in ("WorkerScaleOutPolicy", "WorkerQueuedAlarm", "WorkerScaleInPolicy", "WorkerIdleAlarm"):
+        assert Resource(SERVICES, name).definition["Condition"] == "ScaleToZero", name
+    scale_out = Resource(SERVICES, "WorkerScaleOutPolicy").properties
+    assert scale_out["PolicyType"] == "StepScaling"
+    assert scale_out["ScalingTargetId"] == {"Ref": "WorkerScalingTarget"}
+    steps = scale_out["StepScalingPolicyConfiguration"]
+    assert (steps["AdjustmentType"], steps["StepAdjustments"]) == (
+        "ChangeInCapacity",
+        [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+    )
+    assert out_alarm["AlarmActions"] == [{"Ref": "WorkerScaleOutPolicy"}]
+    assert (out_alarm["Namespace"], out_alarm["MetricName"]) == (metrics.NAMESPACE, "QueuedTasks")
+    assert out_alarm["Dimensions"] == [{"Name": metrics.DIMENSION, "Value": {"Ref": "ServiceName"}}]
+    assert (out_alarm["ComparisonOperator"], out_alarm["Threshold"], out_alarm["Period"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+        60,
+    )
+    scale_in = Resource(SERVICES, "WorkerScaleInPolicy").properties["StepScalingPolicyConfiguration"]
+    assert (scale_in["AdjustmentType"], scale_in["StepAdjustments"][0]["ScalingAdjustment"]) == ("ExactCapacity", 0)
+    assert idle_alarm["AlarmActions"] == [{"Ref": "WorkerScaleInPolicy"}]
+    read = {q["MetricStat"]["Metric"]["MetricName"] for q in idle_alarm["Metrics"] if "MetricStat" in q}
+    assert read == {"QueuedTasks", "ReservedTasks"} <= set(metrics.UNITS)
+    assert (idle_alarm["ComparisonOperator"], idle_alarm["Threshold"]) == ("LessThanOrEqualToThreshold", 0)
+    assert idle_alarm["EvaluationPeriods"] == {"Ref": "WorkerIdleMinutes"}
+    rule = template_of("root")["Rules"]["TargetTrackingNeedsContainerInsights"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "WorkerMinCount"}, 0]}
+
+
+def test_dev_keeps_beat_and_socket_io_small_on_spot_and_holding_no_idle_connection() -> None:
+    for service in ("BeatService", "RealtimeService"):
+        [strategy] = Resource(SERVICES, service).properties["CapacityProviderStrategy"]
+        assert strategy["CapacityProvider"] == {"Fn::If": ["ServicesOnSpot", "FARGATE_SPOT", "FARGATE"]}, service
+    assert Resource(SERVICES, "BeatTaskDefinition").properties["Cpu"] == "256"  # Fargate's smallest
+    assert value_of("root", {"Ref": "WorkerMinCount"}) == 1  # the default shape stays always-on
+    with deployed_as("dev"):
+        assert condition(SERVICES, "ServicesOnSpot")
+        for name in CONTAINERS:
+            assert given(name)["DATABASE_POOL_SIZE"] == "0", name  # an idle Aurora can pause
+            assert float(given(name)["DATABASE_CONNECT_TIMEOUT"]) * 2 > 15, name  # two attempts outlast a resume
+        assert int(given("beat")["BEAT_REFRESH_INTERVAL"]) > 300  # beat's reads let it pause between them
+    with deployed_as("prod"):
+        assert not condition(SERVICES, "ServicesOnSpot")
+        assert given("beat")["DATABASE_POOL_SIZE"] == "2"
+
+
+def test_the_cluster_goes_before_its_container_insights_log_group_on_delete() -> None:
+    """CloudFormation deletes dependents first: the cluster, then its group, which Container
+    Insights can no longer recreate (without a retention) to block the next deploy."""
+    assert Resource(SERVICES, "Cluster").definition["DependsOn"] == "ContainerInsightsLogGroup"
+    group = Resource(SERVICES, "ContainerInsightsLogGroup").properties
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/ecs/containerinsights/${NamePrefix}/performance"}
+
+
+def test_dev_functions_wait_out_a_resume_within_api_gateways_30_seconds() -> None:
+    """Two connection attempts must outlast a resume (about 15 s) and fit in the function's time."""
+    authorizer = functions()["AuthorizerFunction"]["Properties"]
+    assert int(authorizer["Environment"]["Variables"]["DATABASE_CONNECT_TIMEOUT"]) * 2 < authorizer["Timeout"]
+    deploy = functions()["DeployFunction"]["Properties"]
+    assert int(deploy["Environment"]["Variables"]["DATABASE_CONNECT_TIMEOUT"]) * 2 < deploy["Timeout"]
+    with deployed_as("dev"):
+        timeout = int(value_of("root", {"Ref": "FunctionTimeout"}))
+        connect = int(value_of("root", {"Ref": "DatabaseConnectTimeout"}))
+        assert 15 < 2 * connect < timeout < 30
+    users = functions()["UsersFunction"]["Properties"]
+    assert users["Timeout"] == {"Ref": "FunctionTimeout"}
+    assert users["Environment"]["Variables"]["DATABASE_CONNECT_TIMEOUT"] == {"Ref": "DatabaseConnectTimeout"}
 
 
 # ------------------------------------------------------------------ logs
