@@ -723,6 +723,25 @@ def test_each_stage_is_sized_for_what_it_is() -> None:
         assert "CAPABILITY_AUTO_EXPAND" in capabilities  # nested applications need it
 
 
+def test_the_docs_give_each_stages_lambda_quota_as_its_reservations_plus_100() -> None:
+    """Lambda keeps 100 executions unreserved: a stage reserving R needs a quota of R + 100."""
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    for stage, overrides in stage_overrides().items():
+        auth, authorizer, api = (
+            int(overrides.get(name, 0))
+            for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency")
+        )
+        reserved = auth + authorizer + 6 * api  # users, roles, routers, tasks, files, audit
+        quota = f"**{reserved + 100}**" if reserved else "any"
+        row = f"| {stage} | {auth} + {authorizer} + 6 × {api} = {reserved} | {quota} |"
+        assert row in docs, row
+    output = template_of("root")["Outputs"]["ReservedConcurrency"]["Value"]["Fn::Sub"]
+    for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency"):
+        assert f"${{{name}}}" in output, name
+    reserving = [n for n, f in functions().items() if "ReservedConcurrentExecutions" in f["Properties"]]
+    assert len(reserving) == 8  # auth, the authorizer and the six API functions: the sum above
+
+
 def test_the_architecture_defaults_to_graviton_for_functions_and_layer() -> None:
     parameters = template_of("root")["Parameters"]
     assert parameters["Architecture"]["Default"] == "arm64"
