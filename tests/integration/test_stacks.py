@@ -733,7 +733,7 @@ def test_the_docs_give_each_stages_lambda_quota_as_its_reservations_plus_100() -
         )
         reserved = auth + authorizer + 6 * api  # users, roles, routers, tasks, files, audit
         quota = f"**{reserved + 100}**" if reserved else "any"
-        row = f"| {stage} | {auth} + {authorizer} + 6 × {api} = {reserved} | {quota} |"
+        row = f"| {stage} | {auth} + {authorizer} + 6 \u00d7 {api} = {reserved} | {quota} |"  # the multiplication sign
         assert row in docs, row
     output = template_of("root")["Outputs"]["ReservedConcurrency"]["Value"]["Fn::Sub"]
     for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency"):
