@@ -288,7 +288,7 @@ def test_the_containers_group_reaches_the_datastores_and_nothing_else() -> None:
         assert (port, port, group) in ingress(datastore_group), datastore
     for name, (_, service, _) in CONTAINERS.items():
         network = Resource(SERVICES, service).properties["NetworkConfiguration"]["AwsvpcConfiguration"]
-        assert network["AssignPublicIp"] == "DISABLED"
+        assert value_of(SERVICES, network["AssignPublicIp"]) == "DISABLED"  # staging and prod alike
         subnets = origins(SERVICES, network["Subnets"])
         assert len(subnets) == 2, name
         assert all(is_private(s) for s in subnets), name
@@ -451,6 +451,32 @@ def test_dev_keeps_beat_and_socket_io_small_on_spot_and_holding_no_idle_connecti
     with deployed_as("prod"):
         assert not condition(SERVICES, "ServicesOnSpot")
         assert given("beat")["DATABASE_POOL_SIZE"] == "2"
+
+
+def test_dev_runs_its_tasks_in_the_public_subnets_without_the_endpoints_only_ecs_needs() -> None:
+    """dev trades three interface endpoints (ECR api and dkr, Logs: $21.90 a month) for a public
+    address per running task ($3.65); nothing reaches in (no ingress but the load balancer's),
+    and the functions keep their Secrets Manager and SSM endpoints."""
+    ecs_only = {"EcrApiEndpoint", "EcrDockerEndpoint", "LogsEndpoint"}
+    endpoints = {
+        name: r for name, r in nested("NetworkStack")["Resources"].items() if r["Type"] == "AWS::EC2::VPCEndpoint"
+    }
+    for stage, public in (("dev", True), ("staging", False), ("prod", False)):
+        with deployed_as(stage):
+            made = {name for name, r in endpoints.items() if condition("NetworkStack", r["Condition"])}
+            assert {"SecretsManagerEndpoint", "SsmEndpoint", "S3Endpoint"} <= made, stage
+            assert (ecs_only & made == set()) is public, stage
+            for name, (_, service, _) in CONTAINERS.items():
+                network = Resource(SERVICES, service).properties["NetworkConfiguration"]["AwsvpcConfiguration"]
+                assert value_of(SERVICES, network["AssignPublicIp"]) == ("ENABLED" if public else "DISABLED"), name
+                subnets = origins(SERVICES, network["Subnets"])
+                assert len(subnets) == 2, (stage, name)
+                assert all(is_private(s) is not public for s in subnets), (stage, name)
+    group = Resource("NetworkStack", "ContainerSecurityGroup")
+    assert "SecurityGroupIngress" not in group.properties  # a public address, but nothing admitted
+    assert ingress(Resource(SERVICES, "RealtimeSecurityGroup")) == {
+        (3001, 3001, Resource(SERVICES, "LoadBalancerSecurityGroup"))
+    }
 
 
 def test_the_cluster_goes_before_its_container_insights_log_group_on_delete() -> None:

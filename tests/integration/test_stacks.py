@@ -180,6 +180,9 @@ def evaluate(stack: str, value: Any) -> Any:
             return any(evaluate(stack, arg) for arg in args)
         if key in ("Condition", "Fn::Condition"):  # the YAML loader names `!Condition` Fn::Condition
             return condition(stack, args)
+        if key == "Fn::If":
+            name, then, otherwise = args
+            return evaluate(stack, then if condition(stack, name) else otherwise)
         if key == "Fn::Join":
             return args[0].join(str(evaluate(stack, part)) for part in evaluate(stack, args[1]))
         if key == "Ref" and args in template_of(stack).get("Parameters", {}):
