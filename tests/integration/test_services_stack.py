@@ -610,19 +610,39 @@ def test_the_authorizer_error_filter_matches_the_lines_the_authorizer_logs() -> 
 
 
 def test_the_dashboard_is_valid_json_showing_every_alarm() -> None:
-    body = nested(MONITORING)["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    """Valid JSON listing every alarm the stack creates: with Container Insights (staging, prod)
+    and without it (dev), where the three below-desired alarms do not exist."""
+    text, variables = nested(MONITORING)["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     parameters = set(nested(MONITORING)["Parameters"])
-    for name in sub_names(body):
+    for name in sub_names(text):
         base = name.split(".")[0]
-        assert base in parameters or base in alarms() or base.startswith("AWS::"), name
-    dashboard = json.loads(re.sub(r"\$\{[\w:.]+\}", "x", body))
-    widgets = dashboard["widgets"]
-    [alarm_widget] = [w for w in widgets if w["type"] == "alarm"]
-    assert len(alarm_widget["properties"]["alarms"]) == len([a for a in alarms() if "Condition" not in alarms()[a]])
+        assert base in parameters or base in alarms() or base in variables or base.startswith("AWS::"), name
+    watch, with_counts, without = variables["TaskCountAlarms"]["Fn::If"]
+    assert watch == "WatchTaskCounts"
+    conditional = {name for name, alarm in alarms().items() if alarm.get("Condition") == "WatchTaskCounts"}
+    assert conditional == {f"{service}BelowDesiredAlarm" for service in ("Worker", "Beat", "Realtime")}
+    assert set(sub_names(with_counts["Fn::Sub"])) == {f"{name}.Arn" for name in conditional}
+    for inserted, expected in (
+        (with_counts["Fn::Sub"], alarms()),
+        (without, {a for a in alarms() if a not in conditional}),
+    ):
+        body = text.replace("${TaskCountAlarms}", inserted)
+        dashboard = json.loads(re.sub(r"\$\{[\w:.]+\}", "x", body))
+        widgets = dashboard["widgets"]
+        [alarm_widget] = [w for w in widgets if w["type"] == "alarm"]
+        unlisted = {a for a in alarms() if alarms()[a].get("Condition") not in (None, "WatchTaskCounts")}
+        assert len(alarm_widget["properties"]["alarms"]) == len(set(expected) - unlisted)
     shown = json.dumps(widgets)
     shown_metrics = ("QueuedTasks", "BeatHeartbeatAge", "RunningTaskCount", "5xx", "Throttles", "DatabaseConnections")
     for metric in (*shown_metrics, "CurrConnections", "AuthorizerErrors"):
         assert f'"{metric}"' in shown, metric
+    assert Resource("root", "MonitoringStack").properties["Parameters"]["ContainerInsights"] == {
+        "Ref": "ContainerInsights"
+    }
+    with deployed_as("dev"):
+        assert not condition(MONITORING, "WatchTaskCounts")
+    with deployed_as("prod"):
+        assert condition(MONITORING, "WatchTaskCounts")
 
 
 # ------------------------------------------------------------------ connections and concurrency
