@@ -504,13 +504,16 @@ def test_the_connections_secret_is_exactly_what_the_settings_read() -> None:
     ), urls["mongo_url"]
 
 
-def test_the_urls_the_stack_assembles_pass_the_production_settings() -> None:
-    """The Python side's own checks (TLS everywhere, verified certificates) accept what the stack writes."""
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_the_urls_the_stack_assembles_pass_the_production_settings(stage: str) -> None:
+    """The Python side's own checks (TLS everywhere, verified certificates) accept what the stack
+    writes, through the proxy or (dev) straight to the cluster."""
     urls = {}
-    for field, template in connections().items():
-        url = re.sub(r"\{\{resolve:.*?\}\}", "Generated0Secret9", template)
-        url = re.sub(r"\$\{[\w.]+Port\}", "6379", url)
-        urls[field] = re.sub(r"\$\{[\w.]+\}", "host.internal", url)
+    with deployed_as(stage):
+        for field, template in connections().items():
+            url = re.sub(r"\{\{resolve:.*?\}\}", "Generated0Secret9", template)
+            url = re.sub(r"\$\{[\w.]+Port\}", "6379", url)
+            urls[field] = re.sub(r"\$\{[\w.]+\}", "host.internal", url)
     assert urls["redis_url"] == "rediss://:Generated0Secret9@host.internal:6379/0"
     settings = parse({"app_env": "PRODUCTION", "public_keys_parameter": "/multidb-dev/jwt-public-keys", **urls})
     assert settings.database_url.endswith("?ssl=verify-full")
