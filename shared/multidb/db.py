@@ -1,5 +1,6 @@
 """SQLAlchemy async engine and sessions: one pool per container, reused across invocations."""
 
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import logs
+from .errors import ServiceUnavailable
 from .settings import get_settings
+
+log = logs.get_logger("db")
+
+RDS_CA_BUNDLE = os.path.join(os.path.dirname(__file__), "certs", "rds-global-bundle.pem")
+RESUME_SECONDS = 15  # Aurora Serverless v2 resumes from auto-pause in about this long
+
+
+class DatabaseUnavailable(
+    ServiceUnavailable, error="database_unavailable", message="The database is not reachable yet; try again shortly."
+):
+    """Both connection attempts failed (a paused Aurora resuming, say): 503 with Retry-After."""
+
+    retry_after = RESUME_SECONDS
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -31,11 +47,14 @@ def _sqlite_foreign_keys(connection: Any, _: Any) -> None:
 
 
 def tls_arguments(url: str) -> tuple[str, dict[str, Any]]:
-    """Turn `?ssl=verify-full` (or `sslmode=`) into an SSL context that trusts the system's CAs.
+    """Turn `?ssl=verify-full` (or `sslmode=`) into an SSL context that trusts the system's CAs
+    and Amazon RDS's roots.
 
     asyncpg given the string looks for ~/.postgresql/root.crt and never falls back to the
-    system store, where RDS Proxy's (public, ACM) certificate chains. `verify-ca` checks the
-    chain without the host name. A URL naming its own `sslrootcert` is left as it is.
+    system store, where RDS Proxy's (public, ACM) certificate chains. Aurora itself, reached
+    without the proxy, presents a certificate of the RDS CA (rds-ca-rsa2048-g1, the stack's
+    choice), whose roots are the layer's bundle. `verify-ca` checks the chain without the
+    host name. A URL naming its own `sslrootcert` is left as it is.
     """
     from sqlalchemy.engine import make_url
 
@@ -46,6 +65,7 @@ def tls_arguments(url: str) -> tuple[str, dict[str, Any]]:
     if "sslrootcert" in parsed.query:
         return url, {}
     context = ssl.create_default_context()
+    context.load_verify_locations(cafile=RDS_CA_BUNDLE)
     context.check_hostname = mode == "verify-full"
     bare = parsed.difference_update_query(["ssl", "sslmode"])
     return bare.render_as_string(hide_password=False), {"ssl": context}
@@ -55,20 +75,22 @@ def get_engine() -> AsyncEngine:
     """The engine (one pool per container) of the current DATABASE_URL: a rotated URL gets
     its own on first use, and the old pool is let go."""
     settings = get_settings()
-    return _engine(settings.database_url, settings.database_echo)
+    return _engine(
+        settings.database_url, settings.database_echo, settings.database_connect_timeout, settings.database_pool_size
+    )
 
 
 _made: list[AsyncEngine] = []  # what `close` closes
 
 
 @lru_cache(maxsize=1)
-def _engine(url: str, echo: bool) -> AsyncEngine:
-    engine = _create_engine(url, echo)
+def _engine(url: str, echo: bool, connect_timeout: float = 5.0, pool_size: int = 2) -> AsyncEngine:
+    engine = _create_engine(url, echo, connect_timeout, pool_size)
     _made.append(engine)
     return engine
 
 
-def _create_engine(url: str, echo: bool) -> AsyncEngine:
+def _create_engine(url: str, echo: bool, connect_timeout: float = 5.0, pool_size: int = 2) -> AsyncEngine:
     if url.startswith("sqlite"):
         ensure_sqlite_folder(url)
         engine = create_async_engine(url, echo=echo)
@@ -76,17 +98,61 @@ def _create_engine(url: str, echo: bool) -> AsyncEngine:
         return engine
     # A Lambda container serves one request at a time: a tiny pool, no connection older than
     # five minutes, and a connection that sat idle (a frozen container's) checked before use.
+    # Pool size 0: a connection per unit of work, none held idle (a process that must let an
+    # auto-pausing Aurora pause, such as beat between its reads).
     url, tls = tls_arguments(url)
-    engine = create_async_engine(
-        url,
-        echo=echo,
-        pool_size=2,
-        max_overflow=2,
-        pool_recycle=300,
-        connect_args={"timeout": 5, "command_timeout": 10, **tls},
-    )
-    ping_when_idle(engine)
+    connect_args = {"timeout": connect_timeout, "command_timeout": 10, **tls}
+    if pool_size == 0:
+        from sqlalchemy.pool import NullPool
+
+        engine = create_async_engine(url, echo=echo, poolclass=NullPool, connect_args=connect_args)
+    else:
+        engine = create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300, connect_args=connect_args
+        )
+        ping_when_idle(engine)
+    event.listen(engine.sync_engine, "do_connect", _connect_twice)
     return engine
+
+
+def _connect_twice(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a connection, trying a second time once the first failed to reach the server.
+
+    A paused Aurora Serverless v2 instance resumes when a connection asks for it, in about
+    `RESUME_SECONDS`; the first attempt may time out (or be refused while the server starts)
+    and the second, `connect_timeout` later, finds it awake. Both failing is
+    `DatabaseUnavailable`: 503 with Retry-After. A server that answers with an error
+    (a wrong password, say) is not retried.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        log.warning("database connection failed (%s); trying once more", type(exc).__name__)
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        log.error("database unreachable twice (%s)", type(exc).__name__)
+        raise DatabaseUnavailable() from exc
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A connection attempt that did not reach a server ready to answer: timed out, refused,
+    reset, or the server said it is starting up (SQLSTATE 57P03). A certificate that fails
+    verification is an answer (and a warning), never retried."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return False
+        if isinstance(seen, TimeoutError | OSError):
+            return True
+        if getattr(seen, "sqlstate", None) == "57P03" or type(seen).__name__ == "CannotConnectNowError":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 PING_AFTER_IDLE = 10.0  # seconds

@@ -33,6 +33,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     database_url: str = "sqlite+aiosqlite:///.local/multidb.sqlite3"
     database_echo: bool = False
+    database_connect_timeout: Annotated[
+        float, Meta(gt=0, le=60, description="Seconds one PostgreSQL connection attempt may take (one retry follows)")
+    ] = 5.0
+    database_pool_size: Annotated[
+        int, Meta(ge=0, le=64, description="PostgreSQL connections a process keeps; 0 = none held idle")
+    ] = 2
     redis_url: str = "memory://"
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_database: str = "multidb"

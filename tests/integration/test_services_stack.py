@@ -20,6 +20,7 @@ from tests.integration.test_stacks import (
     Resource,
     condition,
     connections,
+    deployed_as,
     functions,
     ingress,
     is_private,
@@ -287,7 +288,7 @@ def test_the_containers_group_reaches_the_datastores_and_nothing_else() -> None:
         assert (port, port, group) in ingress(datastore_group), datastore
     for name, (_, service, _) in CONTAINERS.items():
         network = Resource(SERVICES, service).properties["NetworkConfiguration"]["AwsvpcConfiguration"]
-        assert network["AssignPublicIp"] == "DISABLED"
+        assert value_of(SERVICES, network["AssignPublicIp"]) == "DISABLED"  # staging and prod alike
         subnets = origins(SERVICES, network["Subnets"])
         assert len(subnets) == 2, name
         assert all(is_private(s) for s in subnets), name
@@ -382,11 +383,123 @@ def test_the_worker_scales_on_the_queue_depth_the_metrics_function_publishes() -
     assert "queued / running" in queries["backlog_per_task"]["Expression"]
     assert policy["TargetValue"] == {"Ref": "WorkerBacklogPerTask"}
     cluster = Resource(SERVICES, "Cluster").properties
-    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+    assert {"Name": "containerInsights", "Value": {"Ref": "ContainerInsights"}} in cluster["ClusterSettings"]
+    assert Resource(SERVICES, "WorkerScalingPolicy").definition["Condition"] == "TrackBacklog"
+    for stage in ("staging", "prod"):  # target tracking, on Container Insights' running count
+        with deployed_as(stage):
+            assert condition(SERVICES, "TrackBacklog"), stage
+            assert value_of(SERVICES, {"Ref": "ContainerInsights"}) == "enabled", stage
     events = template_of("root")["Resources"]["MetricsFunctionEveryMinute"]["Properties"]
     assert events["ScheduleExpression"] == "rate(1 minute)"
     realtime = Resource(SERVICES, "RealtimeScalingPolicy").properties["TargetTrackingScalingPolicyConfiguration"]
     assert realtime["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+
+
+def test_dev_runs_no_worker_on_an_empty_queue_and_starts_one_when_a_task_waits() -> None:
+    """Target tracking multiplies the running count, so it cannot leave zero: with WorkerMinCount
+    0 a step policy adds a task each minute tasks wait, and another sets none once nothing waited
+    or ran for WorkerIdleMinutes (ReservedTasks: the tasks being run, acknowledged late)."""
+    target = Resource(SERVICES, "WorkerScalingTarget").properties
+    out_alarm = Resource(SERVICES, "WorkerQueuedAlarm").properties
+    idle_alarm = Resource(SERVICES, "WorkerIdleAlarm").properties
+    with deployed_as("dev"):
+        assert condition(SERVICES, "ScaleToZero")
+        assert not condition(SERVICES, "TrackBacklog")
+        assert value_of(SERVICES, target["MinCapacity"]["Fn::If"][1]) == "0"  # with images: WorkerMinCount
+        assert value_of(SERVICES, {"Ref": "ContainerInsights"}) == "disabled"
+    for name in ("WorkerScaleOutPolicy", "WorkerQueuedAlarm", "WorkerScaleInPolicy", "WorkerIdleAlarm"):
+        assert Resource(SERVICES, name).definition["Condition"] == "ScaleToZero", name
+    scale_out = Resource(SERVICES, "WorkerScaleOutPolicy").properties
+    assert scale_out["PolicyType"] == "StepScaling"
+    assert scale_out["ScalingTargetId"] == {"Ref": "WorkerScalingTarget"}
+    steps = scale_out["StepScalingPolicyConfiguration"]
+    assert (steps["AdjustmentType"], steps["StepAdjustments"]) == (
+        "ChangeInCapacity",
+        [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+    )
+    assert out_alarm["AlarmActions"] == [{"Ref": "WorkerScaleOutPolicy"}]
+    assert (out_alarm["Namespace"], out_alarm["MetricName"]) == (metrics.NAMESPACE, "QueuedTasks")
+    assert out_alarm["Dimensions"] == [{"Name": metrics.DIMENSION, "Value": {"Ref": "ServiceName"}}]
+    assert (out_alarm["ComparisonOperator"], out_alarm["Threshold"], out_alarm["Period"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+        60,
+    )
+    scale_in = Resource(SERVICES, "WorkerScaleInPolicy").properties["StepScalingPolicyConfiguration"]
+    assert (scale_in["AdjustmentType"], scale_in["StepAdjustments"][0]["ScalingAdjustment"]) == ("ExactCapacity", 0)
+    assert idle_alarm["AlarmActions"] == [{"Ref": "WorkerScaleInPolicy"}]
+    read = {q["MetricStat"]["Metric"]["MetricName"] for q in idle_alarm["Metrics"] if "MetricStat" in q}
+    assert read == {"QueuedTasks", "ReservedTasks"} <= set(metrics.UNITS)
+    assert (idle_alarm["ComparisonOperator"], idle_alarm["Threshold"]) == ("LessThanOrEqualToThreshold", 0)
+    assert idle_alarm["EvaluationPeriods"] == {"Ref": "WorkerIdleMinutes"}
+    rule = template_of("root")["Rules"]["TargetTrackingNeedsContainerInsights"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "WorkerMinCount"}, 0]}
+
+
+def test_dev_keeps_beat_and_socket_io_small_on_spot_and_holding_no_idle_connection() -> None:
+    for service in ("BeatService", "RealtimeService"):
+        [strategy] = Resource(SERVICES, service).properties["CapacityProviderStrategy"]
+        assert strategy["CapacityProvider"] == {"Fn::If": ["ServicesOnSpot", "FARGATE_SPOT", "FARGATE"]}, service
+    assert Resource(SERVICES, "BeatTaskDefinition").properties["Cpu"] == "256"  # Fargate's smallest
+    assert value_of("root", {"Ref": "WorkerMinCount"}) == 1  # the default shape stays always-on
+    with deployed_as("dev"):
+        assert condition(SERVICES, "ServicesOnSpot")
+        for name in CONTAINERS:
+            assert given(name)["DATABASE_POOL_SIZE"] == "0", name  # an idle Aurora can pause
+            assert float(given(name)["DATABASE_CONNECT_TIMEOUT"]) * 2 > 15, name  # two attempts outlast a resume
+        assert int(given("beat")["BEAT_REFRESH_INTERVAL"]) > 300  # beat's reads let it pause between them
+    with deployed_as("prod"):
+        assert not condition(SERVICES, "ServicesOnSpot")
+        assert given("beat")["DATABASE_POOL_SIZE"] == "2"
+
+
+def test_dev_runs_its_tasks_in_the_public_subnets_without_the_endpoints_only_ecs_needs() -> None:
+    """dev trades three interface endpoints (ECR api and dkr, Logs: $21.90 a month) for a public
+    address per running task ($3.65); nothing reaches in (no ingress but the load balancer's),
+    and the functions keep their Secrets Manager and SSM endpoints."""
+    ecs_only = {"EcrApiEndpoint", "EcrDockerEndpoint", "LogsEndpoint"}
+    endpoints = {
+        name: r for name, r in nested("NetworkStack")["Resources"].items() if r["Type"] == "AWS::EC2::VPCEndpoint"
+    }
+    for stage, public in (("dev", True), ("staging", False), ("prod", False)):
+        with deployed_as(stage):
+            made = {name for name, r in endpoints.items() if condition("NetworkStack", r["Condition"])}
+            assert {"SecretsManagerEndpoint", "SsmEndpoint", "S3Endpoint"} <= made, stage
+            assert (ecs_only & made == set()) is public, stage
+            for name, (_, service, _) in CONTAINERS.items():
+                network = Resource(SERVICES, service).properties["NetworkConfiguration"]["AwsvpcConfiguration"]
+                assert value_of(SERVICES, network["AssignPublicIp"]) == ("ENABLED" if public else "DISABLED"), name
+                subnets = origins(SERVICES, network["Subnets"])
+                assert len(subnets) == 2, (stage, name)
+                assert all(is_private(s) is not public for s in subnets), (stage, name)
+    group = Resource("NetworkStack", "ContainerSecurityGroup")
+    assert "SecurityGroupIngress" not in group.properties  # a public address, but nothing admitted
+    assert ingress(Resource(SERVICES, "RealtimeSecurityGroup")) == {
+        (3001, 3001, Resource(SERVICES, "LoadBalancerSecurityGroup"))
+    }
+
+
+def test_the_cluster_goes_before_its_container_insights_log_group_on_delete() -> None:
+    """CloudFormation deletes dependents first: the cluster, then its group, which Container
+    Insights can no longer recreate (without a retention) to block the next deploy."""
+    assert Resource(SERVICES, "Cluster").definition["DependsOn"] == "ContainerInsightsLogGroup"
+    group = Resource(SERVICES, "ContainerInsightsLogGroup").properties
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/ecs/containerinsights/${NamePrefix}/performance"}
+
+
+def test_dev_functions_wait_out_a_resume_within_api_gateways_30_seconds() -> None:
+    """Two connection attempts must outlast a resume (about 15 s) and fit in the function's time."""
+    authorizer = functions()["AuthorizerFunction"]["Properties"]
+    assert int(authorizer["Environment"]["Variables"]["DATABASE_CONNECT_TIMEOUT"]) * 2 < authorizer["Timeout"]
+    deploy = functions()["DeployFunction"]["Properties"]
+    assert int(deploy["Environment"]["Variables"]["DATABASE_CONNECT_TIMEOUT"]) * 2 < deploy["Timeout"]
+    with deployed_as("dev"):
+        timeout = int(value_of("root", {"Ref": "FunctionTimeout"}))
+        connect = int(value_of("root", {"Ref": "DatabaseConnectTimeout"}))
+        assert 15 < 2 * connect < timeout < 30
+    users = functions()["UsersFunction"]["Properties"]
+    assert users["Timeout"] == {"Ref": "FunctionTimeout"}
+    assert users["Environment"]["Variables"]["DATABASE_CONNECT_TIMEOUT"] == {"Ref": "DatabaseConnectTimeout"}
 
 
 # ------------------------------------------------------------------ logs
@@ -497,19 +610,39 @@ def test_the_authorizer_error_filter_matches_the_lines_the_authorizer_logs() -> 
 
 
 def test_the_dashboard_is_valid_json_showing_every_alarm() -> None:
-    body = nested(MONITORING)["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    """Valid JSON listing every alarm the stack creates: with Container Insights (staging, prod)
+    and without it (dev), where the three below-desired alarms do not exist."""
+    text, variables = nested(MONITORING)["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     parameters = set(nested(MONITORING)["Parameters"])
-    for name in sub_names(body):
+    for name in sub_names(text):
         base = name.split(".")[0]
-        assert base in parameters or base in alarms() or base.startswith("AWS::"), name
-    dashboard = json.loads(re.sub(r"\$\{[\w:.]+\}", "x", body))
-    widgets = dashboard["widgets"]
-    [alarm_widget] = [w for w in widgets if w["type"] == "alarm"]
-    assert len(alarm_widget["properties"]["alarms"]) == len([a for a in alarms() if "Condition" not in alarms()[a]])
+        assert base in parameters or base in alarms() or base in variables or base.startswith("AWS::"), name
+    watch, with_counts, without = variables["TaskCountAlarms"]["Fn::If"]
+    assert watch == "WatchTaskCounts"
+    conditional = {name for name, alarm in alarms().items() if alarm.get("Condition") == "WatchTaskCounts"}
+    assert conditional == {f"{service}BelowDesiredAlarm" for service in ("Worker", "Beat", "Realtime")}
+    assert set(sub_names(with_counts["Fn::Sub"])) == {f"{name}.Arn" for name in conditional}
+    for inserted, expected in (
+        (with_counts["Fn::Sub"], alarms()),
+        (without, {a for a in alarms() if a not in conditional}),
+    ):
+        body = text.replace("${TaskCountAlarms}", inserted)
+        dashboard = json.loads(re.sub(r"\$\{[\w:.]+\}", "x", body))
+        widgets = dashboard["widgets"]
+        [alarm_widget] = [w for w in widgets if w["type"] == "alarm"]
+        unlisted = {a for a in alarms() if alarms()[a].get("Condition") not in (None, "WatchTaskCounts")}
+        assert len(alarm_widget["properties"]["alarms"]) == len(set(expected) - unlisted)
     shown = json.dumps(widgets)
     shown_metrics = ("QueuedTasks", "BeatHeartbeatAge", "RunningTaskCount", "5xx", "Throttles", "DatabaseConnections")
     for metric in (*shown_metrics, "CurrConnections", "AuthorizerErrors"):
         assert f'"{metric}"' in shown, metric
+    assert Resource("root", "MonitoringStack").properties["Parameters"]["ContainerInsights"] == {
+        "Ref": "ContainerInsights"
+    }
+    with deployed_as("dev"):
+        assert not condition(MONITORING, "WatchTaskCounts")
+    with deployed_as("prod"):
+        assert condition(MONITORING, "WatchTaskCounts")
 
 
 # ------------------------------------------------------------------ connections and concurrency

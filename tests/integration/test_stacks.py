@@ -10,6 +10,7 @@ import re
 import subprocess
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -150,12 +151,27 @@ def condition(stack: str, name: str) -> bool:
     return bool(evaluate(stack, template_of(stack)["Conditions"][name]))
 
 
+# The root's parameters a test deploys with (a stage's samconfig.toml list); empty = the defaults.
+SCENARIO: dict[str, str] = {}
+
+
+@contextmanager
+def deployed_as(stage: str) -> Iterator[dict[str, str]]:
+    """Evaluate conditions and parameters as `sam deploy --config-env <stage>` passes them."""
+    SCENARIO.clear()
+    SCENARIO.update(stage_overrides()[stage])
+    try:
+        yield SCENARIO
+    finally:
+        SCENARIO.clear()
+
+
 def evaluate(stack: str, value: Any) -> Any:
-    """A condition's or parameter's value in the default scenario (the stack creates everything)."""
+    """A condition's or parameter's value in the scenario (by default: the stack creates everything)."""
     if isinstance(value, dict) and len(value) == 1:
         ((key, args),) = value.items()
-        if key == "Fn::Equals":
-            return evaluate(stack, args[0]) == evaluate(stack, args[1])
+        if key == "Fn::Equals":  # CloudFormation compares the values as strings
+            return str(evaluate(stack, args[0])) == str(evaluate(stack, args[1]))
         if key == "Fn::Not":
             return not evaluate(stack, args[0])
         if key == "Fn::And":
@@ -164,6 +180,9 @@ def evaluate(stack: str, value: Any) -> Any:
             return any(evaluate(stack, arg) for arg in args)
         if key in ("Condition", "Fn::Condition"):  # the YAML loader names `!Condition` Fn::Condition
             return condition(stack, args)
+        if key == "Fn::If":
+            name, then, otherwise = args
+            return evaluate(stack, then if condition(stack, name) else otherwise)
         if key == "Fn::Join":
             return args[0].join(str(evaluate(stack, part)) for part in evaluate(stack, args[1]))
         if key == "Ref" and args in template_of(stack).get("Parameters", {}):
@@ -174,7 +193,7 @@ def evaluate(stack: str, value: Any) -> Any:
 def parameter_value(stack: str, name: str) -> Any:
     if stack == "root":
         spec = template_of("root")["Parameters"][name]
-        default = spec.get("Default", "")
+        default = SCENARIO.get(name, spec.get("Default", ""))
         return [p for p in str(default).split(",") if p] if "List" in spec["Type"] else default
     passed = Resource("root", stack).properties["Parameters"].get(name)
     return evaluate("root", passed) if passed is not None else template_of(stack)["Parameters"][name].get("Default", "")
@@ -300,7 +319,9 @@ def test_interface_endpoints_serve_every_aws_api_the_private_subnets_need() -> N
         for name in nested("NetworkStack")["Resources"]
         if (r := Resource("NetworkStack", name)).type == "AWS::EC2::VPCEndpoint"
     }
-    assert services == {"s3", "secretsmanager", "ssm", "api", "dkr", "logs", "sts"}  # ecr.api, ecr.dkr
+    # ecr.api, ecr.dkr: what runs privately calls, and nothing else ($0.01 per AZ-hour each).
+    # Nothing calls STS: functions and tasks get their credentials from their runtimes.
+    assert services == {"s3", "secretsmanager", "ssm", "api", "dkr", "logs"}
     nat = nested("NetworkStack")["Resources"]["NatGatewayResource"]
     assert nat["Condition"] == "CreateNat"
     assert not condition("NetworkStack", "CreateNat")  # only where a parameter asks
@@ -318,7 +339,11 @@ DATASTORE_PORTS = {
 def ingress(group: Resource) -> set[tuple[int, int, Any]]:
     """Every rule letting traffic into the group: (from port, to port, source)."""
     data = template_of(group.stack)["Resources"]
-    rules = list(group.properties.get("SecurityGroupIngress", []))
+    given = group.properties.get("SecurityGroupIngress", [])
+    if isinstance(given, dict):  # chosen by a condition: {"Fn::If": [name, then, else]}
+        name, then, otherwise = given["Fn::If"]
+        given = then if condition(group.stack, name) else otherwise
+    rules = list(given)
     rules += [
         r["Properties"]
         for r in data.values()
@@ -351,6 +376,71 @@ def test_the_aurora_cluster_admits_only_its_proxy() -> None:
     [group] = origins("DataStack", cluster.properties["VpcSecurityGroupIds"])
     [proxy_group] = origins("DataStack", Resource("DataStack", "DatabaseProxy").properties["VpcSecurityGroupIds"])
     assert ingress(group) == {(5432, 5432, proxy_group)}
+
+
+def test_the_proxy_sends_only_to_the_clusters_port_and_has_no_default_egress() -> None:
+    """A group stating no egress gets allow-all; the proxy's states a rule matching nothing, and
+    its one real rule goes to the cluster's group on 5432."""
+    proxy_group = Resource("DataStack", "DatabaseProxySecurityGroup")
+    [placeholder] = proxy_group.properties["SecurityGroupEgress"]
+    assert placeholder["CidrIp"] == "255.255.255.255/32"
+    assert placeholder["IpProtocol"] == "icmp"
+    rules = [
+        r["Properties"]
+        for r in nested("DataStack")["Resources"].values()
+        if r["Type"] == "AWS::EC2::SecurityGroupEgress" and one("DataStack", r["Properties"]["GroupId"]) == proxy_group
+    ]
+    assert len(rules) == 1
+    [rule] = rules
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 5432, 5432)
+    assert one("DataStack", rule["DestinationSecurityGroupId"]) == Resource("DataStack", "DatabaseSecurityGroup")
+    assert "CidrIp" not in rule
+    for name, resource in nested("DataStack")["Resources"].items():  # no datastore group keeps allow-all either
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            assert resource["Properties"].get("SecurityGroupEgress"), name
+
+
+def test_dev_reaches_aurora_directly_so_it_can_pause_and_staging_and_prod_keep_the_proxy() -> None:
+    """The URL the functions read points at the cluster (TLS verified) in dev and at the proxy
+    elsewhere; without the proxy the cluster admits the clients, with it only the proxy."""
+    clients = {Resource("NetworkStack", "FunctionSecurityGroup"), Resource("NetworkStack", "ContainerSecurityGroup")}
+    cluster_group = Resource("DataStack", "DatabaseSecurityGroup")
+    scaling = Resource("DataStack", "DatabaseCluster").properties["ServerlessV2ScalingConfiguration"]
+    assert scaling["SecondsUntilAutoPause"] == {
+        "Fn::If": ["AutoPause", {"Ref": "DatabaseAutoPauseSeconds"}, {"Ref": "AWS::NoValue"}]
+    }
+    proxied = ("DatabaseProxy", "DatabaseProxyTargets", "DatabaseProxyRole", "DatabaseProxySecurityGroup")
+    for name in proxied:
+        assert nested("DataStack")["Resources"][name]["Condition"] == "CreateProxy", name
+    with deployed_as("dev"):
+        assert not condition("DataStack", "CreateProxy")
+        assert condition("DataStack", "DirectDatabase")
+        assert condition("DataStack", "AutoPause")
+        assert condition("DataStack", "DocumentDbServerless")
+        url = connections()["database_url"]
+        assert url.endswith("@${DatabaseCluster.Endpoint.Address}:5432/multidb?ssl=verify-full"), url
+        assert ingress(cluster_group) == {(5432, 5432, client) for client in clients}
+        assert parameter_value("DataStack", "DatabaseMinCapacity") == "0"
+        assert one("DataStack", nested("DataStack")["Outputs"]["DatabaseProxyName"]["Value"]) == ""
+    for stage in ("staging", "prod"):
+        with deployed_as(stage):
+            assert condition("DataStack", "CreateProxy"), stage
+            assert not condition("DataStack", "AutoPause"), stage
+            assert "${DatabaseProxy.Endpoint}" in connections()["database_url"], stage
+            [proxy_group] = origins(
+                "DataStack", Resource("DataStack", "DatabaseProxy").properties["VpcSecurityGroupIds"]
+            )
+            assert ingress(cluster_group) == {(5432, 5432, proxy_group)}, stage
+    for stack in ("root", "DataStack"):  # a paused instance behind the proxy would never pause: refused
+        [rule] = [r for name, r in template_of(stack)["Rules"].items() if name == "PausingNeedsNoProxy"]
+        assert rule["RuleCondition"]["Fn::Equals"][1] == 0
+
+
+def test_the_aurora_instances_present_a_certificate_of_the_bundle_the_functions_trust() -> None:
+    """Without the proxy the functions verify Aurora's own certificate: an RSA2048 G1 root of the
+    layer's bundle, which multidb.db trusts (test_database_resume checks the context)."""
+    for name in ("DatabaseWriter", "DatabaseReader"):
+        assert Resource("DataStack", name).properties["CACertificateIdentifier"] == "rds-ca-rsa2048-g1", name
 
 
 def test_the_datastores_require_tls_and_redis_keeps_cluster_mode_off() -> None:
@@ -414,13 +504,16 @@ def test_the_connections_secret_is_exactly_what_the_settings_read() -> None:
     ), urls["mongo_url"]
 
 
-def test_the_urls_the_stack_assembles_pass_the_production_settings() -> None:
-    """The Python side's own checks (TLS everywhere, verified certificates) accept what the stack writes."""
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_the_urls_the_stack_assembles_pass_the_production_settings(stage: str) -> None:
+    """The Python side's own checks (TLS everywhere, verified certificates) accept what the stack
+    writes, through the proxy or (dev) straight to the cluster."""
     urls = {}
-    for field, template in connections().items():
-        url = re.sub(r"\{\{resolve:.*?\}\}", "Generated0Secret9", template)
-        url = re.sub(r"\$\{[\w.]+Port\}", "6379", url)
-        urls[field] = re.sub(r"\$\{[\w.]+\}", "host.internal", url)
+    with deployed_as(stage):
+        for field, template in connections().items():
+            url = re.sub(r"\{\{resolve:.*?\}\}", "Generated0Secret9", template)
+            url = re.sub(r"\$\{[\w.]+Port\}", "6379", url)
+            urls[field] = re.sub(r"\$\{[\w.]+\}", "host.internal", url)
     assert urls["redis_url"] == "rediss://:Generated0Secret9@host.internal:6379/0"
     settings = parse({"app_env": "PRODUCTION", "public_keys_parameter": "/multidb-dev/jwt-public-keys", **urls})
     assert settings.database_url.endswith("?ssl=verify-full")
@@ -429,8 +522,13 @@ def test_the_urls_the_stack_assembles_pass_the_production_settings() -> None:
 
 def test_brought_datastores_go_into_the_secret_as_given() -> None:
     _, variables = Resource("DataStack", "ConnectionsSecret").properties["SecretString"]["Fn::Sub"]
-    for placeholder, parameter in (("Database", "DatabaseUrl"), ("Redis", "RedisUrl"), ("Mongo", "MongoUrl")):
+    brought = variables["Database"]["Fn::If"][2]["Fn::If"]  # neither behind the proxy nor direct
+    assert (brought[0], brought[2]) == ("DirectDatabase", {"Ref": "DatabaseUrl"})
+    for name in ("CreateProxy", "DirectDatabase"):  # both only when the database is created
+        assert nested("DataStack")["Conditions"][name]["Fn::And"][0] == {"Fn::Condition": "CreateDatabase"}
+    for placeholder, parameter in (("Redis", "RedisUrl"), ("Mongo", "MongoUrl")):
         assert variables[placeholder]["Fn::If"][2] == {"Ref": parameter}
+    for parameter in ("DatabaseUrl", "RedisUrl", "MongoUrl"):
         assert nested("DataStack")["Parameters"][parameter]["NoEcho"] is True
         assert Resource("root", "DataStack").properties["Parameters"][parameter] == {"Ref": parameter}
 
@@ -618,12 +716,36 @@ def test_each_stage_is_sized_for_what_it_is() -> None:
     assert int(stages["prod"]["AuthReservedConcurrency"]) > 0
     assert stages["dev"]["MultiAz"] == "false"
     assert stages["dev"]["AuthReservedConcurrency"] == "0"  # a new account may have none to spare
-    assert float(stages["dev"]["DatabaseMinCapacity"]) == 0.5
+    assert float(stages["dev"]["DatabaseMinCapacity"]) == 0  # pauses when idle
+    assert stages["dev"]["DocumentDbInstanceClass"] == "db.serverless"
     assert stages["dev"]["CacheNodeType"] == "cache.t4g.micro"
+    for stage in ("staging", "prod"):  # the always-on shape: the proxy, a floor of capacity
+        assert stages[stage].get("DatabaseProxy", parameters["DatabaseProxy"]["Default"]) == "true", stage
+        assert float(stages[stage]["DatabaseMinCapacity"]) >= 0.5, stage
+        assert int(stages[stage]["WorkerMinCount"]) >= 1, stage
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     for stage in stages:
         capabilities = config[stage]["deploy"]["parameters"]["capabilities"].split()
         assert "CAPABILITY_AUTO_EXPAND" in capabilities  # nested applications need it
+
+
+def test_the_docs_give_each_stages_lambda_quota_as_its_reservations_plus_100() -> None:
+    """Lambda keeps 100 executions unreserved: a stage reserving R needs a quota of R + 100."""
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    for stage, overrides in stage_overrides().items():
+        auth, authorizer, api = (
+            int(overrides.get(name, 0))
+            for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency")
+        )
+        reserved = auth + authorizer + 6 * api  # users, roles, routers, tasks, files, audit
+        quota = f"**{reserved + 100}**" if reserved else "any"
+        row = f"| {stage} | {auth} + {authorizer} + 6 \u00d7 {api} = {reserved} | {quota} |"  # the multiplication sign
+        assert row in docs, row
+    output = template_of("root")["Outputs"]["ReservedConcurrency"]["Value"]["Fn::Sub"]
+    for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency"):
+        assert f"${{{name}}}" in output, name
+    reserving = [n for n, f in functions().items() if "ReservedConcurrentExecutions" in f["Properties"]]
+    assert len(reserving) == 8  # auth, the authorizer and the six API functions: the sum above
 
 
 def test_the_architecture_defaults_to_graviton_for_functions_and_layer() -> None:

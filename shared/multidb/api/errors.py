@@ -84,7 +84,7 @@ def is_outage(exc: BaseException) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
-        retry_after = exc.retry_after if isinstance(exc, TooManyRequests) else None
+        retry_after: int | None = getattr(exc, "retry_after", None)  # 429, and a database still resuming (503)
         fields = exc.fields if isinstance(exc, InvalidInput) else {}
         data = [FieldError(field=name, message=text) for name, text in fields.items()] or None
         return envelope(exc.status_code, exc.message, data, error=exc.error, retry_after=retry_after)
