@@ -175,7 +175,9 @@ def _translated(path: Path) -> dict[str, Any]:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
+@cache
 def load_template(path: Path) -> dict[str, Any]:
+    """A template as CloudFormation runs it (read once: the model never changes it)."""
     template: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 (a safe loader)
     return _translated(path) if "Transform" in template else template
 
@@ -203,6 +205,7 @@ class Stack:
     parent: "Stack | None" = None
     _conditions: dict[str, bool] = field(default_factory=dict)
     _children: dict[str, "Stack"] = field(default_factory=dict)
+    _resources: dict[str, "Resource"] = field(default_factory=dict)
 
     @cached_property
     def template(self) -> dict[str, Any]:
@@ -334,7 +337,13 @@ class Stack:
             if definition["Type"] == "AWS::CloudFormation::Stack":
                 yield from self.child(name).resources()
             else:
-                yield Resource(self, name, definition)
+                yield self.resource(name)
+
+    def resource(self, name: str) -> "Resource":
+        """One resource, its properties resolved once."""
+        if name not in self._resources:
+            self._resources[name] = Resource(self, name, self.template["Resources"][name])
+        return self._resources[name]
 
 
 @dataclass(frozen=True)
@@ -359,7 +368,7 @@ class Resource:
         """The resources of a type in the same stack (those that exist in the stage)."""
         for name, definition in self.stack.template["Resources"].items():
             if definition["Type"] == type_ and self.stack.exists(definition):
-                yield Resource(self.stack, name, definition)
+                yield self.stack.resource(name)
 
 
 def root_stack(stage: str, overrides: dict[str, str] | None = None) -> Stack:
@@ -410,8 +419,8 @@ FREE: dict[str, str] = {
     "AWS::CloudFormation::Stack": "a nested stack costs nothing itself; its resources are priced",
     "AWS::CloudFormation::WaitConditionHandle": "no charge for AWS:: resources",
     "AWS::Lambda::Permission": "no charge",
-    "AWS::Lambda::Version": "no charge (SnapStart is priced on the function)",
-    "AWS::Lambda::Alias": "no charge (provisioned concurrency would be priced here)",
+    "AWS::Lambda::Version": "no charge (SnapStart is priced on the function; provisioned concurrency here)",
+    "AWS::Lambda::Alias": "no charge without provisioned concurrency (priced when configured)",
     "AWS::Lambda::LayerVersion": "layers count against the code storage quota; no charge",
     "AWS::Lambda::EventInvokeConfig": "no charge",
     "AWS::Events::Rule": "no charge for scheduled rules (the invocations are priced on the function)",
@@ -464,8 +473,16 @@ def _number(value: Any, what: str) -> float:
         raise Unpriced(f"{what}: {value!r} is not a number once resolved") from None
 
 
+def _standard_storage(resource: Resource) -> None:
+    """The prices are those of the standard storage configuration; I/O-Optimized has others."""
+    storage_type = str(resource.properties.get("StorageType", "standard"))
+    if storage_type not in ("standard", "aurora"):
+        raise Unpriced(f"{resource.stack.name}.{resource.name}: storage type {storage_type!r} is not priced")
+
+
 @prices_type("AWS::RDS::DBCluster")
 def _rds_cluster(resource: Resource) -> list[Line]:
+    _standard_storage(resource)
     storage = ASSUMPTIONS.aurora_gb * price("aurora_storage_gb_month")
     return [_line(resource, f"{ASSUMPTIONS.aurora_gb:g} GB stored", storage, "I/O billed per million requests")]
 
@@ -540,6 +557,7 @@ def _rds_proxy(resource: Resource) -> list[Line]:
 
 @prices_type("AWS::DocDB::DBCluster")
 def _docdb_cluster(resource: Resource) -> list[Line]:
+    _standard_storage(resource)
     storage = ASSUMPTIONS.documentdb_gb * price("docdb_storage_gb_month")
     return [_line(resource, f"{ASSUMPTIONS.documentdb_gb:g} GB stored", storage, "I/O billed per million requests")]
 
@@ -567,7 +585,14 @@ def _replication_group(resource: Resource) -> list[Line]:
         groups = int(_number(properties.get("NumNodeGroups", 1), "NumNodeGroups"))
         nodes = groups * (1 + int(_number(properties.get("ReplicasPerNodeGroup", 0), "ReplicasPerNodeGroup")))
     hourly = price("elasticache_node_hour", node_type)
-    return [_line(resource, f"{nodes} x {node_type}", nodes * hourly * HOURS, "one backup per node is free")]
+    return [
+        _line(
+            resource,
+            f"{nodes} x {node_type}",
+            nodes * hourly * HOURS,
+            "snapshots of a near-empty cache: next to nothing",
+        )
+    ]
 
 
 @prices_type("AWS::EC2::NatGateway")
@@ -653,8 +678,11 @@ def _service(resource: Resource) -> list[Line]:
 @prices_type("AWS::ECS::Cluster")
 def _cluster(resource: Resource) -> list[Line]:
     settings = {s.get("Name"): s.get("Value") for s in resource.properties.get("ClusterSettings") or []}
-    if settings.get("containerInsights") != "enabled":
+    insights = settings.get("containerInsights", "disabled")
+    if insights == "disabled":
         return [_line(resource, "cluster", 0.0, "no Container Insights")]
+    if insights != "enabled":  # "enhanced" observability bills per container and task as well
+        raise Unpriced(f"{resource.stack.name}.{resource.name}: Container Insights {insights!r} is not priced")
     counts = prices()["container_insights_metrics"].extra
     services = [s for s in resource.siblings("AWS::ECS::Service") if s.properties.get("Cluster") == resource.ref]
     running = [s for s in services if _idle_tasks(s) > 0]
@@ -806,10 +834,17 @@ def _function(resource: Resource) -> list[Line]:
 
 @prices_type("AWS::Lambda::Alias", "AWS::Lambda::Version")
 def _provisioned(resource: Resource) -> list[Line]:
+    """Provisioned concurrency: its configured GB-seconds, all month, whether or not it is used."""
     config = resource.properties.get("ProvisionedConcurrencyConfig")
     if not config:
         return [_line(resource, "", 0.0, FREE[resource.type], free=True)]
-    raise Unpriced(f"{resource.stack.name}.{resource.name}: provisioned concurrency is not modelled yet")
+    executions = _number(config.get("ProvisionedConcurrentExecutions"), "ProvisionedConcurrentExecutions")
+    (name,) = lambda_functions(resource.stack, resource.properties.get("FunctionName"))
+    function = resource.stack.value(resource.stack.template["Resources"][name].get("Properties") or {})
+    gb = _number(function.get("MemorySize", 128), "MemorySize") / 1024
+    architecture = str((function.get("Architectures") or ["x86_64"])[0])
+    monthly = executions * gb * HOURS * 3600 * price("lambda_provisioned_gb_second", architecture)
+    return [_line(resource, f"{executions:g} x {gb * 1024:g} MB provisioned", monthly)]
 
 
 def idle_lines(root: Stack) -> list[Line]:

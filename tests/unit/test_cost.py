@@ -267,6 +267,42 @@ def test_a_service_scaled_to_zero_costs_nothing_idle_and_publishes_no_task_metri
     assert lines["Data.Cluster"].monthly == pytest.approx((10 + 13) * 0.30)  # no task family running
 
 
+def test_provisioned_concurrency_is_billed_all_month(tmp_path: Path) -> None:
+    stack = _stack(
+        tmp_path,
+        {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"MemorySize": 512, "Architectures": ["arm64"]}},
+            "Live": {
+                "Type": "AWS::Lambda::Alias",
+                "Properties": {
+                    "FunctionName": {"Ref": "Fn"},
+                    "ProvisionedConcurrencyConfig": {"ProvisionedConcurrentExecutions": 2},
+                },
+            },
+        },
+    )
+    lines = {line.resource: line for line in cost.idle_lines(stack)}
+    assert lines["Data.Live"].monthly == pytest.approx(2 * 0.5 * HOURS * 3600 * 0.0000033334)
+
+
+@pytest.mark.parametrize(
+    ("resource", "match"),
+    [
+        ({"Type": "AWS::RDS::DBCluster", "Properties": {"StorageType": "aurora-iopt1"}}, "aurora-iopt1"),
+        (
+            {
+                "Type": "AWS::ECS::Cluster",
+                "Properties": {"ClusterSettings": [{"Name": "containerInsights", "Value": "enhanced"}]},
+            },
+            "enhanced",
+        ),
+    ],
+)
+def test_a_configuration_priced_otherwise_stops_the_model(tmp_path: Path, resource: dict[str, Any], match: str) -> None:
+    with pytest.raises(cost.Unpriced, match=match):
+        cost.idle_lines(_stack(tmp_path, {"Thing": resource}))
+
+
 # ------------------------------------------------------------------ the target
 
 
