@@ -202,7 +202,6 @@ class Stack:
     path: Path
     given: dict[str, Any]
     stack_name: str
-    parent: "Stack | None" = None
     _conditions: dict[str, bool] = field(default_factory=dict)
     _children: dict[str, "Stack"] = field(default_factory=dict)
     _resources: dict[str, "Resource"] = field(default_factory=dict)
@@ -239,9 +238,7 @@ class Stack:
             if location is None or not (ROOT / location).is_file():
                 raise Unpriced(f"{self.name}.{logical_id}: nested template {url!r} is not a file of this repository")
             given = {k: self.value(v) for k, v in (resource["Properties"].get("Parameters") or {}).items()}
-            self._children[logical_id] = Stack(
-                logical_id, ROOT / location, given, f"{self.stack_name}-{logical_id}", self
-            )
+            self._children[logical_id] = Stack(logical_id, ROOT / location, given, f"{self.stack_name}-{logical_id}")
         return self._children[logical_id]
 
     def output(self, name: str) -> Any:
@@ -253,9 +250,11 @@ class Stack:
             return [v for v in (self.value(item) for item in node) if v is not NO_VALUE]
         if not isinstance(node, dict):
             return node
-        if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
+        args: Any
+        key, args = next(iter(node.items())) if len(node) == 1 else ("", None)
+        intrinsic = key.startswith("Fn::") or key == "Ref" or (key == "Condition" and isinstance(args, str))
+        if not intrinsic:  # a mapping of properties (an IAM statement's Condition included)
             return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
-        ((key, args),) = node.items()
         match key:
             case "Ref":
                 return self._ref(args)
@@ -373,7 +372,8 @@ class Resource:
 
 def root_stack(stage: str, overrides: dict[str, str] | None = None) -> Stack:
     parameters = {**stage_parameters(stage), **DEPLOY_PARAMETERS, **(overrides or {})}
-    return Stack("root", ROOT / "template.yaml", parameters, f"multidb-{stage}")
+    stack_name = tomllib.loads(SAMCONFIG.read_text())[stage]["deploy"]["parameters"]["stack_name"]
+    return Stack("root", ROOT / "template.yaml", parameters, stack_name)
 
 
 def template_types() -> set[str]:
