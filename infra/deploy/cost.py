@@ -548,11 +548,13 @@ def _rds_proxy(resource: Resource) -> list[Line]:
         acus = sum(_aurora_minimum_acus(i)[0] for i in serverless)
         entry = prices()["rds_proxy_acu_hour"]
         billed = max(acus, float(entry.extra["minimum"]))
-        return [_line(resource, f"{billed:g} ACU (its minimum)", billed * HOURS * entry.rate())]
+        quantity = f"{billed:g} ACU" + (" (its minimum)" if billed > acus else "")
+        return [_line(resource, quantity, billed * HOURS * entry.rate())]
     vcpus = sum(price("rds_instance_vcpus", str(i.properties.get("DBInstanceClass"))) for i in instances)
     entry = prices()["rds_proxy_vcpu_hour"]
     billed = max(vcpus, float(entry.extra["minimum"]))
-    return [_line(resource, f"{billed:g} vCPU", billed * HOURS * entry.rate())]
+    quantity = f"{billed:g} vCPU" + (" (its minimum)" if billed > vcpus else "")
+    return [_line(resource, quantity, billed * HOURS * entry.rate())]
 
 
 @prices_type("AWS::DocDB::DBCluster")

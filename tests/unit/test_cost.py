@@ -47,9 +47,11 @@ def test_a_type_without_a_price_stops_the_model(tmp_path: Path) -> None:
         cost.idle_lines(cost.Stack("root", template, {}, "test"))
 
 
-def test_a_size_without_a_price_stops_the_model() -> None:
+def test_a_size_without_a_price_stops_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(cost.Unpriced, match=r"cache\.x9\.huge"):
         cost.estimate("dev", {"CacheNodeType": "cache.x9.huge"})
+    assert cost.main(["--stage", "dev", "--parameters", "CacheNodeType=cache.x9.huge"]) == 1
+    assert "DataStack.Redis" in capsys.readouterr().err
 
 
 def test_every_price_names_its_source_and_the_date_it_was_read() -> None:
