@@ -852,12 +852,16 @@ def _provisioned(resource: Resource) -> list[Line]:
 def idle_lines(root: Stack) -> list[Line]:
     lines = []
     for resource in root.resources():
+        name = f"{resource.stack.name}.{resource.name}"
         if resource.type in PRICERS:
-            lines += PRICERS[resource.type](resource)
+            try:
+                lines += PRICERS[resource.type](resource)
+            except Unpriced as exc:
+                raise exc if str(exc).startswith(name) else Unpriced(f"{name}: {exc}") from None
         elif resource.type in FREE:
             lines.append(_line(resource, "", 0.0, FREE[resource.type], free=True))
         else:
-            raise Unpriced(f"{resource.stack.name}.{resource.name}: no price for {resource.type} (prices.toml, FREE)")
+            raise Unpriced(f"{name}: no price for {resource.type} (prices.toml, FREE)")
     return lines
 
 
