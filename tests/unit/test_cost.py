@@ -5,6 +5,7 @@ price small templates written here, which need no translation.
 """
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ def test_the_cli_prints_each_billable_resource_and_the_totals(capsys: pytest.Cap
     assert re.search(r"^Total idle +\d+\.\d\d$", out, re.M)
     assert "Per million API requests:" in out
     assert "AWS::IAM::Role" not in out.split("Free (")[0]  # free resources are summed up, not listed
+
+
+def test_make_cost_passes_the_stage_the_cpu_and_the_parameters() -> None:
+    prerequisites = ["-o", ".venv/.installed", "-o", ".venv-sam/.installed"]  # never (re)build the virtualenvs
+    result = subprocess.run(
+        ["make", "-s", *prerequisites, "cost", "STAGE=staging", "ARCH=x86_64", "PARAMETERS=NatGateway=true"],
+        cwd=cost.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Stage staging:")
+    assert re.search(r"^ServicesStack\.WorkerService .* X86_64 .*Fargate Spot", result.stdout, re.M)
+    assert re.search(r"^NetworkStack\.NatGatewayResource ", result.stdout, re.M)
 
 
 # ------------------------------------------------------------------ line items computed by hand
