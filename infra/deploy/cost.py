@@ -2,6 +2,7 @@
 
     python -m infra.deploy.cost --stage dev [--parameters K=V ...]
     python -m infra.deploy.cost --markdown            # every stage: the table in docs/deploy.md
+    python -m infra.deploy.cost --update-docs         # write that table between its markers there
 
 The model reads what a deploy creates, not a description of it: `template.yaml` translated
 by SAM offline (as `make checkov` and the template tests translate it), then each nested
@@ -32,6 +33,8 @@ import yaml
 from infra.deploy.template import _CfnLoader
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "deploy.md"
+DOCS_BLOCK = re.compile(r"(<!-- make cost: begin -->\n)(.*)(\n<!-- make cost: end -->)", re.S)
 PRICES = Path(__file__).with_name("prices.toml")
 SAMCONFIG = ROOT / "samconfig.toml"
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
@@ -1086,14 +1089,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", choices=STAGES, action="append", help="a stage (repeatable; all with --markdown)")
     parser.add_argument("--parameters", nargs="*", default=[], metavar="KEY=VALUE", help="as make deploy PARAMETERS")
     parser.add_argument("--markdown", action="store_true", help="the table for docs/deploy.md")
+    parser.add_argument("--update-docs", action="store_true", help="write that table into docs/deploy.md")
     args = parser.parse_args(argv)
-    stages = args.stage or (list(STAGES) if args.markdown else ["dev"])
+    stages = args.stage or (list(STAGES) if args.markdown or args.update_docs else ["dev"])
     try:
         results = estimates(stages, _overrides(args.parameters))
     except Unpriced as exc:
         print(f"make cost: {exc}", file=sys.stderr)
         return 1
-    if args.markdown:
+    if args.update_docs:
+        text = DOCS.read_text()
+        if not DOCS_BLOCK.search(text):
+            print(f"make cost: {DOCS.relative_to(ROOT)} has no make cost markers", file=sys.stderr)
+            return 1
+        DOCS.write_text(DOCS_BLOCK.sub(lambda m: m.group(1) + markdown(results) + m.group(3), text))
+    elif args.markdown:
         print(markdown(results))
     else:
         print("\n\n".join(text_report(result) for result in results))

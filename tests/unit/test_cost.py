@@ -1,7 +1,8 @@
 """`make cost`: every billable resource priced, the docs table its output, line items as computed by hand.
 
-The stage tests translate template.yaml with SAM (.venv-sam) once per stage; the shape tests
-price small templates written here, which need no translation.
+The stage tests translate template.yaml with SAM (.venv-sam) once; the hand-computed line
+items read staging and prod, whose always-on shape (RDS Proxy, Container Insights, workers
+running) the lean dev stage drops; the shape tests price small templates written here.
 """
 
 import re
@@ -72,11 +73,23 @@ def test_the_embedded_metrics_are_the_ones_the_metrics_function_publishes() -> N
 
 
 def test_the_cost_table_in_docs_deploy_md_is_the_models_output(stages: dict[str, cost.Estimate]) -> None:
-    text = (cost.ROOT / "docs" / "deploy.md").read_text()
-    block = re.search(r"<!-- make cost: begin -->\n(.*)\n<!-- make cost: end -->", text, re.S)
+    block = cost.DOCS_BLOCK.search(cost.DOCS.read_text())
     assert block is not None, "docs/deploy.md lost its make cost markers"
     generated = cost.markdown([stages[stage] for stage in cost.STAGES])
-    assert block.group(1) == generated, "regenerate it: python -m infra.deploy.cost --markdown"
+    assert block.group(2) == generated, "regenerate it: python -m infra.deploy.cost --update-docs"
+
+
+def test_update_docs_rewrites_only_the_block_between_the_markers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stages: dict[str, cost.Estimate]
+) -> None:
+    page = tmp_path / "deploy.md"
+    page.write_text("# Deploy\n\n<!-- make cost: begin -->\n| stale |\n<!-- make cost: end -->\n\nAfter.\n")
+    monkeypatch.setattr(cost, "DOCS", page)
+    assert cost.main(["--update-docs"]) == 0
+    generated = cost.markdown([stages[stage] for stage in cost.STAGES])
+    assert (
+        page.read_text() == f"# Deploy\n\n<!-- make cost: begin -->\n{generated}\n<!-- make cost: end -->\n\nAfter.\n"
+    )
 
 
 def test_the_cli_prints_each_billable_resource_and_the_totals(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,36 +121,36 @@ def test_make_cost_passes_the_stage_the_cpu_and_the_parameters() -> None:
 
 
 def test_a_cache_t4g_micro_node_is_730_hours_at_its_hourly_price(stages: dict[str, cost.Estimate]) -> None:
-    assert line(stages["dev"], "DataStack.Redis").monthly == pytest.approx(HOURS * 0.016)
+    assert line(stages["staging"], "DataStack.Redis").monthly == pytest.approx(HOURS * 0.016)
     assert line(stages["prod"], "DataStack.Redis").monthly == pytest.approx(2 * HOURS * 0.032)  # Multi-AZ t4g.small
 
 
 def test_rds_proxy_on_serverless_v2_bills_its_8_acu_minimum(stages: dict[str, cost.Estimate]) -> None:
-    proxy = line(stages["dev"], "DataStack.DatabaseProxy")
+    proxy = line(stages["staging"], "DataStack.DatabaseProxy")
     assert proxy.monthly == pytest.approx(8 * 0.015 * HOURS)
-    assert line(stages["dev"], "DataStack.DatabaseWriter").monthly == pytest.approx(0.5 * 0.12 * HOURS)
+    assert line(stages["staging"], "DataStack.DatabaseWriter").monthly == pytest.approx(0.5 * 0.12 * HOURS)
     assert line(stages["prod"], "DataStack.DatabaseReader").monthly == pytest.approx(1 * 0.12 * HOURS)
 
 
 def test_interface_endpoints_are_billed_per_az_and_the_gateway_endpoint_is_free(
     stages: dict[str, cost.Estimate],
 ) -> None:
-    assert line(stages["dev"], "NetworkStack.SsmEndpoint").monthly == pytest.approx(0.01 * HOURS)
+    assert line(stages["staging"], "NetworkStack.SsmEndpoint").monthly == pytest.approx(0.01 * HOURS)
     assert line(stages["prod"], "NetworkStack.SsmEndpoint").monthly == pytest.approx(2 * 0.01 * HOURS)
     assert line(stages["prod"], "NetworkStack.S3Endpoint").monthly == 0
 
 
 def test_the_load_balancer_pays_its_hours_and_a_public_ipv4_per_az(stages: dict[str, cost.Estimate]) -> None:
-    assert line(stages["dev"], "ServicesStack.LoadBalancer").monthly == pytest.approx(HOURS * (0.0225 + 2 * 0.005))
+    assert line(stages["staging"], "ServicesStack.LoadBalancer").monthly == pytest.approx(HOURS * (0.0225 + 2 * 0.005))
 
 
 def test_fargate_tasks_are_priced_by_architecture_and_spot_runs_only_x86(stages: dict[str, cost.Estimate]) -> None:
-    beat = line(stages["dev"], "ServicesStack.BeatService")
+    beat = line(stages["staging"], "ServicesStack.BeatService")
     assert beat.monthly == pytest.approx(HOURS * (0.25 * 0.03238 + 0.5 * 0.00356))
-    worker = line(stages["dev"], "ServicesStack.WorkerService")  # WorkerSpot=true on ARM64: no Spot for ARM64
+    worker = line(stages["staging"], "ServicesStack.WorkerService")  # WorkerSpot=true on ARM64: no Spot for ARM64
     assert worker.monthly == pytest.approx(HOURS * (0.5 * 0.03238 + 1 * 0.00356))
     assert worker.warning
-    x86 = cost.estimate("dev", {"Architecture": "x86_64"})
+    x86 = cost.estimate("staging", {"Architecture": "x86_64"})
     spot = line(x86, "ServicesStack.WorkerService")
     assert spot.monthly == pytest.approx(HOURS * (0.5 * 0.04048 + 1 * 0.004445) * 0.3)
     assert not spot.warning
@@ -146,41 +159,41 @@ def test_fargate_tasks_are_priced_by_architecture_and_spot_runs_only_x86(stages:
 
 
 def test_container_insights_and_alarms_are_counted_per_metric(stages: dict[str, cost.Estimate]) -> None:
-    cluster = line(stages["dev"], "ServicesStack.Cluster")
+    cluster = line(stages["staging"], "ServicesStack.Cluster")
     assert cluster.monthly == pytest.approx((10 + 3 * 13 + 3 * 8) * 0.30)  # a cluster, 3 services, 3 families
-    assert line(stages["dev"], "MonitoringStack.FunctionErrorsAlarm").monthly == pytest.approx(8 * 0.10)
-    assert line(stages["dev"], "MonitoringStack.QueueDepthAlarm").monthly == pytest.approx(0.10)
+    assert line(stages["staging"], "MonitoringStack.FunctionErrorsAlarm").monthly == pytest.approx(8 * 0.10)
+    assert line(stages["staging"], "MonitoringStack.QueueDepthAlarm").monthly == pytest.approx(0.10)
     # target tracking on a two-metric expression: two alarms reading two metrics each
-    assert line(stages["dev"], "ServicesStack.WorkerScalingPolicy").monthly == pytest.approx(2 * 2 * 0.10)
+    assert line(stages["staging"], "ServicesStack.WorkerScalingPolicy").monthly == pytest.approx(2 * 2 * 0.10)
 
 
 def test_the_scheduled_metrics_function_is_priced_idle(stages: dict[str, cost.Estimate]) -> None:
     runs = HOURS * 60
     expected = runs * 0.20 / 1e6 + runs * 0.2 * 0.25 * 0.0000133334 + runs * 1000 / 1e9 * 0.50 + 3 * 0.30
-    assert line(stages["dev"], "root.MetricsFunction").monthly == pytest.approx(expected)
-    assert line(stages["dev"], "root.AuthFunction").monthly == 0
+    assert line(stages["staging"], "root.MetricsFunction").monthly == pytest.approx(expected)
+    assert line(stages["staging"], "root.AuthFunction").monthly == 0
 
 
 def test_a_million_requests_cost_the_gateway_two_invocations_and_their_durations(
     stages: dict[str, cost.Estimate],
 ) -> None:
-    items = dict(stages["dev"].per_million)
+    items = dict(stages["staging"].per_million)
     assert items["HTTP API requests"] == pytest.approx(1.00)
     assert items["Lambda duration: authorizer 256 MB x 10 ms"] == pytest.approx(1e6 * 0.010 * 0.25 * 0.0000133334)
     assert items["Lambda duration: function 512 MB x 50 ms"] == pytest.approx(1e6 * 0.050 * 0.5 * 0.0000133334)
     assert items["X-Ray traces (tracing Active)"] == pytest.approx(0.05 * 5.00)
-    assert stages["dev"].million_requests == pytest.approx(sum(items.values()))
+    assert stages["staging"].million_requests == pytest.approx(sum(items.values()))
 
 
 def test_parameters_change_what_is_priced(stages: dict[str, cost.Estimate]) -> None:
-    brought = cost.estimate("dev", {"MongoUrl": "mongodb+srv://cluster.example.net/", "NatGateway": "true"})
+    brought = cost.estimate("staging", {"MongoUrl": "mongodb+srv://cluster.example.net/", "NatGateway": "true"})
     resources = {line.resource for line in brought.lines}
     assert not any(resource.startswith("DataStack.DocumentDb") for resource in resources)
     assert line(brought, "NetworkStack.NatGatewayResource").monthly == pytest.approx(0.045 * HOURS)
     assert line(brought, "NetworkStack.NatAddress").monthly == pytest.approx(0.005 * HOURS)
-    snap = cost.estimate("dev", {"SnapStart": "true"})
+    snap = cost.estimate("staging", {"SnapStart": "true"})
     assert line(snap, "root.AuthFunction").monthly == pytest.approx(0.5 * HOURS * 3600 * 0.0000015046)
-    assert line(snap, "root.MetricsFunction").monthly == line(stages["dev"], "root.MetricsFunction").monthly
+    assert line(snap, "root.MetricsFunction").monthly == line(stages["staging"], "root.MetricsFunction").monthly
     assert "SnapStart restores" in dict(snap.per_million)
 
 
