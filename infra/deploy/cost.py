@@ -75,7 +75,8 @@ class Assumptions:
             f"runs {self.scheduled_ms:g} ms and logs {self.scheduled_log_bytes} bytes each time.",
             f"A request: one HTTP API request, the authorizer ({self.authorizer_ms:g} ms billed) and one API "
             f"function ({self.function_ms:g} ms billed) at their memory sizes, {self.log_bytes_per_request} "
-            f"bytes of logs ingested, {self.xray_sampled:.0%} of requests traced when tracing is Active; one "
+            f"bytes of logs ingested, {self.xray_sampled:.0%} of requests traced when tracing is Active (X-Ray's "
+            "default rule above one request a second; below that it traces every request, $5 a million); one "
             f"request in {1 / self.new_container_ratio:,.0f} starts a container ({self.init_ms:g} ms of "
             f"billed init, or a SnapStart restore, and {self.secret_reads_per_container} secret reads).",
             "Not in the figures: database, cache and container capacity above their minimums (they follow "
