@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
 .PHONY: help chromium install dev invoke test lint typecheck pytest catalogue initdb build validate checkov \
-	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean
+	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -174,6 +174,10 @@ deploy: preflight aws-check build $(DEPLOY_PREREQUISITES) ## deploy a stage: mak
 			6) echo "$$url does not resolve yet: point RealtimeDomainName at the LoadBalancerDnsName output";; \
 			*) echo "Smoke test failed: the Socket.IO endpoint answered with an error (curl exit $$code)"; exit 1;; \
 		esac; }
+
+# What a stage costs at us-east-1 list prices, read from its translated templates (no AWS call).
+cost: $(VENV)/.installed $(SAM_VENV)/.installed ## idle monthly cost and cost per million requests: make cost STAGE=dev [PARAMETERS="K=V …"]
+	python -m infra.deploy.cost --stage $(STAGE) --parameters Architecture=$(ARCH) $(PARAMETERS)
 
 destroy-confirmed: $(VENV)/.installed
 	@test "$(STAGE)" = dev -o "$(CONFIRM)" = "$(STAGE)" || { echo "Deleting $(STACK) deletes its data: run make destroy STAGE=$(STAGE) CONFIRM=$(STAGE)"; exit 1; }
