@@ -395,11 +395,6 @@ def test_the_check_names_what_the_s3_endpoint_refused_as_it_stood(records: list[
     assert all(row.iam.startswith("allowed") and "S3Endpoint DENIED" in row.path for row in failed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template.yaml grants FilesFunctionRole no s3:ListBucket: completing an upload whose bytes never "
-    "came answers 500 (S3's 403) instead of 409 upload_missing. Grant it on the bucket, then drop this mark.",
-)
 def test_a_read_the_code_expects_to_miss_is_allowed_to_say_so(records: list[dict[str, Any]]) -> None:
     """A HeadObject the code treats as "not there" (404) needs s3:ListBucket on the bucket, on the role
     and on the endpoint: without it S3 answers 403 (HeadObject's documentation)."""

@@ -777,8 +777,8 @@ def make(*args: str, path: str) -> subprocess.CompletedProcess[str]:
 def test_make_deploy_stops_with_a_clear_message_without_the_aws_cli(tmp_path: Path) -> None:
     result = make("deploy", "STAGE=dev", path=f"{tmp_path}:/usr/bin:/bin")
     assert result.returncode != 0
-    assert "make deploy needs the AWS CLI" in result.stdout + result.stderr
-    assert "sam build" not in result.stdout  # it stopped before building
+    assert "FAIL  AWS CLI: no aws command on PATH" in result.stdout
+    assert "sam build" not in result.stdout  # preflight stopped it before building
 
 
 def test_make_deploy_stops_with_a_clear_message_without_credentials(tmp_path: Path) -> None:
@@ -787,17 +787,18 @@ def test_make_deploy_stops_with_a_clear_message_without_credentials(tmp_path: Pa
     fake.chmod(0o755)
     result = make("deploy", "STAGE=staging", path=f"{tmp_path}:/usr/bin:/bin")
     assert result.returncode != 0
-    assert "no working credentials for us-east-1" in result.stdout + result.stderr
+    assert "FAIL  credentials: no AWS credentials found" in result.stdout
+    assert "sam build" not in result.stdout
 
 
 def test_make_deploy_stops_with_a_clear_message_without_docker_before_building(tmp_path: Path) -> None:
     fake = tmp_path / "aws"
-    fake.write_text('#!/bin/sh\necho "123"\n')  # credentials work
+    fake.write_text('#!/bin/sh\necho "123"\n')
     fake.chmod(0o755)
     result = make("deploy", "STAGE=dev", path=f"{tmp_path}:/usr/bin:/bin")
     assert result.returncode != 0
-    assert "make deploy needs Docker" in result.stdout + result.stderr
-    assert "sam build" not in result.stdout  # it stopped before building
+    assert "or deploy with DEPLOY_PREREQUISITES= (keeps the running images)" in result.stdout
+    assert "sam build" not in result.stdout  # preflight names every problem before anything is built
 
 
 def test_make_destroy_asks_for_confirmation_beyond_dev(tmp_path: Path) -> None:
