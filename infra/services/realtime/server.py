@@ -246,7 +246,10 @@ class Realtime:
         server's presence, close idle Redis connections; returns how many sockets it ended."""
         now = time.time()
         ended = 0
-        await self.renew()
+        try:
+            await self.renew()
+        except Exception as exc:  # an outage must not stop the checks below
+            log.warning("could not renew presence: %s", type(exc).__name__)
         for sid, session in list(self.sessions.items()):
             if session.claims.exp > now:
                 try:
