@@ -22,7 +22,7 @@ from .settings import get_settings
 if TYPE_CHECKING:
     import redis
     from fakeredis import FakeServer
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import ConnectionPool, Redis
 
 
 def _options(retry: Any) -> dict[str, Any]:
@@ -76,9 +76,10 @@ def _redis(url: str) -> "Redis":
         import fakeredis
 
         client: Redis = fakeredis.FakeAsyncRedis(server=_memory(url), decode_responses=True)
-        _made.append(client)
-        return client
-    return bounded(url)
+    else:
+        client = bounded(url)
+    _made.append(client)
+    return client
 
 
 def client_of(url: str, *, subscriber: bool = False, raw: bool = False) -> "Redis":
@@ -93,11 +94,12 @@ def client_of(url: str, *, subscriber: bool = False, raw: bool = False) -> "Redi
         if subscriber:  # the 2 s read timeout would drop a subscription between messages
             options |= {"socket_timeout": None, "socket_keepalive": True, "health_check_interval": 15}
         _others[key] = bounded(url, **options)
+        _made.append(_others[key])
     return _others[key]
 
 
 def bounded(url: str, **options: Any) -> "Redis":
-    """A new asyncio client of `url` with a bounded pool of its own (closed by `close`);
+    """A new asyncio client of `url` with a bounded pool of its own (the caller closes it);
     `options` override the connection settings (`socket_timeout=None` for a subscriber)."""
     from redis.asyncio import Redis as Client
     from redis.asyncio.retry import Retry
@@ -109,9 +111,7 @@ def bounded(url: str, **options: Any) -> "Redis":
         timeout=settings.redis_pool_timeout,
         **{**_options(Retry), **options},
     )
-    client = Client.from_pool(pool)
-    _made.append(client)
-    return client
+    return Client.from_pool(pool)
 
 
 async def shrink(idle: float | None = None) -> int:
@@ -127,21 +127,50 @@ async def shrink(idle: float | None = None) -> int:
 
 
 @lru_cache(maxsize=1)
-def _bounded_pool() -> "type[BlockingConnectionPool]":
+def _bounded_pool() -> "type[ConnectionPool]":
     """The pool class, made on first use (redis.asyncio stays out of the authorizer's imports)."""
-    from redis.asyncio import BlockingConnectionPool
+    from redis.asyncio import ConnectionPool
     from redis.asyncio.connection import AbstractConnection
+    from redis.exceptions import ConnectionError
 
-    class BoundedPool(BlockingConnectionPool):
-        """A blocking pool that remembers when each connection came back, to close idle ones."""
+    class BoundedPool(ConnectionPool):
+        """At most `max_connections` checked out; a caller waits its turn, first come first
+        served, up to `timeout` seconds. (redis-py's BlockingConnectionPool lets a newcomer
+        take a connection before a waiter it just woke: under a steady load some waiters
+        starve past the timeout.) It remembers when each connection came back, to close
+        idle ones."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+        def __init__(self, *, max_connections: int, timeout: float, **kwargs: Any) -> None:
+            super().__init__(max_connections=max_connections, **kwargs)
+            self.timeout = timeout
+            self.turns = asyncio.Semaphore(max_connections)  # FIFO: no barging
             self.idle_since: dict[AbstractConnection, float] = {}
+
+        async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.turns.acquire()
+            except TimeoutError:
+                raise ConnectionError("No connection available.") from None
+            try:
+                async with self._lock:
+                    connection: AbstractConnection = self.get_available_connection()  # type: ignore[no-untyped-call]
+            except BaseException:
+                self.turns.release()
+                raise
+            try:
+                await self.ensure_connection(connection)  # a connection Redis closed is reopened here
+            except BaseException:
+                await self.release(connection)  # and with it the turn
+                raise
+            return connection
 
         async def release(self, connection: AbstractConnection) -> None:
             self.idle_since[connection] = time.monotonic()
-            await super().release(connection)
+            try:
+                await super().release(connection)
+            finally:
+                self.turns.release()
 
         async def shrink(self, idle: float) -> int:
             now = time.monotonic()
