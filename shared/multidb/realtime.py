@@ -4,6 +4,7 @@ and the Socket.IO server (infra/services/realtime) delivers them to the connecte
 Rooms: every connection joins `user:<id>` of its user, and admins also join `admins`.
 """
 
+import asyncio
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +35,18 @@ def _manager_class() -> "type[AsyncRedisManager]":
     from .redis import client_of
 
     class Manager(socketio.AsyncRedisManager):  # type: ignore[misc]
+        closing: "set[asyncio.Task[None]]" = set()
+
         def _redis_connect(self) -> None:
             # python-socketio would make a new client (and pool) per (re)connect, with no
             # bound and no retry: a connection Redis closed then fails a publish, and the
             # pool it leaves behind is never closed.
             self.redis = client_of(self.redis_url, raw=True)
+            failed = getattr(self, "pubsub", None)
+            if failed is not None:  # it failed: give its connection back to the pool
+                task = asyncio.get_running_loop().create_task(failed.aclose())
+                self.closing.add(task)
+                task.add_done_callback(self.closing.discard)
             self.pubsub = client_of(self.redis_url, subscriber=True, raw=True).pubsub(ignore_subscribe_messages=True)
             self.connected = True
 

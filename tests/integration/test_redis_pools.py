@@ -8,7 +8,7 @@ import pytest
 import redis as redis_py
 
 from multidb import redis, runtime
-from tests.conftest import REDIS_URL, USE_REDIS
+from tests.conftest import BROKER_URL, REDIS_URL, USE_REDIS
 from tests.helpers import reset_clients
 
 BOUND, TASKS, COMMANDS = 5, 60, 40
@@ -22,9 +22,11 @@ def bounded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[redis_py.Redis, s
         pytest.skip("CLIENT LIST and CLIENT KILL need the real Redis")  # the first pass always has it
     monkeypatch.setenv("REDIS_MAX_CONNECTIONS", str(BOUND))
     monkeypatch.setenv("REDIS_POOL_TIMEOUT", str(WAIT))
+    runtime.run(redis.close())
     reset_clients()
     with redis_py.Redis.from_url(REDIS_URL, decode_responses=True) as probe:
         yield probe, "multidb-pool-test"
+    runtime.run(redis.close())
     monkeypatch.undo()
     reset_clients()
 
@@ -74,3 +76,22 @@ def test_many_tasks_share_the_bound_fairly_and_survive_redis_closing_every_conne
     assert probe.get("pool-test") == str(TASKS * COMMANDS)
     assert left == 0  # shrink closed every idle connection
     probe.delete("pool-test")
+
+
+def test_the_socketio_managers_lost_subscriptions_give_their_connections_back(
+    bounded: tuple[redis_py.Redis, str],
+) -> None:
+    """python-socketio calls `_redis_connect` again each time its subscription fails: more
+    times than the subscriber pool holds, and each new subscription still gets a connection."""
+    from multidb.realtime import CHANNEL, manager
+
+    async def resubscribe() -> int:
+        socketio_manager = manager(BROKER_URL)
+        for _ in range(BOUND + 3):
+            socketio_manager._redis_connect()
+            await socketio_manager.pubsub.subscribe(CHANNEL)
+        subscribed: int = (await socketio_manager.redis.pubsub_numsub(CHANNEL))[0][1]
+        await socketio_manager.pubsub.aclose()
+        return subscribed
+
+    assert runtime.run(resubscribe()) == 1  # the failed ones were closed, not left subscribed
