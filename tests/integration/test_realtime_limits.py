@@ -111,8 +111,9 @@ def test_a_flood_of_messages_is_cut_off_and_its_connection_closed(api: Api, clie
     wait_for(lambda: not alice.sio.connected, timeout=10, what="the server to close the flooding connection")
     closing = "Too many events: the connection is closed."
     wait_for(lambda: any(a["message"] == closing for a in acks.received), timeout=5, what="the closing ack")
-    delivered = sum(ack["code"] == 200 for ack in acks.received)
-    assert BURST <= delivered <= BURST + 5
-    wait_for(lambda: len(bob.messages) >= delivered, timeout=5, what="the messages that passed")
-    assert len(bob.messages) == delivered
+    # The burst passed (events still running when the connection closed may lose their ack,
+    # not their effect), and nothing more.
+    wait_for(lambda: len(bob.messages) >= BURST, timeout=5, what="the messages that passed")
+    time.sleep(0.5)  # what else would arrive has arrived: nothing of the flood's rest
+    assert BURST <= len(bob.messages) <= BURST + 5
     assert bob.sio.connected
