@@ -40,6 +40,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, Meta(ge=0, le=64, description="PostgreSQL connections a process keeps; 0 = none held idle")
     ] = 2
     redis_url: str = "memory://"
+    # Each asyncio Redis client's pool: bounded (a caller waits up to the timeout for a free
+    # connection), and connections idle that long are closed by the processes that run for long.
+    redis_max_connections: Annotated[int, Meta(ge=1, le=1000, description="Connections per Redis pool")] = 20
+    redis_pool_timeout: Annotated[
+        float, Meta(gt=0, le=60, description="Seconds to wait for a free pooled Redis connection")
+    ] = 2.0
+    redis_idle_timeout: Annotated[
+        float, Meta(gt=0, le=3600, description="Seconds an idle pooled Redis connection is kept (long-running servers)")
+    ] = 60.0
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_database: str = "multidb"
 
@@ -130,6 +139,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     realtime_sweep_interval: Annotated[
         float, Meta(gt=0, le=3600, description="Seconds between checks that end expired or revoked Socket.IO sessions")
     ] = 30.0
+    # Socket.IO client events: a bucket per connection (in the server) and one per user (in Redis).
+    realtime_events_per_second: Annotated[
+        float, Meta(gt=0, description="Client events one connection may send per second, sustained")
+    ] = 5.0
+    realtime_events_burst: Annotated[int, Meta(ge=1, description="Client events one connection may send at once")] = 20
+    realtime_events_hard_limit: Annotated[
+        int, Meta(ge=1, description="Refused events a connection may run up (net of the refill) before it is closed")
+    ] = 50
+    realtime_user_events_per_second: Annotated[
+        float, Meta(gt=0, description="Client events one user may send per second on all their connections")
+    ] = 10.0
+    realtime_user_events_burst: Annotated[
+        int, Meta(ge=1, description="Client events one user may send at once on all their connections")
+    ] = 40
 
     @property
     def is_production(self) -> bool:

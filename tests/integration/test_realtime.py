@@ -11,6 +11,7 @@ import pytest
 import socketio
 
 from multidb.rbac import task_code
+from multidb.security.tokens import TokenType, issue
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, get_user_id, invalidate_cache, set_user
 from tests.processes import Process, start_beat, wait_for
@@ -99,6 +100,13 @@ def refusal(url: str, token: str | None, headers: dict[str, str] | None = None) 
 )
 def test_a_connection_without_a_valid_token_is_refused(realtime: str, token: str | None, reason: str) -> None:
     assert refusal(realtime, token) == {"message": reason}
+
+
+def test_a_token_past_its_exp_cannot_connect_even_within_the_leeway(realtime: str) -> None:
+    alice_id = create_user("alice", "alice-password")
+    token, claims = issue(alice_id, TokenType.ACCESS, "alice-family", -2)  # JWT_LEEWAY (10 s) would pass it
+    assert claims.exp < time.time()
+    assert refusal(realtime, token) == {"message": "token expired"}
 
 
 def test_a_disabled_user_cannot_connect(api: Api, realtime: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 import socketio
 
 from multidb.rbac import event_code
+from multidb.security.tokens import TokenType, issue
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, get_user_id, role_id, snapshot
 from tests.processes import Process, free_port, listening, wait_for
@@ -105,6 +106,7 @@ def envelope(ack: Any, code: int) -> Any:
 # ---- client events ---------------------------------------------------------------------------
 
 SOCKET_CODES = (event_code("presence:list"), event_code("message:send"))
+PRESENCE_CODE = event_code("presence:user")  # who else is connected: deliveredTo, presence:user
 
 
 def test_a_granted_event_is_acknowledged_in_the_envelope(api: Api, servers: list[str], sockets: list[Socket]) -> None:
@@ -120,9 +122,9 @@ def test_a_granted_event_is_acknowledged_in_the_envelope(api: Api, servers: list
 def test_a_message_reaches_every_socket_of_its_user_on_every_server(
     api: Api, servers: list[str], sockets: list[Socket]
 ) -> None:
-    create_user("alice", "alice-password", codes=SOCKET_CODES)
-    bob_id = create_user("bob", "bob-password")
-    create_user("carol", "carol-password")
+    create_user("alice", "alice-password", codes=(*SOCKET_CODES, PRESENCE_CODE))
+    bob_id = create_user("bob", "bob-password", codes=SOCKET_CODES)
+    create_user("carol", "carol-password", codes=SOCKET_CODES)
     alice = open_socket(sockets, servers[0], api.login("alice", "alice-password").access)
     bobs = [open_socket(sockets, url, api.login("bob", "bob-password").access) for url in servers]
     carol = open_socket(sockets, servers[1], api.login("carol", "carol-password").access)
@@ -131,6 +133,43 @@ def test_a_message_reaches_every_socket_of_its_user_on_every_server(
     for socket in bobs:
         assert socket.next("message")[1] == {"from": get_user_id("alice"), "data": {"text": "hi Bob"}}
     assert carol.quiet("message", 1)
+
+
+def test_a_message_reaches_only_users_who_may_message_and_refuses_the_rest_alike(
+    api: Api, servers: list[str], sockets: list[Socket]
+) -> None:
+    create_user("alice", "alice-password", codes=SOCKET_CODES)
+    carol_id = create_user("carol", "carol-password")  # holds no messaging code
+    dave_id = create_user("dave", "dave-password", codes=SOCKET_CODES, status=False)
+    alice = open_socket(sockets, servers[0], api.login("alice", "alice-password").access)
+    carol = open_socket(sockets, servers[1], api.login("carol", "carol-password").access)
+    refusals = [
+        alice.call("message:send", {"to": to, "text": "spam"})
+        for to in (carol_id, dave_id, "00000000-0000-0000-0000-000000000001")
+    ]
+    # the same answer whether the user exists, is disabled or may not be messaged
+    assert {(r["code"], r["error"], r["message"]) for r in refusals} == {
+        (403, "recipient_unreachable", "you cannot message this user")
+    }
+    assert carol.quiet("message", 0.5)
+    # an admin reaches anyone, and is told how many sockets it reached
+    admin = open_socket(sockets, servers[0], api.login("admin", ADMIN_PASSWORD).access)
+    assert envelope(admin.call("message:send", {"to": carol_id, "text": "from the admin"}), 200) == {"deliveredTo": 1}
+    assert carol.next("message")[1] == {"from": get_user_id("admin"), "data": {"text": "from the admin"}}
+
+
+def test_presence_is_told_only_to_holders_of_its_code(api: Api, servers: list[str], sockets: list[Socket]) -> None:
+    create_user("alice", "alice-password", codes=SOCKET_CODES)
+    bob_id = create_user("bob", "bob-password", codes=SOCKET_CODES)
+    admin_id = get_user_id("admin")
+    alice = open_socket(sockets, servers[0], api.login("alice", "alice-password").access)
+    bob = open_socket(sockets, servers[1], api.login("bob", "bob-password").access)
+    open_socket(sockets, servers[1], api.login("admin", ADMIN_PASSWORD).access)
+    # delivered, but whether anyone was connected is not said: not for bob, not for the admin
+    assert envelope(alice.call("message:send", {"to": bob_id, "text": "hi"}), 200) == {"deliveredTo": None}
+    assert envelope(alice.call("message:send", {"to": admin_id, "text": "hi"}), 200) == {"deliveredTo": None}
+    assert bob.next("message")[1]["data"] == {"text": "hi"}
+    assert envelope(alice.call("presence:user", {"userId": admin_id}), 403) is None
 
 
 @pytest.mark.parametrize(
@@ -198,6 +237,30 @@ def ended(socket: Socket, reason: str, since: float) -> None:
     assert data == {"reason": reason}
     assert at - since < PUSHED_WITHIN, f"heard after {at - since:.2f} s"
     wait_for(lambda: not socket.client.connected, timeout=5, what="the socket to close")
+
+
+def test_a_socket_closes_when_its_token_expires_not_at_the_next_sweep(
+    servers: list[str], sockets: list[Socket]
+) -> None:
+    alice_id = create_user("alice", "alice-password", codes=SOCKET_CODES)
+    token, claims = issue(alice_id, TokenType.ACCESS, "alice-family", 2)
+    expires = time.monotonic() + (claims.exp - time.time())  # on the clock Socket records with
+    alice = open_socket(sockets, servers[0], token)
+    late = []
+    while alice.client.connected and time.monotonic() < expires + 2:
+        sent = time.monotonic()
+        try:
+            ack = alice.client.call("presence:list", timeout=5)
+        except socketio.exceptions.SocketIOError:
+            break  # closed meanwhile
+        if sent > expires and ack["code"] == 200:
+            late.append(ack)
+        time.sleep(0.1)  # under the connection's rate limit (this is pacing, not waiting)
+    assert late == [], "events passed after the token expired"
+    at, data = alice.next("session:revoked", timeout=5)
+    assert data == {"reason": "token expired"}
+    assert expires <= at < expires + PUSHED_WITHIN, f"closed {at - expires:+.2f} s from exp"
+    wait_for(lambda: not alice.client.connected, timeout=5, what="the socket to close")
 
 
 def test_logout_ends_that_sessions_sockets_on_every_server_at_once(

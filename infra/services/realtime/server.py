@@ -12,14 +12,20 @@ proxies log. A connection joins `user:<id>` (and `admins` for admins).
   published on `multidb:notices` as they happen; every server ends the matching sockets at
   once, each first hearing `session:revoked` with the reason. A user whose grants changed
   hears `permissions:changed`.
-- A sweep every REALTIME_SWEEP_INTERVAL ends sockets whose token expired (and, as a
-  backstop, any that no longer pass), and keeps this server's presence entries alive.
+- Client events are rate limited per connection and per user (`multidb.sockets.limits`):
+  over the limit an event is acknowledged 429, and a connection that keeps sending while
+  refused is closed.
+- Each socket is closed when its token expires (a timer per connection), and an event sent
+  by an expired session is refused at once.
+- A sweep every REALTIME_SWEEP_INTERVAL ends sockets that no longer pass (a backstop behind
+  the push), renews this server's presence entries and closes idle Redis connections.
 """
 
 import asyncio
 import json
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +33,14 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from multidb import logs, notices
+from multidb import redis as clients
 from multidb.authz import check
 from multidb.errors import AppError, ServiceUnavailable
-from multidb.realtime import ADMINS_ROOM, CHANNEL, user_room
-from multidb.redis import get_redis
+from multidb.realtime import ADMINS_ROOM, manager, user_room
+from multidb.redis import client_of, get_redis
 from multidb.security.tokens import Claims, TokenType, bearer, verify
 from multidb.settings import get_settings
-from multidb.sockets import presence
+from multidb.sockets import limits, presence
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -44,6 +51,7 @@ log = logs.get_logger("realtime")
 
 REVOKED_EVENT = "session:revoked"
 GRANTS_EVENT = "permissions:changed"
+EXPIRED = "token expired"
 
 
 def _token(environ: dict[str, Any], auth: Any) -> str:
@@ -53,18 +61,39 @@ def _token(environ: dict[str, Any], auth: Any) -> str:
     return bearer(environ.get("HTTP_AUTHORIZATION"))
 
 
+@dataclass(slots=True)
+class Session:
+    """One open connection: its claims, its presence entry, its bucket and its expiry timer."""
+
+    claims: Claims
+    entry: str  # its presence entry, as recorded at connect and renewed by the sweep
+    bucket: limits.Bucket
+    expiry: asyncio.TimerHandle | None = None
+
+
+def _ack(status: int, error: str, message: str) -> dict[str, Any]:
+    return {"code": status, "error": error, "message": message, "ts": int(time.time() * 1000), "data": None}
+
+
 @dataclass
 class Realtime:
-    """The server, and the claims of every open connection (to check, end and sweep them)."""
+    """The server, and the sessions of every open connection (to check, limit, end and sweep them)."""
 
     sio: socketio.AsyncServer
-    sessions: dict[str, Claims] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
     server: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     tasks: list[Any] = field(default_factory=list)
+    spawned: set[Any] = field(default_factory=set)
 
     @property
     def presence_ttl(self) -> int:
         return max(int(3 * get_settings().realtime_sweep_interval), 5)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background, referenced until it ends (asyncio keeps only weak ones)."""
+        task = asyncio.ensure_future(coro)
+        self.spawned.add(task)
+        task.add_done_callback(self.spawned.discard)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
@@ -73,31 +102,51 @@ class Realtime:
             raise Refused("authentication required") from exc
         try:
             claims = verify(token, TokenType.ACCESS)
+            if claims.exp <= time.time():  # within JWT_LEEWAY: it would be closed at once
+                raise Refused(EXPIRED)
             principal = await check(claims, None)
             await presence.alive(get_redis(), self.server, self.presence_ttl)
             agent = str(environ.get("HTTP_USER_AGENT", ""))
-            await presence.record(get_redis(), principal.user_id, self.server, sid, agent, self.presence_ttl)
+            entry = presence.entry(agent)
+            await presence.record(get_redis(), principal.user_id, self.server, sid, entry, self.presence_ttl)
         except ServiceUnavailable as exc:
             raise Refused("service unavailable") from exc
         except AppError as exc:
             raise Refused(exc.message) from exc
-        self.sessions[sid] = claims
+        settings = get_settings()
+        bucket = limits.Bucket(
+            settings.realtime_events_per_second, settings.realtime_events_burst, settings.realtime_events_hard_limit
+        )
+        session = self.sessions[sid] = Session(claims, entry, bucket)
+        # Closed at `exp`, not at the first sweep after it.
+        delay = claims.exp - time.time()
+        session.expiry = asyncio.get_running_loop().call_later(delay, lambda: self.spawn(self.end(sid, EXPIRED)))
         await self.sio.enter_room(sid, user_room(principal.user_id))
         if principal.admin:
             await self.sio.enter_room(sid, ADMINS_ROOM)
         log.info("connected", extra={"fields": {"sid": sid, "user": principal.user_id}})
 
-    async def disconnect(self, sid: str, reason: Any = None) -> None:
-        claims = self.sessions.pop(sid, None)
-        if claims is not None:
-            try:
-                await presence.forget(get_redis(), claims.sub, self.server, sid)
-            except Exception as exc:  # the entry goes with this server's key anyway
-                log.warning("could not forget a connection: %s", type(exc).__name__)
+    async def drop(self, sid: str) -> Session | None:
+        """Forget a connection, whoever ends it first (the client, or `end`): its session, its
+        timer and its presence entry; returns the session, or None if it was gone already."""
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return None
+        if session.expiry is not None:
+            session.expiry.cancel()
+        try:
+            await presence.forget(get_redis(), session.claims.sub, self.server, sid)
+        except Exception as exc:  # the entry goes with this server's key anyway
+            log.warning("could not forget a connection: %s", type(exc).__name__)
+        return session
 
-    async def ping(self, sid: str, data: Any = None) -> str:
-        """Answer "pong" (with an ack): lets a client check its connection end to end."""
-        return "pong"
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        await self.drop(sid)
+
+    async def ping(self, sid: str, data: Any = None) -> str | dict[str, Any]:
+        """Answer "pong" (with an ack): lets a client check its connection end to end. Limited
+        like every client event (a refusal is the error envelope)."""
+        return await self.admit(sid) or "pong"
 
     async def to_user(self, user_id: str, event: str, data: Any) -> None:
         """Every open socket of the user, on every server (the Redis manager relays it)."""
@@ -105,16 +154,52 @@ class Realtime:
 
     def handler(self, registry: "EventRegistry", name: str) -> Any:
         async def handle(sid: str, data: Any = None) -> dict[str, Any]:
-            claims = self.sessions.get(sid)
-            if claims is None:  # ended meanwhile
-                return {"code": 401, "error": "not_authenticated", "message": "Not authenticated.", "data": None}
-            return await registry.dispatch(name, sid, claims, data, self)
+            refused = await self.admit(sid)
+            if refused is not None:
+                return refused
+            return await registry.dispatch(name, sid, self.sessions[sid].claims, data, self)
 
         return handle
 
+    async def admit(self, sid: str) -> dict[str, Any] | None:
+        """None if the connection may send this event now, else the acknowledgement that refuses it."""
+        session = self.sessions.get(sid)
+        if session is None:  # ended meanwhile
+            return _ack(401, "not_authenticated", "Not authenticated.")
+        if session.claims.exp <= time.time():  # its timer is due, or late: refuse now, close now
+            self.spawn(self.end(sid, EXPIRED))
+            return _ack(401, "token_expired", "Token expired.")
+        match session.bucket.take():
+            case limits.Verdict.CLOSE:
+                log.warning("closing a connection over its event limit", extra={"fields": {"sid": sid}})
+                self.spawn(self.close(sid))  # after this acknowledgement has gone out
+                return _ack(429, "too_many_events", "Too many events: the connection is closed.")
+            case limits.Verdict.REFUSE:
+                wait = session.bucket.wait()
+                return _ack(429, "too_many_events", f"Too many events on this connection; retry in {wait:.1f} s.")
+        settings = get_settings()
+        try:
+            wait = await limits.take_user(
+                get_redis(),
+                session.claims.sub,
+                settings.realtime_user_events_per_second,
+                settings.realtime_user_events_burst,
+            )
+        except Exception as exc:  # fail closed, as every check does
+            log.error("the user's event limit is unavailable: %s", type(exc).__name__)
+            return _ack(503, "service_unavailable", "Service unavailable.")
+        if wait:
+            return _ack(429, "too_many_events", f"Too many events from your connections; retry in {wait:.1f} s.")
+        return None
+
+    async def close(self, sid: str) -> None:
+        await self.drop(sid)
+        await self.sio.disconnect(sid, ignore_queue=True)
+
     async def end(self, sid: str, reason: str) -> None:
-        """Tell the socket why, then close it."""
-        self.sessions.pop(sid, None)
+        """Tell the socket why its session ended, then close it (once, whoever asks twice)."""
+        if await self.drop(sid) is None:
+            return
         await self.sio.emit(REVOKED_EVENT, {"reason": reason}, to=sid, ignore_queue=True)
         await self.sio.disconnect(sid, ignore_queue=True)
 
@@ -122,7 +207,8 @@ class Realtime:
         """Act on a notice from `multidb:notices` for this server's own sockets; returns how many."""
         acted = 0
         if notice.get("type") == "revoked":
-            for sid, claims in list(self.sessions.items()):
+            for sid, session in list(self.sessions.items()):
+                claims = session.claims
                 if claims.sub != notice.get("user"):
                     continue
                 if notice.get("family") and claims.fam != notice["family"]:
@@ -133,8 +219,8 @@ class Realtime:
                 acted += 1
         elif notice.get("type") == "grants":
             users = set(notice.get("users") or ())
-            for sid, claims in list(self.sessions.items()):
-                if claims.sub in users:
+            for sid, session in list(self.sessions.items()):
+                if session.claims.sub in users:
                     await self.sio.emit(GRANTS_EVENT, {}, to=sid, ignore_queue=True)
                     acted += 1
         return acted
@@ -156,24 +242,40 @@ class Realtime:
                 await asyncio.sleep(1)
 
     async def sweep_once(self) -> int:
-        """End every connection whose token has expired or no longer passes; returns how many."""
+        """End every connection whose token has expired or no longer passes, renew this
+        server's presence, close idle Redis connections; returns how many sockets it ended."""
         now = time.time()
         ended = 0
-        await presence.alive(get_redis(), self.server, self.presence_ttl)
-        for sid, claims in list(self.sessions.items()):
-            if claims.exp > now:
+        try:
+            await self.renew()
+        except Exception as exc:  # an outage must not stop the checks below
+            log.warning("could not renew presence: %s", type(exc).__name__)
+        for sid, session in list(self.sessions.items()):
+            if session.claims.exp > now:
                 try:
-                    await check(claims, None)
+                    await check(session.claims, None)
                     continue
                 except ServiceUnavailable:
                     continue  # an outage is not a revocation; the next sweep decides
                 except AppError as exc:
                     reason = exc.message
             else:
-                reason = "token expired"
+                reason = EXPIRED
             await self.end(sid, reason)
             ended += 1
+        await clients.shrink()
         return ended
+
+    async def renew(self) -> None:
+        """Keep this server's key and its sockets' presence entries alive for another ttl:
+        a socket held open for hours stays listed."""
+        held = [(sid, session.claims.sub, session.entry) for sid, session in self.sessions.items()]
+        await presence.renew(get_redis(), self.server, held, self.presence_ttl)
+        # A socket dropped while that ran may have had its entry written back after it was
+        # forgotten: forget it again (a drop after it finished found the entry written).
+        gone = [(sid, user) for sid, user, _ in held if sid not in self.sessions]
+        for sid, user in gone:
+            await presence.forget(get_redis(), user, self.server, sid)
 
     async def sweep(self) -> None:
         interval = get_settings().realtime_sweep_interval
@@ -188,18 +290,7 @@ class Realtime:
 def _subscriber() -> "Redis":
     """A connection of its own for the subscription: it waits for messages without a read
     timeout (the shared client's 2 s would drop it between notices)."""
-    settings = get_settings()
-    if settings.redis_url.startswith("memory://"):
-        return get_redis()
-    from redis.asyncio import Redis
-
-    return Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_keepalive=True,
-        health_check_interval=15,
-    )
+    return client_of(get_settings().redis_url, subscriber=True)
 
 
 def registries() -> list["EventRegistry"]:
@@ -213,8 +304,9 @@ def registries() -> list["EventRegistry"]:
 def create_realtime() -> Realtime:
     settings = get_settings()
     origins = [origin.strip() for origin in settings.realtime_cors_origins.split(",") if origin.strip()]
-    manager = socketio.AsyncRedisManager(settings.message_broker_url, channel=CHANNEL)
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager, cors_allowed_origins=origins)
+    sio = socketio.AsyncServer(
+        async_mode="asgi", client_manager=manager(settings.message_broker_url), cors_allowed_origins=origins
+    )
     realtime = Realtime(sio)
     sio.on("connect", realtime.connect)
     sio.on("disconnect", realtime.disconnect)

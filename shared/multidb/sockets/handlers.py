@@ -1,8 +1,16 @@
 """The application's Socket.IO client events. Each needs its code `SOCKET:<event>`, granted
-through roles like a route's (admins pass); `make catalogue` lists them."""
+through roles like a route's (admins pass); `make catalogue` lists them.
+
+Who may reach whom: `message:send` reaches a user who may message too (holds
+`SOCKET:message:send`, or is an admin), so messaging is opt-in on both sides through roles;
+admins reach any active user. Anyone else is refused alike, whether they exist or not.
+Whether another user is connected, and on how many sockets, is told only to holders of
+`SOCKET:presence:user` (admins included): `message:send`'s `deliveredTo` is null otherwise.
+"""
 
 import uuid
 from datetime import datetime
+from typing import cast
 
 from pydantic import Field
 from redis.asyncio import Redis
@@ -10,6 +18,8 @@ from redis.asyncio import Redis
 from ..api.requests import RequestBody
 from ..api.responses import CamelModel
 from ..authz import Principal
+from ..errors import Forbidden
+from ..rbac import cached_grants, event_code, permission_key, version_key
 from . import presence
 from .registry import EventRegistry, Outbox, SocketId
 
@@ -31,18 +41,48 @@ async def list_presence(principal: Principal, sid: SocketId, redis: Redis) -> li
     ]
 
 
+MESSAGE_CODE = event_code("message:send")
+PRESENCE_CODE = event_code("presence:user")
+
+
+def sees_presence(principal: Principal) -> bool:
+    return principal.admin or PRESENCE_CODE in principal.codes
+
+
+class PresenceOf(RequestBody):
+    user_id: uuid.UUID = Field(description="The user to look up")
+
+
+class UserPresence(CamelModel):
+    connections: int = Field(description="How many open connections the user has, on every server")
+
+
+@events.on("presence:user")
+async def user_presence(principal: Principal, body: PresenceOf, redis: Redis) -> UserPresence:
+    """Tell how many open connections a user has, on every server (0: offline)."""
+    return UserPresence(connections=len(await presence.connections(redis, str(body.user_id))))
+
+
 class MessageSend(RequestBody):
     to: uuid.UUID = Field(description="The user to reach")
     text: str = Field(min_length=1, max_length=2000)
 
 
 class MessageSent(CamelModel):
-    delivered_to: int = Field(description="How many open connections of the user it reached")
+    delivered_to: int | None = Field(
+        description="How many open connections of the user it reached; null unless you hold SOCKET:presence:user"
+    )
 
 
 @events.on("message:send")
 async def send_message(principal: Principal, body: MessageSend, redis: Redis, outbox: Outbox) -> MessageSent:
-    """Send a user a `message` {from, data: {text}} on all their open connections."""
-    reached = len(await presence.connections(redis, str(body.to)))
-    await outbox.to_user(str(body.to), "message", {"from": principal.user_id, "data": {"text": body.text}})
+    """Send a user who may message too a `message` {from, data: {text}} on all their open connections."""
+    recipient = str(body.to)
+    cached, version = cast(list[str | None], await redis.mget(permission_key(recipient), version_key(recipient)))
+    grants = await cached_grants(redis, recipient, cached, version)
+    reachable = grants is not None and grants.active and (principal.admin or grants.allows(MESSAGE_CODE))
+    if not reachable:
+        raise Forbidden("you cannot message this user", error="recipient_unreachable")
+    reached = len(await presence.connections(redis, recipient)) if sees_presence(principal) else None
+    await outbox.to_user(recipient, "message", {"from": principal.user_id, "data": {"text": body.text}})
     return MessageSent(delivered_to=reached)

@@ -4,8 +4,10 @@ answer for a user across all of them.
     realtime:presence:<user_id>     hash: "<server>:<sid>" -> {"connectedAt", "userAgent"}
     realtime:server:<server>        present while that server lives (renewed by its sweep)
 
+Both live a few sweep intervals: each sweep writes back the entries of the server's open
+sockets and renews their users' hashes, so a socket stays listed however long it is held.
 A server that dies leaves its entries behind; they are ignored, and dropped, once its key
-has expired.
+has expired (and the hash goes with its TTL).
 """
 
 import json
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING, cast
 from ..keyspace import Keys
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from redis.asyncio import Redis
 
 
@@ -31,11 +35,28 @@ class Connection:
     user_agent: str
 
 
-async def record(redis: "Redis", user_id: str, server: str, sid: str, user_agent: str, ttl: int) -> None:
-    entry = json.dumps({"connectedAt": datetime.now(UTC).isoformat(), "userAgent": user_agent[:256]})
+def entry(user_agent: str) -> str:
+    """A connection's presence entry, made when it connects."""
+    return json.dumps({"connectedAt": datetime.now(UTC).isoformat(), "userAgent": user_agent[:256]})
+
+
+async def record(redis: "Redis", user_id: str, server: str, sid: str, entry: str, ttl: int) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(presence_key(user_id), f"{server}:{sid}", entry)
         pipe.expire(presence_key(user_id), ttl)
+        await pipe.execute()
+
+
+async def renew(redis: "Redis", server: str, held: "Iterable[tuple[str, str, str]]", ttl: int) -> None:
+    """This server still runs, with these (sid, user id, entry) open: one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(server_key(server), "1", ex=ttl)
+        users = set()
+        for sid, user_id, entry in held:
+            pipe.hset(presence_key(user_id), f"{server}:{sid}", entry)
+            users.add(user_id)
+        for user_id in users:
+            pipe.expire(presence_key(user_id), ttl)
         await pipe.execute()
 
 
