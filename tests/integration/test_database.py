@@ -14,7 +14,7 @@ from infra.deploy import initdb
 from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import InterfaceRoute, User
-from multidb.rbac import catalogue, grantable
+from multidb.rbac import catalogue, listed
 from multidb.settings import get_settings
 from tests.conftest import ADMIN_PASSWORD, USE_POSTGRES
 from tests.helpers import Api, reset_clients
@@ -63,9 +63,9 @@ def test_initdb_is_idempotent_and_the_sync_follows_the_catalogue() -> None:
     first = runtime.run(rows())
     initdb.main()
     assert runtime.run(rows()) == first
-    assert set(first) == set(grantable())
+    assert set(first) == set(listed())  # routes, tasks, events, and the console's pages and buttons
     assert first["GET:/api/v1/roles"][2] == catalogue()["GET:/api/v1/roles"]["name"]
-    assert runtime.run(_counts()) == (1, len(grantable()))
+    assert runtime.run(_counts()) == (1, len(listed()))
 
 
 def test_initdb_refuses_a_missing_admin_password_outside_local(monkeypatch: pytest.MonkeyPatch) -> None:
