@@ -35,7 +35,10 @@ export interface ClientOptions {
   channel?: ((name: string) => Channel) | null;
   /** Refresh this long before `exp` (default: 30 s, at most a fifth of the token's lifetime). */
   refreshAheadMs?: number;
-  /** Refresh on a timer before `exp` (default true); requests refresh before sending either way. */
+  /**
+   * Refresh before `exp` (default true): on a timer, and before sending a request whose token is due.
+   * Off, the kit refreshes only after an expiry denial (how the tests prove that path).
+   */
   autoRefresh?: boolean;
   /** Clock skew tolerated when a gateway 403 is read as an expiry (default 30 s). */
   skewToleranceMs?: number;
@@ -256,7 +259,7 @@ export class Client {
     await this.ready();
     const session = this.session;
     if (session === null) return null;
-    if (this.now() >= this.refreshAt(session)) {
+    if (this.autoRefresh && this.now() >= this.refreshAt(session)) {
       const fresh = await this.refresh(session.accessToken);
       return fresh?.accessToken ?? null;
     }

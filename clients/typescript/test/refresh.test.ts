@@ -80,7 +80,7 @@ describe("retry once after an expiry signal", () => {
 describe("refresh before exp", () => {
   it("refreshes before sending when the token is due (30 s ahead, at most a fifth of its life)", async () => {
     const api = new FakeApi();
-    const client = make(api, { autoRefresh: false });
+    const client = make(api);
     const session = await client.login("ada", "s3cret!pw");
     const now = Date.now;
     try {
