@@ -257,6 +257,7 @@ export class Client {
   /** A valid access token: refreshed first when it is due. Null without a session. */
   async accessToken(): Promise<string | null> {
     await this.ready();
+    if (this.inflight !== null) await this.inflight.catch(() => null); // a refresh under way: its pair
     const session = this.session;
     if (session === null) return null;
     if (this.autoRefresh && this.now() >= this.refreshAt(session)) {

@@ -95,7 +95,9 @@ export class Realtime {
     }
     this.unsubscribe = this.session.onTokens((token) => {
       if (token === null) this.close();
-      else if (token !== this.token && !this.closed) this.reconnect(); // a refresh: carry the new token
+      // a refresh: an open connection carries the new token from now on (an attempt under way
+      // already waits for it in the auth callback)
+      else if (token !== this.token && this.socket.connected && !this.closed) this.reconnect();
     });
     this.socket.connect();
   }
@@ -156,7 +158,7 @@ export class Realtime {
   private reconnect(): void {
     if (this.closed) return;
     if (this.socket.connected) this.socket.disconnect();
-    this.socket.connect();
+    if (!this.socket.active) this.socket.connect();
   }
 
   private dispatch(event: string, payload: unknown): void {
