@@ -140,13 +140,18 @@ describe("single-flight refresh", () => {
     expect(api.revoked.size).toBe(0);
   });
 
-  it("across tabs: a Web Lock and a channel, one refresh, no spent token presented, both tabs keep the session", async () => {
+  it.each([
+    ["a channel", false],
+    ["a shared store", true],
+  ])("across tabs: a Web Lock and %s, one refresh, no spent token presented, both keep the session", async (_, shared) => {
     const api = new FakeApi();
     const locks = new FakeLocks();
+    const store = memoryStore();
     const channel = (name: string) => new BroadcastChannel(name) as never;
-    // two tabs: each its own memory (the channel is all they share), one lock manager
-    const a = make(api, { locks, channel, autoRefresh: false, namespace: "twotabs" });
-    const b = make(api, { locks, channel, autoRefresh: false, namespace: "twotabs" });
+    // two tabs, one lock manager: they share either a channel (each its own memory) or a store (no channel)
+    const tab = shared ? { store, channel: null } : { channel };
+    const a = make(api, { locks, ...tab, autoRefresh: false, namespace: `twotabs${shared}` });
+    const b = make(api, { locks, ...tab, autoRefresh: false, namespace: `twotabs${shared}` });
     const session = await a.login("ada", "s3cret!pw");
     await new Promise<void>((resolve) => {
       const poll = async () => ((await b.current())?.accessToken === session.accessToken ? resolve() : setTimeout(poll, 5));
