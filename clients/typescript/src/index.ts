@@ -1,0 +1,13 @@
+export { createClient, Client } from "./client.js";
+export type { ClientOptions, Session, SessionEvent, Locks, Channel } from "./client.js";
+export { ApiError, errorFromBody, errorFromAck } from "./errors.js";
+export type { FieldError } from "./errors.js";
+export { memoryStore, localStorageStore, defaultStore } from "./store.js";
+export type { KeyValueStore } from "./store.js";
+export { encryptPassword, jwtClaims } from "./crypto.js";
+export { Realtime } from "./socket.js";
+export type { ServerEvents, ClientEvents, RealtimeEvents, RealtimeOptions } from "./socket.js";
+export { choosePartSize, planParts, MIN_PART, MAX_PARTS } from "./uploads.js";
+export type { UploadOptions, Progress, PlannedPart } from "./uploads.js";
+export type { Schemas, Data, PathsWith, CallOptions } from "./types.js";
+export type { paths, components, operations } from "./generated/api.js";
