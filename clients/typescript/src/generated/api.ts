@@ -624,6 +624,7 @@ export interface components {
             /**
              * At
              * Format: date-time
+             * @description When it happened (a tally: its first event)
              */
             at: string;
             /**
@@ -633,8 +634,19 @@ export interface components {
             details: {
                 [key: string]: unknown;
             };
+            /**
+             * Events
+             * @description How many times it happened (a tally of refused logins: the count)
+             * @default 1
+             */
+            events?: number;
             /** Ip */
             ip: string | null;
+            /**
+             * Lastat
+             * @description A tally's last event
+             */
+            lastAt?: string | null;
             /**
              * Outcome
              * @description success or failure
