@@ -45,10 +45,10 @@ VPCS_PER_REGION_QUOTA = "L-F678F1CE"  # Service Quotas: Amazon VPC, "VPCs per Re
 SNAPSTART_UNSUPPORTED = {"ap-southeast-6": "Asia Pacific (New Zealand)", "ap-east-2": "Asia Pacific (Taipei)"}
 # Amazon ECS Developer Guide, "Supported Regions for Amazon ECS on AWS Fargate", Linux
 # containers. ARM64 (the ECS API Reference, RuntimePlatform) and Fargate Spot for X86_64 and
-# ARM64 (the ECS API Reference, CapacityProviderStrategyItem: platform version 1.4.0 or later,
-# which LATEST is) are documented without Regional exceptions; the Developer Guide's page on
-# Fargate capacity providers still says Spot is X86_64 only, so an arm64 stage on Spot is
-# reported as a warning, not refused.
+# ARM64 (the ECS API Reference, CapacityProviderStrategyItem: "FARGATE_SPOT supports Linux
+# tasks with the ARM64 architecture on platform version 1.4.0 or later", which LATEST is) are
+# documented without Regional exceptions. The Developer Guide's older sentence that Spot runs
+# X86_64 only is outdated; `make cost` prices arm64 Spot with the Spot discount as well.
 FARGATE_LINUX_REGIONS = frozenset(
     {
         *("us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "mx-central-1"),
@@ -258,15 +258,13 @@ class Preflight:
             yield Result("FAIL", "Fargate", detail, fix)
         else:
             arm = stage.parameter("Architecture") == "arm64"
-            spot = stage.parameter("WorkerSpot") == "true"
-            shape = ", ".join(["arm64" if arm else "x86_64", *(["Spot for the worker"] if spot else [])])
+            spot = [
+                what
+                for what, parameter in (("the worker", "WorkerSpot"), ("beat and Socket.IO", "ServicesSpot"))
+                if stage.parameter(parameter) == "true"
+            ]
+            shape = ", ".join(["arm64" if arm else "x86_64", *([f"Spot for {' and '.join(spot)}"] if spot else [])])
             yield Result("ok", "Fargate", f"Fargate Linux ({shape}) is offered in {region}")
-            if arm and spot:
-                detail = (
-                    "the ECS Developer Guide still says Fargate Spot runs X86_64 only (its API Reference: ARM64 too)"
-                )
-                fix = "if the worker's tasks do not start, deploy with ARCH=x86_64 or PARAMETERS=WorkerSpot=false"
-                yield Result("warn", "Fargate Spot", detail, fix)
         if stage.parameter("DatabaseUrl") == "":
             yield from self.aurora()
 
@@ -414,6 +412,8 @@ class Preflight:
             else:
                 yield Result("ok", "VPCs", f"{vpcs} of {vpc_quota} in use; the stage creates one")
         if stage.parameter("NatGateway") != "true":
+            if stage.parameter("NatInstance") == "true":  # EC2 assigns its address: no Elastic IP, no quota
+                yield Result("ok", "Elastic IPs", "none needed: the NAT instance gets an auto-assigned public IPv4")
             return
         try:
             attributes = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"])["AccountAttributes"]

@@ -98,7 +98,7 @@ def test_every_checkov_skip_gives_its_reason() -> None:
 def test_a_check_skipped_on_one_resource_only_says_why_there() -> None:
     """Checks skipped in a resource's own metadata, so they still hold everywhere else: only the
     plain-HTTP listener and its port-80 rule, which exist only without a certificate (refused
-    for prod)."""
+    for prod), and the NAT instance's public address (it is the private subnets' way out)."""
     skipped = {}
     for stack in ("root", *NESTED):
         for name, resource in template_of(stack)["Resources"].items():
@@ -108,6 +108,7 @@ def test_a_check_skipped_on_one_resource_only_says_why_there() -> None:
     assert skipped == {
         "ServicesStack.HttpListener": {"CKV_AWS_2", "CKV_AWS_103"},
         "ServicesStack.LoadBalancerHttpIngress": {"CKV_AWS_260"},
+        "NetworkStack.NatInstanceResource": {"CKV_AWS_88"},
     }
     for name in ("HttpListener", "LoadBalancerHttpIngress"):
         assert template_of("ServicesStack")["Resources"][name]["Condition"] == "PlainHttp"

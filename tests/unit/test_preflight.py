@@ -317,3 +317,16 @@ def test_every_resource_that_acts_through_a_service_linked_role_has_it_created()
     assert unknown == set(), "map these resource types to the service-linked role they need (or none)"
     created = {role.service for role in preflight.SERVICE_LINKED_ROLES}
     assert {ROLE_OF_TYPE[kind] for kind in acting & set(ROLE_OF_TYPE)} <= created
+
+
+@pytest.mark.usefixtures("aws")
+def test_devs_nat_instance_needs_no_elastic_ip_when_the_quota_is_full() -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for _ in range(5):  # moto's quota of 5, all allocated
+        ec2.allocate_address(Domain="vpc")
+    status, text = check(Stage.load("dev"), Account())
+    assert status == 0, text
+    assert "ok Elastic IPs: none needed: the NAT instance gets an auto-assigned public IPv4" in text
+    status, text = check(Stage.load("dev", extra="NatInstance=false NatGateway=true"), Account())
+    assert status == 1
+    assert "FAIL Elastic IPs: 5 of 5 Elastic IPs in us-east-1 are allocated" in text
