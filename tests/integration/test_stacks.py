@@ -374,6 +374,14 @@ def test_the_nat_instance_forwards_for_the_vpc_only_and_is_the_private_subnets_d
     ):
         assert line in script, line
     assert instance.definition["CreationPolicy"] == {"ResourceSignal": {"Count": 1, "Timeout": "PT10M"}}
+    # the host's failures are recovered by EC2; the OS's by a reboot on its failed status check
+    reboot = network["Resources"]["NatInstanceRebootAlarm"]
+    assert reboot["Condition"] == "CreateNatInstance"
+    assert reboot["Properties"]["MetricName"] == "StatusCheckFailed_Instance"
+    assert reboot["Properties"]["Dimensions"] == [{"Name": "InstanceId", "Value": {"Ref": "NatInstanceResource"}}]
+    assert reboot["Properties"]["AlarmActions"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:automate:${AWS::Region}:ec2:reboot"}
+    ]
     routes = [
         r for r in network["Resources"].values() if r["Type"] == "AWS::EC2::Route" and "InstanceId" in r["Properties"]
     ]
