@@ -419,6 +419,7 @@ FREE: dict[str, str] = {
     "AWS::EC2::SecurityGroup": "no charge for security groups",
     "AWS::EC2::SecurityGroupIngress": "no charge for security group rules",
     "AWS::EC2::SecurityGroupEgress": "no charge for security group rules",
+    "AWS::EC2::LaunchTemplate": "priced on the instance launched from it",
     "AWS::EC2::FlowLog": "billed as the log data it delivers (rejected traffic only: next to none when idle)",
     "AWS::CloudFormation::Stack": "a nested stack costs nothing itself; its resources are priced",
     "AWS::CloudFormation::WaitConditionHandle": "no charge for AWS:: resources",
@@ -611,6 +612,43 @@ def _eip(resource: Resource) -> list[Line]:
     return [_line(resource, "public IPv4", price("public_ipv4_hour") * HOURS)]
 
 
+def _launch_template(instance: Resource) -> dict[str, Any]:
+    """The launch template data an instance names (empty without one)."""
+    reference = (instance.properties.get("LaunchTemplate") or {}).get("LaunchTemplateId")
+    if reference is None:
+        return {}
+    for template in instance.siblings("AWS::EC2::LaunchTemplate"):
+        if template.ref == reference:
+            return template.properties.get("LaunchTemplateData") or {}  # type: ignore[no-any-return]
+    raise Unpriced(f"{instance.stack.name}.{instance.name}: its launch template {reference!r} is not in the stack")
+
+
+@prices_type("AWS::EC2::Instance")
+def _instance(resource: Resource) -> list[Line]:
+    """An instance all month: its hours, its EBS volumes and a public IPv4 when it has one."""
+    template = _launch_template(resource)
+    properties = {**template, **resource.properties}  # the instance's own properties win, as in EC2
+    instance_type = str(properties.get("InstanceType"))
+    monthly = price("ec2_instance_hour", instance_type) * HOURS
+    credits = (properties.get("CreditSpecification") or {}).get("CpuCredits")
+    if instance_type.startswith("t") and credits != "standard":
+        raise Unpriced(f"{resource.stack.name}.{resource.name}: unlimited CPU credits can bill beyond the hours")
+    gb = 0.0
+    for mapping in properties.get("BlockDeviceMappings") or []:
+        ebs = mapping.get("Ebs") or {}
+        if ebs.get("VolumeType") != "gp3" or "VolumeSize" not in ebs:
+            raise Unpriced(f"{resource.stack.name}.{resource.name}: only gp3 volumes of a given size are priced")
+        gb += _number(ebs["VolumeSize"], "VolumeSize")
+    if not gb:
+        raise Unpriced(f"{resource.stack.name}.{resource.name}: give its root volume's type and size")
+    monthly += gb * price("ebs_gp3_gb_month")
+    interfaces = properties.get("NetworkInterfaces") or []
+    public = any(str(i.get("AssociatePublicIpAddress")).lower() == "true" for i in interfaces)
+    monthly += public * price("public_ipv4_hour") * HOURS
+    note = f"{gb:g} GB gp3" + (" + 1 public IPv4" if public else "")
+    return [_line(resource, f"1 x {instance_type}", monthly, note)]
+
+
 @prices_type("AWS::EC2::VPCEndpoint")
 def _endpoint(resource: Resource) -> list[Line]:
     if resource.properties.get("VpcEndpointType", "Gateway") == "Gateway":
@@ -667,18 +705,19 @@ def _service(resource: Resource) -> list[Line]:
     arch = str((task.get("RuntimePlatform") or {}).get("CpuArchitecture", "X86_64"))
     hourly = vcpu * price("fargate_vcpu_hour", arch) + memory * price("fargate_gb_hour", arch)
     providers = [s.get("CapacityProvider") for s in resource.properties.get("CapacityProviderStrategy") or []]
-    note, warning = "", False
-    if providers == ["FARGATE_SPOT"]:
-        if arch == "X86_64":
-            hourly *= 1 - float(prices()["fargate_spot"].extra["discount"])
-            note = "Fargate Spot (up to 70% off; its price moves)"
-        else:
-            note, warning = "FARGATE_SPOT runs no ARM64 task (ECS docs): priced on demand", True
+    notes = []
+    if providers == ["FARGATE_SPOT"]:  # X86_64 and ARM64 alike (prices.toml, fargate_spot)
+        hourly *= 1 - float(prices()["fargate_spot"].extra["discount"])
+        notes.append("Fargate Spot (up to 70% off; its price moves)")
     elif "FARGATE_SPOT" in providers:
         raise Unpriced(f"{resource.stack.name}.{resource.name}: a mixed capacity provider strategy is not modelled")
+    network = (resource.properties.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration") or {}
+    if network.get("AssignPublicIp") == "ENABLED":  # each running task's own address
+        hourly += price("public_ipv4_hour")
+        notes.append("a public IPv4 per task")
     tasks = _idle_tasks(resource)
     quantity = f"{tasks} x {vcpu:g} vCPU {memory:g} GB {arch}"
-    return [_line(resource, quantity, tasks * hourly * HOURS, note, warning=warning)]
+    return [_line(resource, quantity, tasks * hourly * HOURS, "; ".join(notes))]
 
 
 @prices_type("AWS::ECS::Cluster")
@@ -991,6 +1030,7 @@ GROUPS: list[tuple[str, Callable[[Line], bool]]] = [
     ("ElastiCache Redis", lambda line: line.type == "AWS::ElastiCache::ReplicationGroup"),
     ("Interface VPC endpoints", lambda line: line.type == "AWS::EC2::VPCEndpoint"),
     ("NAT gateway and its address", lambda line: line.type in ("AWS::EC2::NatGateway", "AWS::EC2::EIP")),
+    ("NAT instance (+ its volume and public IPv4)", lambda line: line.type == "AWS::EC2::Instance"),
     ("Fargate tasks", lambda line: line.type == "AWS::ECS::Service"),
     ("Application Load Balancer (+ its public IPv4)", lambda line: line.type.startswith("AWS::ElasticLoadBalancing")),
     ("Container Insights metrics", lambda line: line.type == "AWS::ECS::Cluster"),

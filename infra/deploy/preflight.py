@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,13 @@ SAMCONFIG = ROOT / "samconfig.toml"
 LAMBDA_UNRESERVED_MINIMUM = 100
 LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: Lambda, "Concurrent executions"
 VPCS_PER_REGION_QUOTA = "L-F678F1CE"  # Service Quotas: Amazon VPC, "VPCs per Region"
+# Service Quotas: Amazon EC2, "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+# in vCPUs: dev's NAT instance, a t4g.nano, takes 2 of them.
+STANDARD_VCPUS_QUOTA = "L-1216C47A"
+NAT_INSTANCE_TYPE = "t4g.nano"
+NAT_INSTANCE_VCPUS = 2
+# Families with quotas of their own although their names start with a standard letter.
+_NOT_STANDARD = ("inf", "trn", "mac", "hpc", "u-", "dl")
 
 # No API says where these run: the Regions as AWS documents them (read 2026-12-07).
 # Lambda Developer Guide, "Improving startup performance with Lambda SnapStart", Supported
@@ -45,10 +53,10 @@ VPCS_PER_REGION_QUOTA = "L-F678F1CE"  # Service Quotas: Amazon VPC, "VPCs per Re
 SNAPSTART_UNSUPPORTED = {"ap-southeast-6": "Asia Pacific (New Zealand)", "ap-east-2": "Asia Pacific (Taipei)"}
 # Amazon ECS Developer Guide, "Supported Regions for Amazon ECS on AWS Fargate", Linux
 # containers. ARM64 (the ECS API Reference, RuntimePlatform) and Fargate Spot for X86_64 and
-# ARM64 (the ECS API Reference, CapacityProviderStrategyItem: platform version 1.4.0 or later,
-# which LATEST is) are documented without Regional exceptions; the Developer Guide's page on
-# Fargate capacity providers still says Spot is X86_64 only, so an arm64 stage on Spot is
-# reported as a warning, not refused.
+# ARM64 (the ECS API Reference, CapacityProviderStrategyItem: "FARGATE_SPOT supports Linux
+# tasks with the ARM64 architecture on platform version 1.4.0 or later", which LATEST is) are
+# documented without Regional exceptions. The Developer Guide's older sentence that Spot runs
+# X86_64 only is outdated; `make cost` prices arm64 Spot with the Spot discount as well.
 FARGATE_LINUX_REGIONS = frozenset(
     {
         *("us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "mx-central-1"),
@@ -258,15 +266,13 @@ class Preflight:
             yield Result("FAIL", "Fargate", detail, fix)
         else:
             arm = stage.parameter("Architecture") == "arm64"
-            spot = stage.parameter("WorkerSpot") == "true"
-            shape = ", ".join(["arm64" if arm else "x86_64", *(["Spot for the worker"] if spot else [])])
+            spot = [
+                what
+                for what, parameter in (("the worker", "WorkerSpot"), ("beat and Socket.IO", "ServicesSpot"))
+                if stage.parameter(parameter) == "true"
+            ]
+            shape = ", ".join(["arm64" if arm else "x86_64", *([f"Spot for {' and '.join(spot)}"] if spot else [])])
             yield Result("ok", "Fargate", f"Fargate Linux ({shape}) is offered in {region}")
-            if arm and spot:
-                detail = (
-                    "the ECS Developer Guide still says Fargate Spot runs X86_64 only (its API Reference: ARM64 too)"
-                )
-                fix = "if the worker's tasks do not start, deploy with ARCH=x86_64 or PARAMETERS=WorkerSpot=false"
-                yield Result("warn", "Fargate Spot", detail, fix)
         if stage.parameter("DatabaseUrl") == "":
             yield from self.aurora()
 
@@ -413,7 +419,11 @@ class Preflight:
                 yield Result("FAIL", "VPCs", detail, fix)
             else:
                 yield Result("ok", "VPCs", f"{vpcs} of {vpc_quota} in use; the stage creates one")
+        if stage.parameter("NatInstance") == "true":
+            yield from self.instance_quota(ec2)
         if stage.parameter("NatGateway") != "true":
+            if stage.parameter("NatInstance") == "true":  # EC2 assigns its address: no Elastic IP, no quota
+                yield Result("ok", "Elastic IPs", "none needed: the NAT instance gets an auto-assigned public IPv4")
             return
         try:
             attributes = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"])["AccountAttributes"]
@@ -435,6 +445,52 @@ class Preflight:
             yield Result("FAIL", "Elastic IPs", detail, fix)
         else:
             yield Result("ok", "Elastic IPs", f"{addresses} of {address_quota} allocated; the NAT gateway takes one")
+
+    def instance_quota(self, ec2: Any) -> Iterator[Result]:
+        """Room for the NAT instance's vCPUs under the On-Demand Standard quota (new accounts may have few)."""
+        from botocore.exceptions import ClientError
+
+        region = self.stage.region
+        try:
+            quota = int(
+                self.client("service-quotas").get_service_quota(ServiceCode="ec2", QuotaCode=STANDARD_VCPUS_QUOTA)[
+                    "Quota"
+                ]["Value"]
+            )
+            running = Counter(
+                instance["InstanceType"]
+                for page in ec2.get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+                )
+                for reservation in page["Reservations"]
+                for instance in reservation["Instances"]
+                if instance["InstanceType"][0] in "acdhimrtz" and not instance["InstanceType"].startswith(_NOT_STANDARD)
+            )
+            vcpus = {
+                kind["InstanceType"]: kind["VCpuInfo"]["DefaultVCpus"]
+                for kind in (
+                    ec2.describe_instance_types(InstanceTypes=list(running))["InstanceTypes"] if running else []
+                )
+            }
+        except ClientError as exc:
+            detail = f"could not read the EC2 vCPU quota ({_error_code(exc)})"
+            fix = "allow servicequotas:GetServiceQuota, ec2:DescribeInstances and ec2:DescribeInstanceTypes"
+            yield Result("warn", "EC2 vCPUs", detail, fix)
+            return
+        used = sum(count * vcpus.get(kind, 0) for kind, count in running.items())
+        if used + NAT_INSTANCE_VCPUS > quota:
+            detail = (
+                f"{used} of {quota} On-Demand Standard vCPUs in {region} are in use and the NAT instance "
+                f"({NAT_INSTANCE_TYPE}) needs {NAT_INSTANCE_VCPUS}"
+            )
+            fix = (
+                f"stop an unused instance, deploy with PARAMETERS=NatInstance=false (interface endpoints instead), or "
+                f"aws service-quotas request-service-quota-increase --region {region} --service-code ec2 "
+                f"--quota-code {STANDARD_VCPUS_QUOTA} --desired-value {used + NAT_INSTANCE_VCPUS}"
+            )
+            yield Result("FAIL", "EC2 vCPUs", detail, fix)
+        else:
+            yield Result("ok", "EC2 vCPUs", f"{used} of {quota} in use; the NAT instance takes {NAT_INSTANCE_VCPUS}")
 
     def docker_engine(self) -> Iterator[Result]:
         problem = self.docker()

@@ -91,6 +91,7 @@ _REF_FORMS: dict[str, tuple[str | None, str]] = {
     "AWS::EC2::RouteTable": (None, "rtb-0a1b2c3d4e5f60718"),
     "AWS::EC2::InternetGateway": (None, "igw-0a1b2c3d4e5f60718"),
     "AWS::EC2::NatGateway": (None, "nat-0a1b2c3d4e5f60718"),
+    "AWS::EC2::Instance": (None, "i-0a1b2c3d4e5f60718"),
     "AWS::EC2::VPCEndpoint": (None, "vpce-0a1b2c3d4e5f60718"),
     "AWS::EC2::EIP": (None, "203.0.113.10"),
     "AWS::S3::Bucket": ("BucketName", "{generated_lower}"),

@@ -65,6 +65,17 @@ FIELDS = [
     ),
     Field(EC2_TAGGED, "Tags[].Key", "ec2:CreateTags:Tags[].Key"),
     Field(EC2_TAGGED, "Tags[].Value", "ec2:CreateTags:Tags[].Value"),
+    # A launch template's tags for what it launches are the same EC2 tags, applied at launch.
+    Field(
+        "AWS::EC2::LaunchTemplate",
+        "LaunchTemplateData.TagSpecifications[].Tags[].Key",
+        "ec2:CreateTags:Tags[].Key",
+    ),
+    Field(
+        "AWS::EC2::LaunchTemplate",
+        "LaunchTemplateData.TagSpecifications[].Tags[].Value",
+        "ec2:CreateTags:Tags[].Value",
+    ),
     Field("AWS::EC2::FlowLog", "LogGroupName", "logs:CreateLogGroup:logGroupName"),
     # CloudWatch Logs
     Field("AWS::Logs::LogGroup", "LogGroupName", "logs:CreateLogGroup:logGroupName"),

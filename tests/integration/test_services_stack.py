@@ -453,30 +453,49 @@ def test_dev_keeps_beat_and_socket_io_small_on_spot_and_holding_no_idle_connecti
         assert given("beat")["DATABASE_POOL_SIZE"] == "2"
 
 
-def test_dev_runs_its_tasks_in_the_public_subnets_without_the_endpoints_only_ecs_needs() -> None:
-    """dev trades three interface endpoints (ECR api and dkr, Logs: $21.90 a month) for a public
-    address per running task ($3.65); nothing reaches in (no ingress but the load balancer's),
-    and the functions keep their Secrets Manager and SSM endpoints."""
-    ecs_only = {"EcrApiEndpoint", "EcrDockerEndpoint", "LogsEndpoint"}
-    endpoints = {
-        name: r for name, r in nested("NetworkStack")["Resources"].items() if r["Type"] == "AWS::EC2::VPCEndpoint"
+def test_every_stages_tasks_are_private_and_dev_reaches_aws_apis_through_its_nat_instance() -> None:
+    """dev trades its interface endpoints (Secrets Manager and SSM: $14.60 a month; ECR and Logs
+    would add $21.90) and the tasks' public addresses ($3.65 each) for one t4g.nano NAT instance
+    (about $7.36 with its volume and address); staging and prod keep every endpoint and no NAT.
+    In every stage the tasks run in the private subnets without a public address, and nothing
+    reaches in (no ingress but the load balancer's)."""
+    resources = nested("NetworkStack")["Resources"]
+    endpoints = {name for name, r in resources.items() if r["Type"] == "AWS::EC2::VPCEndpoint"}
+    assert endpoints == {"S3Endpoint", "SecretsManagerEndpoint", "SsmEndpoint", "EcrApiEndpoint"} | {
+        "EcrDockerEndpoint",
+        "LogsEndpoint",
     }
-    for stage, public in (("dev", True), ("staging", False), ("prod", False)):
+    for stage in ("dev", "staging", "prod"):
         with deployed_as(stage):
-            made = {name for name, r in endpoints.items() if condition("NetworkStack", r["Condition"])}
-            assert {"SecretsManagerEndpoint", "SsmEndpoint", "S3Endpoint"} <= made, stage
-            assert (ecs_only & made == set()) is public, stage
+            made = {name for name in endpoints if condition("NetworkStack", resources[name]["Condition"])}
+            nat_instance = condition("NetworkStack", "CreateNatInstance")
+            assert nat_instance is (stage == "dev"), stage
+            assert not condition("NetworkStack", "CreateNat"), stage  # no NAT gateway anywhere
+            assert made == ({"S3Endpoint"} if nat_instance else endpoints), stage  # S3's is free: always kept
             for name, (_, service, _) in CONTAINERS.items():
                 network = Resource(SERVICES, service).properties["NetworkConfiguration"]["AwsvpcConfiguration"]
-                assert value_of(SERVICES, network["AssignPublicIp"]) == ("ENABLED" if public else "DISABLED"), name
+                assert value_of(SERVICES, network["AssignPublicIp"]) == "DISABLED", (stage, name)
                 subnets = origins(SERVICES, network["Subnets"])
                 assert len(subnets) == 2, (stage, name)
-                assert all(is_private(s) is not public for s in subnets), (stage, name)
+                assert all(is_private(s) for s in subnets), (stage, name)
     group = Resource("NetworkStack", "ContainerSecurityGroup")
-    assert "SecurityGroupIngress" not in group.properties  # a public address, but nothing admitted
+    assert "SecurityGroupIngress" not in group.properties
     assert ingress(Resource(SERVICES, "RealtimeSecurityGroup")) == {
         (3001, 3001, Resource(SERVICES, "LoadBalancerSecurityGroup"))
     }
+
+
+def test_dev_keeps_its_alarms_without_the_dashboard() -> None:
+    """The dashboard costs $3 a month (beyond an account's first three); dev does without it."""
+    resources = nested(MONITORING)["Resources"]
+    alarms = {name: r for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert all(r.get("Condition") != "CreateDashboard" for r in alarms.values())
+    for stage, dashboard in (("dev", False), ("staging", True), ("prod", True)):
+        with deployed_as(stage):
+            assert condition(MONITORING, "CreateDashboard") is dashboard, stage
+            made = {name for name, r in alarms.items() if "Condition" not in r or condition(MONITORING, r["Condition"])}
+            assert {"ApiServerErrorRateAlarm", "FunctionErrorsAlarm", "BeatNotTickingAlarm"} <= made, stage
+            assert len(made) >= 9, stage
 
 
 def test_the_cluster_goes_before_its_container_insights_log_group_on_delete() -> None:

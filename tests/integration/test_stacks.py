@@ -98,7 +98,7 @@ def test_every_checkov_skip_gives_its_reason() -> None:
 def test_a_check_skipped_on_one_resource_only_says_why_there() -> None:
     """Checks skipped in a resource's own metadata, so they still hold everywhere else: only the
     plain-HTTP listener and its port-80 rule, which exist only without a certificate (refused
-    for prod)."""
+    for prod), and the NAT instance's public address (it is the private subnets' way out)."""
     skipped = {}
     for stack in ("root", *NESTED):
         for name, resource in template_of(stack)["Resources"].items():
@@ -108,6 +108,7 @@ def test_a_check_skipped_on_one_resource_only_says_why_there() -> None:
     assert skipped == {
         "ServicesStack.HttpListener": {"CKV_AWS_2", "CKV_AWS_103"},
         "ServicesStack.LoadBalancerHttpIngress": {"CKV_AWS_260"},
+        "NetworkStack.NatInstanceResource": {"CKV_AWS_88"},
     }
     for name in ("HttpListener", "LoadBalancerHttpIngress"):
         assert template_of("ServicesStack")["Resources"][name]["Condition"] == "PlainHttp"
@@ -325,6 +326,80 @@ def test_interface_endpoints_serve_every_aws_api_the_private_subnets_need() -> N
     nat = nested("NetworkStack")["Resources"]["NatGatewayResource"]
     assert nat["Condition"] == "CreateNat"
     assert not condition("NetworkStack", "CreateNat")  # only where a parameter asks
+
+
+def test_the_nat_instance_forwards_for_the_vpc_only_and_is_the_private_subnets_default_route() -> None:
+    """dev's NAT instance: the smallest arm64 instance on the current Amazon Linux 2023, a public
+    address in a public subnet, no source/destination check, IMDSv2 only, an encrypted gp3 root
+    volume of the AMI's 8 GB, EC2's automatic recovery, forwarding and masquerading that survive
+    a reboot, admitting the VPC only; ready (signalled) before the private route points at it."""
+    network = nested("NetworkStack")
+    assert network["Parameters"]["NatInstanceImage"] == {
+        "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+        "Default": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+        "Description": network["Parameters"]["NatInstanceImage"]["Description"],
+    }
+    instance = Resource("NetworkStack", "NatInstanceResource")
+    assert instance.definition["Condition"] == "CreateNatInstance"
+    properties = instance.properties
+    assert properties["ImageId"] == {"Ref": "NatInstanceImage"}
+    assert properties["InstanceType"] == "t4g.nano"
+    assert properties["SourceDestCheck"] is False
+    [interface] = properties["NetworkInterfaces"]
+    assert interface["AssociatePublicIpAddress"] is True
+    subnet = one("NetworkStack", interface["SubnetId"])
+    assert subnet == Resource("NetworkStack", "PublicSubnet1")
+    assert not is_private(subnet)
+    [group] = [one("NetworkStack", g) for g in interface["GroupSet"]]
+    rules = group.properties["SecurityGroupIngress"]
+    assert rules
+    assert all(rule["CidrIp"] == {"Fn::GetAtt": ["Vpc", "CidrBlock"]} for rule in rules)
+    assert {(r["FromPort"], r["ToPort"]) for r in rules} == {(443, 443), (5432, 5432), (6379, 6379), (27017, 27017)}
+    template = one("NetworkStack", properties["LaunchTemplate"]["LaunchTemplateId"])
+    data = template.properties["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    [root_volume] = data["BlockDeviceMappings"]
+    assert root_volume["DeviceName"] == "/dev/xvda"  # Amazon Linux 2023's root device
+    assert root_volume["Ebs"] == {"VolumeType": "gp3", "VolumeSize": 8, "Encrypted": True, "DeleteOnTermination": True}
+    assert data["MaintenanceOptions"] == {"AutoRecovery": "default"}
+    assert data["CreditSpecification"] == {"CpuCredits": "standard"}  # the bill cannot grow with credits
+    script = properties["UserData"]["Fn::Base64"]["Fn::Sub"]
+    for line in (
+        "echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat-instance.conf",  # kept across reboots
+        "systemctl enable --now iptables",
+        "-j MASQUERADE",
+        "iptables -F FORWARD",
+        "service iptables save",  # the saved rules the iptables service loads at boot
+        "--resource NatInstanceResource",
+    ):
+        assert line in script, line
+    assert instance.definition["CreationPolicy"] == {"ResourceSignal": {"Count": 1, "Timeout": "PT10M"}}
+    # the host's failures are recovered by EC2; the OS's by a reboot on its failed status check
+    reboot = network["Resources"]["NatInstanceRebootAlarm"]
+    assert reboot["Condition"] == "CreateNatInstance"
+    assert reboot["Properties"]["MetricName"] == "StatusCheckFailed_Instance"
+    assert reboot["Properties"]["Dimensions"] == [{"Name": "InstanceId", "Value": {"Ref": "NatInstanceResource"}}]
+    assert reboot["Properties"]["AlarmActions"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:automate:${AWS::Region}:ec2:reboot"}
+    ]
+    routes = [
+        r for r in network["Resources"].values() if r["Type"] == "AWS::EC2::Route" and "InstanceId" in r["Properties"]
+    ]
+    assert [r["Properties"] for r in routes] == [
+        {
+            "RouteTableId": {"Ref": "PrivateRouteTable"},
+            "DestinationCidrBlock": "0.0.0.0/0",
+            "InstanceId": {"Ref": "NatInstanceResource"},
+        }
+    ]
+    assert routes[0]["Condition"] == "CreateNatInstance"
+    private = {
+        one("NetworkStack", r["Properties"]["SubnetId"])
+        for r in network["Resources"].values()
+        if r["Type"] == "AWS::EC2::SubnetRouteTableAssociation"
+        and r["Properties"]["RouteTableId"] == {"Ref": "PrivateRouteTable"}
+    }
+    assert private == {Resource("NetworkStack", "PrivateSubnet1"), Resource("NetworkStack", "PrivateSubnet2")}
 
 
 # ------------------------------------------------------------------ datastores

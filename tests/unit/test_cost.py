@@ -144,18 +144,39 @@ def test_the_load_balancer_pays_its_hours_and_a_public_ipv4_per_az(stages: dict[
     assert line(stages["staging"], "ServicesStack.LoadBalancer").monthly == pytest.approx(HOURS * (0.0225 + 2 * 0.005))
 
 
-def test_fargate_tasks_are_priced_by_architecture_and_spot_runs_only_x86(stages: dict[str, cost.Estimate]) -> None:
+def test_fargate_tasks_are_priced_by_architecture_and_spot_discounts_arm64_and_x86(
+    stages: dict[str, cost.Estimate],
+) -> None:
     beat = line(stages["staging"], "ServicesStack.BeatService")
     assert beat.monthly == pytest.approx(HOURS * (0.25 * 0.03238 + 0.5 * 0.00356))
-    worker = line(stages["staging"], "ServicesStack.WorkerService")  # WorkerSpot=true on ARM64: no Spot for ARM64
-    assert worker.monthly == pytest.approx(HOURS * (0.5 * 0.03238 + 1 * 0.00356))
-    assert worker.warning
+    # WorkerSpot=true on ARM64: FARGATE_SPOT runs ARM64 tasks (the ECS API Reference)
+    worker = line(stages["staging"], "ServicesStack.WorkerService")
+    assert worker.monthly == pytest.approx(HOURS * (0.5 * 0.03238 + 1 * 0.00356) * 0.3)
+    assert not worker.warning
     x86 = cost.estimate("staging", {"Architecture": "x86_64"})
     spot = line(x86, "ServicesStack.WorkerService")
     assert spot.monthly == pytest.approx(HOURS * (0.5 * 0.04048 + 1 * 0.004445) * 0.3)
-    assert not spot.warning
     prod_workers = line(stages["prod"], "ServicesStack.WorkerService")  # two on demand: WorkerMinCount=2
     assert prod_workers.monthly == pytest.approx(2 * HOURS * (0.5 * 0.03238 + 1 * 0.00356))
+
+
+def test_a_task_with_a_public_ip_pays_for_its_address(stages: dict[str, cost.Estimate]) -> None:
+    private = line(stages["dev"], "ServicesStack.BeatService")  # on Spot, in the private subnets
+    assert private.monthly == pytest.approx(HOURS * (0.25 * 0.03238 + 0.5 * 0.00356) * 0.3)
+    public = cost.estimate("dev", {"PublicTasks": "true"})
+    assert line(public, "ServicesStack.BeatService").monthly == pytest.approx(private.monthly + 0.005 * HOURS)
+    assert line(public, "ServicesStack.WorkerService").monthly == 0  # no task idle, no address
+
+
+def test_devs_nat_instance_pays_its_hours_its_root_volume_and_its_public_ipv4(
+    stages: dict[str, cost.Estimate],
+) -> None:
+    nat = line(stages["dev"], "NetworkStack.NatInstanceResource")
+    assert nat.quantity == "1 x t4g.nano"
+    assert nat.monthly == pytest.approx(HOURS * 0.0042 + 8 * 0.08 + HOURS * 0.005)
+    resources = {line.resource for line in stages["dev"].lines}
+    assert not {"NetworkStack.SecretsManagerEndpoint", "NetworkStack.SsmEndpoint"} & resources
+    assert "NetworkStack.NatInstanceResource" not in {line.resource for line in stages["staging"].lines}
 
 
 def test_container_insights_and_alarms_are_counted_per_metric(stages: dict[str, cost.Estimate]) -> None:
@@ -327,6 +348,27 @@ def test_provisioned_concurrency_is_billed_all_month(tmp_path: Path) -> None:
                 "Properties": {"ClusterSettings": [{"Name": "containerInsights", "Value": "enhanced"}]},
             },
             "enhanced",
+        ),
+        (  # a T instance in unlimited mode (t4g's default) can bill surplus credits beyond its hours
+            {
+                "Type": "AWS::EC2::Instance",
+                "Properties": {
+                    "InstanceType": "t4g.nano",
+                    "BlockDeviceMappings": [{"Ebs": {"VolumeType": "gp3", "VolumeSize": 8}}],
+                },
+            },
+            "unlimited CPU credits",
+        ),
+        (
+            {
+                "Type": "AWS::EC2::Instance",
+                "Properties": {
+                    "InstanceType": "t4g.nano",
+                    "CreditSpecification": {"CpuCredits": "standard"},
+                    "BlockDeviceMappings": [{"Ebs": {"VolumeType": "io2", "VolumeSize": 8}}],
+                },
+            },
+            "only gp3 volumes",
         ),
     ],
 )

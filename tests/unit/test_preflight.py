@@ -28,6 +28,9 @@ ENGINE_VERSION = {
 }
 
 
+STANDARD_VCPUS = preflight.STANDARD_VCPUS_QUOTA
+
+
 class Account:
     """One AWS account in moto, with the Lambda and RDS answers the test chooses."""
 
@@ -37,19 +40,27 @@ class Account:
         concurrency: int = 1000,
         engine_versions: list[dict[str, Any]] | None = None,
         serverless: bool = True,
+        quotas: list[tuple[str, str, float]] | None = None,
     ) -> None:
         self.region = region
         self.concurrency = concurrency
         self.engine_versions = [ENGINE_VERSION] if engine_versions is None else engine_versions
         self.serverless = serverless
+        # Service Quotas' answers in the order preflight asks (moto has no EC2 quotas): by default
+        # moto's own 5 VPCs and 32 On-Demand Standard vCPUs
+        self.quotas = list(quotas or [("vpc", preflight.VPCS_PER_REGION_QUOTA, 5.0), ("ec2", STANDARD_VCPUS, 32.0)])
         self.stubbers: list[Stubber] = []
 
     def client(self, service: str) -> Any:
         client = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
-        if service not in ("lambda", "rds"):
+        if service not in ("lambda", "rds", "service-quotas"):
             return client
         stubber = Stubber(client)
-        if service == "lambda":
+        if service == "service-quotas":
+            code, quota, value = self.quotas.pop(0)
+            answer = {"Quota": {"ServiceCode": code, "QuotaCode": quota, "Value": value}}
+            stubber.add_response("get_service_quota", answer, {"ServiceCode": code, "QuotaCode": quota})
+        elif service == "lambda":
             limit = {"ConcurrentExecutions": self.concurrency, "UnreservedConcurrentExecutions": self.concurrency}
             stubber.add_response("get_account_settings", {"AccountLimit": limit, "AccountUsage": {}})
         else:
@@ -317,3 +328,38 @@ def test_every_resource_that_acts_through_a_service_linked_role_has_it_created()
     assert unknown == set(), "map these resource types to the service-linked role they need (or none)"
     created = {role.service for role in preflight.SERVICE_LINKED_ROLES}
     assert {ROLE_OF_TYPE[kind] for kind in acting & set(ROLE_OF_TYPE)} <= created
+
+
+@pytest.mark.usefixtures("aws")
+def test_devs_nat_instance_needs_no_elastic_ip_when_the_quota_is_full() -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for _ in range(5):  # moto's quota of 5, all allocated
+        ec2.allocate_address(Domain="vpc")
+    status, text = check(Stage.load("dev"), Account())
+    assert status == 0, text
+    assert "ok Elastic IPs: none needed: the NAT instance gets an auto-assigned public IPv4" in text
+    status, text = check(Stage.load("dev", extra="NatInstance=false NatGateway=true"), Account())
+    assert status == 1
+    assert "FAIL Elastic IPs: 5 of 5 Elastic IPs in us-east-1 are allocated" in text
+
+
+@pytest.mark.usefixtures("aws")
+def test_devs_nat_instance_needs_room_under_the_on_demand_vcpu_quota() -> None:
+    """A t4g.nano takes 2 of the Region's On-Demand Standard vCPUs; a new account may have few."""
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.large")  # 2 standard vCPUs
+    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="inf1.xlarge")  # a quota of its own
+    quotas = [("vpc", preflight.VPCS_PER_REGION_QUOTA, 5.0), ("ec2", preflight.STANDARD_VCPUS_QUOTA, 4.0)]
+    status, text = check(Stage.load("dev"), Account(quotas=quotas))
+    assert status == 0, text
+    assert "ok EC2 vCPUs: 2 of 4 in use; the NAT instance takes 2" in text
+    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")  # 2 more
+    status, text = check(Stage.load("dev"), Account(quotas=list(quotas)))
+    assert status == 1
+    (vcpus,) = failures(text)
+    assert vcpus.startswith("FAIL EC2 vCPUs: 4 of 4 On-Demand Standard vCPUs in us-east-1 are in use")
+    assert "--service-code ec2 --quota-code L-1216C47A --desired-value 6" in vcpus
+    # staging and prod have no NAT instance: not asked
+    status, text = check(Stage.load("staging"), Account())
+    assert "EC2 vCPUs" not in text
