@@ -42,7 +42,11 @@ def _gateway_context(request: Request) -> dict[str, Any] | None:
 
 def _claims_from_gateway(context: dict[str, Any]) -> Claims:
     """The claims the authorizer verified, checked again for what may have changed since:
-    API Gateway can answer from a decision it cached (AuthorizerCacheTtl, up to an hour)."""
+    API Gateway can answer from a decision it cached (AuthorizerCacheTtl, up to an hour).
+    A context marked `expired` (a genuine token, recently expired: the authorizer's way to
+    say so, as its Deny can only be 403) is refused 401 `token_expired`, before any route logic."""
+    if context.get("expired") in (True, "true"):
+        raise Unauthorized("token expired", error="token_expired")
     try:
         claims = Claims.from_context(context)
     except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
