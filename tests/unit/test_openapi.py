@@ -53,3 +53,26 @@ def test_the_merged_document_is_valid_openapi_3_1() -> None:
     }
     with pytest.raises(OpenAPIValidationError, match='"scopes" is a required property'):
         validate(broken)
+
+
+def test_every_protected_operation_documents_the_gateways_denials() -> None:
+    """API Gateway answers `{"message": "Unauthorized"}` (no token) and `{"message": "Forbidden"}`
+    (the authorizer's No) itself: a 401 or 403 is one of that or the function's envelope."""
+    from infra.deploy.template import load
+    from infra.local.gateway.docs import merged_openapi
+
+    document = merged_openapi(load())
+    assert document["components"]["schemas"]["GatewayDenial"]["required"] == ["message"]
+    assert "code" not in document["components"]["schemas"]["GatewayDenial"]["properties"]
+    either = {"oneOf": [{"$ref": "#/components/schemas/ErrorResponse"}, {"$ref": "#/components/schemas/GatewayDenial"}]}
+    protected = 0
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            if "security" in operation:
+                protected += 1
+                for status in ("401", "403"):
+                    assert responses[status]["content"]["application/json"]["schema"] == either, (method, path)
+            else:
+                assert "403" not in responses, (method, path)
+    assert protected > 30
