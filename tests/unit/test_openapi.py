@@ -76,3 +76,28 @@ def test_every_protected_operation_documents_the_gateways_denials() -> None:
             else:
                 assert "403" not in responses, (method, path)
     assert protected > 30
+
+
+@pytest.mark.parametrize("name", ["RoleUpdate", "UserUpdate", "ScheduleUpdate"])
+def test_update_bodies_document_optional_fields_that_refuse_null(name: str) -> None:
+    """Each field may be left out, and may not be null: the server answers `status: null` 422."""
+    import json
+
+    from pydantic import ValidationError
+
+    from infra.deploy.template import load
+    from infra.local.gateway.docs import merged_openapi
+    from roles_fn.schemas import RoleUpdate
+    from tasks_fn.schemas import ScheduleUpdate
+    from users_fn.schemas import UserUpdate
+
+    schema = merged_openapi(load())["components"]["schemas"][name]
+    assert "required" not in schema
+    assert schema["properties"]
+    for field, spec in schema["properties"].items():
+        assert '"null"' not in json.dumps(spec), (name, field, spec)
+        assert "default" not in spec, (name, field, spec)
+    model = {"RoleUpdate": RoleUpdate, "UserUpdate": UserUpdate, "ScheduleUpdate": ScheduleUpdate}[name]
+    field = next(iter(schema["properties"]))
+    with pytest.raises(ValidationError, match="cannot be null"):
+        model.model_validate({field: None})
