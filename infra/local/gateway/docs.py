@@ -1,5 +1,6 @@
 """One OpenAPI document for every function of the template, with a login the docs page can use."""
 
+import copy
 from importlib import import_module
 from typing import Any
 
@@ -50,13 +51,14 @@ def merged_openapi(template: Template) -> dict[str, Any]:
                 route = served.get((method, path))
                 if route is None or route.function != function.name:
                     continue  # only what API Gateway would route to this function
-                operation = dict(operation)
+                operation = copy.deepcopy(operation)  # the app keeps its document: links go on a copy
                 if route.authorizer is None:
                     operation.pop("security", None)
                 else:
                     operation["security"] = [{"BearerToken": []}, {"SwaggerLogin": []}]
                 operation["responses"] = _with_gateway_answers(operation, route, template)
                 paths.setdefault(path, {})[method] = operation
+    _link_resources(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -98,3 +100,43 @@ def _with_gateway_answers(operation: dict[str, Any], route: Route, template: Tem
             "content": {"application/json": {"schema": schema}},
         }
     return responses
+
+
+def _link_resources(paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links for create → read → update → delete chains: a 201 that notes where its
+    resource lives (`x-created`, from `responses.Created`) links to every operation on that
+    resource (its path and the paths under it) with the new id; and each of those operations
+    links to the others with the id it was called with."""
+    for operations in list(paths.values()):
+        for operation in operations.values():
+            created = operation["responses"].get("201", {}).pop("x-created", None)
+            if created is None:
+                continue
+            resource, param = created["path"], created["path"].rsplit("{", 1)[1].rstrip("}")
+            targets = [
+                (path, method, target)
+                for path, methods in paths.items()
+                if path == resource or path.startswith(f"{resource}/")
+                for method, target in methods.items()
+            ]
+            operation["responses"]["201"]["links"] = {
+                target["operationId"]: {
+                    "operationId": target["operationId"],
+                    "parameters": {param: f"$response.body#{created['id']}"},
+                    "description": f"{method.upper()} {path} on the resource just created",
+                }
+                for path, method, target in targets
+            }
+            for _, method, source in targets:
+                success = next((s for s in ("200", "202") if s in source["responses"]), None)
+                if method == "delete" or success is None:
+                    continue
+                source["responses"][success]["links"] = {
+                    target["operationId"]: {
+                        "operationId": target["operationId"],
+                        "parameters": {param: f"$request.path.{param}"},
+                        "description": f"{other_method.upper()} {other_path} on the same resource",
+                    }
+                    for other_path, other_method, target in targets
+                    if target is not source
+                }
