@@ -1,11 +1,14 @@
 """Typed dependencies: what a route receives, named for what it is (the database session:
 `sql.py`)."""
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator, WithJsonSchema
 
 from ..authz import Principal, check_reading
 from ..errors import Unauthorized
@@ -110,3 +113,21 @@ async def _page(
 
 PageDep = Annotated[PageQuery, Depends(_page)]
 Keyword = Annotated[str | None, Query(max_length=64, description="Matched literally anywhere, case-insensitive")]
+
+# RFC 3339 (OpenAPI's `date-time`): a date, a time and an offset. Pydantic alone would also take
+# a number of seconds since the epoch (`?until=0.5`) or a date without a time.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with an offset, like 2026-01-31T12:00:00Z")
+
+
+DateTimeQuery = Annotated[
+    datetime | None,
+    BeforeValidator(_date_time),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-01-31T12:00:00Z"]}),
+]
+"""An optional date-time query parameter: RFC 3339 text only, documented as `format: date-time`."""
