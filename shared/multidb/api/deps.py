@@ -116,7 +116,7 @@ Keyword = Annotated[str | None, Query(max_length=64, description="Matched litera
 
 # RFC 3339 (OpenAPI's `date-time`): a date, a time and an offset. Pydantic alone would also take
 # a number of seconds since the epoch (`?until=0.5`) or a date without a time.
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def _date_time(value: object) -> object:
