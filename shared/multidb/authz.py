@@ -98,6 +98,18 @@ def check_now(claims: Claims, code: str | None) -> Principal | None:
         raise _unavailable(exc) from exc
 
 
+def check_lapsed_now(claims: Claims) -> None:
+    """Raise unless the session of an expired token (`tokens.verify_lapsed`) is unrevoked: only
+    then may the authorizer pass it on, to be answered 401 `token_expired` (a refresh can
+    still succeed); a revoked one stays a Deny. Grants are not read: it is granted nothing."""
+    try:
+        revoked, family_revoked = get_blocking_redis().mget(revoked_key(claims.jti), revoked_family_key(claims.fam))
+    except Exception as exc:
+        raise _unavailable(exc) from exc
+    if revoked or family_revoked:
+        raise Unauthorized("token revoked", error="token_revoked")
+
+
 def _keys(claims: Claims) -> tuple[str, str, str, str]:
     """What one decision reads: the token's and its family's revocations, the user's cached
     grants and their invalidation counter."""

@@ -94,6 +94,17 @@ def test_the_log_filters_by_user_action_target_outcome_and_time(api: Api) -> Non
     assert entries(api, admin, "&until=2000-01-01T00:00:00Z") == []
 
 
+@pytest.mark.parametrize("value", ["0.5", "1796624862", "2026-01-31", "2026-01-31T12:00:00", "yesterday"])
+def test_a_time_filter_takes_only_an_rfc_3339_date_time(api: Api, value: str) -> None:
+    """Documented as `format: date-time`: a number of seconds, a bare date or a time without an
+    offset is refused, naming the parameter, not read as something else."""
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    for name in ("since", "until"):
+        response = api.get(f"{AUDIT}?{name}={value}", token=admin)
+        assert response.status_code == 422, (name, value, response.body)
+        assert [e["field"] for e in response.json()["data"]] == [f"query.{name}"]
+
+
 def test_reading_the_log_needs_its_code(api: Api) -> None:
     create_user("nobody", "nobody-password")
     nobody = api.login("nobody", "nobody-password").access

@@ -110,16 +110,68 @@ def test_a_token_signed_with_another_key_is_denied(user: str) -> None:
 @pytest.mark.parametrize(
     "override",
     [
-        {"exp": int(time.time()) - 120, "iat": int(time.time()) - 600, "nbf": int(time.time()) - 600},
+        # expired longer than the refresh-token lifetime after issue (recently expired: below)
+        {"exp": int(time.time()) - 7 * 24 * 3600, "iat": int(time.time()) - 8 * 24 * 3600, "nbf": 0},
         {"aud": "someone-else"},
         {"iss": "https://evil.example"},
         {"typ": "refresh"},
         {"nbf": int(time.time()) + 600},
     ],
-    ids=["expired", "wrong-aud", "wrong-iss", "refresh-type", "not-yet-valid"],
+    ids=["expired-long-ago", "wrong-aud", "wrong-iss", "refresh-type", "not-yet-valid"],
 )
 def test_bad_claims_are_denied(user: str, override: dict[str, Any]) -> None:
     assert authorize(signed(claims(user, **override)))["isAuthorized"] is False
+
+
+def lapsed(user_id: str, **overrides: Any) -> dict[str, Any]:
+    """Claims of an access token that expired two minutes ago, issued ten minutes ago."""
+    now = int(time.time())
+    return claims(user_id, iat=now - 600, nbf=now - 600, exp=now - 120, **overrides)
+
+
+def test_a_recently_expired_genuine_token_is_let_through_marked_expired_and_nothing_else(user: str) -> None:
+    """So that the function answers 401 token_expired: a Deny could only be the gateway's 403."""
+    decision = authorize(signed(lapsed(user)), "DELETE /api/v1/roles/{role_id}")
+    assert decision == {"isAuthorized": True, "context": {"expired": True}}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"aud": "someone-else"}, {"iss": "https://evil.example"}, {"typ": "refresh"}],
+    ids=["wrong-aud", "wrong-iss", "refresh-type"],
+)
+def test_an_expired_token_wrong_in_anything_else_is_denied(user: str, override: dict[str, Any]) -> None:
+    assert authorize(signed(lapsed(user, **override)))["isAuthorized"] is False
+
+
+def test_an_expired_token_signed_with_another_key_is_denied(user: str) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert authorize(signed(lapsed(user), key=stranger))["isAuthorized"] is False
+
+
+def test_a_token_expired_within_the_leeway_is_still_current(api: Api, user: str) -> None:
+    now = int(time.time())
+    decision = authorize(signed(claims(user, iat=now - 600, nbf=now - 600, exp=now - 2)))
+    assert decision["isAuthorized"] is True
+    assert decision["context"]["userId"] == user
+
+
+def test_an_expired_token_of_a_revoked_session_is_denied(api: Api, user: str) -> None:
+    from multidb import runtime
+    from multidb.redis import get_redis
+    from multidb.security.sessions import revoked_family_key
+
+    payload = lapsed(user)
+    assert authorize(signed(payload))["isAuthorized"] is True
+    runtime.run(get_redis().set(revoked_family_key(payload["fam"]), "1"))
+    assert authorize(signed(payload))["isAuthorized"] is False
+
+
+def test_an_expired_token_is_denied_when_redis_is_unreachable(user: str, outage: pytest.MonkeyPatch) -> None:
+    token = signed(lapsed(user))
+    outage.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    reset_clients()
+    assert authorize(token)["isAuthorized"] is False
 
 
 @pytest.mark.parametrize("missing", ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ", "fam"])

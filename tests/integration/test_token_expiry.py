@@ -13,6 +13,7 @@ import pytest
 
 from multidb.security import keys
 from multidb.security.tokens import TokenType, issue
+from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, get_user_id
 
 # One read per function behind the authorizer.
@@ -124,3 +125,124 @@ def test_a_context_without_the_key_id_is_refused(caching_api: Api, behind_the_ga
     response = caching_api.gateway.invoke("RolesFunction", event)
     assert response["statusCode"] == 401
     assert json.loads(response["body"])["error"] == "invalid_authorizer_context"
+
+
+# Expiry as a client sees it through the gateway (docs/api.md, "Expiry"): API Gateway answers
+# a Deny 403 {"message": "Forbidden"} and cannot be made to say more, so the authorizer lets a
+# genuine, recently expired token through marked `expired`, and every function answers it
+# 401 token_expired before any route logic; anything else the authorizer refuses stays 403.
+
+
+def _signed(user_id: str, *, issued_ago: int, expired_ago: int, key: Any = None, **overrides: Any) -> str:
+    import jwt
+
+    from multidb.settings import get_settings
+
+    settings = get_settings()
+    now = int(time.time())
+    payload = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": user_id,
+        "iat": now - issued_ago,
+        "nbf": now - issued_ago,
+        "exp": now - expired_ago,
+        "jti": uuid.uuid4().hex,
+        "typ": "access",
+        "fam": uuid.uuid4().hex,
+        **overrides,
+    }
+    current = keys.signing_key()
+    return jwt.encode(payload, key or current.private_key, algorithm="RS256", headers={"kid": current.kid})
+
+
+def _recently_expired() -> str:
+    return _signed(get_user_id("admin"), issued_ago=600, expired_ago=60)
+
+
+def _gateway_denial(response: Any, status: int, message: str) -> None:
+    assert response.status_code == status, response.body
+    assert response.json() == {"message": message}
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusting-the-context", "verifying-itself"])
+def test_a_recently_expired_genuine_token_gets_401_token_expired_from_every_function(
+    api: Api, configure: Callable[..., None], trusted: bool
+) -> None:
+    configure(TRUST_GATEWAY_AUTHORIZER=str(trusted).lower())
+    token = _recently_expired()
+    for path in ROUTES:
+        response = api.get(path, token=token)
+        assert response.status_code == 401, (path, response.body)
+        body = response.json()
+        assert (body["code"], body["error"]) == (401, "token_expired"), path
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_expired_token_never_reaches_a_route(api: Api, configure: Callable[..., None]) -> None:
+    """A delete with an expired admin token changes nothing."""
+    configure(TRUST_GATEWAY_AUTHORIZER="true")
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    created = api.post("/api/v1/roles", token=admin, json_body={"name": "kept", "code": "kept", "status": True})
+    assert created.status_code == 201, created.body
+    role = created.json()["data"]["id"]
+    refused = api.delete(f"/api/v1/roles/{role}", token=_recently_expired())
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "token_expired"
+    listed = api.get("/api/v1/roles?keyword=kept", token=admin).json()["data"]["records"]
+    assert [r["id"] for r in listed] == [role]
+
+
+def test_the_gateways_cached_allow_for_an_expired_token_still_gets_401(
+    caching_api: Api, behind_the_gateway: list[str]
+) -> None:
+    token = _recently_expired()
+    for _ in range(2):
+        response = caching_api.get("/api/v1/roles", token=token)
+        assert response.status_code == 401
+        assert response.json()["error"] == "token_expired"
+    assert behind_the_gateway == ["AuthorizerFunction", "RolesFunction", "RolesFunction"]
+
+
+REFUSED = ["forged", "expired-too-long-ago", "wrong-audience", "logged-out", "expired-in-a-revoked-session", "garbage"]
+
+
+@pytest.mark.parametrize("kind", REFUSED)
+def test_any_other_refused_token_gets_the_gateways_403(api: Api, kind: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    admin = get_user_id("admin")
+    if kind == "forged":
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        token = _signed(admin, issued_ago=600, expired_ago=60, key=stranger)
+    elif kind == "expired-too-long-ago":  # past the refresh-token lifetime after issue
+        token = _signed(admin, issued_ago=7 * 24 * 3600 + 60, expired_ago=7 * 24 * 3600)
+    elif kind == "wrong-audience":
+        token = _signed(admin, issued_ago=600, expired_ago=60, aud="someone-else")
+    elif kind == "logged-out":
+        token = api.login("admin", ADMIN_PASSWORD).access
+        assert api.post("/api/v1/auth/logout", token=token).status_code == 200
+    elif kind == "expired-in-a-revoked-session":
+        from multidb import runtime
+        from multidb.redis import get_redis
+        from multidb.security.sessions import revoked_family_key
+
+        family = uuid.uuid4().hex
+        runtime.run(get_redis().set(revoked_family_key(family), "1"))
+        token = _signed(admin, issued_ago=600, expired_ago=60, fam=family)
+    else:
+        token = "garbage"
+    for path in ROUTES:
+        _gateway_denial(api.get(path, token=token), 403, "Forbidden")
+
+
+def test_a_missing_token_gets_the_gateways_401_before_the_authorizer_runs(api: Api) -> None:
+    invoked: list[str] = []
+    invoke = api.gateway.invoke
+    api.gateway.invoke = lambda name, event: invoked.append(name) or invoke(name, event)  # type: ignore[method-assign]
+    try:
+        for path in ROUTES:
+            _gateway_denial(api.get(path), 401, "Unauthorized")
+    finally:
+        del api.gateway.invoke
+    assert invoked == []

@@ -53,3 +53,51 @@ def test_the_merged_document_is_valid_openapi_3_1() -> None:
     }
     with pytest.raises(OpenAPIValidationError, match='"scopes" is a required property'):
         validate(broken)
+
+
+def test_every_protected_operation_documents_the_gateways_denials() -> None:
+    """API Gateway answers `{"message": "Unauthorized"}` (no token) and `{"message": "Forbidden"}`
+    (the authorizer's No) itself: a 401 or 403 is one of that or the function's envelope."""
+    from infra.deploy.template import load
+    from infra.local.gateway.docs import merged_openapi
+
+    document = merged_openapi(load())
+    assert document["components"]["schemas"]["GatewayDenial"]["required"] == ["message"]
+    assert "code" not in document["components"]["schemas"]["GatewayDenial"]["properties"]
+    either = {"oneOf": [{"$ref": "#/components/schemas/ErrorResponse"}, {"$ref": "#/components/schemas/GatewayDenial"}]}
+    protected = 0
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            if "security" in operation:
+                protected += 1
+                for status in ("401", "403"):
+                    assert responses[status]["content"]["application/json"]["schema"] == either, (method, path)
+            else:
+                assert "403" not in responses, (method, path)
+    assert protected > 30
+
+
+@pytest.mark.parametrize("name", ["RoleUpdate", "UserUpdate", "ScheduleUpdate"])
+def test_update_bodies_document_optional_fields_that_refuse_null(name: str) -> None:
+    """Each field may be left out, and may not be null: the server answers `status: null` 422."""
+    import json
+
+    from pydantic import ValidationError
+
+    from infra.deploy.template import load
+    from infra.local.gateway.docs import merged_openapi
+    from roles_fn.schemas import RoleUpdate
+    from tasks_fn.schemas import ScheduleUpdate
+    from users_fn.schemas import UserUpdate
+
+    schema = merged_openapi(load())["components"]["schemas"][name]
+    assert "required" not in schema
+    assert schema["properties"]
+    for field, spec in schema["properties"].items():
+        assert '"null"' not in json.dumps(spec), (name, field, spec)
+        assert "default" not in spec, (name, field, spec)
+    model = {"RoleUpdate": RoleUpdate, "UserUpdate": UserUpdate, "ScheduleUpdate": ScheduleUpdate}[name]
+    field = next(iter(schema["properties"]))
+    with pytest.raises(ValidationError, match="cannot be null"):
+        model.model_validate({field: None})

@@ -1,12 +1,11 @@
 """/api/v1/audit: the audit log, newest first."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, PageDep
+from multidb.api.deps import CurrentPrincipal, DateTimeQuery, PageDep
 from multidb.api.responses import Page, Response
 
 from . import service
@@ -26,8 +25,8 @@ async def list_audit(
     target_type: Annotated[str | None, Query(alias="targetType", max_length=64)] = None,
     target_id: Annotated[str | None, Query(alias="targetId", max_length=128)] = None,
     outcome: Annotated[Literal["success", "failure"] | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="From this time on (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+    since: Annotated[DateTimeQuery, Query(description="From this time on (inclusive)")] = None,
+    until: Annotated[DateTimeQuery, Query(description="Before this time")] = None,
 ) -> Response[Page[AuditPublic]]:
     """List audit entries a page at a time, newest first, filtered by user, action, target, outcome and time."""
     records, total = await service.page(

@@ -7,15 +7,19 @@ decision is keyed by token *and* route and can never answer for another route.
 from typing import Any
 
 from multidb import logs, runtime, snapstart
-from multidb.authz import check, check_now
-from multidb.errors import AppError
+from multidb.authz import check, check_lapsed_now, check_now
+from multidb.errors import AppError, Unauthorized
 from multidb.rbac import code_from_route_key
-from multidb.security.tokens import TokenType, bearer, verify
+from multidb.security.tokens import TokenType, bearer, verify, verify_lapsed
 from multidb.settings import get_settings
 
 log = logs.get_logger("authorizer")
 
 DENY: dict[str, Any] = {"isAuthorized": False}
+# A genuine token that has only expired, recently (`verify_lapsed`): let through with this
+# context alone, so that every function answers it 401 `token_expired` before any route
+# logic runs. An HTTP API answers a Deny 403, and a client must tell "refresh" from "no".
+EXPIRED: dict[str, Any] = {"isAuthorized": True, "context": {"expired": True}}
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -30,7 +34,15 @@ def decide(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(route_key, str) or " " not in route_key:
         return DENY
     try:
-        claims = verify(bearer(_header(event, "authorization")), TokenType.ACCESS)
+        token = bearer(_header(event, "authorization"))
+        try:
+            claims = verify(token, TokenType.ACCESS)
+        except Unauthorized as exc:
+            if exc.error != "token_expired":
+                raise
+            check_lapsed_now(verify_lapsed(token))
+            log.info("expired", extra={"fields": {"route": route_key}})
+            return EXPIRED
         code = code_from_route_key(route_key)
         # cached grants: one blocking round trip; otherwise the database, on the loop
         principal = check_now(claims, code) or runtime.run(check(claims, code))

@@ -3,11 +3,12 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi import Response as HTTPResponse
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response
+from multidb.api.responses import Created, Page, Response
 
 from . import service
 from .schemas import PART_URLS, DownloadPublic, FilePublic, PartsPublic, UploadComplete, UploadCreate, UploadPublic
@@ -27,10 +28,17 @@ async def list_files(
     return Response(data=Page[FilePublic](page=page.page, page_size=page.page_size, total=total, records=records))
 
 
-@router.post("/uploads", status_code=201, responses=error_responses(429))
-async def create_upload(principal: CurrentPrincipal, body: UploadCreate, redis: RedisDep) -> Response[UploadPublic]:
+FILE = Created(f"{API_PREFIX}/files/{{file_id}}", id_pointer="/data/file/id")
+
+
+@router.post("/uploads", status_code=201, responses={**error_responses(429), **FILE.responses})
+async def create_upload(
+    principal: CurrentPrincipal, body: UploadCreate, redis: RedisDep, response: HTTPResponse
+) -> Response[UploadPublic]:
     """Register a file and get a presigned URL to PUT its bytes to (or one per part), then complete the upload."""
-    return Response(code=201, data=await service.create_upload(redis, principal, body))
+    upload = await service.create_upload(redis, principal, body)
+    FILE.locate(response, file_id=upload.file.id)
+    return Response(code=201, data=upload)
 
 
 @router.post("/{file_id}/complete", responses=error_responses(404, 409))

@@ -4,13 +4,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response, page_of, view
+from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import Role
 from multidb.rbac import Access
@@ -52,10 +53,16 @@ async def all_roles(
     return Response(data=[view(RolePublic, r) for r in roles])
 
 
-@router.post("", status_code=201, responses=error_responses(409))
-async def create_role(principal: CurrentPrincipal, body: RoleCreate, session: SessionDep) -> Response[RolePublic]:
+ROLE = Created(f"{API_PREFIX}/roles/{{role_id}}")
+
+
+@router.post("", status_code=201, responses={**error_responses(409), **ROLE.responses})
+async def create_role(
+    principal: CurrentPrincipal, body: RoleCreate, session: SessionDep, response: HTTPResponse
+) -> Response[RolePublic]:
     """Create a role; its interface permissions must be catalogue codes the caller holds itself."""
     role = await service.create(session, principal, body)
+    ROLE.locate(response, role_id=role.id)
     return Response(code=201, data=view(RolePublic, role))
 
 

@@ -4,12 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response, page_of, view
+from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import PeriodicTask
 from multidb.repository import ScheduleRepository
@@ -87,12 +88,16 @@ async def get_schedule(
     return Response(data=view(SchedulePublic, row))
 
 
-@router.post("/schedules", status_code=201, responses=error_responses(409, 429))
+SCHEDULE = Created(f"{API_PREFIX}/tasks/schedules/{{schedule_id}}")
+
+
+@router.post("/schedules", status_code=201, responses={**error_responses(409, 429), **SCHEDULE.responses})
 async def create_schedule(
-    principal: CurrentPrincipal, body: ScheduleCreate, session: SessionDep
+    principal: CurrentPrincipal, body: ScheduleCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[SchedulePublic]:
     """Create a schedule you own; beat picks it up at its next reload, without a restart."""
     row = await service.create_schedule(session, principal, body)
+    SCHEDULE.locate(response, schedule_id=row.id)
     return Response(code=201, data=view(SchedulePublic, row))
 
 

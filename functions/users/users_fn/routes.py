@@ -4,13 +4,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
-from multidb.api.responses import Page, Response, page_of, view
+from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import User
 from multidb.repository import UserRepository
@@ -44,10 +45,16 @@ async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: ReadSession
     return Response(data=view(UserPublic, user))
 
 
-@router.post("", status_code=201, responses=error_responses(409))
-async def create_user(principal: CurrentPrincipal, body: UserCreate, session: SessionDep) -> Response[UserPublic]:
+USER = Created(f"{API_PREFIX}/users/{{user_id}}")
+
+
+@router.post("", status_code=201, responses={**error_responses(409), **USER.responses})
+async def create_user(
+    principal: CurrentPrincipal, body: UserCreate, session: SessionDep, response: HTTPResponse
+) -> Response[UserPublic]:
     """Create a user; the password arrives RSA-encrypted like the login password."""
     user = await service.create(session, principal, body)
+    USER.locate(response, user_id=user.id)
     return Response(code=201, data=view(UserPublic, user))
 
 

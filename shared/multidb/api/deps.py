@@ -1,11 +1,14 @@
 """Typed dependencies: what a route receives, named for what it is (the database session:
 `sql.py`)."""
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator, WithJsonSchema
 
 from ..authz import Principal, check_reading
 from ..errors import Unauthorized
@@ -42,7 +45,11 @@ def _gateway_context(request: Request) -> dict[str, Any] | None:
 
 def _claims_from_gateway(context: dict[str, Any]) -> Claims:
     """The claims the authorizer verified, checked again for what may have changed since:
-    API Gateway can answer from a decision it cached (AuthorizerCacheTtl, up to an hour)."""
+    API Gateway can answer from a decision it cached (AuthorizerCacheTtl, up to an hour).
+    A context marked `expired` (a genuine token, recently expired: the authorizer's way to
+    say so, as its Deny can only be 403) is refused 401 `token_expired`, before any route logic."""
+    if context.get("expired") in (True, "true"):
+        raise Unauthorized("token expired", error="token_expired")
     try:
         claims = Claims.from_context(context)
     except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
@@ -106,3 +113,21 @@ async def _page(
 
 PageDep = Annotated[PageQuery, Depends(_page)]
 Keyword = Annotated[str | None, Query(max_length=64, description="Matched literally anywhere, case-insensitive")]
+
+# RFC 3339 (OpenAPI's `date-time`): a date, a time and an offset. Pydantic alone would also take
+# a number of seconds since the epoch (`?until=0.5`) or a date without a time.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with an offset, like 2026-01-31T12:00:00Z")
+
+
+DateTimeQuery = Annotated[
+    datetime | None,
+    BeforeValidator(_date_time),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-01-31T12:00:00Z"]}),
+]
+"""An optional date-time query parameter: RFC 3339 text only, documented as `format: date-time`."""

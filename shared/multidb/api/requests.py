@@ -24,8 +24,29 @@ class RequestBody(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Document each field as the update takes it: optional, but never null (the `| None` of
+    its annotation only stands for "left out", which the schema says by not requiring it).
+    A generated client then types `status` as a bool that may be unset, not a nullable bool
+    the server would refuse."""
+    for field in schema.get("properties", {}).values():
+        branches = field.get("anyOf")
+        if branches and {"type": "null"} in branches:
+            rest = [branch for branch in branches if branch != {"type": "null"}]
+            del field["anyOf"]
+            if len(rest) == 1:
+                field.update(rest[0])
+            else:
+                field["anyOf"] = rest
+        if "default" in field and field["default"] is None:
+            del field["default"]
+
+
 class PartialUpdate(RequestBody):
-    """A body of fields to change: what is left out stays; what is sent may not be null."""
+    """A body of fields to change: what is left out stays; what is sent may not be null
+    (nor is it nullable in the schema: `_not_nullable`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_nullable)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> "PartialUpdate":

@@ -3,9 +3,12 @@
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from starlette.responses import Response as HTTPResponse
 
 
 def now_ms() -> int:
@@ -67,3 +70,32 @@ class ErrorResponse(CamelModel):
     message: str
     ts: int = Field(default_factory=now_ms)
     data: list[FieldError] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """Where a create route's new resource lives: the `Location` of its 201, e.g.
+    `Created("/api/v1/roles/{role_id}")`, and where its id sits in the body (a JSON pointer).
+
+    The route documents it (`responses=...` gets `created.responses`) and sets it
+    (`created.locate(response, role_id=role.id)`); the merged document turns the `x-created`
+    note into OpenAPI links from the 201 to every operation on the resource
+    (infra/local/gateway/docs.py), so generated clients and schemathesis can chain them.
+    """
+
+    path: str
+    id_pointer: str = "/data/id"
+
+    @property
+    def responses(self) -> dict[int | str, dict[str, Any]]:
+        header = {"description": "The new resource's URL", "schema": {"type": "string"}}
+        return {
+            201: {
+                "description": "Created",
+                "headers": {"Location": header},
+                "x-created": {"path": self.path, "id": self.id_pointer},
+            }
+        }
+
+    def locate(self, response: HTTPResponse, **params: object) -> None:
+        response.headers["Location"] = self.path.format(**params)

@@ -138,6 +138,36 @@ def verify(token: str, expected: TokenType) -> Claims:
     settings = get_settings()
     if expected is TokenType.ACCESS and (seen := _seen(token, settings)) is not None:
         return seen
+    claims, key = _decode(token, expected, settings, check_exp=True)
+    if expected is TokenType.ACCESS:
+        if len(_verified) >= MAX_VERIFIED:
+            _verified.pop(next(iter(_verified)), None)
+        _verified[token] = (claims, claims.kid, key, settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway)
+    return claims
+
+
+def verify_lapsed(token: str) -> Claims:
+    """The claims of a genuine access token whose one fault is its `exp`: passed beyond the
+    leeway, but less than REFRESH_TOKEN_TTL after the token was issued (the lifetime of the
+    refresh token issued with it, and the least time a revocation of its family is kept).
+    Anything else, older ones included, raises Unauthorized; a token still current too.
+
+    The authorizer lets such a token through marked `expired`, and every function answers
+    it 401 `token_expired`: the one signal an HTTP API can carry (docs/api.md, "Expiry").
+    """
+    settings = get_settings()
+    claims, _ = _decode(token, TokenType.ACCESS, settings, check_exp=False)
+    now = time.time()
+    if now < claims.exp + settings.jwt_leeway:
+        raise Unauthorized("token not expired", error="invalid_token")
+    if now >= claims.iat + settings.refresh_token_ttl:
+        raise Unauthorized("token expired too long ago", error="invalid_token")
+    return claims
+
+
+def _decode(token: str, expected: TokenType, settings: Any, *, check_exp: bool) -> tuple[Claims, Any]:
+    """The claims of a token whose signature, algorithm, key, claims and type all hold (and its
+    `exp` if `check_exp`), and the key that verified it."""
     import jwt
 
     from .keys import verification_keys
@@ -155,7 +185,7 @@ def verify(token: str, expected: TokenType) -> Claims:
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway=settings.jwt_leeway,
-            options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+            options={"require": REQUIRED_CLAIMS, "strict_aud": True, "verify_exp": check_exp},
         )
         claims = Claims.from_payload(payload, kid=kid)
     except jwt.ExpiredSignatureError as exc:
@@ -164,11 +194,7 @@ def verify(token: str, expected: TokenType) -> Claims:
         raise Unauthorized("invalid token", error="invalid_token") from exc
     if claims.typ is not expected:
         raise Unauthorized("invalid token type", error="invalid_token")
-    if expected is TokenType.ACCESS:
-        if len(_verified) >= MAX_VERIFIED:
-            _verified.pop(next(iter(_verified)), None)
-        _verified[token] = (claims, kid, key, settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway)
-    return claims
+    return claims, key
 
 
 def check_still_valid(claims: Claims) -> Claims:
