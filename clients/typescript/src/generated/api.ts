@@ -756,6 +756,13 @@ export interface components {
             updatedAt: string;
         };
         /**
+         * GatewayDenial
+         * @description API Gateway's own answer, written before or instead of any function: `Unauthorized` (401, no Authorization header), `Forbidden` (403, the authorizer said no), `Too Many Requests` (429, the stage's throttle), `Request Entity Too Large` (413), `Internal Server Error` (500, a function failed) or `Service Unavailable` (503, it timed out). It has no `code` and no `error`: read the HTTP status.
+         */
+        GatewayDenial: {
+            message: string;
+        };
+        /**
          * IdList
          * @description `{ids: [...]}` for bulk operations: 1 to 100 UUIDs.
          */
@@ -1415,19 +1422,19 @@ export interface components {
          */
         RoleUpdate: {
             /** Buttonpermissions */
-            buttonPermissions?: string[] | null;
+            buttonPermissions?: string[];
             /** Code */
-            code?: string | null;
+            code?: string;
             /** Description */
-            description?: string | null;
+            description?: string;
             /** Interfacepermissions */
-            interfacePermissions?: string[] | null;
+            interfacePermissions?: string[];
             /** Name */
-            name?: string | null;
+            name?: string;
             /** Routerpermissions */
-            routerPermissions?: string[] | null;
+            routerPermissions?: string[];
             /** Status */
-            status?: boolean | null;
+            status?: boolean;
         };
         /** RoutePublic */
         RoutePublic: {
@@ -1540,26 +1547,35 @@ export interface components {
          * @description Fields to change. Sending crontab replaces the interval, and intervalSeconds the crontab.
          */
         ScheduleUpdate: {
-            /** Args */
-            args?: unknown[] | null;
+            /**
+             * Args
+             * @description Positional arguments (JSON)
+             */
+            args?: unknown[];
             /** Crontab */
-            crontab?: string | null;
+            crontab?: string;
             /** Description */
-            description?: string | null;
+            description?: string;
             /** Enabled */
-            enabled?: boolean | null;
-            /** Intervalseconds */
-            intervalSeconds?: number | null;
-            /** Kwargs */
+            enabled?: boolean;
+            /**
+             * Intervalseconds
+             * @description Run every this many seconds
+             */
+            intervalSeconds?: number;
+            /**
+             * Kwargs
+             * @description Keyword arguments (JSON)
+             */
             kwargs?: {
                 [key: string]: unknown;
-            } | null;
+            };
             /** Name */
-            name?: string | null;
+            name?: string;
             /** Oneoff */
-            oneOff?: boolean | null;
+            oneOff?: boolean;
             /** Task */
-            task?: string | null;
+            task?: string;
         };
         /**
          * SwaggerToken
@@ -1811,16 +1827,19 @@ export interface components {
          * @description Fields to change; what is left out stays as it is.
          */
         UserUpdate: {
-            /** Email */
-            email?: string | null;
+            /**
+             * Email
+             * Format: email
+             */
+            email?: string;
             /** Isadmin */
-            isAdmin?: boolean | null;
+            isAdmin?: boolean;
             /** Name */
-            name?: string | null;
+            name?: string;
             /** Roleids */
-            roleIds?: string[] | null;
+            roleIds?: string[];
             /** Status */
-            status?: boolean | null;
+            status?: boolean;
         };
     };
     responses: never;
@@ -1839,11 +1858,11 @@ export interface operations {
                 page?: number;
                 pageSize?: number;
                 /** @description From this time on (inclusive) */
-                since?: string | null;
+                since?: string;
                 targetId?: string | null;
                 targetType?: string | null;
                 /** @description Before this time */
-                until?: string | null;
+                until?: string;
                 userId?: string | null;
             };
             header?: never;
@@ -1861,22 +1880,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_Page_AuditPublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -1888,22 +1907,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -1930,22 +1958,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -1968,22 +2005,31 @@ export interface operations {
                     "application/json": components["schemas"]["Response_LoginPublicKey_"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2031,6 +2077,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -2040,31 +2095,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many requests. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2118,6 +2173,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -2127,31 +2191,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many requests. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2174,40 +2238,49 @@ export interface operations {
                     "application/json": components["schemas"]["Response_NoneType_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2252,22 +2325,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2290,40 +2372,49 @@ export interface operations {
                     "application/json": components["schemas"]["Response_UserInfo_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2359,22 +2450,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -2386,31 +2486,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many requests. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2440,22 +2540,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_Page_FilePublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -2467,22 +2567,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2508,22 +2617,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_FilePublic_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2544,22 +2653,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2585,22 +2703,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_NoneType_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2621,22 +2739,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2675,22 +2802,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2711,6 +2838,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -2720,22 +2856,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2761,22 +2906,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_DownloadPublic_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2806,22 +2951,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2850,22 +3004,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_PartsPublic_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2895,22 +3049,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2928,9 +3091,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Created */
             201: {
                 headers: {
+                    /** @description The new resource's URL */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2946,22 +3111,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -2973,31 +3147,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many requests. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3027,22 +3201,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_Page_RolePublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3054,22 +3228,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3087,9 +3270,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Created */
             201: {
                 headers: {
+                    /** @description The new resource's URL */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3105,22 +3290,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Conflict. */
@@ -3132,6 +3317,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -3141,22 +3335,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3192,22 +3395,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3219,6 +3422,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -3228,22 +3440,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3281,22 +3502,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3317,6 +3538,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -3326,22 +3556,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3366,22 +3605,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_int_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3402,22 +3641,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3445,22 +3693,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_list_RolePublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3472,22 +3720,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3510,40 +3767,49 @@ export interface operations {
                     "application/json": components["schemas"]["Response_list_RolePublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3566,40 +3832,49 @@ export interface operations {
                     "application/json": components["schemas"]["Response_list_RoutePublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3622,40 +3897,49 @@ export interface operations {
                     "application/json": components["schemas"]["Response_list_TaskInfo__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3685,22 +3969,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_Page_TaskRunPublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3712,22 +3996,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3763,22 +4056,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3790,31 +4092,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many requests. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3839,22 +4141,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_TaskRunPublic_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3875,22 +4177,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3920,22 +4231,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_Page_SchedulePublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3947,22 +4258,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3980,9 +4300,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Created */
             201: {
                 headers: {
+                    /** @description The new resource's URL */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3998,22 +4320,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Conflict. */
@@ -4025,6 +4347,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -4034,31 +4365,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many requests. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4083,22 +4414,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_SchedulePublic_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4119,22 +4450,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4172,22 +4512,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4208,6 +4548,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -4217,22 +4566,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4257,22 +4615,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_NoneType_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4293,22 +4651,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4338,22 +4705,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_Page_UserPublic__"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -4365,22 +4732,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4398,9 +4774,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Created */
             201: {
                 headers: {
+                    /** @description The new resource's URL */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4416,22 +4794,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Conflict. */
@@ -4443,6 +4821,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -4452,22 +4839,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4503,22 +4899,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4530,6 +4926,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -4539,22 +4944,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4579,22 +4993,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_UserPublic_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4615,22 +5029,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4668,22 +5091,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4695,6 +5118,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -4704,22 +5136,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4744,22 +5185,22 @@ export interface operations {
                     "application/json": components["schemas"]["Response_int_"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4780,22 +5221,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4833,22 +5283,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated. */
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Permission denied. */
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4860,6 +5310,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body is over API Gateway's 10 MB payload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
             /** @description Invalid input. */
             422: {
                 headers: {
@@ -4869,22 +5328,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Internal server error. */
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
             500: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
-            /** @description Service unavailable. */
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
                 };
             };
         };
