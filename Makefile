@@ -50,7 +50,7 @@ chromium:
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), .venv-checkov, Chromium
 
-dev: $(VENV)/.installed ## run everything locally: gateway on :3000, embedded datastores (Ctrl-C stops)
+dev: $(VENV)/.installed ## run everything locally (Ctrl-C stops); ports: GATEWAY_PORT=3000 REALTIME_PORT=3001 DEV_REDIS_PORT=6390 DEV_MONGO_PORT=27027 DEV_S3_PORT=9000
 	python -m infra.local.dev
 
 invoke: $(VENV)/.installed ## invoke one function: make invoke FN=AuthFunction EVENT=events/auth/get_public_key.json
