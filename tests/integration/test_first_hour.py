@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from infra.local.gateway.invoke import LocalGateway
 from infra.local.gateway.server import GatewayServer
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api
+from tests.integration.test_tasks import body_of
 from tests.processes import Process, free_port, listening, wait_for
 
 PREFLIGHT = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
@@ -208,3 +210,15 @@ def test_make_devs_banner_says_which_origins_it_accepts() -> None:
     assert plan({}).ports.keys() == {3000, 3001, 6390, 27027, 9000}
     elsewhere = plan({"REDIS_URL": "redis://10.0.0.5:6379/0", "GATEWAY_PORT": "3100"})
     assert elsewhere.ports.keys() == {3100, 3001, 27027, 9000}  # a server of one's own binds nothing here
+
+
+def test_the_202_of_a_run_says_when_it_was_queued(api: Api) -> None:
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    before = datetime.now(UTC)
+    queued = body_of(api.post("/api/v1/tasks/runs", token=admin, json_body={"task": "multidb.ping"}), 202)
+    after = datetime.now(UTC)
+    assert queued["queuedAt"] is not None
+    assert before <= datetime.fromisoformat(queued["queuedAt"]) <= after
+    # The same instant the run's record keeps (no worker runs here: it stays queued).
+    again = body_of(api.get(f"/api/v1/tasks/runs/{queued['taskId']}", token=admin))
+    assert again["queuedAt"] == queued["queuedAt"]

@@ -97,8 +97,9 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
 
     task = task_for(principal, body.task, body.args, body.kwargs)
     task_id = str(uuid.uuid4())
-    await budget.admit(redis, principal.user_id, task_id, time.time() + body.countdown)
-    await runs.queued(redis, task_id, principal.user_id, task.name, body.countdown)
+    now = time.time()
+    await budget.admit(redis, principal.user_id, task_id, now + body.countdown)
+    await runs.queued(redis, task_id, principal.user_id, task.name, body.countdown, now)
     send = partial(
         task.apply_async,
         body.args,
@@ -115,7 +116,9 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
         log.exception("could not queue %s: %s", task.name, type(exc).__name__)
         raise ServiceUnavailable("the task queue is unavailable", error="task_queue_unavailable") from exc
     await audit.record("task.run", user_id=principal.user_id, target=("task_run", task_id), details={"task": task.name})
-    return TaskRunPublic(task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id)
+    return TaskRunPublic(
+        task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id, queued_at=_when(str(now))
+    )
 
 
 def _when(stamp: str | None) -> datetime | None:
