@@ -236,15 +236,14 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
             f"you may own at most {limit} schedules; delete one first", error="too_many_schedules", retry_after=60
         )
     row = await schedules.create(row)
-    await audit.record(
-        "schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=_view(row)
-    )
+    details = audit.created(_view(row))
+    await audit.record("schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=details)
     return row
 
 
 def _view(row: PeriodicTask) -> dict[str, object]:
-    """What the audit log keeps of a schedule."""
-    return audit.view(row, "name", "task", "interval_seconds", "crontab", "enabled")
+    """What the audit log keeps of a schedule, named as the API names it (camelCase)."""
+    return audit.camel(audit.view(row, "name", "task", "interval_seconds", "crontab", "enabled", "one_off"))
 
 
 async def update_schedule(
@@ -268,7 +267,7 @@ async def update_schedule(
 
 async def delete_schedule(session: AsyncSession, principal: Principal, schedule_id: uuid.UUID) -> None:
     row = await owned_schedule(session, principal, schedule_id)
-    details = _view(row)
+    details = audit.deleted(_view(row))
     await ScheduleRepository(session).delete(row)
     await audit.record(
         "schedule.delete", user_id=principal.user_id, target=("schedule", str(schedule_id)), details=details
