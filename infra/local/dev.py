@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..deploy.template import load
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,7 +45,7 @@ def busy_port(ports: dict[int, tuple[str, str]], host: str = "127.0.0.1") -> str
             except OSError as exc:
                 why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
                 return (
-                    f"make dev: port {port} ({what}) {why}: stop what holds it, or choose another port, "
+                    f"Port {port} ({what}) {why}: stop what holds it, or choose another port, "
                     f"e.g. make dev {variable}={_another(port)}"
                 )
     return None
@@ -122,7 +124,8 @@ def plan(environ: dict[str, str]) -> Plan:
     local = env["APP_ENV"] == "LOCAL"
     extra = f", {LOCAL_ORIGINS}" if local else ""
     realtime_origins = env.get("REALTIME_CORS_ORIGINS") or "http://localhost:5173"
-    result.banner.insert(2, f"{'Origins':<10} HTTP: template.yaml's CorsAllowOrigins{extra}")
+    http_origins = ", ".join((load().cors or {}).get("AllowOrigins", [])) or "none"
+    result.banner.insert(2, f"{'Origins':<10} HTTP: {http_origins} (CorsAllowOrigins){extra}")
     result.banner.insert(3, f"{'':<10} Socket.IO: {realtime_origins} (REALTIME_CORS_ORIGINS){extra}")
     # One process per role, as the containers run them; the solo pool keeps the worker small.
     celery = f"{python} -m celery -A multidb.queue.app"

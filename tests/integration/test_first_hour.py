@@ -192,7 +192,7 @@ def test_make_dev_names_a_busy_port_and_its_variable_and_starts_nothing(tmp_path
     assert ran.returncode != 0
     assert ran.stdout.splitlines() == ["python -m infra.local.dev"]  # make's echo, and nothing started
     line = ran.stderr.splitlines()[0]
-    assert line.startswith(f"make dev: port {busy} (the embedded MongoDB) is in use")
+    assert line.startswith(f"Port {busy} (the embedded MongoDB) is in use")
     assert f"make dev DEV_MONGO_PORT={busy + 100}" in line
     assert not (tmp_path / "state").exists()
 
@@ -206,7 +206,9 @@ def test_make_help_names_the_port_variables() -> None:
 def test_make_devs_banner_says_which_origins_it_accepts() -> None:
     banner = "\n".join(plan({"APP_ENV": "LOCAL"}).banner)
     assert "any http://localhost:<port> or http://127.0.0.1:<port>" in banner
+    assert "HTTP: http://localhost:5173 (CorsAllowOrigins), any http://localhost:<port>" in banner
     assert "Socket.IO: http://localhost:5173 (REALTIME_CORS_ORIGINS)" in banner
+    assert "any http" not in "\n".join(plan({"APP_ENV": "TESTING"}).banner)
     assert plan({}).ports.keys() == {3000, 3001, 6390, 27027, 9000}
     elsewhere = plan({"REDIS_URL": "redis://10.0.0.5:6379/0", "GATEWAY_PORT": "3100"})
     assert elsewhere.ports.keys() == {3100, 3001, 27027, 9000}  # a server of one's own binds nothing here
