@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help chromium install dev invoke test lint typecheck pytest catalogue initdb build validate checkov \
+.PHONY: help chromium install dev invoke token test lint typecheck pytest catalogue initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
 
 help: ## list the targets
@@ -50,11 +50,16 @@ chromium:
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), .venv-checkov, Chromium
 
-dev: $(VENV)/.installed ## run everything locally: gateway on :3000, embedded datastores (Ctrl-C stops)
+dev: $(VENV)/.installed ## run everything locally (Ctrl-C stops); ports: GATEWAY_PORT=3000 REALTIME_PORT=3001 DEV_REDIS_PORT=6390 DEV_MONGO_PORT=27027 DEV_S3_PORT=9000
 	python -m infra.local.dev
 
-invoke: $(VENV)/.installed ## invoke one function: make invoke FN=AuthFunction EVENT=events/auth/get_public_key.json
-	python -m infra.local.gateway invoke $(FN) --event $(EVENT)
+invoke: $(VENV)/.installed ## invoke one function on make dev's datastores: make invoke FN=AuthFunction EVENT=events/auth/user_info.json TOKEN=<make token's output>
+	python -m infra.local.gateway invoke $(FN) --event $(EVENT) --dev $(if $(TOKEN),--token "$(TOKEN)")
+
+# USERNAME, not USER: the shell already sets USER to the login name.
+USERNAME ?= admin
+token: $(VENV)/.installed ## print an access token from the running make dev: make token [USERNAME=admin PASSWORD=…]
+	@python -m infra.local.token --username "$(USERNAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
 
 test: install lint typecheck pytest ## everything CI runs: lint, types, the whole test suite
 

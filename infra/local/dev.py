@@ -6,12 +6,16 @@ Celery worker and beat; prefixed, coloured logs (honcho); Ctrl-C stops everythin
 REDIS_URL, BROKER_URL, MONGO_URL, S3_ENDPOINT_URL or DATABASE_URL to use real servers instead.
 """
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..deploy.template import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +26,33 @@ class Plan:
     env: dict[str, str]
     processes: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
+    # Every port it binds on 127.0.0.1, with the variable that moves it and what listens there.
+    ports: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+
+# Under `make dev` (APP_ENV=LOCAL) the gateway and the Socket.IO server accept these besides
+# their configured lists; a deployed stage accepts its lists alone.
+LOCAL_ORIGINS = "any http://localhost:<port> or http://127.0.0.1:<port>"
+
+
+def busy_port(ports: dict[int, tuple[str, str]], host: str = "127.0.0.1") -> str | None:
+    """One line naming the first port something else holds, and the variable to change; else None."""
+    for port, (variable, what) in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+                return (
+                    f"Port {port} ({what}) {why}: stop what holds it, or choose another port, "
+                    f"e.g. make dev {variable}={_another(port)}"
+                )
+    return None
+
+
+def _another(port: int) -> int:
+    return port + 100 if port + 100 < 65536 else port - 100
 
 
 def plan(environ: dict[str, str]) -> Plan:
@@ -38,13 +69,16 @@ def plan(environ: dict[str, str]) -> Plan:
     gateway_port = int(environ.get("GATEWAY_PORT", "3000"))
     result = Plan(state, env)
 
-    def embedded(name: str, variable: str, url: str, command: str) -> None:
+    result.ports[gateway_port] = ("GATEWAY_PORT", "the gateway")
+
+    def embedded(name: str, variable: str, url: str, command: str, port: tuple[int, str]) -> None:
         if environ.get(variable):
             result.banner.append(f"{name:<10} {environ[variable]} (from {variable})")
             return
         env[variable] = url
         result.processes[name.lower()] = command
         result.banner.append(f"{name:<10} {url} (embedded)")
+        result.ports[port[0]] = (port[1], f"the embedded {name}")
 
     redis_port = int(environ.get("DEV_REDIS_PORT", "6390"))
     embedded(
@@ -52,6 +86,7 @@ def plan(environ: dict[str, str]) -> Plan:
         "REDIS_URL",
         f"redis://127.0.0.1:{redis_port}/0",
         f"{python} -m infra.local.embedded_redis --port {redis_port} --snapshot {state}/redis.json",
+        (redis_port, "DEV_REDIS_PORT"),
     )
     mongo_port = int(environ.get("DEV_MONGO_PORT", "27027"))
     embedded(
@@ -60,10 +95,15 @@ def plan(environ: dict[str, str]) -> Plan:
         f"mongodb://127.0.0.1:{mongo_port}",
         f"{bin_dir / 'secantusd-py'} --host 127.0.0.1 --port {mongo_port}"
         f" --storage-path {state}/mongo --log-level WARNING",
+        (mongo_port, "DEV_MONGO_PORT"),
     )
     s3_port = int(environ.get("DEV_S3_PORT", "9000"))
     embedded(
-        "S3", "S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}", f"{python} -m infra.local.embedded_s3 -p {s3_port}"
+        "S3",
+        "S3_ENDPOINT_URL",
+        f"http://127.0.0.1:{s3_port}",
+        f"{python} -m infra.local.embedded_s3 -p {s3_port}",
+        (s3_port, "DEV_S3_PORT"),
     )
     if "s3" in result.processes:  # the embedded server checks no signature: any key signs
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -78,8 +118,15 @@ def plan(environ: dict[str, str]) -> Plan:
     result.banner.insert(0, f"{'Gateway':<10} http://127.0.0.1:{gateway_port}  (API docs: /docs)")
 
     realtime_port = int(environ.get("REALTIME_PORT", "3001"))
+    result.ports[realtime_port] = ("REALTIME_PORT", "the Socket.IO server")
     result.processes["realtime"] = f"{python} -m infra.services.realtime --port {realtime_port}"
     result.banner.insert(1, f"{'Socket.IO':<10} http://127.0.0.1:{realtime_port}  (auth: {{token: <access token>}})")
+    local = env["APP_ENV"] == "LOCAL"
+    extra = f", {LOCAL_ORIGINS}" if local else ""
+    realtime_origins = env.get("REALTIME_CORS_ORIGINS") or "http://localhost:5173"
+    http_origins = ", ".join((load().cors or {}).get("AllowOrigins", [])) or "none"
+    result.banner.insert(2, f"{'Origins':<10} HTTP: {http_origins} (CorsAllowOrigins){extra}")
+    result.banner.insert(3, f"{'':<10} Socket.IO: {realtime_origins} (REALTIME_CORS_ORIGINS){extra}")
     # One process per role, as the containers run them; the solo pool keeps the worker small.
     celery = f"{python} -m celery -A multidb.queue.app"
     result.processes["worker"] = f"{celery} worker -P solo -l INFO -n dev@%h --without-gossip --without-mingle"
@@ -101,6 +148,10 @@ def main() -> int:
     # it, and everything this supervisor and its children create is theirs alone.
     os.umask(0o077)
     current = plan(dict(os.environ))
+    busy = busy_port(current.ports)
+    if busy is not None:
+        print(busy, file=sys.stderr, flush=True)
+        return 2
     current.state.mkdir(parents=True, exist_ok=True)
     current.state.chmod(0o700)
     Path(current.env["KEYS_DIR"]).parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,21 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
 
 
+def created(after: dict[str, Any]) -> dict[str, Any]:
+    """A creation in the same shape: every field set, {field: {"from": None, "to": value}}."""
+    return changes({}, after)
+
+
+def deleted(before: dict[str, Any]) -> dict[str, Any]:
+    """A deletion in the same shape: every field it had, {field: {"from": value, "to": None}}."""
+    return {k: {"from": v, "to": None} for k, v in before.items() if v is not None}
+
+
+def camel(values: dict[str, Any]) -> dict[str, Any]:
+    """Field names as the API names them (`interval_seconds` → `intervalSeconds`)."""
+    return {re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), k): v for k, v in values.items()}
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {text(str(k), MAX_NAME): _clean(v) for k, v in value.items() if not _SENSITIVE.search(str(k))}

@@ -162,3 +162,46 @@ def test_changes_to_who_may_do_what_are_audited_or_refused(api: Api, configure: 
     created = api.post("/api/v1/roles", token=admin, json_body={"name": "R", "code": "r"})
     assert (created.status_code, created.json()["error"]) == (503, "audit_unavailable")
     assert snapshot() == before  # nothing changed that the log could not record
+
+
+def test_every_change_is_field_by_field_from_and_to_in_camel_case(api: Api) -> None:
+    """Creations (from null), updates and deletions (to null) of roles, users, schedules and files."""
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    body: dict[str, Any] = {"name": "R", "code": "r", "buttonPermissions": ["role:view"]}
+    role = api.post("/api/v1/roles", token=admin, json_body=body)
+    assert role.status_code == 201, role.body
+    rid = role.json()["data"]["id"]
+    user = {"name": "Zed", "email": "zed@example.com", "username": "zed", "password": api.encrypt("zed-password-1")}
+    zed = api.post("/api/v1/users", token=admin, json_body=user).json()["data"]["id"]
+    body = {"name": "s", "task": "multidb.ping", "intervalSeconds": 60}
+    schedule = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]["id"]
+    assert api.put(f"/api/v1/tasks/schedules/{schedule}", token=admin, json_body={"enabled": False}).status_code == 200
+    upload = api.post("/api/v1/files/uploads", token=admin, json_body={"name": "a.txt", "size": 3}).json()["data"]
+    import urllib.request
+
+    put = urllib.request.Request(upload["uploadUrl"], data=b"abc", method="PUT", headers=upload["headers"])
+    urllib.request.urlopen(put, timeout=10).close()
+    file_id = upload["file"]["id"]
+    assert api.post(f"/api/v1/files/{file_id}/complete", token=admin).status_code == 200
+    for path in (f"/api/v1/tasks/schedules/{schedule}", f"/api/v1/files/{file_id}", f"/api/v1/users/{zed}"):
+        assert api.delete(path, token=admin).status_code == 200, path
+    assert api.delete(f"/api/v1/roles/{rid}", token=admin).status_code == 200
+
+    log = {entry["action"]: entry["details"] for entry in entries(api, admin) if entry["action"] != "auth.login"}
+    assert log["role.create"]["buttonPermissions"] == {"from": None, "to": ["role:view"]}
+    assert log["role.delete"]["code"] == {"from": "r", "to": None}
+    assert log["user.create"]["isAdmin"] == {"from": None, "to": False}
+    assert log["user.delete"]["username"] == {"from": "zed", "to": None}
+    assert log["schedule.create"]["intervalSeconds"] == {"from": None, "to": 60}
+    assert log["schedule.update"] == {"enabled": {"from": True, "to": False}}
+    assert log["schedule.delete"]["task"] == {"from": "multidb.ping", "to": None}
+    assert log["file.upload"] == {
+        "name": {"from": None, "to": "a.txt"},
+        "size": {"from": None, "to": 3},
+        "contentType": {"from": None, "to": "application/octet-stream"},
+    }
+    assert log["file.delete"]["name"] == {"from": "a.txt", "to": None}
+    for action, details in log.items():
+        for name, value in details.items():
+            assert "_" not in name, (action, name)  # camelCase, as the API names fields
+            assert set(value) == {"from", "to"}, (action, name, value)

@@ -235,7 +235,7 @@ def test_a_role_change_is_audited_field_by_field_in_camel_case(api: Api, admin: 
         }
     ]
     created = api.get(f"/api/v1/audit?action=role.create&targetId={rid}", token=admin).json()["data"]["records"]
-    assert created[0]["details"]["buttonPermissions"] == ["role:view"]
+    assert created[0]["details"]["buttonPermissions"] == {"from": None, "to": ["role:view"]}
 
 
 # ---- 21.9: resetting a password hands over the account ---------------------------------------

@@ -80,13 +80,17 @@ def admin_and_listening_alice(api: Api, realtime: str, listeners: list[Listener]
 
 
 def refusal(url: str, token: str | None, headers: dict[str, str] | None = None) -> Any:
-    """Why the server refused a connection (it must refuse)."""
+    """Why the server refused a connection (it must refuse): the reason alone; the error's
+    fields beside it (`data`) are checked in test_first_hour.py."""
     client = socketio.Client(reconnection=False)
     reasons: list[Any] = []
     client.on("connect_error", reasons.append)
     auth = {"token": token} if token else None
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(url, auth=auth, headers=headers or {}, transports=["websocket"], wait_timeout=10)
+    if reasons and isinstance(reasons[0], dict):
+        assert reasons[0]["data"]["message"] == reasons[0]["message"]
+        return {"message": reasons[0]["message"]}
     return reasons[0] if reasons else None
 
 

@@ -194,9 +194,8 @@ async def complete(principal: Principal, file_id: str, body: UploadComplete | No
             declared = f"the upload holds {size} bytes, not the {doc.size} declared"
             raise InvalidInput(declared, error="upload_size_mismatch")
         await repo.update(doc, {"status": FileStatus.READY, "updated_at": datetime.now(UTC)})
-    await audit.record(
-        "file.upload", user_id=principal.user_id, target=("file", file_id), details={"name": doc.name, "size": doc.size}
-    )
+    upload = audit.created({"name": doc.name, "size": doc.size, "contentType": doc.content_type})
+    await audit.record("file.upload", user_id=principal.user_id, target=("file", file_id), details=upload)
     return public(doc)
 
 
@@ -223,7 +222,8 @@ async def delete(principal: Principal, file_id: str) -> None:
     async with files.repository() as repo:
         doc = await _owned(repo, principal, file_id)
         await files.remove(repo, doc)
-    await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details={"name": doc.name})
+    gone = audit.deleted({"name": doc.name, "size": doc.size, "contentType": doc.content_type})
+    await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details=gone)
 
 
 async def page(

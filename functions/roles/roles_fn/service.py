@@ -77,7 +77,11 @@ async def create(session: AsyncSession, principal: Principal, data: RoleCreate) 
     check_permissions(principal, {kind: getattr(data, kind) for kind in ROLE_FIELDS})
     role = await RoleRepository(session).create(Role(**data.model_dump()))
     await audit.record(
-        "role.create", user_id=principal.user_id, target=("role", str(role.id)), details=_view(role), required=True
+        "role.create",
+        user_id=principal.user_id,
+        target=("role", str(role.id)),
+        details=audit.created(_view(role)),
+        required=True,
     )
     return role
 
@@ -127,7 +131,8 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, ro
     await check_holders(session, principal, holders)
     for role in found:
         target = ("role", str(role.id))
-        await audit.record("role.delete", user_id=principal.user_id, target=target, details=_view(role), required=True)
+        details = audit.deleted(_view(role))
+        await audit.record("role.delete", user_id=principal.user_id, target=target, details=details, required=True)
     deleted = await roles.delete_many(role_ids)
     await _invalidate_around_commit(session, redis, holders)
     return deleted

@@ -97,8 +97,9 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
 
     task = task_for(principal, body.task, body.args, body.kwargs)
     task_id = str(uuid.uuid4())
-    await budget.admit(redis, principal.user_id, task_id, time.time() + body.countdown)
-    await runs.queued(redis, task_id, principal.user_id, task.name, body.countdown)
+    now = time.time()
+    await budget.admit(redis, principal.user_id, task_id, now + body.countdown)
+    await runs.queued(redis, task_id, principal.user_id, task.name, body.countdown, now)
     send = partial(
         task.apply_async,
         body.args,
@@ -115,7 +116,9 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
         log.exception("could not queue %s: %s", task.name, type(exc).__name__)
         raise ServiceUnavailable("the task queue is unavailable", error="task_queue_unavailable") from exc
     await audit.record("task.run", user_id=principal.user_id, target=("task_run", task_id), details={"task": task.name})
-    return TaskRunPublic(task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id)
+    return TaskRunPublic(
+        task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id, queued_at=_when(str(now))
+    )
 
 
 def _when(stamp: str | None) -> datetime | None:
@@ -233,15 +236,14 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
             f"you may own at most {limit} schedules; delete one first", error="too_many_schedules", retry_after=60
         )
     row = await schedules.create(row)
-    await audit.record(
-        "schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=_view(row)
-    )
+    details = audit.created(_view(row))
+    await audit.record("schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=details)
     return row
 
 
 def _view(row: PeriodicTask) -> dict[str, object]:
-    """What the audit log keeps of a schedule."""
-    return audit.view(row, "name", "task", "interval_seconds", "crontab", "enabled")
+    """What the audit log keeps of a schedule, named as the API names it (camelCase)."""
+    return audit.camel(audit.view(row, "name", "task", "interval_seconds", "crontab", "enabled", "one_off"))
 
 
 async def update_schedule(
@@ -265,7 +267,7 @@ async def update_schedule(
 
 async def delete_schedule(session: AsyncSession, principal: Principal, schedule_id: uuid.UUID) -> None:
     row = await owned_schedule(session, principal, schedule_id)
-    details = _view(row)
+    details = audit.deleted(_view(row))
     await ScheduleRepository(session).delete(row)
     await audit.record(
         "schedule.delete", user_id=principal.user_id, target=("schedule", str(schedule_id)), details=details

@@ -81,7 +81,11 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
     user.roles = await _roles(session, principal, data.role_ids)
     await users.create(user)
     await audit.record(
-        "user.create", user_id=principal.user_id, target=("user", str(user.id)), details=_view(user), required=True
+        "user.create",
+        user_id=principal.user_id,
+        target=("user", str(user.id)),
+        details=audit.created(_view(user)),
+        required=True,
     )
     return user
 
@@ -167,7 +171,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     await _keep_an_admin(users, found)
     ids = [str(u.id) for u in found]
     for user in found:
-        details = _view(user)
+        details = audit.deleted(_view(user))
         await audit.record(
             "user.delete", user_id=principal.user_id, target=("user", str(user.id)), details=details, required=True
         )

@@ -8,6 +8,8 @@ loop and connection pools on that thread between requests).
 
 import asyncio
 import json
+import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,8 @@ STATIC_FILES = {
     "redoc.standalone.js": "text/javascript",
 }
 DOC_PAGES = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+# Under `make dev` (APP_ENV=LOCAL) a page or script on any local port may call the API.
+LOCAL_ORIGIN = re.compile(r"http://(localhost|127\.0\.0\.1)(:\d{1,5})?")
 TEXT_TYPES = (
     "text/",
     "application/json",
@@ -45,13 +49,19 @@ TEXT_TYPES = (
 
 
 class GatewayServer:
-    def __init__(self, gateway: LocalGateway) -> None:
+    """`local_origins`: accept every `http://localhost:<port>` and `http://127.0.0.1:<port>`
+    origin besides the template's CorsAllowOrigins (`make dev`; API Gateway keeps the list)."""
+
+    def __init__(self, gateway: LocalGateway, *, local_origins: bool = False, preload: bool = False) -> None:
         self.gateway = gateway
+        self.preload = preload and not gateway.isolate  # isolated functions show their cold starts
         cors = gateway.template.cors or {}
         self.cors: dict[str, Any] = cors
         self.origins = set(cors.get("AllowOrigins", []))
+        self.local_origins = local_origins
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
-        self._openapi: dict[str, Any] | None = None
+        self._openapi: asyncio.Future[dict[str, Any]] | None = None
+        self._preloading: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -68,12 +78,42 @@ class GatewayServer:
             if message["type"] == "lifespan.startup":
                 if self.executor._shutdown:  # started again in the same process (tests do)
                     self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
+                if self.preload:
+                    self._preloading = asyncio.create_task(self._load_everything())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._preloading is not None:
+                    self._preloading.cancel()
                 await asyncio.get_running_loop().run_in_executor(self.executor, self.gateway.close)
                 self.executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _load_everything(self) -> None:
+        """Import every function, then build the OpenAPI document, in the background on the
+        functions' thread: one at a time, so a request that comes meanwhile waits for one
+        import at most, and the first requests after this find everything loaded."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        for name in self.gateway.template.functions:
+            try:
+                await loop.run_in_executor(self.executor, self.gateway.handler, name)
+            except Exception as exc:  # its first request shows the same failure
+                print(f"{name} failed to load: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        await self._openapi_document()
+        count = len(self.gateway.template.functions)
+        elapsed = time.perf_counter() - started
+        print(f"{count} functions and the OpenAPI document loaded in {elapsed:.1f} s", file=sys.stderr, flush=True)
+
+    async def _openapi_document(self) -> dict[str, Any]:
+        if self._openapi is None:
+            loop = asyncio.get_running_loop()
+            self._openapi = loop.run_in_executor(self.executor, merged_openapi, self.gateway.template)
+        try:
+            return await asyncio.shield(self._openapi)
+        except Exception:
+            self._openapi = None  # the next request tries again
+            raise
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path, method = scope["path"], scope["method"]
@@ -123,6 +163,8 @@ class GatewayServer:
         return response
 
     def _allowed(self, origin: str) -> bool:
+        if self.local_origins and LOCAL_ORIGIN.fullmatch(origin):
+            return True
         return "*" in self.origins or origin in self.origins
 
     def _preflight(self, origin: str) -> Response:
@@ -169,10 +211,7 @@ class GatewayServer:
                 with_google_fonts=False,
             )
             return HTMLResponse(page.body)
-        if self._openapi is None:
-            loop = asyncio.get_running_loop()
-            self._openapi = await loop.run_in_executor(self.executor, merged_openapi, self.gateway.template)
-        return JSONResponse(self._openapi)
+        return JSONResponse(await self._openapi_document())
 
 
 async def _read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
@@ -215,6 +254,7 @@ def serve(host: str, port: int, *, isolate: bool, parameter_overrides: dict[str,
     import uvicorn
 
     template = load(overrides=tuple(sorted((parameter_overrides or {}).items())))
-    app = GatewayServer(LocalGateway(template, isolate=isolate))
+    local = os.environ.get("APP_ENV") == "LOCAL"
+    app = GatewayServer(LocalGateway(template, isolate=isolate), local_origins=local, preload=True)
     print(json.dumps({"gateway": f"http://{host}:{port}", "isolate": isolate}), file=sys.stderr)
     uvicorn.Server(server_config(app, host, port)).run()

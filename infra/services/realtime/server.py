@@ -23,6 +23,7 @@ proxies log. A connection joins `user:<id>` (and `admins` for admins).
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Coroutine
@@ -39,7 +40,7 @@ from multidb.errors import AppError, ServiceUnavailable
 from multidb.realtime import ADMINS_ROOM, manager, user_room
 from multidb.redis import client_of, get_redis
 from multidb.security.tokens import Claims, TokenType, bearer, verify
-from multidb.settings import get_settings
+from multidb.settings import Environment, get_settings
 from multidb.sockets import limits, presence
 
 if TYPE_CHECKING:
@@ -75,11 +76,52 @@ def _ack(status: int, error: str, message: str) -> dict[str, Any]:
     return {"code": status, "error": error, "message": message, "ts": int(time.time() * 1000), "data": None}
 
 
+def _refuse(status: int, error: str, message: str) -> Refused:
+    """A refusal the client reads in `connect_error`: `err.message` is the reason and `err.data`
+    the error envelope's fields (`{code, error, message}`)."""
+    return Refused(message, {"code": status, "error": error, "message": message})
+
+
+# Under `make dev` (APP_ENV=LOCAL) any local dev server or script may connect.
+LOCAL_ORIGIN = re.compile(r"http://(localhost|127\.0\.0\.1)(:\d{1,5})?")
+
+
+@dataclass(frozen=True)
+class Origins:
+    """The origins a browser may connect from: the exact list (REALTIME_CORS_ORIGINS), and under
+    APP_ENV=LOCAL every `http://localhost:<port>` and `http://127.0.0.1:<port>` too."""
+
+    exact: frozenset[str]
+    local: bool
+
+    @classmethod
+    def from_settings(cls) -> "Origins":
+        settings = get_settings()
+        exact = frozenset(origin.strip() for origin in settings.realtime_cors_origins.split(",") if origin.strip())
+        return cls(exact, settings.app_env == Environment.LOCAL)
+
+    def accepts(self, origin: str) -> bool:
+        return origin in self.exact or (self.local and LOCAL_ORIGIN.fullmatch(origin) is not None)
+
+    def describe(self) -> str:
+        listed = ", ".join(sorted(self.exact)) or "none"
+        return f"{listed}, any http://localhost:<port> or http://127.0.0.1:<port>" if self.local else listed
+
+    def transport(self) -> list[str] | Any:
+        """What Engine.IO checks before Socket.IO runs. In production the exact list: a refused
+        origin gets a bare 400. Under LOCAL every origin passes the transport, and `connect`
+        refuses the others with the reason, which the client's `connect_error` shows."""
+        if self.local:
+            return lambda origin, environ=None: True
+        return sorted(self.exact)
+
+
 @dataclass
 class Realtime:
     """The server, and the sessions of every open connection (to check, limit, end and sweep them)."""
 
     sio: socketio.AsyncServer
+    origins: Origins = field(default_factory=Origins.from_settings)
     sessions: dict[str, Session] = field(default_factory=dict)
     server: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     tasks: list[Any] = field(default_factory=list)
@@ -96,23 +138,27 @@ class Realtime:
         task.add_done_callback(self.spawned.discard)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and not self.origins.accepts(str(origin)):
+            message = f"origin {origin} is not accepted (accepted: {self.origins.describe()}; REALTIME_CORS_ORIGINS)"
+            raise _refuse(403, "origin_not_accepted", message)
         try:
             token = _token(environ, auth)
         except AppError as exc:
-            raise Refused("authentication required") from exc
+            raise _refuse(401, "not_authenticated", "authentication required") from exc
         try:
             claims = verify(token, TokenType.ACCESS)
             if claims.exp <= time.time():  # within JWT_LEEWAY: it would be closed at once
-                raise Refused(EXPIRED)
+                raise _refuse(401, "token_expired", EXPIRED)
             principal = await check(claims, None)
             await presence.alive(get_redis(), self.server, self.presence_ttl)
             agent = str(environ.get("HTTP_USER_AGENT", ""))
             entry = presence.entry(agent)
             await presence.record(get_redis(), principal.user_id, self.server, sid, entry, self.presence_ttl)
         except ServiceUnavailable as exc:
-            raise Refused("service unavailable") from exc
+            raise _refuse(503, "service_unavailable", "service unavailable") from exc
         except AppError as exc:
-            raise Refused(exc.message) from exc
+            raise _refuse(exc.status_code, exc.error, exc.message) from exc
         settings = get_settings()
         bucket = limits.Bucket(
             settings.realtime_events_per_second, settings.realtime_events_burst, settings.realtime_events_hard_limit
@@ -151,6 +197,11 @@ class Realtime:
     async def to_user(self, user_id: str, event: str, data: Any) -> None:
         """Every open socket of the user, on every server (the Redis manager relays it)."""
         await self.sio.emit(event, data, room=user_room(user_id))
+
+    async def unknown(self, event: str, sid: str, *data: Any) -> dict[str, Any]:
+        """Any event no handler serves: acknowledged 404 when the client asked for an ack (so
+        `emitWithAck` does not wait forever), and limited like every client event."""
+        return await self.admit(sid) or _ack(404, "unknown_event", f"Unknown event: {event[:100]}.")
 
     def handler(self, registry: "EventRegistry", name: str) -> Any:
         async def handle(sid: str, data: Any = None) -> dict[str, Any]:
@@ -303,14 +354,17 @@ def registries() -> list["EventRegistry"]:
 
 def create_realtime() -> Realtime:
     settings = get_settings()
-    origins = [origin.strip() for origin in settings.realtime_cors_origins.split(",") if origin.strip()]
+    origins = Origins.from_settings()
     sio = socketio.AsyncServer(
-        async_mode="asgi", client_manager=manager(settings.message_broker_url), cors_allowed_origins=origins
+        async_mode="asgi",
+        client_manager=manager(settings.message_broker_url),
+        cors_allowed_origins=origins.transport(),
     )
-    realtime = Realtime(sio)
+    realtime = Realtime(sio, origins)
     sio.on("connect", realtime.connect)
     sio.on("disconnect", realtime.disconnect)
     sio.on("ping", realtime.ping)
+    sio.on("*", realtime.unknown)
     for registry in registries():
         for name in registry.events:
             sio.on(name, realtime.handler(registry, name))

@@ -61,9 +61,11 @@ def write(pipe: "Pipeline", task_id: str, owner: str, task: str, countdown: int 
         pipe.expire(index, kept)
 
 
-async def queued(redis: "Redis", task_id: str, owner: str, task: str, countdown: int = 0) -> None:
+async def queued(
+    redis: "Redis", task_id: str, owner: str, task: str, countdown: int = 0, now: float | None = None
+) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        write(pipe, task_id, owner, task, countdown)
+        write(pipe, task_id, owner, task, countdown, now)
         await pipe.execute()
 
 
