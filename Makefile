@@ -111,7 +111,7 @@ STAGE ?= dev
 ARCH ?= arm64
 TEMPLATES := template.yaml infra/deploy/stacks/network.yaml infra/deploy/stacks/data.yaml infra/deploy/stacks/services.yaml \
 	infra/deploy/stacks/monitoring.yaml
-# More parameters for one deploy, e.g. PARAMETERS="NatGateway=true MongoUrl=mongodb+srv://…"
+# More parameters for one deploy, e.g. PARAMETERS="NatGateway=true MongoUrl=mongodb+srv://…" (staging, prod)
 PARAMETERS ?=
 # Targets that must run before sam deploy: the container images (DEPLOY_PREREQUISITES= skips
 # them and keeps the images the stack runs).
