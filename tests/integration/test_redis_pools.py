@@ -88,6 +88,7 @@ def test_the_socketio_managers_lost_subscriptions_give_their_connections_back(
     async def resubscribe() -> int:
         socketio_manager = manager(BROKER_URL)
         # Channels are server-wide: a Socket.IO server another test left running counts too.
+        socketio_manager._redis_connect()
         before: int = (await socketio_manager.redis.pubsub_numsub(CHANNEL))[0][1]
         for _ in range(BOUND + 3):
             socketio_manager._redis_connect()
