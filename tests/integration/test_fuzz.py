@@ -126,11 +126,9 @@ def test_the_links_chain_create_read_update_delete(api: Api, empty_files: None) 
             )
         )
     assert failures == []
-    # The links carried real ids: resources just created were read and deleted, and updates
-    # were sent to them. Whether a generated update body is one the server takes depends on
-    # what earlier steps left (a name already taken is 409), so a successful PUT through a
-    # link is not asserted here: test_created.py reads, updates and deletes at each Location.
+    # The links carried real ids: resources just created were read and deleted through them.
+    # Which links Hypothesis walks depends on what earlier steps left, so an update through a
+    # link is not required here: test_created.py checks every create links to its update and
+    # reads, updates and deletes at each Location.
     succeeded = {label.split(" ")[0] for label, status in followed if 200 <= status < 300}
-    attempted = {label.split(" ")[0] for label, _ in followed}
     assert {"GET", "DELETE"} <= succeeded, followed
-    assert "PUT" in attempted, followed
