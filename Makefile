@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help chromium install dev invoke token test lint typecheck pytest catalogue initdb build validate checkov \
+.PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
 
 help: ## list the targets
@@ -70,23 +70,22 @@ lint: $(VENV)/.installed ## ruff check and format check
 typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions and infra
 	mypy shared/multidb functions/*/*_fn infra
 
-# The embedded pass is there for SQLite and the embedded Redis. It skips what only the deployed
-# shape runs on (ECS, TLS to Redis, SnapStart, the metrics function: PostgreSQL and Redis), what
-# tests the build artifacts, and what tests no datastore of its own: the fuzz and load runs, the
-# gateway, the OpenAPI error lists, configuration loading, and files, MongoDB and the audit log,
-# whose servers (SecantusDB, moto) are the same in both passes. The first pass runs them all.
-FAILOVER_TEST := tests/integration/test_scheduler.py::test_a_standby_fires_the_next_run_within_30_s_of_the_holders_death_and_no_run_fires_twice
-EMBEDDED_SKIPS := sam_build template stacks deploy_resources services_stack containers fuzz load lean_artifacts bench \
-	tls snapstart metrics gateway_server local_gateway throttling configuration documented_errors files audit mongo \
-	document_repository teardown aws_constraints aws_calls
+# Both passes run on pytest-xdist workers (WORKERS of them, each with a database and a Redis
+# server of its own: tests/conftest.py), a test file to a worker. The embedded pass is there
+# for SQLite and the embedded Redis: it runs the tests outside tests/unit and tests/e2e (whose
+# `make dev` has datastores of its own) again, but those marked
+# `first_pass_only` (the deployed shape, the build artifacts, what tests no datastore of its
+# own, and what runs on the servers both passes share: each file says why).
+WORKERS ?= 3
+XDIST = -p xdist -n $(WORKERS) --dist loadgroup
 
-pytest: install ## the test suite on real PostgreSQL/Redis, then the API tests again on the embedded defaults
-	python -m pytest --durations=10 $(PYTEST_ARGS)
-	TEST_EMBEDDED=1 python -m pytest tests/integration -q --durations=10 \
-		$(foreach t,$(EMBEDDED_SKIPS),--deselect tests/integration/test_$(t).py) \
-		--deselect tests/integration/test_faults.py::test_mongodb_paused_mid_session \
-		--deselect tests/integration/test_faults.py::test_s3_stopped_mid_upload \
-		--deselect $(FAILOVER_TEST) $(PYTEST_ARGS)
+pytest: install ## the test suite on real PostgreSQL/Redis, then the integration tests again on the embedded defaults
+	python -m pytest $(XDIST) --durations=10 $(PYTEST_ARGS)
+	TEST_EMBEDDED=1 python -m pytest tests --ignore=tests/unit --ignore=tests/e2e -m "not first_pass_only" \
+		$(XDIST) -q --durations=10 $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed ## the unit tier alone (no datastore, no child process): the inner loop
+	python -m pytest tests/unit -m unit -q $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
 	python -m infra.deploy.catalogue

@@ -10,6 +10,7 @@ container would receive it.
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +30,11 @@ REDIS_HOST = "127.0.0.1"
 # Two suites may share one machine's servers (say, a developer's and a helper's run):
 # each names its own database and Redis numbers, or a Redis server of its own.
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
-PG_DATABASE = os.environ.get("TEST_PG_DATABASE", "multidb_test")
+# Under pytest-xdist (`make test` runs workers gw0, gw1…) each worker has a database of its
+# own and a Redis server of its own: Redis's pub/sub channels and CLIENT LIST span its
+# numbered databases, so numbers alone would not keep two workers apart.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+PG_DATABASE = os.environ.get("TEST_PG_DATABASE", "multidb_test") + (f"_{WORKER}" if WORKER else "")
 REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
 # Celery's queues and results, and the Socket.IO channel: never flushed between tests
 BROKER_DB = int(os.environ.get("TEST_BROKER_DB", "10"))
@@ -56,7 +61,8 @@ USE_POSTGRES = not EMBEDDED and _reachable(PG_HOST, PG_PORT)
 USE_REDIS = not EMBEDDED and _reachable(REDIS_HOST, REDIS_PORT)
 STATE_DIR = Path(tempfile.mkdtemp(prefix="multidb-tests-"))
 ADMIN_PASSWORD = "admin-test-password"
-REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS else _free_port()
+OWN_REDIS = USE_REDIS and bool(WORKER)  # a real redis-server this worker starts for itself
+REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS and not OWN_REDIS else _free_port()
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{REDIS_DB}"
 BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{BROKER_DB}"
 SPARE_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{SPARE_DB}"
@@ -64,7 +70,7 @@ SPARE_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{SPARE_DB}"
 MONGO_PORT, S3_PORT = _free_port(), _free_port()
 S3_ENDPOINT_URL = f"http://127.0.0.1:{S3_PORT}"
 FILES_BUCKET = "multidb-test-files"
-_embedded_redis: subprocess.Popen[bytes] | None = None
+_redis_server: subprocess.Popen[bytes] | None = None  # the embedded one, or a worker's own
 
 os.environ.update(
     {
@@ -104,16 +110,54 @@ for name in (
 
 def backends() -> str:
     sql = f"PostgreSQL {PG_HOST}:{PG_PORT}/{PG_DATABASE}" if USE_POSTGRES else "SQLite (embedded, aiosqlite)"
-    cache = f"Redis {REDIS_HOST}:{REDIS_PORT}" if USE_REDIS else f"embedded Redis (fakeredis, TCP :{REDIS_SERVER_PORT})"
+    cache = (
+        f"Redis {REDIS_HOST}:{REDIS_SERVER_PORT}"
+        if USE_REDIS
+        else f"embedded Redis (fakeredis, TCP :{REDIS_SERVER_PORT})"
+    )
     return f"backends: {sql}; {cache}"
 
 
-def pytest_report_header() -> str:
-    return backends()
+def _backends(config: pytest.Config) -> str:
+    if not controls_workers(config):
+        return backends()
+    where = "a database and a Redis server of its own" if USE_REDIS else "a database of its own"
+    return f"{backends()}; each worker (gw0, gw1…) has {where}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _backends(config)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    terminalreporter.write_line(backends())
+    terminalreporter.write_line(_backends(terminalreporter.config))
+
+
+# Tiers by cost: a test's tier is its own marker, or its folder's (tests/unit: unit, tests/e2e:
+# process, any other: integration). `make test-fast` runs the unit tier.
+TIERS = ("unit", "integration", "process", "infra")
+FOLDER_TIERS = {"unit": "unit", "e2e": "process"}
+PROCESS_FIXTURES = {"worker", "realtime", "built"}  # a test that uses one is a process test
+# The costly tiers first, so that two workers finish together rather than one waiting on the
+# last long file (a sort is stable: a file's tests keep their order).
+RUN_ORDER = ("process", "infra", "integration", "unit")
+
+
+def tier(item: pytest.Item) -> str:
+    return next((name for name in TIERS if item.get_closest_marker(name)), "")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by tier
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not tier(item):
+            starts_processes = PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+            item.add_marker("process" if starts_processes else FOLDER_TIERS.get(item.path.parent.name, "integration"))
+        # pytest-xdist (--dist loadgroup) runs a group on one worker: a file by default, so that
+        # module fixtures start once; a test file names a wider group when files share a thing.
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(ROOT).as_posix()))
+    items.sort(key=lambda item: RUN_ORDER.index(tier(item)))
 
 
 _TEST_STARTED = pytest.StashKey[float]()
@@ -150,27 +194,35 @@ async def _recreate_postgres_database() -> None:
         await connection.close()
 
 
+def controls_workers(config: pytest.Config) -> bool:
+    """This process hands tests to pytest-xdist workers and runs none itself."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if controls_workers(config):  # the workers share one folder for what they build once
+        os.environ["TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="multidb-run-")
+        return
     if ON_CI and not EMBEDDED and not (USE_POSTGRES and USE_REDIS):
         raise pytest.UsageError(f"CI must test against real PostgreSQL and Redis; found {backends()}")
-    if USE_POSTGRES and not hasattr(config, "workerinput"):
+    if USE_POSTGRES:
         asyncio.run(_recreate_postgres_database())
-    if not USE_REDIS:
-        _start_embedded_redis()
+    if OWN_REDIS:
+        if shutil.which("redis-server") is None:
+            raise pytest.UsageError("parallel workers each start a Redis server: redis-server must be on PATH")
+        _start_redis_server(["redis-server", "--port", str(REDIS_SERVER_PORT), "--save", "", "--appendonly", "no"])
+    elif not USE_REDIS:
+        _start_redis_server([sys.executable, "-m", "infra.local.embedded_redis", "--port", str(REDIS_SERVER_PORT)])
     _flush_broker()
 
 
-def _start_embedded_redis() -> None:
-    global _embedded_redis
-    _embedded_redis = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.embedded_redis", "--port", str(REDIS_SERVER_PORT)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+def _start_redis_server(command: list[str]) -> None:
+    global _redis_server
+    _redis_server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while not _reachable(REDIS_HOST, REDIS_SERVER_PORT):
-        if _embedded_redis.poll() is not None or time.monotonic() > deadline:
-            raise pytest.UsageError("the embedded Redis server did not start")
+        if _redis_server.poll() is not None or time.monotonic() > deadline:
+            raise pytest.UsageError(f"the Redis server did not start: {' '.join(command)}")
         time.sleep(0.05)
 
 
@@ -182,12 +234,14 @@ def _flush_broker() -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _embedded_redis is not None:
-        _embedded_redis.terminate()
-        _embedded_redis.wait(timeout=10)
+    if controls_workers(config):
+        shutil.rmtree(os.environ.pop("TEST_RUN_DIR"), ignore_errors=True)
+    if _redis_server is not None:
+        _redis_server.terminate()
+        _redis_server.wait(timeout=10)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def database() -> None:
     """Migrate the test database with Alembic and run the initdb seed, as a deploy does."""
     from infra.deploy import initdb
@@ -197,9 +251,10 @@ def database() -> None:
     runtime.run(initdb.seed())
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def clean_state(database: None) -> None:
-    """Every test starts with an empty Redis and only the admin user in the database."""
+    """An empty Redis and only the admin user in the database (every integration and e2e test
+    starts so: their conftest.py uses it for each; a unit test asks for it by name)."""
     from tests.helpers import reset_state
 
     reset_state()

@@ -1,8 +1,12 @@
 """The TypeScript client kit (clients/typescript) as the tests use it: npm ci when needed, then npm scripts."""
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -10,13 +14,26 @@ from tests.helpers import ROOT
 KIT = ROOT / "clients" / "typescript"
 
 
-def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run npm in the kit's folder, installing its locked packages first if they are missing or stale."""
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """One test process at a time (pytest-xdist runs several) installs or builds the kit."""
+    with (Path(tempfile.gettempdir()) / "multidb-typescript-kit.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def npm(*args: str, timeout: float = 300, alone: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run npm in the kit's folder, installing its locked packages first if they are missing or
+    stale; `alone`: no other test process installs or builds meanwhile (a command that writes)."""
     installed = KIT / "node_modules" / ".package-lock.json"
     lock = KIT / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=KIT, check=True, capture_output=True, timeout=600)
     env = {**os.environ, "CI": "1", "NO_COLOR": "1"}
+    with exclusive():
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            command = ["npm", "ci", "--no-audit", "--no-fund"]
+            subprocess.run(command, cwd=KIT, check=True, capture_output=True, timeout=600)
+        if alone:
+            return subprocess.run(["npm", *args], cwd=KIT, env=env, capture_output=True, text=True, timeout=timeout)
     return subprocess.run(["npm", *args], cwd=KIT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -26,6 +43,6 @@ def node_available() -> bool:
 
 def build() -> Path:
     """Compile the kit to dist/ (what a page imports)."""
-    done = npm("run", "build")
+    done = npm("run", "build", alone=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return KIT / "dist"

@@ -12,6 +12,11 @@ import pytest
 from tests.e2e.test_local_stack import Stack, free_port, start, stop
 
 
+@pytest.fixture(autouse=True)
+def _clean_state(clean_state: None) -> None:
+    """The test database and Redis as the integration tests find them (a test may use both)."""
+
+
 @pytest.fixture(scope="session")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dev-state")

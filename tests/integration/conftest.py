@@ -1,6 +1,7 @@
 """What several integration tests share beyond tests/conftest.py: one `make build` per CPU and
 session, started in the background at collection, and the SQL statements a test sends."""
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -13,21 +14,38 @@ import pytest
 
 # The `make build`s this session's tests use, started in the background as soon as the tests
 # are collected (each takes a minute, mostly waiting on pip and the disk): by the time a test
-# needs one, it is done. Keyed by CPU.
+# needs one, it is done. Keyed by CPU. Under pytest-xdist the workers share the run's folder
+# (TEST_RUN_DIR, made by the controller): the first to start a build makes it, under a file
+# lock, and the others wait for it and use it.
 _builds: dict[str, "Future[Path]"] = {}
 _folders: list[str] = []
 
 
-def _start(architecture: str) -> None:
+def _build(folder: Path, architecture: str) -> Path:
     from tests.benchmarks.build import sam_build
 
-    folder = tempfile.mkdtemp(prefix=f"multidb-build-{architecture}-")
-    _folders.append(folder)
+    target = folder / f"build-{architecture}"
+    with (folder / f"build-{architecture}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / f"build-{architecture}.done"
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)  # what a failed try left
+            sam_build(target, architecture)
+            done.touch()
+    return target
+
+
+def _start(architecture: str) -> None:
+    shared = os.environ.get("TEST_RUN_DIR")
+    folder = shared or tempfile.mkdtemp(prefix=f"multidb-build-{architecture}-")
+    if not shared:
+        _folders.append(folder)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"make-build-{architecture}")
-    _builds[architecture] = pool.submit(sam_build, Path(folder) / "build", architecture)
+    _builds[architecture] = pool.submit(_build, Path(folder), architecture)
     pool.shutdown(wait=False)
 
 
+@pytest.hookimpl(trylast=True)  # what -m, -k and --deselect left
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     from tests.benchmarks.build import is_build, machine_architecture
 
@@ -52,6 +70,11 @@ def build_for(architecture: str) -> Path:
     if architecture not in _builds:
         _start(architecture)
     return _builds[architecture].result()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(clean_state: None) -> None:
+    """Every integration test starts with an empty Redis and only the admin user in the database."""
 
 
 @pytest.fixture(scope="session")

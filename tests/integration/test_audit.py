@@ -12,6 +12,8 @@ from multidb.rbac import task_code
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, get_user_id, role_id
 
+pytestmark = pytest.mark.first_pass_only("MongoDB is the same server in both passes")
+
 AUDIT = "/api/v1/audit"
 
 

@@ -25,6 +25,8 @@ from tests import aws_calls
 from tests.helpers import Api
 from tests.integration.deployed import ACCOUNT, REGION, Deployment, Stage, stages
 
+pytestmark = pytest.mark.first_pass_only("AWS calls, whatever the datastores")
+
 # What IAM calls each operation (AWS's "Actions, resources, and condition keys" pages), and what it acts on.
 # An operation missing here fails the check: add it, never guess.
 ACTIONS: dict[tuple[str, str], tuple[str, str]] = {

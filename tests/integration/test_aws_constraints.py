@@ -28,6 +28,8 @@ from tests.integration.aws_models import (
 )
 from tests.integration.deployed import Deployment, stages
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the templates against AWS API models")]
+
 # The apostrophe of finding 1 (issue 20), as services.yaml had it.
 FINDING_1 = "No outbound traffic (the containers' group has the datastores)"
 

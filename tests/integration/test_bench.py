@@ -14,6 +14,8 @@ from tests.benchmarks.bench import import_costs
 from tests.conftest import EMBEDDED, PG_DATABASE, REDIS_DB, REDIS_URL, USE_POSTGRES, USE_REDIS
 from tests.helpers import ROOT
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the benchmark on the build")]
+
 REAL_SERVERS = pytest.mark.skipif(
     EMBEDDED or not (USE_POSTGRES and USE_REDIS), reason="the bench measures against real PostgreSQL and Redis"
 )

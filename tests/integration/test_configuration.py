@@ -21,6 +21,8 @@ from multidb.settings import get_settings
 from tests.conftest import REDIS_URL
 from tests.helpers import Api, load_event, reset_clients
 
+pytestmark = pytest.mark.first_pass_only("configuration loading")
+
 AUTHORIZER_TIMEOUT = 5  # the shortest function timeout in template.yaml; a cold start reads two values
 
 

@@ -42,6 +42,8 @@ from tests.integration.dockerfile import TARGETS, command, copies, environment, 
 from tests.integration.test_services_stack import container, nested, rendered
 from tests.processes import Process, free_port, listening, wait_for
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the container images")]
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 STACK = "multidb-dev"  # what the root's defaults name things (samconfig's dev stack)

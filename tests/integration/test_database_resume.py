@@ -21,7 +21,10 @@ from multidb import db, runtime
 from multidb.api.app import create_app
 from tests.conftest import PG_DATABASE, USE_POSTGRES
 
-pytestmark = pytest.mark.skipif(not USE_POSTGRES, reason="needs the PostgreSQL server")
+pytestmark = [
+    pytest.mark.first_pass_only("PostgreSQL resuming"),
+    pytest.mark.skipif(not USE_POSTGRES, reason="needs the PostgreSQL server"),
+]
 
 TIMEOUT = 0.5  # seconds per connection attempt in these tests
 

@@ -35,6 +35,8 @@ if str(DEPLOY) not in sys.path:  # until pyproject's pytest pythonpath lists fun
 
 from deploy_fn import cfn, handler  # noqa: E402
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the deploy function against moto")]
+
 PARAMETER = "/multidb-test/jwt-public-keys"
 
 
@@ -206,8 +208,10 @@ def stored(secrets: Any, ssm: Any) -> tuple[dict[str, Any], dict[str, Any], list
 
 
 def secret_versions(secrets: Any) -> list[Any]:
+    """Each key secret's versions and their stages (moto's dates move with the clock)."""
     names = ("SigningKeySecret", "LoginKeySecret")
-    return [secrets.list_secret_version_ids(SecretId=KEYS[name])["Versions"] for name in names]
+    listed = [secrets.list_secret_version_ids(SecretId=KEYS[name])["Versions"] for name in names]
+    return [[(version["VersionId"], version["VersionStages"]) for version in versions] for versions in listed]
 
 
 def keys_event(cloudformation: CloudFormation, request_type: str) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from multidb.document_repository import (
 from multidb.mongo import database, init_documents
 from multidb.repository import MAX_PAGE_SIZE
 
+pytestmark = pytest.mark.first_pass_only("MongoDB is the same server in both passes")
+
 
 class Note(Document):
     owner: Annotated[str, Indexed()]

@@ -114,6 +114,7 @@ def stopped(pid: int) -> bool:
         return any(line.startswith("State:") and line.split()[1] == "T" for line in status)
 
 
+@pytest.mark.first_pass_only("MongoDB is the same server in both passes")
 def test_mongodb_paused_mid_session(api: Api, empty_files: None, configure: Any) -> None:
     from tests.processes import STARTED
 
@@ -135,6 +136,7 @@ def test_mongodb_paused_mid_session(api: Api, empty_files: None, configure: Any)
     assert api.post("/api/v1/files/uploads", token=alice, json_body={"name": "a.txt", "size": 3}).status_code == 201
 
 
+@pytest.mark.first_pass_only("S3 is the same server in both passes")
 def test_s3_stopped_mid_upload(api: Api, empty_files: None, configure: Any, proxy: list[Proxy]) -> None:
     import urllib.request
 

@@ -15,6 +15,8 @@ from multidb import mongo, runtime
 from tests.conftest import ADMIN_PASSWORD, FILES_BUCKET, S3_ENDPOINT_URL
 from tests.helpers import Api, create_user, reset_clients
 
+pytestmark = pytest.mark.first_pass_only("MongoDB and S3 are the same servers in both passes")
+
 FILE_CODES = (
     "GET:/api/v1/files",
     "POST:/api/v1/files/uploads",

@@ -25,6 +25,8 @@ from tests.helpers import ROOT, Api
 from tests.integration.test_tasks import body_of
 from tests.processes import Process, free_port, listening, wait_for
 
+pytestmark = pytest.mark.process
+
 PREFLIGHT = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
 LOCAL_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:4173", "http://localhost")
 NOT_LOCAL = ("https://localhost:8080", "http://localhost.evil.example", "http://10.0.0.1:3000", "https://evil.example")

@@ -21,6 +21,8 @@ from infra.local.gateway.server import GatewayServer
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import UA, Api
 
+pytestmark = pytest.mark.first_pass_only("tests the API contract, not a datastore")
+
 EXAMPLES = 40
 CHECKS = [
     checks.not_a_server_error,

@@ -6,11 +6,14 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from infra.deploy.template import load, parse
 from infra.local.gateway.invoke import LocalGateway
 from infra.local.gateway.server import GatewayServer
 from tests.helpers import ROOT
+
+pytestmark = [pytest.mark.process, pytest.mark.first_pass_only("the gateway, whatever the datastores")]
 
 ECHO = """
 Resources:

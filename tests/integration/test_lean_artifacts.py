@@ -15,7 +15,7 @@ import pytest
 
 from infra.deploy.template import load
 
-pytestmark = pytest.mark.sam
+pytestmark = [pytest.mark.sam, pytest.mark.infra, pytest.mark.first_pass_only("the build artifacts")]
 
 # What reading the configuration takes: msgspec, which imports typing_extensions when it is
 # installed (python-dotenv only outside Lambda, so never here).

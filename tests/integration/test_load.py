@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +22,8 @@ from multidb.models import Role
 from multidb.security.login_crypto import encrypt_password
 from tests.helpers import UA, create_user
 from tests.processes import Process, free_port, listening, wait_for
+
+pytestmark = [pytest.mark.process, pytest.mark.first_pass_only("tests the API under load, not a datastore")]
 
 CLIENTS = 50
 SECONDS = float(os.environ.get("LOAD_SECONDS", "30"))

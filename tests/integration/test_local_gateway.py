@@ -5,11 +5,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from infra.deploy.template import parse
 from infra.local.dev import plan
 from infra.local.gateway.invoke import LocalGateway
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api
+
+pytestmark = pytest.mark.first_pass_only("the gateway, whatever the datastores")
 
 TEMPLATE = """
 Parameters:

@@ -13,6 +13,8 @@ from metrics_fn import handler as metrics
 from multidb.queue import scheduler
 from tests.conftest import SPARE_URL
 
+pytestmark = pytest.mark.first_pass_only("the metrics function reads PostgreSQL and Redis themselves")
+
 
 @pytest.fixture
 def broker(configure: Callable[..., None]) -> Iterator[redis.Redis]:

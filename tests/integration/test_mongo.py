@@ -15,6 +15,8 @@ from pymongo.errors import DuplicateKeyError
 from multidb import mongo, runtime
 from tests.helpers import reset_clients
 
+pytestmark = pytest.mark.first_pass_only("MongoDB is the same server in both passes")
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -23,6 +23,8 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, get_user_id
 from tests.processes import wait_for
 
+pytestmark = pytest.mark.process
+
 CLIENT = Path(__file__).resolve().parents[1] / "fixtures" / "socketio_client"
 SWEEP = 0.5  # REALTIME_SWEEP_INTERVAL of the tests' server
 CODES = (event_code("presence:list"),)

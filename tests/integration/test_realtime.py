@@ -16,6 +16,8 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, get_user_id, invalidate_cache, set_user
 from tests.processes import Process, start_beat, wait_for
 
+pytestmark = pytest.mark.process
+
 TICK = {"text": "tick"}
 ONCE = {"text": "once"}
 

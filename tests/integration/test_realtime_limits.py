@@ -15,6 +15,8 @@ from multidb.rbac import event_code
 from tests.helpers import Api, create_user
 from tests.processes import wait_for
 
+pytestmark = pytest.mark.process
+
 BURST, HARD, USER_BURST = 20, 50, 40
 CODES = (event_code("presence:list"), event_code("message:send"))
 

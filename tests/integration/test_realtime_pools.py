@@ -16,6 +16,8 @@ from tests.conftest import ADMIN_PASSWORD, REDIS_SERVER_PORT, USE_REDIS
 from tests.helpers import Api, get_user_id
 from tests.processes import Process, free_port, listening, wait_for
 
+pytestmark = pytest.mark.process
+
 BOUND = 4  # REDIS_MAX_CONNECTIONS of the server under test
 IDLE = 1.0  # REDIS_IDLE_TIMEOUT: seconds an idle pooled connection is kept
 # Its pools (the shared client's and the Socket.IO manager's publisher), and one subscription

@@ -11,8 +11,11 @@ from multidb import redis, runtime
 from tests.conftest import BROKER_URL, REDIS_URL, USE_REDIS
 from tests.helpers import reset_clients
 
-BOUND, TASKS, COMMANDS = 5, 60, 40
-WAIT = 0.3  # REDIS_POOL_TIMEOUT: far above a fair turn's wait here (milliseconds)
+# Long enough that redis-py's own blocking pool starves some waiters past WAIT (measured: 70
+# of 12,000 commands timed out at 1.5 s; none with ours), with WAIT far above a fair turn's
+# wait even on a loaded machine (12 turns of a few milliseconds each).
+BOUND, TASKS, COMMANDS = 5, 60, 200
+WAIT = 1.5  # REDIS_POOL_TIMEOUT
 
 
 @pytest.fixture
@@ -55,8 +58,8 @@ def test_many_tasks_share_the_bound_fairly_and_survive_redis_closing_every_conne
                 most = max(most, len(client.connection_pool._in_use_connections))
 
         async def kill() -> None:
-            for _ in range(3):  # a failover, mid-load, three times
-                await asyncio.sleep(0.05)
+            for _ in range(3):  # a failover, mid-load, three times (each retried once: far apart)
+                await asyncio.sleep(0.5)
                 for connection in named(probe, name):  # only the pool's: a Redis may be shared
                     probe.client_kill_filter(_id=connection["id"])
 

@@ -17,7 +17,10 @@ import redis
 from tests.conftest import REDIS_DB, REDIS_URL, USE_REDIS
 from tests.helpers import Api, create_user, get_user_id
 
-pytestmark = pytest.mark.skipif(not USE_REDIS, reason="MONITOR needs the real Redis server (the first pass)")
+pytestmark = [
+    pytest.mark.first_pass_only("MONITOR needs the real Redis server"),
+    pytest.mark.skipif(not USE_REDIS, reason="MONITOR needs the real Redis server"),
+]
 
 OTHER_KEYS = 100_000
 STOP = "monitor-stop"

@@ -15,6 +15,8 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import EVENTS, ROOT, Api
 from tests.integration.conftest import build_for
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the build artifacts")]
+
 
 @pytest.fixture(scope="module")
 def built_arm64() -> Path:

@@ -31,6 +31,8 @@ from tasks_fn.schemas import ScheduleCreate
 from tests.helpers import Api, create_user
 from tests.processes import Process, wait_for
 
+pytestmark = pytest.mark.process
+
 QUOTA = 20
 PARALLEL = 20
 

@@ -31,6 +31,8 @@ from tests.integration.test_stacks import (
     template_of,
 )
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the templates")]
+
 SERVICES = "ServicesStack"
 READ_ONLY = ("beat", "realtime")  # the worker's prefork pool writes /tmp
 MONITORING = "MonitoringStack"

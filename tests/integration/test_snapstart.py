@@ -19,6 +19,8 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api, get_user_id, invalidate_cache, load_event
 from tests.integration.test_template import translated
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("SnapStart: the deployed shape")]
+
 EMULATION = textwrap.dedent(
     """
     import json, os, sys, time, types

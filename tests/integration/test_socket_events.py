@@ -16,6 +16,8 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, create_user, get_user_id, role_id, snapshot
 from tests.processes import Process, free_port, listening, wait_for
 
+pytestmark = pytest.mark.process
+
 PUSHED_WITHIN = 1.0  # seconds from the API's answer to `session:revoked` on every server
 
 

@@ -24,6 +24,8 @@ from multidb.settings import CONNECTION_FIELDS, FIELDS, parse
 from tests.helpers import ROOT
 from tests.integration.test_template import SAM_VENV, run, translated
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the templates")]
+
 STACKS = ROOT / "infra" / "deploy" / "stacks"
 NESTED = {
     "NetworkStack": STACKS / "network.yaml",

@@ -15,6 +15,8 @@ from botocore.stub import Stubber
 from infra.deploy import teardown
 from tests.conftest import S3_ENDPOINT_URL
 
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("make destroy against moto")]
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 

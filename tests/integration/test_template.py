@@ -5,9 +5,13 @@ import subprocess
 from functools import cache
 from typing import Any
 
+import pytest
+
 from infra.deploy.template import load
 from multidb.rbac import Access, catalogue, code_from_route_key
 from tests.helpers import ROOT
+
+pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the templates")]
 
 SAM_VENV = ROOT / ".venv-sam" / "bin"
 

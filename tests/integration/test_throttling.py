@@ -13,6 +13,8 @@ from infra.deploy.template import Throttle, load
 from infra.local.gateway.invoke import GatewayResponse, LocalGateway
 from tests.integration.test_template import translated
 
+pytestmark = pytest.mark.first_pass_only("the gateway, whatever the datastores")
+
 PASSWORD_ROUTES = {
     "POST /api/v1/auth/login",
     "POST /api/v1/auth/login/swagger",

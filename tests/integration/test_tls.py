@@ -28,6 +28,8 @@ from multidb import realtime, runtime
 from multidb.queue.app import _config
 from tests.processes import Process, free_port, listening, wait_for
 
+pytestmark = [pytest.mark.process, pytest.mark.first_pass_only("TLS to PostgreSQL and Redis: the deployed shape")]
+
 PASSWORD = "tls-auth-token"
 
 

@@ -15,6 +15,8 @@ import yaml
 
 from infra.deploy import cost
 
+pytestmark = pytest.mark.infra
+
 HOURS = 730
 
 

@@ -17,6 +17,8 @@ import pytest
 from infra.deploy.template import load
 from infra.local.gateway.docs import merged_openapi
 
+pytestmark = pytest.mark.process
+
 PACKAGE = "multidb_generated_client"
 LIST_ROLES = "list_roles_api_v1_roles_get"
 

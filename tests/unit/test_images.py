@@ -7,6 +7,8 @@ import pytest
 
 from infra.deploy import images
 
+pytestmark = pytest.mark.process
+
 
 def test_the_tag_differs_by_platform_and_is_stable_for_the_same_inputs() -> None:
     arm, x86 = images.tag("linux/arm64"), images.tag("linux/amd64")

@@ -8,6 +8,8 @@ import pytest
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.process
+
 PATHS = [str(ROOT / "shared"), *(str(folder) for folder in sorted((ROOT / "functions").iterdir()))]
 API_FUNCTIONS = ["auth_fn.app", "roles_fn.app", "users_fn.app", "routers_fn.app", "tasks_fn.app", "files_fn.app"]
 

@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.unit.test_lean_imports import PATHS
+
+pytestmark = pytest.mark.process
 
 
 def test_a_function_checks_the_published_kids_without_loading_cryptography() -> None:

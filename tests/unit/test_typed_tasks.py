@@ -5,7 +5,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.process
 
 CALLS = ROOT / "tests" / "typing" / "task_calls.py"
 

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.typescript_kit import KIT, npm
+
+pytestmark = pytest.mark.process
 
 
 def test_the_committed_types_are_generated_from_the_current_merged_openapi(tmp_path: Path) -> None:
