@@ -77,7 +77,8 @@ typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions 
 # `first_pass_only` (the deployed shape, the build artifacts, what tests no datastore of its
 # own, and what runs on the servers both passes share: each file says why).
 WORKERS ?= 3
-XDIST = -p xdist -n $(WORKERS) --dist loadgroup
+# A file to a worker (a folder, where its files share a fixture: tests/conftest.py).
+XDIST = -n $(WORKERS) --dist loadfile
 
 pytest: install ## the test suite on real PostgreSQL/Redis, then the integration tests again on the embedded defaults
 	python -m pytest $(XDIST) --durations=10 $(PYTEST_ARGS)

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -153,11 +153,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not tier(item):
             starts_processes = PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
             item.add_marker("process" if starts_processes else FOLDER_TIERS.get(item.path.parent.name, "integration"))
-        # pytest-xdist (--dist loadgroup) runs a group on one worker: a file by default, so that
-        # module fixtures start once; a test file names a wider group when files share a thing.
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(ROOT).as_posix()))
     items.sort(key=lambda item: RUN_ORDER.index(tier(item)))
+
+
+# pytest-xdist hands a worker a whole group of tests: a file, so that its module fixtures start
+# once, or a folder whose files share a session fixture (tests/e2e: one `make dev` stack).
+# (A scheduler of our own: xdist's `xdist_group` marks rename node ids, which pytest 9 no
+# longer lets a plugin do.)
+SHARED_FOLDERS = ("tests/e2e/",)
+
+
+def test_group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Groups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return Groups(config, log)
 
 
 _TEST_STARTED = pytest.StashKey[float]()
