@@ -133,9 +133,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     schedules_per_user: Annotated[int, Meta(ge=0, description="Schedules one user may own")] = 20
     schedule_min_interval: Annotated[int, Meta(ge=1, description="Shortest interval of a schedule, seconds")] = 60
     realtime_cors_origins: Annotated[str, Meta(description="Comma-separated origins")] = "http://localhost:5173"
-    realtime_handlers: Annotated[
-        str, Meta(description="Comma-separated modules whose `events` registries the Socket.IO server serves")
-    ] = "multidb.sockets.handlers"
     realtime_sweep_interval: Annotated[
         float, Meta(gt=0, le=3600, description="Seconds between checks that end expired or revoked Socket.IO sessions")
     ] = 30.0
