@@ -20,9 +20,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import runtime
 from multidb.db import get_engine, session_scope
+from multidb.keyspace import BEAT_HEARTBEAT, BEAT_LOCK
 from multidb.models import PeriodicTask
 from multidb.queue.app import app
-from multidb.queue.scheduler import HEARTBEAT_KEY, LOCK_KEY, RUN_HEADER, DatabaseScheduler
+from multidb.queue.scheduler import RUN_HEADER, DatabaseScheduler
 from multidb.repository import ScheduleRepository
 from multidb.settings import Settings, get_settings
 from tests.conftest import BROKER_URL, SPARE_URL, USE_POSTGRES
@@ -308,9 +309,9 @@ async def _disable(name: str) -> None:
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     with redis.Redis.from_url(BROKER_URL) as client:
-        client.delete(LOCK_KEY, HEARTBEAT_KEY)
+        client.delete(BEAT_LOCK, BEAT_HEARTBEAT)
         yield client
-        client.delete(LOCK_KEY, HEARTBEAT_KEY)
+        client.delete(BEAT_LOCK, BEAT_HEARTBEAT)
 
 
 def test_the_lock_lives_beat_lock_ttl_whatever_the_refresh_interval_and_is_renewed_every_tick(
@@ -323,14 +324,14 @@ def test_the_lock_lives_beat_lock_ttl_whatever_the_refresh_interval_and_is_renew
         ttl = get_settings().beat_lock_ttl
         assert beat.max_interval <= ttl / 3  # three renewals per lifetime, not one per reload
         beat.tick()
-        assert ttl * 1000 - 1000 < broker.pttl(LOCK_KEY) <= ttl * 1000
-        assert abs(float(broker.get(HEARTBEAT_KEY) or 0) - time.time()) < 2
-        broker.pexpire(LOCK_KEY, 2000)  # as if the last renewal were long ago
+        assert ttl * 1000 - 1000 < broker.pttl(BEAT_LOCK) <= ttl * 1000
+        assert abs(float(broker.get(BEAT_HEARTBEAT) or 0) - time.time()) < 2
+        broker.pexpire(BEAT_LOCK, 2000)  # as if the last renewal were long ago
         beat.tick()
-        assert broker.pttl(LOCK_KEY) > ttl * 1000 - 1000  # renewed to a full lifetime
+        assert broker.pttl(BEAT_LOCK) > ttl * 1000 - 1000  # renewed to a full lifetime
     finally:
         beat.close()
-    assert broker.exists(LOCK_KEY) == 0  # a clean stop hands over at once
+    assert broker.exists(BEAT_LOCK) == 0  # a clean stop hands over at once
 
 
 # ------------------------------------------------------------------ failover, as containers run

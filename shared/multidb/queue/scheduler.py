@@ -52,6 +52,7 @@ from sqlmodel import col, select, update
 
 from .. import logs, runtime
 from ..db import session_scope
+from ..keyspace import BEAT_HEARTBEAT, BEAT_LOCK
 from ..models import PeriodicTask, User
 from ..repository import ScheduleRepository
 from ..settings import get_settings
@@ -63,8 +64,6 @@ if TYPE_CHECKING:
 
 log = logs.get_logger("beat")
 
-LOCK_KEY = "multidb:beat:lock"
-HEARTBEAT_KEY = "multidb:beat:heartbeat"  # functions/metrics reads it: keep the two in step
 STANDBY_POLL = 1.0  # seconds between a standby's attempts to take the lock (one Redis SET NX)
 RUN_HEADER = "multidb_run"  # the run's number: its schedule's total_run_count once recorded
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -196,10 +195,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
                 import redis
 
                 client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-                self._lock = client.lock(LOCK_KEY, timeout=self.lock_ttl, blocking=False)
+                self._lock = client.lock(BEAT_LOCK, timeout=self.lock_ttl, blocking=False)
             leading = bool(self._lock.reacquire() if self._lock.owned() else self._lock.acquire(token=_identity()))
             if leading and time.monotonic() - self._heartbeat_at >= 1:
-                self._lock.redis.set(HEARTBEAT_KEY, f"{time.time():.3f}")
+                self._lock.redis.set(BEAT_HEARTBEAT, f"{time.time():.3f}")
                 self._heartbeat_at = time.monotonic()
         except LockError:
             leading = False  # it expired and another beat took it between our two calls
