@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ from sqlalchemy import or_
 from sqlmodel import col, select, update
 
 from .. import logs, runtime
+from ..clock import as_utc
 from ..db import session_scope
 from ..keyspace import BEAT_HEARTBEAT, BEAT_LOCK
 from ..models import PeriodicTask, User
@@ -129,11 +130,6 @@ def schedule_of(row: PeriodicTask) -> BaseSchedule:
 def entry_name(row: PeriodicTask) -> str:
     """Beat's name for a row: names are unique per owner, so the owner is part of it."""
     return row.name if row.owner_id is None else f"{row.name} ({row.owner_id})"
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class DatabaseEntry(ScheduleEntry):  # type: ignore[misc]
@@ -358,7 +354,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             args=tuple(row.args),
             kwargs=dict(row.kwargs),
             options={"headers": headers},
-            last_run_at=_aware(row.last_run_at or row.created_at),
+            last_run_at=as_utc(row.last_run_at or row.created_at),
             total_run_count=row.total_run_count,
             app=self.app,
             row_id=row.id,
@@ -390,7 +386,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         The run count is the version: the update lands only on the row as this beat last
         read it, so of two beats that both hold a run as due, one records it and sends it.
         """
-        values: dict[str, Any] = {"last_run_at": _aware(ran.last_run_at), "total_run_count": ran.total_run_count}
+        values: dict[str, Any] = {"last_run_at": as_utc(ran.last_run_at), "total_run_count": ran.total_run_count}
         if entry.one_off:
             values["enabled"] = False
         statement = (
