@@ -14,12 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from multidb import mongo, runtime
 from tests.helpers import reset_clients
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import free_port
 
 
 @pytest.fixture(scope="module")
