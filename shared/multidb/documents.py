@@ -5,8 +5,8 @@ writes them.
 What the code asks of MongoDB, so that Amazon DocumentDB and Atlas both serve it: find with
 equality, `$in`, ranges and case-insensitive regular expressions (always escaped literals);
 count; sort, skip and limit; `find_one_and_update` with `$inc` and upsert (counters);
-`insert_one`/`insert_many`, `update_many` with `$set`, `delete_many`; aggregation with `$match`
-and `$group`/`$sum`; unique and TTL indexes. No transactions, no change streams, no
+`insert_one`, `update_one` (with upsert), a document's save and delete; aggregation with
+`$match` and `$group`/`$sum`; unique and TTL indexes. No transactions, no change streams, no
 `$lookup`, no retryable writes (DocumentDB wants `retryWrites=false`).
 """
 
