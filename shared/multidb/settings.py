@@ -121,6 +121,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     beat_refresh_interval: Annotated[
         float, Meta(gt=0, le=3600, description="Seconds between schedule reloads in beat")
     ] = 60.0
+    beat_full_reload_interval: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=86400,
+            description="Seconds after which beat's next reload reads every schedule, whether or not the change "
+            "marker moved",
+        ),
+    ] = 300.0
     beat_lock_ttl: Annotated[
         float,
         Meta(

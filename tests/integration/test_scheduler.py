@@ -178,6 +178,37 @@ def test_an_unchanged_schedule_table_costs_one_small_query_per_reload_not_a_full
     assert full_reads(statements) == 1
 
 
+async def _edit_in_sql(name: str, interval_seconds: int) -> None:
+    """A change made straight in SQL (a hand edit, a restore): the change marker stays put."""
+    async with AsyncSession(get_engine()) as session:
+        statement = update(PeriodicTask).where(PeriodicTask.name == name).values(interval_seconds=interval_seconds)
+        await session.exec(statement)  # type: ignore[call-overload]
+        await session.commit()
+
+
+def test_an_edit_that_skips_the_change_marker_is_read_at_the_first_reload_after_the_full_reload_interval(
+    monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    backstop, refresh = 2.0, 0.1
+    monkeypatch.setitem(app.conf, "beat_refresh_interval", refresh)
+    monkeypatch.setitem(app.conf, "beat_full_reload_interval", backstop)
+    runtime.run(_store(PeriodicTask(name="edited", task="multidb.ping", interval_seconds=60)))
+
+    def every() -> float:
+        return float(scheduler.schedule["edited"].schedule.run_every.total_seconds())  # a reload when due
+
+    started = time.monotonic()
+    scheduler = DatabaseScheduler(app=app)
+    assert every() == 60
+    runtime.run(_edit_in_sql("edited", 90))
+    statements.clear()
+    wait_for(lambda: every() == 90, timeout=backstop + 5, what="beat to read the edit")
+    waited = time.monotonic() - started
+    assert backstop <= waited < backstop + 1.5  # not at the marker's reloads before it, and at once after
+    assert sum("FROM periodic_tasks_changed" in s for s in statements) >= 5  # the marker was read meanwhile
+    assert full_reads(statements) == 1  # the backstop's one read
+
+
 def test_a_disabled_users_schedules_rest_until_they_are_enabled_again(api: Any) -> None:
     """Through the users route, which moves the change marker: beat sees it at its next reload."""
     from tests.conftest import ADMIN_PASSWORD

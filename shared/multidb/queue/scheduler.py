@@ -6,7 +6,10 @@ Rows of `periodic_tasks` (managed through /api/v1/tasks/schedules) are merged wi
 app's `beat_schedule`. Every `beat_refresh_interval` seconds beat reads the change marker
 (`periodic_tasks_changed`, bumped by every schedule write in its transaction) and reads
 the rows again only when it moved, so a new, changed, disabled or deleted schedule counts
-without restarting beat, and an unchanged table costs one small query.
+without restarting beat, and an unchanged table costs one small query. As django-celery-beat
+does every 5 minutes, the first reload after `beat_full_reload_interval` seconds (300) reads
+every row whatever the marker says: an edit made in SQL that skipped the marker is seen then,
+not at the next restart. It rides on a reload, so it adds no query of its own.
 
 A run is recorded before it is sent: `last_run_at` and `total_run_count` are written with
 a compare-and-set on the run count, and only the beat whose write landed sends the run
@@ -157,6 +160,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         self._loaded_at: float | None = None
         self._loaded_names: set[str] | None = None
         self._seen_version: int | None = None  # the change marker as of the last full read
+        self._read_at: float | None = None  # when the rows were last read in full
         self._lock: Lock | None = None
         self._leading: bool | None = None
         self._took_over = False
@@ -210,6 +214,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     @property
     def refresh_interval(self) -> float:
         return float(self.app.conf.get("beat_refresh_interval") or 60)
+
+    @property
+    def full_reload_interval(self) -> float:
+        return float(self.app.conf.get("beat_full_reload_interval") or 300)
 
     @property
     def lock_ttl(self) -> float:
@@ -311,18 +319,19 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             raise
 
     def _refresh(self) -> None:
-        """Read the schedules when the change marker moved since the last read (one small
-        query otherwise)."""
-        self._loaded_at = time.monotonic()
+        """Read the schedules when the change marker moved since the last read, or when the
+        last full read is `full_reload_interval` old (one small query otherwise)."""
+        now = self._loaded_at = time.monotonic()
+        backstop = self._read_at is None or now - self._read_at >= self.full_reload_interval
         try:
-            found = _run(self._read(unless_version=self._seen_version))
+            found = _run(self._read(unless_version=None if backstop else self._seen_version))
         except Exception:
             log.exception("could not read the schedules; keeping the ones loaded before")
             return
         if found is None:
             return  # nothing changed
         version, rows = found
-        self._seen_version = version
+        self._seen_version, self._read_at = version, now
         # The app's own entries as they stand now: each carries its last run, and a reload
         # must not put back the entry as first loaded (it would be due again at every reload).
         current: dict[str, ScheduleEntry] = getattr(self, "data", None) or {}
@@ -414,7 +423,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
 
     @property
     def info(self) -> str:
-        return f"    . db -> {len(self.data) - len(self._static)} schedules, reloaded every {self.refresh_interval:g}s"
+        return (
+            f"    . db -> {len(self.data) - len(self._static)} schedules, reloaded every {self.refresh_interval:g}s"
+            f" (all of them every {self.full_reload_interval:g}s)"
+        )
 
 
 def _identity() -> str:
