@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.processes import free_port
+
 pytest_plugins = ["tests.aws_calls"]  # records every AWS call the code makes (tests/integration/test_aws_calls.py)
 
 ON_CI = os.environ.get("CI") == "true"
@@ -42,12 +44,6 @@ SPARE_DB = int(os.environ.get("TEST_SPARE_DB", "13"))  # a broker of their own, 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -62,12 +58,12 @@ USE_REDIS = not EMBEDDED and _reachable(REDIS_HOST, REDIS_PORT)
 STATE_DIR = Path(tempfile.mkdtemp(prefix="multidb-tests-"))
 ADMIN_PASSWORD = "admin-test-password"
 OWN_REDIS = USE_REDIS and bool(WORKER)  # a real redis-server this worker starts for itself
-REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS and not OWN_REDIS else _free_port()
+REDIS_SERVER_PORT = REDIS_PORT if USE_REDIS and not OWN_REDIS else free_port()
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{REDIS_DB}"
 BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{BROKER_DB}"
 SPARE_URL = f"redis://{REDIS_HOST}:{REDIS_SERVER_PORT}/{SPARE_DB}"
 # MongoDB and S3 servers start when a test first needs them (the `files_backends` fixture).
-MONGO_PORT, S3_PORT = _free_port(), _free_port()
+MONGO_PORT, S3_PORT = free_port(), free_port()
 S3_ENDPOINT_URL = f"http://127.0.0.1:{S3_PORT}"
 FILES_BUCKET = "multidb-test-files"
 _redis_server: subprocess.Popen[bytes] | None = None  # the embedded one, or a worker's own
@@ -394,7 +390,7 @@ def empty_files(files_backends: None) -> None:
 @pytest.fixture(scope="session")
 def realtime() -> "Iterator[str]":
     """The Socket.IO server on a free port; yields its URL."""
-    from tests.processes import free_port, listening, start_realtime, wait_for
+    from tests.processes import listening, start_realtime, wait_for
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

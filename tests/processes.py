@@ -27,9 +27,13 @@ def wait_for(condition: Callable[[], object], timeout: float = 20, what: str = "
         time.sleep(0.05)
 
 
-def free_port() -> int:
+def free_port(preferred: int | None = None) -> int:
+    """A port nothing listens on now: `preferred` when it is free, any other otherwise."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        try:
+            probe.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 

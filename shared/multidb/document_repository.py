@@ -65,19 +65,15 @@ def where(*conditions: Filter | None) -> Filter:
 
 
 class DocumentRepository[D: "Document"]:
-    """get, get by ids, get all, count, paginate, create, create all, update, update by id,
-    update all, delete, delete all — for one document class. The class must be bound to the
-    database first (`multidb.mongo.init_documents`)."""
+    """get, get all, count, paginate, create, update and delete for one document class: what
+    the files and audit functions use. The class must be bound to the database first
+    (`multidb.mongo.init_documents`)."""
 
     def __init__(self, model: type[D]) -> None:
         self.model = model
 
     async def get(self, id_: Any) -> D | None:
         return await self.model.get(id_)
-
-    async def get_by_ids(self, ids: Iterable[Any]) -> list[D]:
-        wanted = list(dict.fromkeys(ids))
-        return await self.get_all(one_of("_id", wanted)) if wanted else []
 
     async def get_all(self, filter_: Filter | None = None, sort: Sequence[str] = ()) -> list[D]:
         return await self.model.find(filter_ or {}).sort(*sort).to_list()
@@ -103,37 +99,14 @@ class DocumentRepository[D: "Document"]:
         await document.insert()
         return document
 
-    async def create_all(self, documents: Sequence[D]) -> list[D]:
-        """Insert them in one round trip; each gets its id here (insert_many would not set it)."""
-        from beanie import PydanticObjectId
-
-        for document in documents:
-            if document.id is None:
-                document.id = PydanticObjectId()
-        if documents:
-            await self.model.insert_many(list(documents))
-        return list(documents)
-
     async def update(self, document: D, values: dict[str, Any]) -> D:
         for name, value in values.items():
             setattr(document, name, value)
         await document.save()
         return document
 
-    async def update_by_id(self, id_: Any, values: dict[str, Any]) -> D | None:
-        document = await self.get(id_)
-        return None if document is None else await self.update(document, values)
-
-    async def update_all(self, filter_: Filter, values: dict[str, Any]) -> int:
-        result = await self.model.find(filter_).update_many({"$set": {_field(k): v for k, v in values.items()}})
-        return int(getattr(result, "modified_count", 0) or 0)
-
     async def delete(self, document: D) -> None:
         await document.delete()
-
-    async def delete_all(self, filter_: Filter) -> int:
-        result = await self.model.find(filter_).delete_many()
-        return int(getattr(result, "deleted_count", 0) or 0)
 
 
 COUNTERS = "counters"  # the `Counter` documents' collection

@@ -5,12 +5,12 @@ writes them.
 What the code asks of MongoDB, so that Amazon DocumentDB and Atlas both serve it: find with
 equality, `$in`, ranges and case-insensitive regular expressions (always escaped literals);
 count; sort, skip and limit; `find_one_and_update` with `$inc` and upsert (counters);
-`insert_one`/`insert_many`, `update_many` with `$set`, `delete_many`; aggregation with `$match`
-and `$group`/`$sum`; unique and TTL indexes. No transactions, no change streams, no
+`insert_one`, `update_one` (with upsert), a document's save and delete; aggregation with
+`$match` and `$group`/`$sum`; unique and TTL indexes. No transactions, no change streams, no
 `$lookup`, no retryable writes (DocumentDB wants `retryWrites=false`).
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -18,9 +18,7 @@ from beanie import Document, Indexed
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from .clock import utcnow
 
 
 class FileStatus(StrEnum):
@@ -39,8 +37,8 @@ class StoredFile(Document):
     key: Annotated[str, Indexed(unique=True)]
     status: FileStatus = FileStatus.PENDING
     etag: str | None = None
-    created_at: datetime = Field(default_factory=_now)
-    updated_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
     upload_expires_at: datetime | None = None  # when the upload URL stops working
     # A multipart upload: S3's upload id and the size of every part but the last.
     upload_id: str | None = None

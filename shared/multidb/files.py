@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import logs, storage
+from .clock import as_utc
 from .document_repository import DocumentRepository, equals, one_of, where
 from .errors import ServiceUnavailable, TooManyRequests
+from .keyspace import Keys
 from .mongo import init_documents
 from .settings import Environment, get_settings
 
@@ -26,10 +28,7 @@ if TYPE_CHECKING:
 
 log = logs.get_logger("files")
 
-
-def aware(moment: datetime) -> datetime:
-    """MongoDB keeps no time zone: every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+quota_key = Keys("files:quota")  # (owner id): held while an upload is counted against the quota
 
 
 @asynccontextmanager
@@ -72,7 +71,7 @@ async def quota(
             ]
         },
     )
-    async with redis.lock(f"files:quota:{owner_id}", timeout=30, blocking_timeout=10):
+    async with redis.lock(quota_key(owner_id), timeout=30, blocking_timeout=10):
         pending_or_open = {"$or": [equals("status", FileStatus.PENDING.value), open_tombstone]}
         pending = await files.count(where(equals("owner_id", owner_id), pending_or_open))
         if pending >= settings.files_max_pending:
@@ -104,7 +103,7 @@ def upload_window_open(doc: "StoredFile") -> bool:
     if doc.upload_id is not None:
         return False  # part URLs end with the upload itself
     expires = doc.upload_expires_at or doc.created_at + timedelta(seconds=get_settings().files_url_ttl)
-    return aware(expires) > datetime.now(UTC)
+    return as_utc(expires) > datetime.now(UTC)
 
 
 async def remove(files: DocumentRepository["StoredFile"], doc: "StoredFile") -> None:

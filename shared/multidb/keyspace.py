@@ -18,3 +18,10 @@ class Keys:
 
     def __call__(self, *ids: str) -> str:
         return ":".join((self.name, *ids))
+
+
+# Written by beat (queue/scheduler.py) and read by the metrics function, which must not import
+# Celery: declared here, where both can import them.
+beat_key = Keys("multidb:beat")
+BEAT_LOCK = beat_key("lock")  # which beat sends the schedules' runs
+BEAT_HEARTBEAT = beat_key("heartbeat")  # when that beat last ticked

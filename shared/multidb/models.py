@@ -7,9 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from .clock import as_utc, utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -22,7 +20,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        return as_utc(value)
 
 
 class TimestampedTable(SQLModel):

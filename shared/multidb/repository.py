@@ -16,8 +16,9 @@ from sqlmodel import SQLModel, col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from .clock import utcnow
 from .errors import Conflict, NotFound
-from .models import InterfaceRoute, PeriodicTask, Role, ScheduleChange, User, UserRole, utcnow
+from .models import InterfaceRoute, PeriodicTask, Role, ScheduleChange, User, UserRole
 from .paging import MAX_PAGE_SIZE
 
 

@@ -121,6 +121,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     beat_refresh_interval: Annotated[
         float, Meta(gt=0, le=3600, description="Seconds between schedule reloads in beat")
     ] = 60.0
+    beat_full_reload_interval: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=86400,
+            description="Seconds after which beat's next reload reads every schedule, whether or not the change "
+            "marker moved",
+        ),
+    ] = 300.0
     beat_lock_ttl: Annotated[
         float,
         Meta(
@@ -133,9 +142,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     schedules_per_user: Annotated[int, Meta(ge=0, description="Schedules one user may own")] = 20
     schedule_min_interval: Annotated[int, Meta(ge=1, description="Shortest interval of a schedule, seconds")] = 60
     realtime_cors_origins: Annotated[str, Meta(description="Comma-separated origins")] = "http://localhost:5173"
-    realtime_handlers: Annotated[
-        str, Meta(description="Comma-separated modules whose `events` registries the Socket.IO server serves")
-    ] = "multidb.sockets.handlers"
     realtime_sweep_interval: Annotated[
         float, Meta(gt=0, le=3600, description="Seconds between checks that end expired or revoked Socket.IO sessions")
     ] = 30.0

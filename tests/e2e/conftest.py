@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_local_stack import Stack, free_port, start, stop
+from tests.e2e.test_local_stack import Stack, start, stop
+from tests.processes import free_port
 
 
 @pytest.fixture(autouse=True)

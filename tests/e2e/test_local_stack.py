@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,15 +20,6 @@ from tests.helpers import ROOT
 ORIGIN = "http://localhost:5173"  # the template's default CorsAllowOrigins
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 UA = {"user-agent": "Mozilla/5.0 e2e"}
-
-
-def free_port(preferred: int | None = None) -> int:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", preferred or 0))
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e import test_local_stack as local
+from tests.processes import free_port
 from tests.typescript_kit import KIT, build
 
 ACCESS_TTL = 60  # the shortest ACCESS_TOKEN_TTL the settings accept
@@ -66,7 +67,7 @@ class Site(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
     build()
-    port = local.free_port(5173)
+    port = free_port(5173)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(Site, directory=str(KIT)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -78,7 +79,7 @@ def origin() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, origin: str) -> Iterator[local.Stack]:
     state = tmp_path_factory.mktemp("kit-dev")
-    ports = {"gateway": local.free_port(), **{name: local.free_port() for name in ("redis", "mongo", "s3", "realtime")}}
+    ports = {"gateway": free_port(), **{name: free_port() for name in ("redis", "mongo", "s3", "realtime")}}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(local, "ORIGIN", origin)  # the Socket.IO origin start() allows
         patch.setenv("PARAMETER_OVERRIDES", f"CorsAllowOrigins={origin}")

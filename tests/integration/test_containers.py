@@ -310,8 +310,9 @@ def test_the_beat_image_takes_the_lock_and_fires_a_schedule(
     images: Callable[[str], Path], virtualenvs: Callable[[str], Path], own_broker: str
 ) -> None:
     from multidb import runtime
+    from multidb.keyspace import BEAT_LOCK
     from multidb.models import PeriodicTask
-    from multidb.queue.scheduler import LOCK_KEY, RUN_HEADER
+    from multidb.queue.scheduler import RUN_HEADER
     from tests.integration.test_scheduler import _store
 
     created = datetime.now(UTC) - timedelta(minutes=1)
@@ -328,11 +329,11 @@ def test_the_beat_image_takes_the_lock_and_fires_a_schedule(
         wait_for(lambda: sent() or not beat.alive(), timeout=30, what="beat to send the schedule")
         assert "multidb.queue.scheduler.DatabaseScheduler" in beat.log()
         assert sent()[0]["headers"][RUN_HEADER] == 1
-        holder = (broker.get(LOCK_KEY) or b"").decode()
+        holder = (broker.get(BEAT_LOCK) or b"").decode()
         assert holder.startswith(f"{socket.gethostname()}:")  # this beat holds it
     finally:
         assert beat.stop() == 0, beat.log()
-        assert broker.exists(LOCK_KEY) == 0  # released on a clean stop: a successor takes over at once
+        assert broker.exists(BEAT_LOCK) == 0  # released on a clean stop: a successor takes over at once
         broker.close()
     if STRACE:
         assert written(images("beat")) == set()  # a read-only root filesystem is enough

@@ -10,7 +10,7 @@ import redis
 from kombu import Connection
 
 from metrics_fn import handler as metrics
-from multidb.queue import scheduler
+from multidb.keyspace import BEAT_HEARTBEAT
 from tests.conftest import SPARE_URL
 
 pytestmark = pytest.mark.first_pass_only("the metrics function reads PostgreSQL and Redis themselves")
@@ -86,9 +86,8 @@ def test_a_task_a_worker_took_counts_as_reserved_not_queued(
 def test_beats_heartbeat_age_is_published_once_a_beat_ticked(
     broker: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert metrics.HEARTBEAT_KEY == scheduler.HEARTBEAT_KEY
     assert "BeatHeartbeatAge" not in published(capsys)  # no beat yet: the alarm counts that as breaching
-    broker.set(scheduler.HEARTBEAT_KEY, f"{time.time() - 42:.3f}")
+    broker.set(BEAT_HEARTBEAT, f"{time.time() - 42:.3f}")
     age = published(capsys)["BeatHeartbeatAge"]
     assert 41 <= age <= 44  # type: ignore[operator]
 

@@ -14,14 +14,9 @@ from pymongo.errors import DuplicateKeyError
 
 from multidb import mongo, runtime
 from tests.helpers import reset_clients
+from tests.processes import free_port
 
 pytestmark = pytest.mark.first_pass_only("MongoDB is the same server in both passes")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

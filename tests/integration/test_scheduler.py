@@ -20,9 +20,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import runtime
 from multidb.db import get_engine, session_scope
+from multidb.keyspace import BEAT_HEARTBEAT, BEAT_LOCK
 from multidb.models import PeriodicTask
 from multidb.queue.app import app
-from multidb.queue.scheduler import HEARTBEAT_KEY, LOCK_KEY, RUN_HEADER, DatabaseScheduler
+from multidb.queue.scheduler import RUN_HEADER, DatabaseScheduler
 from multidb.repository import ScheduleRepository
 from multidb.settings import Settings, get_settings
 from tests.conftest import BROKER_URL, SPARE_URL, USE_POSTGRES
@@ -179,6 +180,37 @@ def test_an_unchanged_schedule_table_costs_one_small_query_per_reload_not_a_full
     assert full_reads(statements) == 1
 
 
+async def _edit_in_sql(name: str, interval_seconds: int) -> None:
+    """A change made straight in SQL (a hand edit, a restore): the change marker stays put."""
+    async with AsyncSession(get_engine()) as session:
+        statement = update(PeriodicTask).where(PeriodicTask.name == name).values(interval_seconds=interval_seconds)
+        await session.exec(statement)  # type: ignore[call-overload]
+        await session.commit()
+
+
+def test_an_edit_that_skips_the_change_marker_is_read_at_the_first_reload_after_the_full_reload_interval(
+    monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    backstop, refresh = 2.0, 0.1
+    monkeypatch.setitem(app.conf, "beat_refresh_interval", refresh)
+    monkeypatch.setitem(app.conf, "beat_full_reload_interval", backstop)
+    runtime.run(_store(PeriodicTask(name="edited", task="multidb.ping", interval_seconds=60)))
+
+    def every() -> float:
+        return float(scheduler.schedule["edited"].schedule.run_every.total_seconds())  # a reload when due
+
+    started = time.monotonic()
+    scheduler = DatabaseScheduler(app=app)
+    assert every() == 60
+    runtime.run(_edit_in_sql("edited", 90))
+    statements.clear()
+    wait_for(lambda: every() == 90, timeout=backstop + 5, what="beat to read the edit")
+    waited = time.monotonic() - started
+    assert backstop <= waited < backstop + 1.5  # not at the marker's reloads before it, and at once after
+    assert sum("FROM periodic_tasks_changed" in s for s in statements) >= 5  # the marker was read meanwhile
+    assert full_reads(statements) == 1  # the backstop's one read
+
+
 def test_a_disabled_users_schedules_rest_until_they_are_enabled_again(api: Any) -> None:
     """Through the users route, which moves the change marker: beat sees it at its next reload."""
     from tests.conftest import ADMIN_PASSWORD
@@ -310,9 +342,9 @@ async def _disable(name: str) -> None:
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     with redis.Redis.from_url(BROKER_URL) as client:
-        client.delete(LOCK_KEY, HEARTBEAT_KEY)
+        client.delete(BEAT_LOCK, BEAT_HEARTBEAT)
         yield client
-        client.delete(LOCK_KEY, HEARTBEAT_KEY)
+        client.delete(BEAT_LOCK, BEAT_HEARTBEAT)
 
 
 def test_the_lock_lives_beat_lock_ttl_whatever_the_refresh_interval_and_is_renewed_every_tick(
@@ -325,14 +357,14 @@ def test_the_lock_lives_beat_lock_ttl_whatever_the_refresh_interval_and_is_renew
         ttl = get_settings().beat_lock_ttl
         assert beat.max_interval <= ttl / 3  # three renewals per lifetime, not one per reload
         beat.tick()
-        assert ttl * 1000 - 1000 < broker.pttl(LOCK_KEY) <= ttl * 1000
-        assert abs(float(broker.get(HEARTBEAT_KEY) or 0) - time.time()) < 2
-        broker.pexpire(LOCK_KEY, 2000)  # as if the last renewal were long ago
+        assert ttl * 1000 - 1000 < broker.pttl(BEAT_LOCK) <= ttl * 1000
+        assert abs(float(broker.get(BEAT_HEARTBEAT) or 0) - time.time()) < 2
+        broker.pexpire(BEAT_LOCK, 2000)  # as if the last renewal were long ago
         beat.tick()
-        assert broker.pttl(LOCK_KEY) > ttl * 1000 - 1000  # renewed to a full lifetime
+        assert broker.pttl(BEAT_LOCK) > ttl * 1000 - 1000  # renewed to a full lifetime
     finally:
         beat.close()
-    assert broker.exists(LOCK_KEY) == 0  # a clean stop hands over at once
+    assert broker.exists(BEAT_LOCK) == 0  # a clean stop hands over at once
 
 
 # ------------------------------------------------------------------ failover, as containers run

@@ -29,11 +29,10 @@ def servers() -> Iterator[list[str]]:
     processes = [
         Process(
             f"realtime-{n}",
-            [sys.executable, "-m", "infra.services.realtime", "--port", str(port)],
+            [sys.executable, "-m", "tests.fixtures.socket_events", "--port", str(port)],  # the server, plus test:fail
             {
                 "REALTIME_CORS_ORIGINS": ",".join(urls),
                 "REALTIME_SWEEP_INTERVAL": "60",
-                "REALTIME_HANDLERS": "multidb.sockets.handlers,tests.fixtures.socket_events",
                 "LOG_LEVEL": "INFO",
             },
         )

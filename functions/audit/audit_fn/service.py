@@ -1,10 +1,11 @@
 """Reading the audit log through the document repository (entries are written by
 `multidb.audit` wherever something happens)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from multidb import logs
 from multidb.api.responses import view
+from multidb.clock import as_utc
 from multidb.document_repository import DocumentRepository, between, equals, where
 from multidb.errors import ServiceUnavailable
 from multidb.mongo import init_documents
@@ -12,10 +13,6 @@ from multidb.mongo import init_documents
 from .schemas import AuditPublic
 
 log = logs.get_logger("audit")
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 async def page(
@@ -39,7 +36,7 @@ async def page(
         equals("target_type", target_type) if target_type else None,
         equals("target_id", target_id) if target_id else None,
         equals("outcome", outcome) if outcome else None,
-        between("at", _aware(since), _aware(until)),
+        between("at", as_utc(since), as_utc(until)),
     )
     try:
         await init_documents(AuditEntry)

@@ -21,6 +21,7 @@ from multidb.audit import Outcome
 from multidb.authz import Principal
 from multidb.db import after_commit
 from multidb.errors import AppError, InvalidInput, TooManyRequests, Unauthorized
+from multidb.keyspace import Keys
 from multidb.logs import get_logger
 from multidb.models import User
 from multidb.notices import Reason
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = get_logger("auth")
+
+login_failures_key = Keys("auth:login-failures")  # ("user" | "ip" | "device", its id): failed logins
+password_failures_key = Keys("auth:password-failures")  # (user id): wrong old passwords
 
 BAD_CREDENTIALS = "incorrect username or password"
 
@@ -75,10 +79,10 @@ def _login_limits(username: str, device: Claims | None, ip: str) -> list[Limit]:
     settings = get_settings()
     window = settings.login_failure_window
     if device is not None:
-        return [Limit(f"auth:login-failures:device:{device.jti}", settings.login_max_failures, window)]
+        return [Limit(login_failures_key("device", device.jti), settings.login_max_failures, window)]
     return [
-        Limit(f"auth:login-failures:user:{username}", settings.login_max_failures, window),
-        Limit(f"auth:login-failures:ip:{ip}", settings.login_max_failures_per_ip, window),
+        Limit(login_failures_key("user", username), settings.login_max_failures, window),
+        Limit(login_failures_key("ip", ip), settings.login_max_failures_per_ip, window),
     ]
 
 
@@ -189,7 +193,7 @@ async def change_password(
     if user is None:
         raise Unauthorized("user no longer exists", error="user_gone")
     attempts = Limit(
-        f"auth:password-failures:{principal.user_id}", settings.login_max_failures, settings.login_failure_window
+        password_failures_key(principal.user_id), settings.login_max_failures, settings.login_failure_window
     )
     await enforce(
         redis,

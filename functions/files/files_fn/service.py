@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from multidb import audit, files, logs, storage
 from multidb.authz import Principal
+from multidb.clock import as_utc
 from multidb.document_repository import DocumentRepository, contains, equals, one_of, where
 from multidb.errors import Conflict, InvalidInput, NotFound
 from multidb.settings import get_settings
@@ -50,8 +51,8 @@ def public(doc: "StoredFile") -> FilePublic:
         part_size=doc.part_size,
         status="ready" if doc.status.value == "ready" else "pending",
         owner_id=doc.owner_id,
-        created_at=files.aware(doc.created_at),
-        updated_at=files.aware(doc.updated_at),
+        created_at=as_utc(doc.created_at),
+        updated_at=as_utc(doc.updated_at),
     )
 
 

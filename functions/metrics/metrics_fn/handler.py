@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from multidb import logs
+from multidb.keyspace import BEAT_HEARTBEAT
 from multidb.settings import get_settings
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ QUEUE = "celery"  # Celery's default queue; the app routes every task there
 PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport: a priority's list is <queue><sep><step>
 PRIORITY_STEPS = (3, 6, 9)  # and priority 0 is the queue's own list
 UNACKED = "unacked"
-HEARTBEAT_KEY = "multidb:beat:heartbeat"  # written by multidb.queue.scheduler (a test keeps them equal)
 UNITS = {"QueuedTasks": "Count", "ReservedTasks": "Count", "BeatHeartbeatAge": "Seconds"}
 
 log = logs.get_logger("metrics")
@@ -46,7 +46,7 @@ def measure(broker: "Redis", now: float | None = None) -> dict[str, float]:
     for key in queue_keys():
         pipe.llen(key)
     pipe.hlen(UNACKED)
-    pipe.get(HEARTBEAT_KEY)
+    pipe.get(BEAT_HEARTBEAT)
     *lengths, reserved, heartbeat = pipe.execute()
     figures: dict[str, float] = {"QueuedTasks": sum(lengths), "ReservedTasks": reserved}
     if heartbeat is not None:

@@ -8,9 +8,9 @@ from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
+from multidb.api.requests import IdList
 from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import Role
@@ -75,4 +75,19 @@ async def update_role(
     return Response(data=view(RolePublic, role))
 
 
-add_delete_routes(router, service.delete, noun="role", effect="their users lose those permissions at once")
+# Both deletes go through the service's one `delete`, so one id and many behave alike (the
+# same checks, the same audit, the same cache invalidation).
+@router.delete("", responses=error_responses(404))
+async def delete_roles(
+    principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
+) -> Response[int]:
+    """Delete several roles (all or none); their users lose those permissions at once."""
+    return Response(data=await service.delete(session, redis, principal, body.ids))
+
+
+@router.delete("/{role_id}", responses=error_responses(404))
+async def delete_role(
+    principal: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep
+) -> Response[int]:
+    """Delete one role; their users lose those permissions at once."""
+    return Response(data=await service.delete(session, redis, principal, [role_id]))

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import audit, logs
 from multidb.authz import Principal
+from multidb.clock import as_utc
 from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 from multidb.models import PeriodicTask
 from multidb.queue import budget, runs
@@ -134,7 +135,7 @@ def _done(value: Any) -> datetime | None:
             return None
     if not isinstance(value, datetime):
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(value)
 
 
 def _summary(task_id: str, run: dict[str, str]) -> TaskRunPublic:

@@ -8,9 +8,9 @@ from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deletes import add_delete_routes
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
+from multidb.api.requests import IdList
 from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import User
@@ -75,4 +75,19 @@ async def reset_password(
     return Response(message="Password reset")
 
 
-add_delete_routes(router, service.delete, noun="user", effect="their sessions end")
+# Both deletes go through the service's one `delete`, so one id and many behave alike (the
+# same checks, the same audit, the same ended sessions).
+@router.delete("", responses=error_responses(404))
+async def delete_users(
+    principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
+) -> Response[int]:
+    """Delete several users (all or none); their sessions end."""
+    return Response(data=await service.delete(session, redis, principal, body.ids))
+
+
+@router.delete("/{user_id}", responses=error_responses(404))
+async def delete_user(
+    principal: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep, redis: RedisDep
+) -> Response[int]:
+    """Delete one user; their sessions end."""
+    return Response(data=await service.delete(session, redis, principal, [user_id]))

@@ -5,8 +5,8 @@ Clients connect with their access token in the Socket.IO `auth` payload
 (`io(url, {auth: {token}})`) or an `Authorization: Bearer` header, never in the URL, which
 proxies log. A connection joins `user:<id>` (and `admins` for admins).
 
-- Client events are the handlers of the modules REALTIME_HANDLERS names (by default
-  `multidb.sockets.handlers`); each emit is checked against the user's current grants
+- Client events are the handlers of `multidb.sockets.handlers`, the events the route
+  catalogue lists; each emit is checked against the user's current grants
   (`SOCKET:<event>`) and acknowledged in the response envelope.
 - Logout, refresh reuse, password changes and resets, disabling and deleting a user are
   published on `multidb:notices` as they happen; every server ends the matching sockets at
@@ -41,7 +41,7 @@ from multidb.realtime import ADMINS_ROOM, manager, user_room
 from multidb.redis import client_of, get_redis
 from multidb.security.tokens import Claims, TokenType, bearer, verify
 from multidb.settings import Environment, get_settings
-from multidb.sockets import limits, presence
+from multidb.sockets import handlers, limits, presence
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -344,14 +344,6 @@ def _subscriber() -> "Redis":
     return client_of(get_settings().redis_url, subscriber=True)
 
 
-def registries() -> list["EventRegistry"]:
-    """The client events of every module REALTIME_HANDLERS names, imported explicitly."""
-    from importlib import import_module
-
-    modules = [name.strip() for name in get_settings().realtime_handlers.split(",") if name.strip()]
-    return [import_module(name).events for name in modules]
-
-
 def create_realtime() -> Realtime:
     settings = get_settings()
     origins = Origins.from_settings()
@@ -365,9 +357,8 @@ def create_realtime() -> Realtime:
     sio.on("disconnect", realtime.disconnect)
     sio.on("ping", realtime.ping)
     sio.on("*", realtime.unknown)
-    for registry in registries():
-        for name in registry.events:
-            sio.on(name, realtime.handler(registry, name))
+    for name in handlers.events.events:
+        sio.on(name, realtime.handler(handlers.events, name))
     return realtime
 
 

@@ -62,6 +62,7 @@ def _config() -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": 3600},
         "beat_refresh_interval": settings.beat_refresh_interval,
+        "beat_full_reload_interval": settings.beat_full_reload_interval,
         # The app's own schedules: they run without anyone creating them.
         "beat_schedule": {
             "multidb.files.sweep": {"task": "multidb.files.sweep", "schedule": settings.files_sweep_interval},

@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 STALE_RUN_SECONDS = 3600  # the broker's visibility timeout: a run older than this was lost
 
 queued_key = Keys("tasks:queued")  # (user id): the user's runs queued or running, by when due
+rate_key = Keys("tasks:rate")  # (user id): the runs the user started this minute
 
 
 def rate_limit(user_id: str) -> Limit:
-    return Limit(f"tasks:rate:{user_id}", get_settings().task_runs_per_minute, 60)
+    return Limit(rate_key(user_id), get_settings().task_runs_per_minute, 60)
 
 
 async def admit(redis: "Redis", user_id: str, task_id: str, due: float) -> None:

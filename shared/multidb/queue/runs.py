@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import Pipeline
 
-ALL = "tasks:runs"
+ALL = Keys("tasks:runs")()  # everyone's runs, by when queued
 MAX_COUNTDOWN = 24 * 3600  # the longest delay a run may be queued with (seconds)
 
 

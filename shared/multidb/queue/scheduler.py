@@ -6,7 +6,10 @@ Rows of `periodic_tasks` (managed through /api/v1/tasks/schedules) are merged wi
 app's `beat_schedule`. Every `beat_refresh_interval` seconds beat reads the change marker
 (`periodic_tasks_changed`, bumped by every schedule write in its transaction) and reads
 the rows again only when it moved, so a new, changed, disabled or deleted schedule counts
-without restarting beat, and an unchanged table costs one small query.
+without restarting beat, and an unchanged table costs one small query. As django-celery-beat
+does every 5 minutes, the first reload after `beat_full_reload_interval` seconds (300) reads
+every row whatever the marker says: an edit made in SQL that skipped the marker is seen then,
+not at the next restart. It rides on a reload, so it adds no query of its own.
 
 A run is recorded before it is sent: `last_run_at` and `total_run_count` are written with
 a compare-and-set on the run count, and only the beat whose write landed sends the run
@@ -40,7 +43,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +54,9 @@ from sqlalchemy import or_
 from sqlmodel import col, select, update
 
 from .. import logs, runtime
+from ..clock import as_utc
 from ..db import session_scope
+from ..keyspace import BEAT_HEARTBEAT, BEAT_LOCK
 from ..models import PeriodicTask, User
 from ..repository import ScheduleRepository
 from ..settings import get_settings
@@ -63,8 +68,6 @@ if TYPE_CHECKING:
 
 log = logs.get_logger("beat")
 
-LOCK_KEY = "multidb:beat:lock"
-HEARTBEAT_KEY = "multidb:beat:heartbeat"  # functions/metrics reads it: keep the two in step
 STANDBY_POLL = 1.0  # seconds between a standby's attempts to take the lock (one Redis SET NX)
 RUN_HEADER = "multidb_run"  # the run's number: its schedule's total_run_count once recorded
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -132,11 +135,6 @@ def entry_name(row: PeriodicTask) -> str:
     return row.name if row.owner_id is None else f"{row.name} ({row.owner_id})"
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 class DatabaseEntry(ScheduleEntry):  # type: ignore[misc]
     """A schedule entry that came from a `periodic_tasks` row."""
 
@@ -162,6 +160,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         self._loaded_at: float | None = None
         self._loaded_names: set[str] | None = None
         self._seen_version: int | None = None  # the change marker as of the last full read
+        self._read_at: float | None = None  # when the rows were last read in full
         self._lock: Lock | None = None
         self._leading: bool | None = None
         self._took_over = False
@@ -196,10 +195,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
                 import redis
 
                 client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-                self._lock = client.lock(LOCK_KEY, timeout=self.lock_ttl, blocking=False)
+                self._lock = client.lock(BEAT_LOCK, timeout=self.lock_ttl, blocking=False)
             leading = bool(self._lock.reacquire() if self._lock.owned() else self._lock.acquire(token=_identity()))
             if leading and time.monotonic() - self._heartbeat_at >= 1:
-                self._lock.redis.set(HEARTBEAT_KEY, f"{time.time():.3f}")
+                self._lock.redis.set(BEAT_HEARTBEAT, f"{time.time():.3f}")
                 self._heartbeat_at = time.monotonic()
         except LockError:
             leading = False  # it expired and another beat took it between our two calls
@@ -215,6 +214,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     @property
     def refresh_interval(self) -> float:
         return float(self.app.conf.get("beat_refresh_interval") or 60)
+
+    @property
+    def full_reload_interval(self) -> float:
+        return float(self.app.conf.get("beat_full_reload_interval") or 300)
 
     @property
     def lock_ttl(self) -> float:
@@ -316,18 +319,19 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             raise
 
     def _refresh(self) -> None:
-        """Read the schedules when the change marker moved since the last read (one small
-        query otherwise)."""
-        self._loaded_at = time.monotonic()
+        """Read the schedules when the change marker moved since the last read, or when the
+        last full read is `full_reload_interval` old (one small query otherwise)."""
+        now = self._loaded_at = time.monotonic()
+        backstop = self._read_at is None or now - self._read_at >= self.full_reload_interval
         try:
-            found = _run(self._read(unless_version=self._seen_version))
+            found = _run(self._read(unless_version=None if backstop else self._seen_version))
         except Exception:
             log.exception("could not read the schedules; keeping the ones loaded before")
             return
         if found is None:
             return  # nothing changed
         version, rows = found
-        self._seen_version = version
+        self._seen_version, self._read_at = version, now
         # The app's own entries as they stand now: each carries its last run, and a reload
         # must not put back the entry as first loaded (it would be due again at every reload).
         current: dict[str, ScheduleEntry] = getattr(self, "data", None) or {}
@@ -359,7 +363,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             args=tuple(row.args),
             kwargs=dict(row.kwargs),
             options={"headers": headers},
-            last_run_at=_aware(row.last_run_at or row.created_at),
+            last_run_at=as_utc(row.last_run_at or row.created_at),
             total_run_count=row.total_run_count,
             app=self.app,
             row_id=row.id,
@@ -391,7 +395,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         The run count is the version: the update lands only on the row as this beat last
         read it, so of two beats that both hold a run as due, one records it and sends it.
         """
-        values: dict[str, Any] = {"last_run_at": _aware(ran.last_run_at), "total_run_count": ran.total_run_count}
+        values: dict[str, Any] = {"last_run_at": as_utc(ran.last_run_at), "total_run_count": ran.total_run_count}
         if entry.one_off:
             values["enabled"] = False
         statement = (
@@ -419,7 +423,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
 
     @property
     def info(self) -> str:
-        return f"    . db -> {len(self.data) - len(self._static)} schedules, reloaded every {self.refresh_interval:g}s"
+        return (
+            f"    . db -> {len(self.data) - len(self._static)} schedules, reloaded every {self.refresh_interval:g}s"
+            f" (all of them every {self.full_reload_interval:g}s)"
+        )
 
 
 def _identity() -> str:

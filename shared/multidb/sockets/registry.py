@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NewType, Protocol, get_type_hints
+from typing import Any, NewType, Protocol, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,10 +30,6 @@ from ..authz import Principal, check
 from ..errors import AppError
 from ..rbac import event_code
 from ..security.tokens import Claims
-
-if TYPE_CHECKING:
-    pass
-
 
 log = logs.get_logger("sockets")
 
