@@ -123,6 +123,7 @@ class Template:
     default_throttle: Throttle | None = None
     route_throttles: dict[str, Throttle] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
     root: Path = ROOT
 
     @property
@@ -300,6 +301,7 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
         default_throttle,
         route_throttles,
         resources,
+        dict(doc.get("Outputs") or {}),
         root,
     )
 
