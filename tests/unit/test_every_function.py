@@ -2,13 +2,27 @@
 name exactly the functions of template.yaml, as infra/deploy/template.py reads them: adding
 or removing a function without them is a red test."""
 
+import json
 import re
 import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from infra.deploy.template import ROOT, load
 
 TEMPLATE = load()
 FUNCTIONS = TEMPLATE.functions
+MONITORING = TEMPLATE.stack("MonitoringStack")
+ALARMS = {n: r["Properties"] for n, r in MONITORING["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+# PutMetricAlarm takes at most 10 queries that read a metric (and 10 expressions).
+METRICS_PER_ALARM = 10
+
+
+def name_parameter(function: str) -> str:
+    """The monitoring stack's parameter for a function's name (`AuditFunctionName`)."""
+    return f"{function}Name"
 
 
 def short(function: str) -> str:
@@ -78,4 +92,82 @@ def test_the_reserved_concurrency_output_names_each_function_that_reserves() -> 
             assert int(many[1]) == len(said[many[2]]), term
     assert {parameter: sorted(names) for parameter, names in said.items()} == {
         parameter: sorted(names) for parameter, names in by_parameter.items()
+    }
+
+
+# ------------------------------------------------------------------ the monitoring stack
+
+
+def test_the_root_passes_the_monitoring_stack_every_functions_name() -> None:
+    passed = TEMPLATE.passed_functions("MonitoringStack")
+    assert passed == {name_parameter(name): name for name in FUNCTIONS}
+    declared = {p for p in MONITORING["Parameters"] if p.endswith("FunctionName")}
+    assert declared == set(passed)  # and it watches no function the template lost
+
+
+def lambda_metrics(alarm: str) -> Iterator[tuple[str, str]]:
+    """The Lambda figures an alarm reads: (metric name, the parameter naming the function)."""
+    for query in ALARMS[alarm].get("Metrics", []):
+        metric = query.get("MetricStat", {}).get("Metric", {})
+        if metric.get("Namespace") == "AWS/Lambda":
+            [dimension] = metric["Dimensions"]
+            assert dimension["Name"] == "FunctionName"
+            yield metric["MetricName"], dimension["Value"]["Ref"]
+
+
+def test_an_alarm_watches_each_functions_errors_and_throttles_once() -> None:
+    """The authorizer's errors in its own alarm (with its logged failures), every other function's
+    in FunctionErrorsAlarm; every function's throttles in FunctionThrottlesAlarm."""
+    watched = [(alarm, *figure) for alarm in ALARMS for figure in lambda_metrics(alarm)]
+    authorizers = {authorizer.function for authorizer in TEMPLATE.authorizers.values()}
+
+    def alarms_on(metric: str, function: str) -> list[str]:
+        return [alarm for alarm, *figure in watched if figure == [metric, name_parameter(function)]]
+
+    for name in FUNCTIONS:
+        assert alarms_on("Errors", name) == [
+            "AuthorizerErrorsAlarm" if name in authorizers else "FunctionErrorsAlarm"
+        ], name
+        assert alarms_on("Throttles", name) == ["FunctionThrottlesAlarm"], name
+
+
+@pytest.mark.parametrize("alarm", sorted(name for name, alarm in ALARMS.items() if "Metrics" in alarm))
+def test_an_alarm_on_an_expression_reads_what_it_adds_up_within_cloudwatchs_limit(alarm: str) -> None:
+    queries = ALARMS[alarm]["Metrics"]
+    read = {query["Id"] for query in queries if "MetricStat" in query}
+    assert len(read) <= METRICS_PER_ALARM, "split the alarm: CloudWatch refuses it"
+    [watched] = [query for query in queries if query["ReturnData"]]
+    assert read <= set(re.findall(r"\b[a-z]\w*\b", watched["Expression"])), "a figure read and left out of the sum"
+
+
+def charted() -> dict[str, set[str]]:
+    """Each Lambda metric the dashboard charts, and the `${…FunctionName}` it charts it for."""
+    text, _ = MONITORING["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(text.replace("${TaskCountAlarms}", ""))  # the one substitution outside a string
+    found: dict[str, set[str]] = {}
+    for widget in body["widgets"]:
+        previous: list[Any] = []
+        for row in widget["properties"].get("metrics", []):
+            cells = [cell for cell in row if not isinstance(cell, dict)]  # a row's rendering options
+            if cells[0] == "...":  # the previous row with its last cells replaced
+                cells = previous[: len(previous) - len(cells) + 1] + cells[1:]
+            else:  # "." repeats the previous row's cell
+                cells = [previous[i] if cell == "." else cell for i, cell in enumerate(cells)]
+            previous = cells
+            if cells[0] == "AWS/Lambda":
+                found.setdefault(cells[1], set()).add(cells[cells.index("FunctionName") + 1])
+    return found
+
+
+def test_the_dashboard_charts_each_functions_errors_throttles_and_concurrency() -> None:
+    shown = charted()
+    for metric in ("Errors", "Throttles", "ConcurrentExecutions"):
+        assert shown[metric] == {f"${{{name_parameter(name)}}}" for name in FUNCTIONS}, metric
+
+
+def test_the_dashboard_reading_expands_repeated_cells() -> None:
+    shown = charted()
+    assert "${AuthorizerFunctionName}" in shown["Throttles"]  # [".", "Throttles", ".", "."] after Errors
+    assert not {name for names in shown.values() for name in names} - {
+        f"${{{name_parameter(name)}}}" for name in FUNCTIONS
     }
