@@ -171,3 +171,27 @@ def test_the_dashboard_reading_expands_repeated_cells() -> None:
     assert not {name for names in shown.values() for name in names} - {
         f"${{{name_parameter(name)}}}" for name in FUNCTIONS
     }
+
+
+# ------------------------------------------------------------------ elsewhere
+
+
+def test_the_readme_layout_lists_each_functions_folder_and_package() -> None:
+    readme = (ROOT / "README.md").read_text()
+    listed = re.findall(r"^  (\w+/\w+_fn)/ ", readme, re.M)
+    assert sorted(listed) == sorted(f"{short(name)}/{function.package}" for name, function in FUNCTIONS.items())
+
+
+def test_the_bench_measures_each_function_api_gateway_invokes_as_the_template_wires_it() -> None:
+    from tests.benchmarks.bench import CASES
+
+    measured = {case.function: case for case in CASES if not case.cache_miss}
+    assert set(measured) == set(TEMPLATE.gateway_functions)
+    for name, case in measured.items():
+        function = FUNCTIONS[name]
+        assert case.handler == function.handler, name
+        [route] = [route for route in TEMPLATE.routes if route.route_key == case.route]
+        authorizing = {TEMPLATE.authorizers[route.authorizer].function} if route.authorizer else set()
+        assert name in {route.function, *authorizing}, case.route  # it answers the route, or authorizes it
+        given = {key for key, value in function.environment.items() if key.endswith(("_PRIVATE_KEY", "_KEY_ID"))}
+        assert set(case.keys) == given, name  # the keys the bench makes up: those the template leaves empty
