@@ -195,3 +195,21 @@ def test_the_bench_measures_each_function_api_gateway_invokes_as_the_template_wi
         assert name in {route.function, *authorizing}, case.route  # it answers the route, or authorizes it
         given = {key for key, value in function.environment.items() if key.endswith(("_PRIVATE_KEY", "_KEY_ID"))}
         assert set(case.keys) == given, name  # the keys the bench makes up: those the template leaves empty
+
+
+def test_the_readme_names_each_group_of_routes() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    found = re.search(r"Each group of routes \(([\w, ]+)\)", readme)
+    assert found is not None
+    assert sorted(found[1].split(", ")) == sorted(short(name) for name in TEMPLATE.api_functions)
+
+
+def test_the_connection_budget_in_the_docs_counts_each_function_sharing_the_api_reservation() -> None:
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    sharing = sorted(short(n) for n, f in FUNCTIONS.items() if f.reserved_concurrency == "ApiReservedConcurrency")
+    formula = re.search(r"\+ (\d+) \u00d7 ApiReservedConcurrency +# ([\w, ]+)\n", deploy)
+    assert formula is not None
+    assert (int(formula[1]), sorted(formula[2].split(", "))) == (len(sharing), sharing)
+    example = re.search(r"^prod: 4 \u00d7 \(\d+ \+ \d+ \+ (\d+) \u00d7 ", deploy, re.M)
+    assert example is not None
+    assert int(example[1]) == len(sharing)
