@@ -44,6 +44,7 @@ class Function:
     environment: dict[str, Any]
     log_group: str | None = None  # the LogGroup resource its LoggingConfig names
     reserved_concurrency: str | None = None  # the parameter its ReservedConcurrentExecutions reads
+    folder: str = ""  # its CodeUri as the template gives it, relative to the template (`functions/roles`)
 
     @property
     def module(self) -> str:
@@ -53,11 +54,6 @@ class Function:
     def package(self) -> str:
         """Its top-level package (`roles_fn`): unique across functions, so every runtime imports it alike."""
         return self.handler.split(".", 1)[0]
-
-    @property
-    def folder(self) -> str:
-        """Its CodeUri relative to the template (`functions/roles`)."""
-        return self.code_uri.relative_to(ROOT).as_posix() if self.code_uri.is_relative_to(ROOT) else str(self.code_uri)
 
     @property
     def attribute(self) -> str:
@@ -280,6 +276,7 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
             env,
             _ref((props.get("LoggingConfig") or {}).get("LogGroup")),
             _reserved(props.get("ReservedConcurrentExecutions")),
+            Path(props["CodeUri"]).as_posix(),
         )
         for event in (props.get("Events") or {}).values():
             if event["Type"] != "HttpApi":
