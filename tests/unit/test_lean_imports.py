@@ -33,6 +33,8 @@ def holds_a_private_key(function: Function) -> bool:
 
 BEHIND_THE_GATEWAY = [f.module for f in TEMPLATE.api_functions.values() if not holds_a_private_key(f)]
 ON_MONGODB = [TEMPLATE.functions[name].module for name, store in STORES.items() if store == MONGODB]
+# Invoked by a schedule or by CloudFormation: the metrics and deploy functions.
+UNSEEN = [f.module for name, f in TEMPLATE.functions.items() if name not in TEMPLATE.gateway_functions]
 
 
 def imported_after(module: str, then: str = "pass", app_env: str = "PRODUCTION") -> set[str]:
@@ -48,6 +50,7 @@ def imported_after(module: str, then: str = "pass", app_env: str = "PRODUCTION")
 def test_every_function_serving_routes_says_where_its_data_lives() -> None:
     assert set(STORES) == set(TEMPLATE.api_functions)
     assert len(API_FUNCTIONS) > len(BEHIND_THE_GATEWAY) > len(ON_MONGODB) > 0
+    assert UNSEEN
 
 
 @pytest.mark.parametrize("module", AUTHORIZERS)
@@ -74,6 +77,17 @@ def test_functions_behind_the_gateway_load_pyjwt_and_cryptography_only_to_verify
         "\\nexcept tokens.Unauthorized:\\n    pass')"
     )
     assert {"jwt", "cryptography"} <= imported_after(module, then=verifying, app_env="TESTING")
+
+
+@pytest.mark.parametrize("module", UNSEEN)
+def test_functions_api_gateway_does_not_invoke_load_at_most_the_settings_reader(module: str) -> None:
+    """What a call needs (a broker, Alembic, boto3) is imported by the call."""
+    third_party = {
+        name
+        for name in imported_after(module) - sys.stdlib_module_names
+        if not name.startswith("_") and name not in {"multidb", module.split(".")[0]}
+    }
+    assert third_party <= {"msgspec", "typing_extensions"}
 
 
 def test_the_tasks_function_loads_celery_only_when_a_call_needs_it() -> None:
