@@ -42,10 +42,18 @@ class Function:
     handler: str
     layers: tuple[Path, ...]
     environment: dict[str, Any]
+    log_group: str | None = None  # the LogGroup resource its LoggingConfig names
+    reserved_concurrency: str | None = None  # the parameter its ReservedConcurrentExecutions reads
+    folder: str = ""  # its CodeUri as the template gives it, relative to the template (`functions/roles`)
 
     @property
     def module(self) -> str:
         return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def package(self) -> str:
+        """Its top-level package (`roles_fn`): unique across functions, so every runtime imports it alike."""
+        return self.handler.split(".", 1)[0]
 
     @property
     def attribute(self) -> str:
@@ -110,6 +118,45 @@ class Template:
     parameters: dict[str, Any] = field(default_factory=dict)
     default_throttle: Throttle | None = None
     route_throttles: dict[str, Throttle] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    root: Path = ROOT
+
+    @property
+    def api_functions(self) -> dict[str, Function]:
+        """The functions that serve routes (each a FastAPI app), in the template's order."""
+        serving = {route.function for route in self.routes}
+        return {name: function for name, function in self.functions.items() if name in serving}
+
+    @property
+    def gateway_functions(self) -> dict[str, Function]:
+        """The functions API Gateway invokes: the authorizers' and those that serve routes."""
+        invoked = {route.function for route in self.routes} | {a.function for a in self.authorizers.values()}
+        return {name: function for name, function in self.functions.items() if name in invoked}
+
+    @property
+    def log_groups(self) -> dict[str, dict[str, Any]]:
+        """Each AWS::Logs::LogGroup resource's properties, by resource name."""
+        return {
+            name: dict(res.get("Properties") or {})
+            for name, res in self.resources.items()
+            if res["Type"] == "AWS::Logs::LogGroup"
+        }
+
+    def stack(self, name: str) -> dict[str, Any]:
+        """The template of a nested application (its `Location`), parsed like the root."""
+        location = self.resources[name]["Properties"]["Location"]
+        loaded: dict[str, Any] = yaml.load((self.root / location).read_text(), Loader=_CfnLoader)  # noqa: S506
+        return loaded
+
+    def passed_functions(self, stack: str) -> dict[str, str]:
+        """The functions the root passes a nested application, by their parameter (`!Ref XFunction`)."""
+        parameters = self.resources[stack]["Properties"].get("Parameters") or {}
+        return {
+            parameter: ref
+            for parameter, value in parameters.items()
+            if (ref := _ref(value)) is not None and ref in self.functions
+        }
 
     def throttle(self, route_key: str) -> Throttle | None:
         """The stage's limit for a route: its own RouteSettings, else DefaultRouteSettings."""
@@ -154,6 +201,14 @@ def _ref(value: Any) -> str | None:
         if "Fn::GetAtt" in value:
             return str(value["Fn::GetAtt"][0])
     return None
+
+
+def _reserved(value: Any) -> str | None:
+    """The parameter a ReservedConcurrentExecutions reads: `!Ref P`, or `!If [C, !Ref P, !Ref AWS::NoValue]`."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        value = value["Fn::If"][1]
+    ref = _ref(value)
+    return None if ref is None or ref.startswith("AWS::") else ref
 
 
 def _throttle(settings: dict[str, Any] | None) -> Throttle | None:
@@ -213,7 +268,16 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
             **((globals_fn.get("Environment") or {}).get("Variables") or {}),
             **((props.get("Environment") or {}).get("Variables") or {}),
         }
-        functions[name] = Function(name, root / props["CodeUri"], props["Handler"], layers, env)
+        functions[name] = Function(
+            name,
+            root / props["CodeUri"],
+            props["Handler"],
+            layers,
+            env,
+            _ref((props.get("LoggingConfig") or {}).get("LogGroup")),
+            _reserved(props.get("ReservedConcurrentExecutions")),
+            Path(props["CodeUri"]).as_posix(),
+        )
         for event in (props.get("Events") or {}).values():
             if event["Type"] != "HttpApi":
                 continue
@@ -233,6 +297,9 @@ def parse(text: str, root: Path = ROOT, overrides: dict[str, str] | None = None)
         dict(doc.get("Parameters") or {}),
         default_throttle,
         route_throttles,
+        resources,
+        dict(doc.get("Outputs") or {}),
+        root,
     )
 
 

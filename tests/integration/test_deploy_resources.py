@@ -25,15 +25,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from deploy_fn import cfn, handler
 from infra.deploy.template import load
 from tests.conftest import MONGO_PORT, REDIS_URL
 from tests.helpers import ROOT
 
-DEPLOY = ROOT / "functions" / "deploy"
-if str(DEPLOY) not in sys.path:  # until pyproject's pytest pythonpath lists functions/deploy
-    sys.path.insert(0, str(DEPLOY))
-
-from deploy_fn import cfn, handler  # noqa: E402
+DEPLOY = load().functions["DeployFunction"].code_uri  # on pytest's pythonpath, as every function's folder
 
 pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the deploy function against moto")]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra.deploy.template import load
 from metrics_fn import handler as metrics
 from multidb.settings import CONNECTION_FIELDS, FIELDS, InvalidSettings, parse
 from tests.integration.dockerfile import command as dockerfile_command
@@ -687,14 +688,13 @@ def test_prods_reserved_concurrency_and_container_maxima_fit_the_proxys_connecti
     per_process = engine.pool.size() + engine.pool._max_overflow  # type: ignore[attr-defined]
     prod = stage_overrides()["prod"]
     root = template_of("root")["Parameters"]
-    api = ("UsersFunction", "RolesFunction", "RoutersFunction", "TasksFunction", "FilesFunction")
-    reserved = {
-        "AuthFunction": int(prod["AuthReservedConcurrency"]),
-        "AuthorizerFunction": int(prod["AuthorizerReservedConcurrency"]),
-        **{name: int(prod["ApiReservedConcurrency"]) for name in api},
+    reserved = {  # each function reserving reads one parameter: its own (auth) or its kind's (API)
+        name: int(prod[function.reserved_concurrency])
+        for name, function in load().functions.items()
+        if function.reserved_concurrency is not None
     }
-    for name in reserved:  # each parameter caps the function it names
-        assert "ReservedConcurrentExecutions" in functions()[name]["Properties"], name
+    for name, function in functions().items():  # and every translated function that reserves is there
+        assert ("ReservedConcurrentExecutions" in function["Properties"]) == (name in reserved), name
     assert all(count > 0 for count in reserved.values())
     processes = (
         sum(reserved.values())

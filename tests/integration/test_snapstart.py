@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from infra.deploy.template import load
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api, get_user_id, invalidate_cache, load_event
 from tests.integration.test_template import translated
@@ -153,8 +154,8 @@ def test_one_parameter_turns_snapstart_on_for_every_function_and_the_api_invokes
         assert function["Properties"]["SnapStart"] == {"ApplyOn": when}, name
         assert f"{name}Aliaslive" in resources, name  # a published version behind the alias
     integrations = json.dumps(resources["HttpApi"]["Properties"]["Body"]["paths"])
-    for function in ("Auth", "Roles", "Users", "Routers", "Tasks", "Files", "Audit"):
-        assert f"${{{function}FunctionAliaslive}}/invocations" in integrations, function
+    for function in load().api_functions:
+        assert f"${{{function}Aliaslive}}/invocations" in integrations, function
     assert "FunctionArn" not in integrations.replace("Aliaslive", "")  # no route invokes $LATEST
     permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     authorizer = [p for p in permissions if "authorizers" in json.dumps(p["SourceArn"])]
@@ -173,6 +174,11 @@ FIRST_REQUEST_LOADS = {
     "files": ["redis.asyncio", "pymongo", "beanie", "multidb.documents", "boto3"],
     "audit": ["redis.asyncio", "pymongo", "beanie", "multidb.documents"],
 }
+
+
+def test_each_function_serving_routes_says_what_its_first_request_loads() -> None:
+    served = {function.folder.removeprefix("functions/") for function in load().api_functions.values()}
+    assert set(FIRST_REQUEST_LOADS) == served
 
 
 @pytest.mark.parametrize("function", sorted(FIRST_REQUEST_LOADS))

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.deploy.template import _CfnLoader
+from infra.deploy.template import _CfnLoader, load
 from multidb.settings import CONNECTION_FIELDS, FIELDS, parse
 from tests.helpers import ROOT
 from tests.integration.test_template import SAM_VENV, run, translated
@@ -718,20 +718,11 @@ def test_no_iam_statement_names_a_placeholder_account_or_a_suffixless_secret() -
 
 def api_functions() -> list[str]:
     """The functions API Gateway invokes (routes or the authorizer), from the source template."""
-    source = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)["Resources"]
-    return [
-        name
-        for name, resource in source.items()
-        if resource["Type"] == "AWS::Serverless::Function"
-        and (
-            any(e["Type"] == "HttpApi" for e in resource["Properties"].get("Events", {}).values())
-            or name == "AuthorizerFunction"
-        )
-    ]
+    return list(load().gateway_functions)
 
 
 def test_the_api_functions_and_the_containers_wait_for_the_keys_and_the_migrations() -> None:
-    assert len(api_functions()) == 8  # the authorizer, auth, roles, users, routers, tasks, files, audit
+    assert {authorizer.function for authorizer in load().authorizers.values()} < set(api_functions())
     for name in api_functions():
         assert {"KeysResource", "MigrationsResource"} <= set(functions()[name].get("DependsOn", [])), name
     services = translated()["template"]["Resources"]["ServicesStack"]
@@ -809,20 +800,26 @@ def test_each_stage_is_sized_for_what_it_is() -> None:
 def test_the_docs_give_each_stages_lambda_quota_as_its_reservations_plus_100() -> None:
     """Lambda keeps 100 executions unreserved: a stage reserving R needs a quota of R + 100."""
     docs = (ROOT / "docs" / "deploy.md").read_text()
+    reading = [f.reserved_concurrency for f in load().functions.values() if f.reserved_concurrency is not None]
+    sharing = reading.count("ApiReservedConcurrency")  # users, roles, routers, tasks, files, audit
     for stage, overrides in stage_overrides().items():
         auth, authorizer, api = (
             int(overrides.get(name, 0))
             for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency")
         )
-        reserved = auth + authorizer + 6 * api  # users, roles, routers, tasks, files, audit
+        reserved = sum(int(overrides.get(name, 0)) for name in reading)
         quota = f"**{reserved + 100}**" if reserved else "any"
-        row = f"| {stage} | {auth} + {authorizer} + 6 \u00d7 {api} = {reserved} | {quota} |"  # the multiplication sign
+        times = "\u00d7"  # the multiplication sign
+        row = f"| {stage} | {auth} + {authorizer} + {sharing} {times} {api} = {reserved} | {quota} |"
         assert row in docs, row
     output = template_of("root")["Outputs"]["ReservedConcurrency"]["Value"]["Fn::Sub"]
     for name in ("AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency"):
         assert f"${{{name}}}" in output, name
     reserving = [n for n, f in functions().items() if "ReservedConcurrentExecutions" in f["Properties"]]
-    assert len(reserving) == 8  # auth, the authorizer and the six API functions: the sum above
+    assert sorted(reserving) == sorted(n for n, f in load().functions.items() if f.reserved_concurrency)  # the sum
+    assert sorted(set(reading)) == sorted(
+        ["AuthReservedConcurrency", "AuthorizerReservedConcurrency", "ApiReservedConcurrency"]
+    )  # the row's three terms
 
 
 def test_the_architecture_defaults_to_graviton_for_functions_and_layer() -> None:

@@ -14,7 +14,9 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-FUNCTIONS = ["auth_fn", "roles_fn", "users_fn", "routers_fn", "tasks_fn", "files_fn", "audit_fn"]
+from infra.deploy.template import ROOT, load
+
+FUNCTIONS = [function.package for function in load().api_functions.values()]
 
 
 def calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
@@ -37,6 +39,10 @@ def test_no_route_or_dependency_runs_in_a_thread(package: str) -> None:
     for route in routes:
         blocking = [call for call in [route.endpoint, *calls(route.dependant)] if not asynchronous(call)]
         assert not blocking, f"{route.path}: {blocking} run in a worker thread: make them `async def`"
+
+
+def test_the_check_covers_every_package_with_routes() -> None:
+    assert set(FUNCTIONS) == {routes.parent.name for routes in ROOT.glob("functions/*/*_fn/routes.py")}
 
 
 def test_the_check_sees_a_plain_function() -> None:
