@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from multidb import logs
 from multidb.api.responses import view
 from multidb.document_repository import DocumentRepository, between, equals, where
-from multidb.errors import ServiceUnavailable
+from multidb.errors import DocumentStoreUnavailable
 from multidb.mongo import init_documents
 
 from .schemas import AuditPublic
@@ -46,5 +46,5 @@ async def page(
         entries, total = await DocumentRepository(AuditEntry).paginate(number, size, condition, sort=("-seq",))
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable(error="document_store_unavailable") from exc
+        raise DocumentStoreUnavailable() from exc
     return [view(AuditPublic, entry) for entry in entries], total

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..authz import Principal
+from ..errors import AppError
 from .deps import CurrentPrincipal, RedisDep
 from .errors import error_responses
 from .requests import IdList
@@ -24,10 +25,10 @@ type Delete = Callable[[AsyncSession, "Redis", Principal, list[uuid.UUID]], Awai
 
 
 def add_delete_routes(
-    router: APIRouter, delete: Delete, *, noun: str, effect: str, statuses: tuple[int, ...] = (404,)
+    router: APIRouter, delete: Delete, *, noun: str, effect: str, errors: tuple[type[AppError], ...]
 ) -> None:
     """Route `DELETE ""` and `DELETE "/{<noun>_id}"` to `delete`; `effect` says what deleting
-    does beyond the rows (the routes' descriptions), `statuses` the errors `delete` itself
+    does beyond the rows (the routes' descriptions), `errors` the errors `delete` itself
     raises beside what the dependencies answer."""
 
     async def delete_many(
@@ -42,7 +43,7 @@ def add_delete_routes(
     ) -> Response[int]:
         return Response(data=await delete(session, redis, principal, [id_]))
 
-    responses = error_responses(*statuses)
+    responses = error_responses(*errors)
     many, one = f"Delete several {noun}s (all or none); {effect}.", f"Delete one {noun}; {effect}."
     router.delete("", name=f"delete_{noun}s", description=many, responses=responses)(delete_many)
     router.delete(f"/{{{noun}_id}}", name=f"delete_{noun}", description=one, responses=responses)(delete_one)

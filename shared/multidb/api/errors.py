@@ -8,50 +8,37 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import AppError, InvalidInput, TooManyRequests
+from ..errors import GENERIC, AppError, InvalidInput
 from .responses import ErrorResponse, FieldError
 
+# Each status's own error class: what a status answers when nothing more specific was raised.
+DEFAULTS: dict[int, type[AppError]] = {cls.status_code: cls for cls in GENERIC}
 
-def _defaults() -> dict[int, tuple[str, str]]:
-    """Each status's default error name and message: the domain errors' own, and the few only HTTP has."""
-    from ..errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized
-
-    known = (AppError, Unauthorized, Forbidden, NotFound, Conflict, InvalidInput, TooManyRequests, ServiceUnavailable)
-    return {
-        **{cls.status_code: (cls.error, cls.message) for cls in known},
-        405: ("method_not_allowed", "Method not allowed."),
-        500: ("internal_error", "Internal server error."),
-    }
-
-
-DEFAULTS = _defaults()
-
-# A dependency's attribute naming the error statuses it can raise (see `app.answers`).
+# A dependency's attribute naming the error classes it can raise (see `app.answers`).
 ANSWERS = "__answers__"
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses for these statuses, each the error envelope."""
+def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for the statuses of these errors, each the error envelope."""
     return {
-        status: {"model": ErrorResponse, "description": DEFAULTS.get(status, ("", "Error."))[1]}
-        for status in sorted(set(statuses))
+        status: {"model": ErrorResponse, "description": DEFAULTS[status].message if status in DEFAULTS else "Error."}
+        for status in sorted({cls.status_code for cls in errors})
     }
 
 
-def envelope(
-    status: int,
-    message: str | None = None,
-    data: list[FieldError] | None = None,
-    *,
-    error: str | None = None,
-    retry_after: int | None = None,
+def envelope(exc: AppError, data: list[FieldError] | None = None) -> JSONResponse:
+    """The error's answer: its status, name and message in the envelope (and its Retry-After)."""
+    return _answer(exc.status_code, exc.error, exc.message, data, getattr(exc, "retry_after", None))
+
+
+def _answer(
+    status: int, error: str, message: str, data: list[FieldError] | None = None, retry_after: int | None = None
 ) -> JSONResponse:
-    name, default = DEFAULTS.get(status, ("error", "Error."))
-    body = ErrorResponse(code=status, error=error or name, message=message or default, data=data)
+    body = ErrorResponse(code=status, error=error, message=message, data=data)
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if retry_after is not None:
+    if retry_after is not None:  # 429, and a database still resuming (503)
         headers["Retry-After"] = str(retry_after)
     return JSONResponse(body.model_dump(mode="json", by_alias=True), status_code=status, headers=headers or None)
 
@@ -84,15 +71,14 @@ def is_outage(exc: BaseException) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
-        retry_after: int | None = getattr(exc, "retry_after", None)  # 429, and a database still resuming (503)
         fields = exc.fields if isinstance(exc, InvalidInput) else {}
-        data = [FieldError(field=name, message=text) for name, text in fields.items()] or None
-        return envelope(exc.status_code, exc.message, data, error=exc.error, retry_after=retry_after)
+        return envelope(exc, [FieldError(field=name, message=text) for name, text in fields.items()] or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope(422, data=_field_errors(exc))
+        return envelope(InvalidInput(), _field_errors(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return envelope(exc.status_code)
+        known = DEFAULTS.get(exc.status_code)
+        return envelope(known()) if known else _answer(exc.status_code, "error", "Error.")
