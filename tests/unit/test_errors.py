@@ -1,6 +1,7 @@
 """Errors are classes: each states its status, its `error` name and its default message, and its
 docstring says when it is answered. The registry (`multidb.errors.ERRORS`) holds every one,
-each name once; docs/api.md's table is generated from it."""
+each name once; docs/api.md's table is generated from it, and each route's OpenAPI document
+lists, per status, only names the registry holds with that status."""
 
 import gc
 import re
@@ -8,7 +9,9 @@ import re
 import pytest
 
 from infra.deploy import errors_table
-from multidb.api.errors import DEFAULTS
+from infra.deploy.template import load
+from infra.local.gateway.docs import merged_openapi
+from multidb.api.errors import DEFAULTS, error_names
 from multidb.errors import ERRORS, GENERIC, AppError, NotFound, TooManyRequests
 
 NAME = re.compile(r"^[a-z]+(_[a-z]+)*$")
@@ -85,3 +88,22 @@ def test_the_docs_table_is_generated_from_the_classes(registry: dict[str, type[A
     rows = ROW.findall(errors_table.current(page))
     assert sorted(name for _, name, _ in rows) == sorted(registry)
     assert all(int(status) == registry[name].status_code for status, name, _ in rows)
+
+
+def test_every_name_a_route_documents_is_registered_with_that_status(registry: dict[str, type[AppError]]) -> None:
+    listed = 0
+    for path, methods in merged_openapi(load())["paths"].items():
+        for method, operation in methods.items():
+            for status, response in operation["responses"].items():
+                schema = response["content"]["application/json"]["schema"] if "content" in response else {}
+                for option in schema.get("oneOf", [schema]):
+                    for name in error_names({"content": {"application/json": {"schema": _own(option)}}}):
+                        listed += 1
+                        assert name in registry, (method, path, status, name)
+                        assert registry[name].status_code == int(status), (method, path, status, name)
+    assert listed > 300
+
+
+def _own(schema: dict) -> dict:
+    """The part of an `allOf` that lists the names."""
+    return next((part for part in schema.get("allOf", []) if "properties" in part), schema)

@@ -17,7 +17,7 @@ from .. import logs, runtime, snapstart
 from ..errors import AppError, BackendUnavailable, BadRequest, InternalError, InvalidInput, ServiceUnavailable
 from ..secrets import ConfigurationUnavailable
 from ..settings import get_settings
-from .errors import ANSWERS, envelope, error_responses, is_outage
+from .errors import ANSWERS, envelope, error_responses, is_outage, merged
 from .requests import refuse_nul
 
 API_PREFIX = "/api/v1"
@@ -147,7 +147,7 @@ class DocumentedRoute(APIRoute):
         for depends in kwargs.get("dependencies") or ():
             dependant.dependencies.append(get_dependant(path=path, call=depends.dependency))
         derived = answers(dependant)
-        kwargs["responses"] = {**error_responses(*derived), **(kwargs.get("responses") or {})}
+        kwargs["responses"] = merged(error_responses(*derived), kwargs.get("responses") or {})
         self._takes_input = InvalidInput in derived  # set first: APIRoute builds the handler in __init__
         super().__init__(path, endpoint, **kwargs)
 
@@ -165,6 +165,23 @@ class DocumentedRoute(APIRoute):
         return without_nul
 
 
+class DocumentedApp(FastAPI):
+    """An app whose error responses state the `error` names they list as `allOf` the envelope
+    and the names: FastAPI writes the model's `$ref` beside them, where generators
+    (openapi-typescript) read the `$ref` alone."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            for methods in super().openapi().get("paths", {}).values():
+                for operation in methods.values():
+                    for response in operation.get("responses", {}).values():
+                        content = response.get("content", {}).get("application/json", {})
+                        schema = content.get("schema", {})
+                        if "$ref" in schema and len(schema) > 1:
+                            content["schema"] = {"allOf": [{"$ref": schema.pop("$ref")}, schema]}
+        return cast(dict[str, Any], self.openapi_schema)
+
+
 def create_app(title: str, *routers: APIRouter) -> FastAPI:
     """A function's FastAPI app: errors in the envelope (routers use `DocumentedRoute`).
 
@@ -173,7 +190,7 @@ def create_app(title: str, *routers: APIRouter) -> FastAPI:
     """
     from .errors import install_error_handlers
 
-    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    app = DocumentedApp(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)

@@ -19,11 +19,44 @@ ANSWERS = "__answers__"
 
 
 def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses for the statuses of these errors, each the error envelope."""
+    """OpenAPI responses for the statuses of these errors: each the error envelope, its `error`
+    one of the names these classes answer with."""
+    names: dict[int, set[str]] = {}
+    for cls in errors:
+        names.setdefault(cls.status_code, set()).add(cls.error)
+    return {status: _response(status, names[status]) for status in sorted(names)}
+
+
+def _response(status: int, names: set[str]) -> dict[str, Any]:
     return {
-        status: {"model": ErrorResponse, "description": DEFAULTS[status].message if status in DEFAULTS else "Error."}
-        for status in sorted({cls.status_code for cls in errors})
+        "model": ErrorResponse,
+        "description": DEFAULTS[status].message if status in DEFAULTS else "Error.",
+        "content": {"application/json": {"schema": {"properties": {"error": _names(names)}}}},
     }
+
+
+def _names(names: set[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": sorted(names)}
+
+
+def error_names(response: dict[str, Any]) -> set[str]:
+    """The `error` names an error response of `error_responses` lists (none for any other response)."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return set(schema.get("properties", {}).get("error", {}).get("enum", ()))
+
+
+def merged(
+    derived: dict[int | str, dict[str, Any]], declared: dict[int | str, dict[str, Any]]
+) -> dict[int | str, dict[str, Any]]:
+    """A route's responses: what it declares, and the derived errors beside, a status that both
+    name listing the names of both."""
+    responses = dict(derived)
+    for key, response in declared.items():
+        status = int(key) if str(key).isdigit() else key
+        if status in responses and (names := error_names(response)):
+            key, response = status, _response(int(status), names | error_names(responses[status]))
+        responses[key] = response
+    return responses
 
 
 def envelope(exc: AppError, data: list[FieldError] | None = None) -> JSONResponse:
