@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue initdb build validate checkov \
+.PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
 
 help: ## list the targets
@@ -90,6 +90,9 @@ test-fast: $(VENV)/.installed ## the unit tier alone (no datastore, no child pro
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
 	python -m infra.deploy.catalogue
+
+errors: $(VENV)/.installed ## regenerate docs/api.md's table of error names from the error classes
+	python -m infra.deploy.errors_table
 
 initdb: $(VENV)/.installed ## migrate, sync the route catalogue, create the admin user
 	python -m infra.deploy.initdb

@@ -32,6 +32,13 @@ from .errors import ServiceUnavailable
 
 log = logs.get_logger("audit")
 
+
+class AuditUnavailable(
+    ServiceUnavailable, error="audit_unavailable", message="the audit log is unavailable; nothing was changed"
+):
+    """A change to users or roles could not be written to the audit log; nothing was changed."""
+
+
 COLLECTION = "audit"
 TIMEOUT = 1.0  # seconds an audit write may take, server selection included
 PAUSE_AFTER_FAILURE = 30.0  # best-effort entries are not even tried this long after a failure
@@ -149,9 +156,7 @@ async def record(
         _down_until = time.monotonic() + PAUSE_AFTER_FAILURE
         log.error("audit entry not written: %s (%s)", action, type(exc).__name__)
         if required:
-            raise ServiceUnavailable(
-                "the audit log is unavailable; nothing was changed", error="audit_unavailable"
-            ) from exc
+            raise AuditUnavailable() from exc
         return
     _down_until = 0.0
 

@@ -26,6 +26,53 @@ if TYPE_CHECKING:
 log = get_logger("authz")
 
 
+class TokenRevoked(Unauthorized, error="token_revoked", message="token revoked"):
+    """The access token or its whole session was revoked (logout, reuse, password change, disabling)."""
+
+
+class UserGone(Unauthorized, error="user_gone", message="user no longer exists"):
+    """The token's user no longer exists."""
+
+
+class UserDisabled(Forbidden, error="user_disabled", message="user is disabled"):
+    """The token's user is disabled."""
+
+
+class AuthorizationUnavailable(
+    ServiceUnavailable, error="authorization_unavailable", message="authorization is unavailable"
+):
+    """The permission check could not reach Redis or the database."""
+
+
+class AdminsOnly(Forbidden, error="admins_only", message="only admins can change admins"):
+    """Creating, changing or promoting an admin without being one."""
+
+
+class UserAboveYou(
+    Forbidden, error="user_above_you", message="you can only manage users whose permissions you hold yourself"
+):
+    """Managing a user whose roles grant codes the caller lacks."""
+
+
+class UserResetsPasswords(
+    Forbidden, error="user_resets_passwords", message="this user may reset passwords: only admins manage them"
+):
+    """A non-admin changing, disabling, resetting or deleting a user who may reset passwords
+    (`PUT:/api/v1/users/{user_id}/password`, disabled roles included): admins manage them."""
+
+
+class RoleAboveYou(
+    Forbidden, error="role_above_you", message="you can only change roles whose permissions you hold yourself"
+):
+    """Changing, enabling, deleting or assigning a role whose codes the caller lacks."""
+
+
+class ReservedRoleCode(
+    Forbidden, error="reserved_role_code", message="only admins create or change roles with this code"
+):
+    """A non-admin creating, renaming to, changing, deleting or assigning a role with a reserved code (`admin`…)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     user_id: str
@@ -107,7 +154,7 @@ def check_lapsed_now(claims: Claims) -> None:
     except Exception as exc:
         raise _unavailable(exc) from exc
     if revoked or family_revoked:
-        raise Unauthorized("token revoked", error="token_revoked")
+        raise TokenRevoked()
 
 
 def _keys(claims: Claims) -> tuple[str, str, str, str]:
@@ -120,7 +167,7 @@ def _from_cache(claims: Claims, code: str | None, values: list[Any]) -> Principa
     """The decision on what `_keys` read; None if the grants are not cached."""
     revoked, family_revoked, cached, _ = values
     if revoked or family_revoked:
-        raise Unauthorized("token revoked", error="token_revoked")
+        raise TokenRevoked()
     if cached is None:
         return None
     grants = Grants.from_json(cached)
@@ -131,9 +178,9 @@ def _from_cache(claims: Claims, code: str | None, values: list[Any]) -> Principa
 
 def _admit(claims: Claims, code: str | None, grants: Grants | None) -> Principal:
     if grants is None:
-        raise Unauthorized("user no longer exists", error="user_gone")
+        raise UserGone()
     if not grants.active:
-        raise Forbidden("user is disabled", error="user_disabled")
+        raise UserDisabled()
     if code is not None and not grants.allows(code):
         raise Forbidden()
     return Principal(grants.user_id, grants.name, grants.admin, claims, grants.codes)
@@ -142,7 +189,7 @@ def _admit(claims: Claims, code: str | None, grants: Grants | None) -> Principal
 def _unavailable(exc: Exception) -> ServiceUnavailable:
     # Redis or the database is out of reach (or answered nonsense): deny, never guess.
     log.error("authorization backend unavailable: %s", type(exc).__name__)
-    return ServiceUnavailable("authorization is unavailable", error="authorization_unavailable")
+    return AuthorizationUnavailable()
 
 
 def check_may_manage(principal: Principal, user: "User") -> None:
@@ -154,11 +201,11 @@ def check_may_manage(principal: Principal, user: "User") -> None:
     if principal.admin:
         return
     if user.is_admin:
-        raise Forbidden("only admins can change admins", error="admins_only")
+        raise AdminsOnly()
     codes = granted_all(user.roles, disabled_too=True)
     if not principal.holds(codes):
-        raise Forbidden("you can only manage users whose permissions you hold yourself", error="user_above_you")
+        raise UserAboveYou()
     if PASSWORD_RESET in codes:
         # Holding the same codes is not being above: a peer who may reset passwords could be
         # stripped of that code, then reset. Such users are admins' to manage.
-        raise Forbidden("this user may reset passwords: only admins manage them", error="user_resets_passwords")
+        raise UserResetsPasswords()

@@ -28,7 +28,8 @@ RESUME_SECONDS = 15  # Aurora Serverless v2 resumes from auto-pause in about thi
 class DatabaseUnavailable(
     ServiceUnavailable, error="database_unavailable", message="The database is not reachable yet; try again shortly."
 ):
-    """Both connection attempts failed (a paused Aurora resuming, say): 503 with Retry-After."""
+    """PostgreSQL did not answer two connection attempts (an Aurora resuming from auto-pause,
+    in dev); with `Retry-After: 15`."""
 
     retry_after = RESUME_SECONDS
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from . import logs, storage
 from .clock import as_utc
 from .document_repository import DocumentRepository, equals, one_of, where
-from .errors import ServiceUnavailable, TooManyRequests
+from .errors import DocumentStoreUnavailable, TooManyRequests
 from .keyspace import Keys
 from .mongo import init_documents
 from .settings import Environment, get_settings
@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 log = logs.get_logger("files")
 
 quota_key = Keys("files:quota")  # (owner id): held while an upload is counted against the quota
+
+
+class TooManyPendingUploads(TooManyRequests, error="too_many_pending_uploads"):
+    """Pending uploads of one user (`FILES_MAX_PENDING`)."""
+
+
+class StorageQuotaExceeded(TooManyRequests, error="storage_quota_exceeded"):
+    """Bytes one user stores (`FILES_QUOTA_BYTES`)."""
 
 
 @asynccontextmanager
@@ -44,7 +52,7 @@ async def repository() -> AsyncIterator[DocumentRepository["StoredFile"]]:
         yield DocumentRepository(StoredFile)
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable(error="document_store_unavailable") from exc
+        raise DocumentStoreUnavailable() from exc
 
 
 @asynccontextmanager
@@ -75,9 +83,8 @@ async def quota(
         pending_or_open = {"$or": [equals("status", FileStatus.PENDING.value), open_tombstone]}
         pending = await files.count(where(equals("owner_id", owner_id), pending_or_open))
         if pending >= settings.files_max_pending:
-            raise TooManyRequests(
+            raise TooManyPendingUploads(
                 f"at most {settings.files_max_pending} uploads may be pending; complete or delete one",
-                error="too_many_pending_uploads",
                 retry_after=settings.files_url_ttl,
             )
         stored = where(
@@ -90,9 +97,8 @@ async def quota(
         rows: list[dict[str, int]] = await totals.to_list()
         used = rows[0]["bytes"] if rows else 0
         if used + size > settings.files_quota_bytes:
-            raise TooManyRequests(
+            raise StorageQuotaExceeded(
                 f"this upload would pass your quota of {settings.files_quota_bytes} bytes; delete files first",
-                error="storage_quota_exceeded",
                 retry_after=settings.files_url_ttl,
             )
         yield

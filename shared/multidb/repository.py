@@ -22,6 +22,30 @@ from .models import InterfaceRoute, PeriodicTask, Role, ScheduleChange, User, Us
 from .paging import MAX_PAGE_SIZE
 
 
+class RoleNotFound(NotFound, error="role_not_found", message="role not found"):
+    """No such role (or one of a bulk delete is missing)."""
+
+
+class RoleCodeTaken(Conflict, error="role_code_taken", message="a role with this code already exists"):
+    """A role with this code exists."""
+
+
+class UserNotFound(NotFound, error="user_not_found", message="user not found"):
+    """No such user (or one of a bulk delete is missing)."""
+
+
+class UsernameTaken(Conflict, error="username_taken", message="a user with this username already exists"):
+    """A user with this username exists."""
+
+
+class ScheduleNotFound(NotFound, error="schedule_not_found", message="schedule not found"):
+    """No such schedule, or another user's."""
+
+
+class ScheduleNameTaken(Conflict, error="schedule_name_taken", message="a schedule with this name already exists"):
+    """The caller already owns a schedule with this name."""
+
+
 def like_pattern(keyword: str) -> str:
     """A `LIKE … ESCAPE '\\'` pattern that matches the keyword literally anywhere."""
     escaped = keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -39,9 +63,8 @@ class Repository[M: SQLModel]:
     """The seed's CRUD base for one table: get, list, count, paginate, create, update, delete."""
 
     model: type[M]
-    noun = ""  # a missing row is "<noun> not found", error name "<noun>_not_found" (none: "not_found")
-    conflict_message = "already exists"  # and `conflict_error`: when a unique key is taken
-    conflict_error = "conflict"
+    missing: type[NotFound] = NotFound  # a row that does not exist (or that the caller may not see)
+    taken: type[Conflict] = Conflict  # a unique key another row holds
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -66,13 +89,6 @@ class Repository[M: SQLModel]:
         if row is None:
             raise self.missing()
         return row
-
-    @classmethod
-    def missing(cls) -> NotFound:
-        """The 404 for a row of this table that does not exist (or that the caller may not see)."""
-        if not cls.noun:
-            return NotFound("not found", error="not_found")
-        return NotFound(f"{cls.noun} not found", error=f"{cls.noun}_not_found")
 
     async def get_by_ids(self, ids: Iterable[uuid.UUID]) -> list[M]:
         wanted = list(dict.fromkeys(ids))
@@ -161,14 +177,13 @@ class Repository[M: SQLModel]:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict(self.conflict_message, error=self.conflict_error) from exc
+            raise self.taken() from exc
 
 
 class RoleRepository(Repository[Role]):
     model = Role
-    noun = "role"
-    conflict_message = "a role with this code already exists"
-    conflict_error = "role_code_taken"
+    missing = RoleNotFound
+    taken = RoleCodeTaken
 
     async def user_ids_of(self, role_ids: Iterable[uuid.UUID]) -> list[str]:
         """Users holding any of these roles: their cached grants go stale when the roles change."""
@@ -181,9 +196,8 @@ class RoleRepository(Repository[Role]):
 
 class UserRepository(Repository[User]):
     model = User
-    noun = "user"
-    conflict_message = "a user with this username already exists"
-    conflict_error = "username_taken"
+    missing = UserNotFound
+    taken = UsernameTaken
 
     def _options(self) -> list[Any]:
         """Users with their roles: a second statement for the roles of all of them."""
@@ -219,9 +233,8 @@ class ScheduleRepository(Repository[PeriodicTask]):
     """Schedules; every write also bumps the change marker beat polls (`ScheduleChange`)."""
 
     model = PeriodicTask
-    noun = "schedule"
-    conflict_message = "a schedule with this name already exists"
-    conflict_error = "schedule_name_taken"
+    missing = ScheduleNotFound
+    taken = ScheduleNameTaken
 
     async def _changed(self) -> None:
         await self.mark_changed()

@@ -32,11 +32,8 @@ RETRY_PAUSE = 0.1
 _RETRYABLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "InternalServiceError"}
 
 
-class ConfigurationUnavailable(ServiceUnavailable):
-    """Settings, a secret or a parameter could not be read: nothing can be served safely."""
-
-    message = "Service unavailable."
-    error = "configuration_unavailable"
+class ConfigurationUnavailable(ServiceUnavailable, error="configuration_unavailable"):
+    """Settings, a secret or a parameter could not be read."""
 
 
 def client_config() -> "Config":

@@ -22,6 +22,11 @@ else:
 
 log = logs.get_logger("files")
 
+
+class ObjectStorageUnavailable(ServiceUnavailable, error="object_storage_unavailable"):
+    """S3 or MinIO out of reach or overloaded."""
+
+
 _OUTAGE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "NoSuchBucket"}
 
 
@@ -92,11 +97,11 @@ async def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _OUTAGE_CODES or status >= 500:
             log.error("object storage unavailable: %s", code or status)
-            raise ServiceUnavailable(error="object_storage_unavailable") from exc
+            raise ObjectStorageUnavailable() from exc
         raise
     except BotoCoreError as exc:  # endpoint unreachable, timeouts, no credentials
         log.error("object storage unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable(error="object_storage_unavailable") from exc
+        raise ObjectStorageUnavailable() from exc
 
 
 _local_bucket_ready = False

@@ -383,8 +383,8 @@ def test_the_blocking_check_answers_as_the_awaited_one(api: Api, user: str, stat
         runtime.run(get_redis().set(key, "1", ex=60))
     blocking = _outcome(lambda: check_now(claims, code))
     assert blocking == _outcome(lambda: runtime.run(check(claims, code)))
-    expected = {"not granted": "Forbidden", "revoked": "Unauthorized", "family revoked": "Unauthorized"}
-    assert blocking[0] == {**expected, "disabled": "Forbidden"}.get(state, "allowed")
+    expected = {"not granted": "Forbidden", "revoked": "TokenRevoked", "family revoked": "TokenRevoked"}
+    assert blocking[0] == {**expected, "disabled": "UserDisabled"}.get(state, "allowed")
 
 
 @pytest.mark.parametrize(

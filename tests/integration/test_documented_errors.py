@@ -27,6 +27,14 @@ def _schema(response: dict[str, Any]) -> Any:
     return response["content"]["application/json"]["schema"]
 
 
+def documented_names(operation: str, status: int) -> set[str]:
+    """The `error` names the merged document lists for this operation's status."""
+    method, path = operation.split(" ", 1)
+    schema = _schema(merged_openapi(load())["paths"][path][method.lower()]["responses"][str(status)])
+    envelope = next(option for option in schema.get("oneOf", [schema]) if option != GATEWAY_ONLY)
+    return set(envelope["allOf"][1]["properties"]["error"]["enum"])
+
+
 def declared() -> set[tuple[str, int]]:
     """(operation, status) for every status a route declares itself."""
     found = set()
@@ -217,3 +225,4 @@ def test_each_declared_error_can_be_provoked(api: Api, empty_files: None, operat
     body = response.json()
     assert body["code"] == status
     assert body["error"]  # a machine-readable name beside the message
+    assert body["error"] in documented_names(operation, status)

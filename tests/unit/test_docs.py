@@ -178,17 +178,3 @@ def test_the_checker_reads_markdown_as_github_does(tmp_path: Path) -> None:
     assert make_calls(page) == ["dev", "deploy", "build", "pytest", "lint", "typecheck"]
     assert {"dev", "test", "deploy", "help"} <= make_targets()
     assert not any("/" in target or "$" in target for target in make_targets())
-
-
-ERROR_NAME = re.compile(r"""\berror\s*=\s*["']([a-z_]+)["']""")
-NOUN = re.compile(r"""^    noun\s*=\s*["']([a-z_]+)["']""", re.MULTILINE)  # a repository's "<noun>_not_found"
-SOURCES = [*(ROOT / "shared" / "multidb").rglob("*.py"), *(ROOT / "functions").glob("*/*_fn/*.py")]
-
-
-def test_every_error_name_raised_in_the_code_is_in_the_api_errors_table() -> None:
-    """Clients switch on `error`: each name a raise site gives is listed with its status."""
-    table = set(re.findall(r"^\|\s*\d{3}\s*\|\s*`([a-z_]+)`", (ROOT / "docs" / "api.md").read_text(), re.MULTILINE))
-    raised = {name for path in SOURCES for name in ERROR_NAME.findall(path.read_text())}
-    raised |= {f"{noun}_not_found" for path in SOURCES for noun in NOUN.findall(path.read_text())}
-    assert len(raised) > 40  # the pattern finds the raise sites at all
-    assert sorted(raised - table) == []

@@ -85,9 +85,14 @@ def test_a_gateway_denial_parses_into_its_own_type(client_package: Path) -> None
         assert parsed.message == message
 
 
-def test_an_envelope_401_parses_as_the_error_envelope(client_package: Path) -> None:
+def test_an_envelope_401_parses_as_the_error_envelope_with_its_names(client_package: Path) -> None:
+    """The envelope of a status is its own type: `ErrorResponse`'s fields, and `error` one of
+    the names the route lists for that status (an enum the client can switch on)."""
     models = _module("models")
     body = {"code": 401, "error": "token_expired", "message": "token expired", "ts": 1, "data": None}
     parsed = _answer(401, body)
-    assert isinstance(parsed, models.ErrorResponse)
-    assert (parsed.code, parsed.error) == (401, "token_expired")
+    assert not isinstance(parsed, models.GatewayDenial)
+    assert (parsed.code, parsed.error, parsed.message) == (401, "token_expired", "token expired")
+    names = {member.value for member in type(parsed.error)}
+    assert {"missing_bearer_token", "token_expired", "token_revoked"} <= names
+    assert "permission_denied" not in names  # a 403's

@@ -1,4 +1,7 @@
-"""Every route documents the error envelope for each status it can answer, and no other."""
+"""Every route documents the error envelope for each status it can answer, and no other; each
+lists the `error` names it can answer with that status."""
+
+from typing import Any
 
 import pytest
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
@@ -22,7 +25,43 @@ def test_each_route_documents_only_the_errors_it_can_answer() -> None:
     for key, operation in operations.items():
         for status in documented[key]:
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
-            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (key, status)
+            assert schema["allOf"][0] == {"$ref": "#/components/schemas/ErrorResponse"}, (key, status)
+    login = {
+        status: names(operations["POST /api/v1/auth/login"], status) for status in documented["POST /api/v1/auth/login"]
+    }
+    assert login == {
+        "400": ["bad_request"],
+        "401": ["bad_credentials", "sessions_ended"],
+        "422": ["invalid_input", "password_not_encrypted"],
+        "429": ["too_many_failed_logins"],
+        "500": ["internal_error"],
+        "503": ["backend_unavailable", "configuration_unavailable", "database_unavailable", "service_unavailable"],
+    }
+    # The caller check's errors and the route's own, in one list per status.
+    password = operations["PUT /api/v1/auth/user/password"]
+    assert names(password, "401") == [
+        "invalid_authorizer_context",
+        "invalid_token",
+        "missing_bearer_token",
+        "token_expired",
+        "token_revoked",
+        "user_gone",
+    ]
+    assert names(password, "403") == ["permission_denied", "user_disabled"]
+    assert names(password, "422") == [
+        "invalid_input",
+        "password_not_encrypted",
+        "weak_password",
+        "wrong_current_password",
+    ]
+    assert "authorization_unavailable" in names(password, "503")
+
+
+def names(operation: dict[str, Any], status: str) -> list[str]:
+    """The `error` names an operation's response lists."""
+    schema = operation["responses"][status]["content"]["application/json"]["schema"]
+    listed: list[str] = schema["allOf"][1]["properties"]["error"]["enum"]
+    return listed
 
 
 def test_responses_use_camel_case() -> None:
@@ -64,15 +103,20 @@ def test_every_protected_operation_documents_the_gateways_denials() -> None:
     document = merged_openapi(load())
     assert document["components"]["schemas"]["GatewayDenial"]["required"] == ["message"]
     assert "code" not in document["components"]["schemas"]["GatewayDenial"]["properties"]
-    either = {"oneOf": [{"$ref": "#/components/schemas/ErrorResponse"}, {"$ref": "#/components/schemas/GatewayDenial"}]}
     protected = 0
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
             responses = operation["responses"]
             if "security" in operation:
                 protected += 1
+                listed = {}
                 for status in ("401", "403"):
-                    assert responses[status]["content"]["application/json"]["schema"] == either, (method, path)
+                    envelope, denial = responses[status]["content"]["application/json"]["schema"]["oneOf"]
+                    assert envelope["allOf"][0] == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+                    assert denial == {"$ref": "#/components/schemas/GatewayDenial"}, (method, path)
+                    listed[status] = envelope["allOf"][1]["properties"]["error"]["enum"]
+                assert {"missing_bearer_token", "token_expired", "token_revoked"} <= set(listed["401"]), (method, path)
+                assert {"permission_denied", "user_disabled"} <= set(listed["403"]), (method, path)
             else:
                 assert "403" not in responses, (method, path)
     assert protected > 30

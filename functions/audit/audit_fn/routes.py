@@ -6,7 +6,9 @@ from fastapi import APIRouter, Query
 
 from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, DateTimeQuery, PageDep
+from multidb.api.errors import error_responses
 from multidb.api.responses import Page, Response
+from multidb.errors import DocumentStoreUnavailable
 
 from . import service
 from .schemas import AuditPublic
@@ -16,7 +18,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["Audit"], route_class=Doc
 Text = Annotated[str | None, Query(max_length=128)]
 
 
-@router.get("")
+@router.get("", responses=error_responses(DocumentStoreUnavailable))
 async def list_audit(
     _: CurrentPrincipal,
     page: PageDep,

@@ -7,7 +7,7 @@ from multidb import logs
 from multidb.api.responses import view
 from multidb.clock import as_utc
 from multidb.document_repository import DocumentRepository, between, equals, where
-from multidb.errors import ServiceUnavailable
+from multidb.errors import DocumentStoreUnavailable
 from multidb.mongo import init_documents
 
 from .schemas import AuditPublic
@@ -43,5 +43,5 @@ async def page(
         entries, total = await DocumentRepository(AuditEntry).paginate(number, size, condition, sort=("-seq",))
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable(error="document_store_unavailable") from exc
+        raise DocumentStoreUnavailable() from exc
     return [view(AuditPublic, entry) for entry in entries], total

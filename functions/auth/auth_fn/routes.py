@@ -9,11 +9,14 @@ from multidb.api.deps import CurrentPrincipal, CurrentPrincipalAndProfile, Redis
 from multidb.api.errors import error_responses
 from multidb.api.responses import Response, view
 from multidb.api.sql import SessionDep
-from multidb.errors import NotFound, Unauthorized
+from multidb.authz import UserGone
+from multidb.errors import NotFound
 from multidb.rbac import Access, cached_profile
 from multidb.security.keys import jwks
-from multidb.security.login_crypto import decrypt_password, login_public_key_pem
-from multidb.security.sessions import TokenPair
+from multidb.security.login_crypto import PasswordNotEncrypted, decrypt_password, login_public_key_pem
+from multidb.security.passwords import WeakPassword
+from multidb.security.sessions import RefreshTokenInvalid, RefreshTokenWrongClient, SessionsEnded, TokenPair
+from multidb.security.tokens import InvalidToken, TokenExpired
 from multidb.settings import get_settings
 
 from . import service
@@ -23,6 +26,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["Auth"], route_class=Docum
 
 PUBLIC = {"x-access": Access.PUBLIC.value}
 AUTHENTICATED = {"x-access": Access.AUTHENTICATED.value}
+LOGIN = (service.BadCredentials, SessionsEnded, service.TooManyFailedLogins)
 
 UserAgent = Annotated[str, Header(min_length=1, max_length=512, description="Refresh tokens are bound to it")]
 RefreshToken = Annotated[str, Header(alias="x-refresh-token", min_length=1, max_length=4096)]
@@ -56,7 +60,7 @@ async def get_jwks() -> dict[str, list[dict[str, str]]]:
     return jwks()
 
 
-@router.post("/login", openapi_extra=PUBLIC, responses=error_responses(401, 429))
+@router.post("/login", openapi_extra=PUBLIC, responses=error_responses(*LOGIN, PasswordNotEncrypted))
 async def login(
     request: Request, body: LoginRequest, user_agent: UserAgent, session: SessionDep, redis: RedisDep
 ) -> Response[TokenPairPublic]:
@@ -67,7 +71,7 @@ async def login(
     return _tokens(done.pair, done.device_token)
 
 
-@router.post("/login/swagger", openapi_extra=PUBLIC, responses=error_responses(401, 404, 429))
+@router.post("/login/swagger", openapi_extra=PUBLIC, responses=error_responses(*LOGIN, NotFound))
 async def login_swagger(
     request: Request,
     username: Annotated[str, Form(min_length=1, max_length=64)],
@@ -82,7 +86,13 @@ async def login_swagger(
     return SwaggerToken(access_token=done.pair.access_token)
 
 
-@router.post("/token/refresh", openapi_extra=PUBLIC, responses=error_responses(401))
+@router.post(
+    "/token/refresh",
+    openapi_extra=PUBLIC,
+    responses=error_responses(
+        InvalidToken, TokenExpired, RefreshTokenWrongClient, RefreshTokenInvalid, service.UserNotActive
+    ),
+)
 async def refresh_token(
     refresh: RefreshToken, user_agent: UserAgent, session: SessionDep, redis: RedisDep
 ) -> Response[TokenPairPublic]:
@@ -102,11 +112,17 @@ async def user_info(caller: CurrentPrincipalAndProfile, redis: RedisDep) -> Resp
     """Get the current user, their roles and the permissions of their active roles."""
     profile = await cached_profile(redis, caller.principal.user_id, caller.cached_profile)
     if profile is None:
-        raise Unauthorized("user no longer exists", error="user_gone")
+        raise UserGone()
     return Response(data=view(UserInfo, profile))
 
 
-@router.put("/user/password", openapi_extra=AUTHENTICATED, responses=error_responses(429))
+@router.put(
+    "/user/password",
+    openapi_extra=AUTHENTICATED,
+    responses=error_responses(
+        service.TooManyWrongPasswords, service.WrongCurrentPassword, PasswordNotEncrypted, WeakPassword
+    ),
+)
 async def change_password(
     principal: CurrentPrincipal, body: PasswordChange, session: SessionDep, redis: RedisDep
 ) -> Response[None]:

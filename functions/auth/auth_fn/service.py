@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import audit
 from multidb.audit import Outcome
-from multidb.authz import Principal
+from multidb.authz import Principal, UserGone
 from multidb.db import after_commit
 from multidb.errors import AppError, InvalidInput, TooManyRequests, Unauthorized
 from multidb.keyspace import Keys
@@ -41,7 +41,29 @@ log = get_logger("auth")
 login_failures_key = Keys("auth:login-failures")  # ("user" | "ip" | "device", its id): failed logins
 password_failures_key = Keys("auth:password-failures")  # (user id): wrong old passwords
 
-BAD_CREDENTIALS = "incorrect username or password"
+
+class BadCredentials(Unauthorized, error="bad_credentials", message="incorrect username or password"):
+    """Login: unknown user, wrong password or disabled account (one answer for all three)."""
+
+
+class UserNotActive(Unauthorized, error="user_not_active", message="user is not active"):
+    """Refresh for a user who was disabled or deleted (the session ends)."""
+
+
+class WrongCurrentPassword(InvalidInput, error="wrong_current_password", message="the current password is incorrect"):
+    """`PUT /auth/user/password` with a wrong `oldPassword`."""
+
+
+class TooManyFailedLogins(
+    TooManyRequests, error="too_many_failed_logins", message="too many failed logins; try again later"
+):
+    """Failed logins per username, device token or client IP."""
+
+
+class TooManyWrongPasswords(
+    TooManyRequests, error="too_many_wrong_passwords", message="too many wrong current passwords; try again later"
+):
+    """Wrong current passwords in `PUT /auth/user/password`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +118,7 @@ async def check_credentials(
     user = await UserRepository(session).get_by_username(username)
     account, *per_ip = _login_limits(username, await _trusted_device(redis, client.device_token, user), client.ip)
     try:
-        await enforce(
-            redis, account, *per_ip, message="too many failed logins; try again later", error="too_many_failed_logins"
-        )
+        await enforce(redis, account, *per_ip, error=TooManyFailedLogins)
     except TooManyRequests:
         await _login_refused(username, user, "rate_limited")
         raise
@@ -124,7 +144,7 @@ async def check_credentials(
         return user, epoch
     log.info("login refused", extra={"fields": {"reason": reason}})
     await _login_refused(username, user, reason.replace(" ", "_"))
-    raise Unauthorized(BAD_CREDENTIALS, error="bad_credentials")
+    raise BadCredentials()
 
 
 async def _login_refused(username: str, user: User | None, reason: str) -> None:
@@ -166,7 +186,7 @@ async def refresh(session: AsyncSession, redis: "Redis", refresh_token: str, use
     user = await UserRepository(session).get(pair.refresh.sub)
     if user is None or not user.status:
         await sessions.revoke_family(redis, pair.refresh.sub, pair.refresh.fam, Reason.DISABLED)
-        raise Unauthorized("user is not active", error="user_not_active")
+        raise UserNotActive()
     return pair
 
 
@@ -191,16 +211,11 @@ async def change_password(
     users = UserRepository(session)
     user = await users.get(principal.user_id)
     if user is None:
-        raise Unauthorized("user no longer exists", error="user_gone")
+        raise UserGone()
     attempts = Limit(
         password_failures_key(principal.user_id), settings.login_max_failures, settings.login_failure_window
     )
-    await enforce(
-        redis,
-        attempts,
-        message="too many wrong current passwords; try again later",
-        error="too_many_wrong_passwords",
-    )
+    await enforce(redis, attempts, error=TooManyWrongPasswords)
     if not verify_password(old_password, user.password_hash):
         await audit.record(
             "auth.password_change",
@@ -209,7 +224,7 @@ async def change_password(
             target=("user", principal.user_id),
             details={"reason": "wrong_current_password"},
         )
-        raise InvalidInput("the current password is incorrect", error="wrong_current_password")
+        raise WrongCurrentPassword()
     await redis.delete(attempts.key)
     await users.update(user, {"password_hash": hash_new_password(new_password)})
     # Once the new hash is committed: a login that read the old one can no longer open a session.

@@ -9,6 +9,9 @@ from multidb.api.app import API_PREFIX, DocumentedRoute
 from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Created, Page, Response
+from multidb.errors import DocumentStoreUnavailable
+from multidb.files import StorageQuotaExceeded, TooManyPendingUploads
+from multidb.storage import ObjectStorageUnavailable
 
 from . import service
 from .schemas import PART_URLS, DownloadPublic, FilePublic, PartsPublic, UploadComplete, UploadCreate, UploadPublic
@@ -18,8 +21,11 @@ router = APIRouter(prefix=f"{API_PREFIX}/files", tags=["File"], route_class=Docu
 FileId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="The file's id")]
 Status = Annotated[Literal["pending", "ready"] | None, Query(description="Only files in this state")]
 
+# Every route reads the files' metadata (MongoDB); a route on one file finds it the caller's, or none.
+OWNED = (DocumentStoreUnavailable, service.FileNotFound)
 
-@router.get("")
+
+@router.get("", responses=error_responses(DocumentStoreUnavailable))
 async def list_files(
     principal: CurrentPrincipal, page: PageDep, keyword: Keyword = None, status: Status = None
 ) -> Response[Page[FilePublic]]:
@@ -31,7 +37,22 @@ async def list_files(
 FILE = Created(f"{API_PREFIX}/files/{{file_id}}", id_pointer="/data/file/id")
 
 
-@router.post("/uploads", status_code=201, responses={**error_responses(429), **FILE.responses})
+@router.post(
+    "/uploads",
+    status_code=201,
+    responses={
+        **error_responses(
+            DocumentStoreUnavailable,
+            ObjectStorageUnavailable,
+            service.FileTooLarge,
+            service.FileTooLargeForOnePut,
+            service.TooManyParts,
+            TooManyPendingUploads,
+            StorageQuotaExceeded,
+        ),
+        **FILE.responses,
+    },
+)
 async def create_upload(
     principal: CurrentPrincipal, body: UploadCreate, redis: RedisDep, response: HTTPResponse
 ) -> Response[UploadPublic]:
@@ -41,7 +62,18 @@ async def create_upload(
     return Response(code=201, data=upload)
 
 
-@router.post("/{file_id}/complete", responses=error_responses(404, 409))
+@router.post(
+    "/{file_id}/complete",
+    responses=error_responses(
+        *OWNED,
+        ObjectStorageUnavailable,
+        service.PartsIncomplete,
+        service.PartsInvalid,
+        service.PartsNotExpected,
+        service.UploadMissing,
+        service.UploadSizeMismatch,
+    ),
+)
 async def complete_upload(
     principal: CurrentPrincipal, file_id: FileId, body: UploadComplete | None = None
 ) -> Response[FilePublic]:
@@ -50,7 +82,10 @@ async def complete_upload(
     return Response(data=await service.complete(principal, file_id, body))
 
 
-@router.get("/{file_id}/parts", responses=error_responses(404, 409))
+@router.get(
+    "/{file_id}/parts",
+    responses=error_responses(*OWNED, ObjectStorageUnavailable, service.NotMultipart, service.UploadAlreadyComplete),
+)
 async def list_parts(
     principal: CurrentPrincipal,
     file_id: FileId,
@@ -60,19 +95,19 @@ async def list_parts(
     return Response(data=await service.parts(principal, file_id, limit))
 
 
-@router.get("/{file_id}", responses=error_responses(404))
+@router.get("/{file_id}", responses=error_responses(*OWNED))
 async def get_file(principal: CurrentPrincipal, file_id: FileId) -> Response[FilePublic]:
     """Get one file's metadata."""
     return Response(data=await service.get(principal, file_id))
 
 
-@router.get("/{file_id}/download", responses=error_responses(404, 409))
+@router.get("/{file_id}/download", responses=error_responses(*OWNED, service.UploadIncomplete))
 async def download_file(principal: CurrentPrincipal, file_id: FileId) -> Response[DownloadPublic]:
     """Get a presigned URL that downloads a ready file under its original name."""
     return Response(data=await service.download(principal, file_id))
 
 
-@router.delete("/{file_id}", responses=error_responses(404))
+@router.delete("/{file_id}", responses=error_responses(*OWNED, ObjectStorageUnavailable))
 async def delete_file(principal: CurrentPrincipal, file_id: FileId) -> Response[None]:
     """Delete a file: its object in the bucket (or its unfinished multipart upload), then its metadata."""
     await service.delete(principal, file_id)

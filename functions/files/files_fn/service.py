@@ -38,6 +38,59 @@ if TYPE_CHECKING:
 
 log = logs.get_logger("files")
 
+
+class FileNotFound(NotFound, error="file_not_found", message="file not found"):
+    """No such file, another user's, or a deleted one."""
+
+
+class FileTooLarge(InvalidInput, error="file_too_large"):
+    """`size` above `FILES_MAX_BYTES`."""
+
+
+class FileTooLargeForOnePut(InvalidInput, error="file_too_large_for_one_put"):
+    """`size` above `FILES_MAX_SINGLE_BYTES` (5 GiB) without a `partSize`."""
+
+
+class TooManyParts(
+    InvalidInput, error="too_many_parts", message=f"at most {storage.MAX_PARTS} parts: choose a larger partSize"
+):
+    """`size` / `partSize` above 10,000 parts."""
+
+
+class PartsIncomplete(InvalidInput, error="parts_incomplete"):
+    """Completing a multipart upload without every part, in order, with its ETag."""
+
+
+class PartsInvalid(InvalidInput, error="parts_invalid"):
+    """The bucket refused the parts named (a wrong ETag, a part too small or missing)."""
+
+
+class PartsNotExpected(
+    InvalidInput, error="parts_not_expected", message="this file was uploaded in one PUT: complete it without parts"
+):
+    """Completing a one-PUT upload with a `parts` list."""
+
+
+class UploadSizeMismatch(InvalidInput, error="upload_size_mismatch"):
+    """The bucket holds another size than declared (the object is deleted)."""
+
+
+class UploadMissing(Conflict, error="upload_missing", message="nothing has been uploaded for this file yet"):
+    """Completing an upload before its bytes arrived."""
+
+
+class UploadIncomplete(Conflict, error="upload_incomplete", message="the file's upload has not been completed"):
+    """Downloading a file that is still pending."""
+
+
+class NotMultipart(Conflict, error="not_multipart", message="this file is not uploaded in parts"):
+    """Listing the parts of a file uploaded in one PUT."""
+
+
+class UploadAlreadyComplete(Conflict, error="upload_complete", message="the upload has been completed"):
+    """Listing the parts of an upload that was already completed."""
+
+
 VISIBLE = ("pending", "ready")  # a deleted file's tombstone is nobody's business
 _REFUSED_PARTS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}
 
@@ -62,21 +115,20 @@ async def _owned(repo: DocumentRepository["StoredFile"], principal: Principal, f
 
     doc = await repo.get(ObjectId(file_id))
     if doc is None or doc.status.value not in VISIBLE or (doc.owner_id != principal.user_id and not principal.admin):
-        raise NotFound("file not found", error="file_not_found")
+        raise FileNotFound()
     return doc
 
 
 def _checked_size(body: UploadCreate) -> None:
     settings = get_settings()
     if body.size > settings.files_max_bytes:
-        raise InvalidInput(f"a file may be at most {settings.files_max_bytes} bytes", error="file_too_large")
+        raise FileTooLarge(f"a file may be at most {settings.files_max_bytes} bytes")
     if body.part_size is None and body.size > settings.files_max_single_bytes:
-        raise InvalidInput(
-            f"above {settings.files_max_single_bytes} bytes a file goes up in parts: give partSize",
-            error="file_too_large_for_one_put",
+        raise FileTooLargeForOnePut(
+            f"above {settings.files_max_single_bytes} bytes a file goes up in parts: give partSize"
         )
     if body.part_size is not None and -(-body.size // body.part_size) > storage.MAX_PARTS:
-        raise InvalidInput(f"at most {storage.MAX_PARTS} parts: choose a larger partSize", error="too_many_parts")
+        raise TooManyParts()
 
 
 def _part_urls(doc: "StoredFile", numbers: list[int]) -> list[PartUrl]:
@@ -140,9 +192,9 @@ async def parts(principal: Principal, file_id: str, limit: int) -> PartsPublic:
     async with files.repository() as repo:
         doc = await _owned(repo, principal, file_id)
     if doc.upload_id is None:
-        raise Conflict("this file is not uploaded in parts", error="not_multipart")
+        raise NotMultipart()
     if doc.status.value != "pending":
-        raise Conflict("the upload has been completed", error="upload_complete")
+        raise UploadAlreadyComplete()
     held = await storage.uploaded_parts(doc.key, doc.upload_id)
     done = {int(p["PartNumber"]) for p in held}
     missing = [n for n in range(1, doc.part_count + 1) if n not in done][:limit]
@@ -162,14 +214,14 @@ async def _join_parts(doc: "StoredFile", body: UploadComplete | None) -> None:
     assert doc.upload_id is not None
     numbers = [part.part_number for part in body.parts] if body else []
     if numbers != list(range(1, doc.part_count + 1)):
-        raise InvalidInput(f"name all {doc.part_count} parts, in order, with their ETags", error="parts_incomplete")
+        raise PartsIncomplete(f"name all {doc.part_count} parts, in order, with their ETags")
     assert body is not None
     try:
         await storage.complete_multipart(doc.key, doc.upload_id, [(p.part_number, p.etag) for p in body.parts])
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _REFUSED_PARTS:
-            raise InvalidInput(f"the bucket refused the parts ({code})", error="parts_invalid") from exc
+            raise PartsInvalid(f"the bucket refused the parts ({code})") from exc
         raise
 
 
@@ -184,16 +236,14 @@ async def complete(principal: Principal, file_id: str, body: UploadComplete | No
         if doc.upload_id is not None:
             await _join_parts(doc, body)
         elif body is not None:
-            raise InvalidInput(
-                "this file was uploaded in one PUT: complete it without parts", error="parts_not_expected"
-            )
+            raise PartsNotExpected()
         size = await storage.object_size(doc.key)
         if size is None:
-            raise Conflict("nothing has been uploaded for this file yet", error="upload_missing")
+            raise UploadMissing()
         if size != doc.size:
             await storage.delete_object(doc.key)  # not what was declared: upload it again
             declared = f"the upload holds {size} bytes, not the {doc.size} declared"
-            raise InvalidInput(declared, error="upload_size_mismatch")
+            raise UploadSizeMismatch(declared)
         await repo.update(doc, {"status": FileStatus.READY, "updated_at": datetime.now(UTC)})
     upload = audit.created({"name": doc.name, "size": doc.size, "contentType": doc.content_type})
     await audit.record("file.upload", user_id=principal.user_id, target=("file", file_id), details=upload)
@@ -211,7 +261,7 @@ async def download(principal: Principal, file_id: str) -> DownloadPublic:
     async with files.repository() as repo:
         doc = await _owned(repo, principal, file_id)
     if doc.status is not FileStatus.READY:
-        raise Conflict("the file's upload has not been completed", error="upload_incomplete")
+        raise UploadIncomplete()
     url = storage.download_url(doc.key, doc.name, doc.content_type)
     await audit.record("file.download", user_id=principal.user_id, target=("file", file_id), details={"name": doc.name})
     return DownloadPublic(url=url, expires_in=get_settings().files_url_ttl)

@@ -13,14 +13,21 @@ from multidb.api.errors import error_responses
 from multidb.api.requests import IdList
 from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
+from multidb.audit import AuditUnavailable
+from multidb.authz import ReservedRoleCode, RoleAboveYou
 from multidb.models import Role
 from multidb.rbac import Access
-from multidb.repository import RoleRepository, UserRepository
+from multidb.repository import RoleCodeTaken, RoleNotFound, RoleRepository, UserRepository
 
 from . import service
 from .schemas import RoleCreate, RolePublic, RoleUpdate
 
 router = APIRouter(prefix=f"{API_PREFIX}/roles", tags=["Role"], route_class=DocumentedRoute)
+
+# A role's code and grants, checked against the caller; every change audited.
+GRANT = (ReservedRoleCode, service.UnknownPermission, service.PermissionNotHeld, AuditUnavailable)
+# Changing or deleting a role acts on its holders too.
+CHANGE = (RoleNotFound, ReservedRoleCode, RoleAboveYou, service.RoleHolderAboveYou, AuditUnavailable)
 
 Status = Annotated[bool | None, Query(description="Only enabled (true) or disabled (false) roles")]
 
@@ -56,7 +63,7 @@ async def all_roles(
 ROLE = Created(f"{API_PREFIX}/roles/{{role_id}}")
 
 
-@router.post("", status_code=201, responses={**error_responses(409), **ROLE.responses})
+@router.post("", status_code=201, responses={**error_responses(RoleCodeTaken, *GRANT), **ROLE.responses})
 async def create_role(
     principal: CurrentPrincipal, body: RoleCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[RolePublic]:
@@ -66,7 +73,7 @@ async def create_role(
     return Response(code=201, data=view(RolePublic, role))
 
 
-@router.put("/{role_id}", responses=error_responses(404, 409))
+@router.put("/{role_id}", responses=error_responses(RoleCodeTaken, *GRANT, *CHANGE))
 async def update_role(
     principal: CurrentPrincipal, role_id: uuid.UUID, body: RoleUpdate, session: SessionDep, redis: RedisDep
 ) -> Response[RolePublic]:
@@ -77,7 +84,7 @@ async def update_role(
 
 # Both deletes go through the service's one `delete`, so one id and many behave alike (the
 # same checks, the same audit, the same cache invalidation).
-@router.delete("", responses=error_responses(404))
+@router.delete("", responses=error_responses(*CHANGE))
 async def delete_roles(
     principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
 ) -> Response[int]:
@@ -85,7 +92,7 @@ async def delete_roles(
     return Response(data=await service.delete(session, redis, principal, body.ids))
 
 
-@router.delete("/{role_id}", responses=error_responses(404))
+@router.delete("/{role_id}", responses=error_responses(*CHANGE))
 async def delete_role(
     principal: CurrentPrincipal, role_id: uuid.UUID, session: SessionDep, redis: RedisDep
 ) -> Response[int]:

@@ -9,12 +9,12 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import audit, notices
-from multidb.authz import Principal, check_may_manage
+from multidb.authz import Principal, ReservedRoleCode, RoleAboveYou, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Forbidden, InvalidInput
 from multidb.models import Role
 from multidb.rbac import ROLE_FIELDS, declared, granted_all, held, invalidate, is_reserved
-from multidb.repository import RoleRepository, UserRepository, keyword_filter
+from multidb.repository import RoleNotFound, RoleRepository, UserRepository, keyword_filter
 
 from .schemas import RoleCreate, RoleUpdate
 
@@ -22,10 +22,27 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
+class UnknownPermission(InvalidInput, error="unknown_permission"):
+    """A role's interface, button or router permissions name codes the catalogue does not
+    declare (`data` names the field)."""
+
+
+class PermissionNotHeld(
+    Forbidden, error="permission_not_held", message="you can only grant permissions you hold yourself"
+):
+    """A role would grant codes (interface, button or router) the caller does not hold."""
+
+
+class RoleHolderAboveYou(
+    Forbidden, error="role_holder_above_you", message="this role is held by users whose permissions you do not hold"
+):
+    """Changing or deleting a role held by a user the caller could not manage (`user_above_you`)."""
+
+
 def check_code(principal: Principal, code: str) -> None:
     """A reserved role code (`rbac.is_reserved`) is an admin's to create, take or change."""
     if is_reserved(code) and not principal.admin:
-        raise Forbidden("only admins create or change roles with this code", error="reserved_role_code")
+        raise ReservedRoleCode()
 
 
 def check_permissions(principal: Principal, permissions: dict[str, list[str]]) -> None:
@@ -36,13 +53,12 @@ def check_permissions(principal: Principal, permissions: dict[str, list[str]]) -
         unknown = sorted(set(codes) - declared(kind))
         if unknown:
             field = to_camel(kind)
-            raise InvalidInput(
+            raise UnknownPermission(
                 f"unknown {field} codes: {', '.join(unknown[:10])}"[:300],
-                error="unknown_permission",
                 fields={field: "codes missing from the catalogue (GET /api/v1/router/backend)"},
             )
     if not principal.holds(frozenset().union(*(held(kind, codes) for kind, codes in permissions.items()))):
-        raise Forbidden("you can only grant permissions you hold yourself", error="permission_not_held")
+        raise PermissionNotHeld()
 
 
 def check_may_change(principal: Principal, role: Role) -> None:
@@ -50,7 +66,7 @@ def check_may_change(principal: Principal, role: Role) -> None:
     (enabling it included); a role with a reserved code is an admin's."""
     check_code(principal, role.code)
     if not principal.holds(granted_all([role], disabled_too=True)):
-        raise Forbidden("you can only change roles whose permissions you hold yourself", error="role_above_you")
+        raise RoleAboveYou()
 
 
 async def check_holders(session: AsyncSession, principal: Principal, holders: list[str]) -> None:
@@ -63,9 +79,7 @@ async def check_holders(session: AsyncSession, principal: Principal, holders: li
         try:
             check_may_manage(principal, user)
         except Forbidden as exc:
-            raise Forbidden(
-                "this role is held by users whose permissions you do not hold", error="role_holder_above_you"
-            ) from exc
+            raise RoleHolderAboveYou() from exc
 
 
 def filters(status: bool | None, keyword: str | None) -> list[Any]:
@@ -124,7 +138,7 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, ro
     await roles.lock(role_ids)  # as in `update`: no holder added unseen before the delete commits
     found = await roles.get_by_ids(role_ids)
     if len(found) != len(set(role_ids)):
-        raise RoleRepository.missing()
+        raise RoleNotFound()
     for role in found:
         check_may_change(principal, role)
     holders = await roles.user_ids_of(role_ids)

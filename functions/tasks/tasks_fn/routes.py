@@ -13,7 +13,8 @@ from multidb.api.errors import error_responses
 from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
 from multidb.models import PeriodicTask
-from multidb.repository import ScheduleRepository
+from multidb.queue.budget import TooManyQueuedRuns, TooManyTaskRuns
+from multidb.repository import ScheduleNameTaken, ScheduleNotFound, ScheduleRepository
 
 from . import service
 from .schemas import (
@@ -27,6 +28,10 @@ from .schemas import (
 
 router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["Task"], route_class=DocumentedRoute)
 
+# A task the caller names, to run now or on a schedule: one they may run, with arguments that fit.
+TASK = (service.UnknownTask, service.TaskNotGranted, service.TaskArgumentsTooLarge, service.BadTaskArguments)
+SCHEDULE_ERRORS = (*TASK, service.InvalidCrontab, ScheduleNameTaken)
+
 Enabled = Annotated[bool | None, Query(description="Only enabled (true) or disabled (false) schedules")]
 
 
@@ -36,7 +41,11 @@ async def list_tasks(_: CurrentPrincipal) -> Response[list[TaskInfo]]:
     return Response(data=[service.describe(task) for task in service.registered().values()])
 
 
-@router.post("/runs", status_code=202, responses=error_responses(429))
+@router.post(
+    "/runs",
+    status_code=202,
+    responses=error_responses(*TASK, TooManyTaskRuns, TooManyQueuedRuns, service.TaskQueueUnavailable),
+)
 async def run_task(principal: CurrentPrincipal, body: TaskRunCreate, redis: RedisDep) -> Response[TaskRunPublic]:
     """Queue a run of a task; the caller's Socket.IO connections hear `task:finished` when it ends."""
     return Response(code=202, data=await service.start(redis, principal, body))
@@ -55,7 +64,7 @@ async def list_runs(
     return Response(data=Page[TaskRunPublic](page=page.page, page_size=page.page_size, total=total, records=records))
 
 
-@router.get("/runs/{task_id}", responses=error_responses(404))
+@router.get("/runs/{task_id}", responses=error_responses(service.TaskRunNotFound, service.TaskResultsUnavailable))
 async def get_run(principal: CurrentPrincipal, task_id: uuid.UUID, redis: RedisDep) -> Response[TaskRunPublic]:
     """A run's state and, once it succeeded, its result (runs of other users are hidden from non-admins)."""
     return Response(data=await service.status(redis, principal, task_id))
@@ -79,7 +88,7 @@ async def list_schedules(
     return Response(data=page_of(SchedulePublic, records, total, page.page, page.page_size))
 
 
-@router.get("/schedules/{schedule_id}", responses=error_responses(404))
+@router.get("/schedules/{schedule_id}", responses=error_responses(ScheduleNotFound))
 async def get_schedule(
     principal: CurrentPrincipal, schedule_id: uuid.UUID, session: ReadSessionDep
 ) -> Response[SchedulePublic]:
@@ -91,7 +100,11 @@ async def get_schedule(
 SCHEDULE = Created(f"{API_PREFIX}/tasks/schedules/{{schedule_id}}")
 
 
-@router.post("/schedules", status_code=201, responses={**error_responses(409, 429), **SCHEDULE.responses})
+@router.post(
+    "/schedules",
+    status_code=201,
+    responses={**error_responses(*SCHEDULE_ERRORS, service.TooManySchedules), **SCHEDULE.responses},
+)
 async def create_schedule(
     principal: CurrentPrincipal, body: ScheduleCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[SchedulePublic]:
@@ -101,7 +114,7 @@ async def create_schedule(
     return Response(code=201, data=view(SchedulePublic, row))
 
 
-@router.put("/schedules/{schedule_id}", responses=error_responses(404, 409))
+@router.put("/schedules/{schedule_id}", responses=error_responses(ScheduleNotFound, *SCHEDULE_ERRORS))
 async def update_schedule(
     principal: CurrentPrincipal, schedule_id: uuid.UUID, body: ScheduleUpdate, session: SessionDep
 ) -> Response[SchedulePublic]:
@@ -110,7 +123,7 @@ async def update_schedule(
     return Response(data=view(SchedulePublic, row))
 
 
-@router.delete("/schedules/{schedule_id}", responses=error_responses(404))
+@router.delete("/schedules/{schedule_id}", responses=error_responses(ScheduleNotFound))
 async def delete_schedule(principal: CurrentPrincipal, schedule_id: uuid.UUID, session: SessionDep) -> Response[None]:
     """Delete one of your schedules; beat stops running it at its next reload."""
     await service.delete_schedule(session, principal, schedule_id)

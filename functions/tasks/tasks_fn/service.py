@@ -25,7 +25,7 @@ from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from multidb.models import PeriodicTask
 from multidb.queue import budget, runs
 from multidb.rbac import task_code
-from multidb.repository import ScheduleRepository, keyword_filter
+from multidb.repository import ScheduleNotFound, ScheduleRepository, keyword_filter
 from multidb.settings import get_settings
 
 from .schemas import ScheduleCreate, ScheduleUpdate, TaskInfo, TaskRunCreate, TaskRunPublic
@@ -37,6 +37,48 @@ if TYPE_CHECKING:
 log = logs.get_logger("tasks")
 
 MAX_ARGUMENT_BYTES = 16 * 1024
+
+
+class UnknownTask(
+    InvalidInput, error="unknown_task", message="unknown task: GET /api/v1/tasks lists the ones there are"
+):
+    """No registered task has this name."""
+
+
+class BadTaskArguments(InvalidInput, error="bad_task_arguments"):
+    """The arguments do not fit the task's signature or types (`data` names them)."""
+
+
+class TaskArgumentsTooLarge(
+    InvalidInput, error="task_arguments_too_large", message=f"the arguments exceed {MAX_ARGUMENT_BYTES} bytes of JSON"
+):
+    """The arguments exceed 16 KiB of JSON."""
+
+
+class InvalidCrontab(InvalidInput, error="invalid_crontab"):
+    """A crontab that does not parse."""
+
+
+class TaskNotGranted(Forbidden, error="task_not_granted"):
+    """Running or scheduling a task without its `TASK:<name>` code."""
+
+
+class TaskRunNotFound(NotFound, error="task_run_not_found", message="task run not found"):
+    """No such run, or another user's."""
+
+
+class TooManySchedules(TooManyRequests, error="too_many_schedules"):
+    """Schedules one user owns (`SCHEDULES_PER_USER`)."""
+
+
+class TaskQueueUnavailable(ServiceUnavailable, error="task_queue_unavailable", message="the task queue is unavailable"):
+    """The broker refused or could not be reached; nothing was queued."""
+
+
+class TaskResultsUnavailable(
+    ServiceUnavailable, error="task_results_unavailable", message="task results are unavailable"
+):
+    """The result backend could not be read."""
 
 
 def registered() -> dict[str, "Task"]:
@@ -59,7 +101,7 @@ def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> No
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise InvalidInput(f"the arguments do not fit {task.name}{signature}", error="bad_task_arguments") from exc
+        raise BadTaskArguments(f"the arguments do not fit {task.name}{signature}") from exc
     hints = get_type_hints(task.run)
     problems = {}
     for name, value in bound.arguments.items():
@@ -69,9 +111,7 @@ def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> No
             except ValidationError as exc:
                 problems[name] = exc.errors()[0]["msg"]
     if problems:
-        raise InvalidInput(
-            f"the arguments do not fit {task.name}{signature}", error="bad_task_arguments", fields=problems
-        )
+        raise BadTaskArguments(f"the arguments do not fit {task.name}{signature}", fields=problems)
 
 
 @lru_cache(maxsize=128)
@@ -83,11 +123,11 @@ def task_for(principal: Principal, name: str, args: list[Any], kwargs: dict[str,
     """The registered task `name`, if the caller may run it and the arguments fit it."""
     task = registered().get(name)
     if task is None:
-        raise InvalidInput("unknown task: GET /api/v1/tasks lists the ones there are", error="unknown_task")
+        raise UnknownTask()
     if not principal.holds([task_code(task.name)]):
-        raise Forbidden(f"running {task.name} needs the permission {task_code(task.name)}", error="task_not_granted")
+        raise TaskNotGranted(f"running {task.name} needs the permission {task_code(task.name)}")
     if len(json.dumps([args, kwargs])) > MAX_ARGUMENT_BYTES:
-        raise InvalidInput(f"the arguments exceed {MAX_ARGUMENT_BYTES} bytes of JSON", error="task_arguments_too_large")
+        raise TaskArgumentsTooLarge()
     check_arguments(task, args, kwargs)
     return task
 
@@ -115,7 +155,7 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
         await runs.forget(redis, task_id, principal.user_id, task.name)
         await budget.release(redis, principal.user_id, task_id)
         log.exception("could not queue %s: %s", task.name, type(exc).__name__)
-        raise ServiceUnavailable("the task queue is unavailable", error="task_queue_unavailable") from exc
+        raise TaskQueueUnavailable() from exc
     await audit.record("task.run", user_id=principal.user_id, target=("task_run", task_id), details={"task": task.name})
     return TaskRunPublic(
         task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id, queued_at=_when(str(now))
@@ -164,7 +204,7 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     """A run's state and result; another user's run does not exist for the caller (admins see all)."""
     run = await runs.get(redis, str(task_id))
     if run is None or (run["owner"] != principal.user_id and not principal.admin):
-        raise NotFound("task run not found", error="task_run_not_found")
+        raise TaskRunNotFound()
     from multidb.queue.app import app
     from multidb.queue.typed import TaskMeta
 
@@ -172,7 +212,7 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
         meta = cast(TaskMeta, await to_thread.run_sync(app.backend.get_task_meta, str(task_id)))
     except Exception as exc:
         log.error("could not read the result of %s: %s", task_id, type(exc).__name__)
-        raise ServiceUnavailable("task results are unavailable", error="task_results_unavailable") from exc
+        raise TaskResultsUnavailable() from exc
     summary = _summary(str(task_id), run).model_copy(update={"state": str(meta.get("status", "PENDING"))})
     if summary.finished_at is None and summary.state in ("SUCCESS", "FAILURE"):
         # The worker stores the result, then marks the run: in between, the result's own time counts.
@@ -197,7 +237,7 @@ async def owned_schedule(session: AsyncSession, principal: Principal, schedule_i
     """A schedule the caller owns (an admin: any); anyone else's does not exist for them (404)."""
     row = await ScheduleRepository(session).require(schedule_id)
     if not principal.admin and str(row.owner_id) != principal.user_id:
-        raise ScheduleRepository.missing()
+        raise ScheduleNotFound()
     return row
 
 
@@ -214,7 +254,7 @@ def _check_schedule(principal: Principal, row: PeriodicTask) -> None:
         try:
             entry = parse_crontab(row.crontab)
         except ValueError as exc:
-            raise InvalidInput(f"invalid crontab: {exc}", error="invalid_crontab") from exc
+            raise InvalidCrontab(f"invalid crontab: {exc}") from exc
         gap = shortest_gap(entry)
         if gap < minimum:
             raise InvalidInput(
@@ -233,9 +273,7 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
     # the last one counts the rows the others added.
     await schedules.lock_owner(owner)
     if await schedules.count(col(PeriodicTask.owner_id) == owner) >= limit:
-        raise TooManyRequests(
-            f"you may own at most {limit} schedules; delete one first", error="too_many_schedules", retry_after=60
-        )
+        raise TooManySchedules(f"you may own at most {limit} schedules; delete one first", retry_after=60)
     row = await schedules.create(row)
     details = audit.created(_view(row))
     await audit.record("schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=details)

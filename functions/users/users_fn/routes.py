@@ -13,13 +13,23 @@ from multidb.api.errors import error_responses
 from multidb.api.requests import IdList
 from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
+from multidb.audit import AuditUnavailable
+from multidb.authz import AdminsOnly, ReservedRoleCode, RoleAboveYou, UserAboveYou, UserResetsPasswords
 from multidb.models import User
-from multidb.repository import UserRepository
+from multidb.repository import UsernameTaken, UserNotFound, UserRepository
+from multidb.security.login_crypto import PasswordNotEncrypted
+from multidb.security.passwords import WeakPassword
 
 from . import service
 from .schemas import PasswordReset, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["User"], route_class=DocumentedRoute)
+
+# A change to a user: by someone who may manage them, to roles they may assign, audited.
+# (`LastAdmin` is not among them: no request can reach it, a backstop behind these checks.)
+MANAGE = (UserNotFound, AdminsOnly, UserAboveYou, UserResetsPasswords, AuditUnavailable)
+ASSIGN = (service.UnknownRole, RoleAboveYou, ReservedRoleCode)
+NEW_PASSWORD = (PasswordNotEncrypted, WeakPassword)
 
 
 @router.get("")
@@ -38,7 +48,7 @@ async def list_users(
     return Response(data=page_of(UserPublic, records, total, page.page, page.page_size))
 
 
-@router.get("/{user_id}", responses=error_responses(404))
+@router.get("/{user_id}", responses=error_responses(UserNotFound))
 async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: ReadSessionDep) -> Response[UserPublic]:
     """Get one user."""
     user = await UserRepository(session).require(user_id)
@@ -48,7 +58,14 @@ async def get_user(_: CurrentPrincipal, user_id: uuid.UUID, session: ReadSession
 USER = Created(f"{API_PREFIX}/users/{{user_id}}")
 
 
-@router.post("", status_code=201, responses={**error_responses(409), **USER.responses})
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        **error_responses(UsernameTaken, AdminsOnly, AuditUnavailable, *ASSIGN, *NEW_PASSWORD),
+        **USER.responses,
+    },
+)
 async def create_user(
     principal: CurrentPrincipal, body: UserCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[UserPublic]:
@@ -58,7 +75,7 @@ async def create_user(
     return Response(code=201, data=view(UserPublic, user))
 
 
-@router.put("/{user_id}", responses=error_responses(404))
+@router.put("/{user_id}", responses=error_responses(*MANAGE, *ASSIGN, service.SelfChange))
 async def update_user(
     principal: CurrentPrincipal, user_id: uuid.UUID, body: UserUpdate, session: SessionDep, redis: RedisDep
 ) -> Response[UserPublic]:
@@ -66,7 +83,7 @@ async def update_user(
     return Response(data=view(UserPublic, await service.update(session, redis, principal, user_id, body)))
 
 
-@router.put("/{user_id}/password", responses=error_responses(404))
+@router.put("/{user_id}/password", responses=error_responses(*MANAGE, *NEW_PASSWORD, service.SelfPasswordReset))
 async def reset_password(
     principal: CurrentPrincipal, user_id: uuid.UUID, body: PasswordReset, session: SessionDep, redis: RedisDep
 ) -> Response[None]:
@@ -77,7 +94,7 @@ async def reset_password(
 
 # Both deletes go through the service's one `delete`, so one id and many behave alike (the
 # same checks, the same audit, the same ended sessions).
-@router.delete("", responses=error_responses(404))
+@router.delete("", responses=error_responses(*MANAGE, service.SelfDelete))
 async def delete_users(
     principal: CurrentPrincipal, body: IdList, session: SessionDep, redis: RedisDep
 ) -> Response[int]:
@@ -85,7 +102,7 @@ async def delete_users(
     return Response(data=await service.delete(session, redis, principal, body.ids))
 
 
-@router.delete("/{user_id}", responses=error_responses(404))
+@router.delete("/{user_id}", responses=error_responses(*MANAGE, service.SelfDelete))
 async def delete_user(
     principal: CurrentPrincipal, user_id: uuid.UUID, session: SessionDep, redis: RedisDep
 ) -> Response[int]:

@@ -8,13 +8,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import audit, notices
-from multidb.authz import Principal, check_may_manage
+from multidb.authz import AdminsOnly, Principal, ReservedRoleCode, RoleAboveYou, check_may_manage
 from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput
 from multidb.models import Role, User, UserRole
 from multidb.notices import Reason
 from multidb.rbac import granted_all, invalidate, is_reserved
-from multidb.repository import RoleRepository, ScheduleRepository, UserRepository, keyword_filter
+from multidb.repository import RoleRepository, ScheduleRepository, UserNotFound, UserRepository, keyword_filter
 from multidb.security.login_crypto import decrypt_password
 from multidb.security.passwords import hash_new_password
 from multidb.security.sessions import revoke_user_sessions
@@ -23,6 +23,30 @@ from .schemas import UserCreate, UserUpdate
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+
+class UnknownRole(InvalidInput, error="unknown_role", message="unknown role id"):
+    """`roleIds` names a role that does not exist."""
+
+
+class LastAdmin(Conflict, error="last_admin", message="the last active admin cannot be disabled, demoted or deleted"):
+    """The last active admin would be disabled, demoted or deleted (a backstop: see
+    [safe defaults](#safe-defaults-in-user-administration))."""
+
+
+class SelfChange(Forbidden, error="self_change", message="you cannot change your own roles, admin flag or status"):
+    """Changing your own roles, admin flag or status."""
+
+
+class SelfPasswordReset(
+    Forbidden, error="self_password_reset", message="change your own password with PUT /api/v1/auth/user/password"
+):
+    """`PUT /users/{id}/password` on yourself: your own password changes with the current one
+    (`PUT /auth/user/password`)."""
+
+
+class SelfDelete(Forbidden, error="self_delete", message="you cannot delete yourself"):
+    """Deleting yourself."""
 
 
 def new_password_hash(ciphertext: str) -> str:
@@ -52,23 +76,23 @@ async def _roles(
     await repository.lock(role_ids, shared=True)
     roles = await repository.get_by_ids(role_ids)
     if len(roles) != len(set(role_ids)):
-        raise InvalidInput("unknown role id", error="unknown_role")
+        raise UnknownRole()
     if not principal.holds(granted_all(roles, disabled_too=True)):
-        raise Forbidden("you can only assign roles whose permissions you hold yourself", error="role_above_you")
+        raise RoleAboveYou("you can only assign roles whose permissions you hold yourself")
     if not principal.admin and any(is_reserved(r.code) and r.id not in had for r in roles):
-        raise Forbidden("only admins assign roles with this code", error="reserved_role_code")
+        raise ReservedRoleCode("only admins assign roles with this code")
     return roles
 
 
 async def _keep_an_admin(users: UserRepository, leaving: list[User]) -> None:
     """Refuse to leave the system without an active admin."""
     if any(u.is_admin and u.status for u in leaving) and await users.count_active_admins([u.id for u in leaving]) == 0:
-        raise Conflict("the last active admin cannot be disabled, demoted or deleted", error="last_admin")
+        raise LastAdmin()
 
 
 async def create(session: AsyncSession, principal: Principal, data: UserCreate) -> User:
     if data.is_admin and not principal.admin:
-        raise Forbidden("only admins can create admins", error="admins_only")
+        raise AdminsOnly("only admins can create admins")
     users = UserRepository(session)
     user = User(
         name=data.name,
@@ -109,9 +133,9 @@ async def update(
         or changes.get("is_admin", user.is_admin) != user.is_admin
         or changes.get("status", True) is False
     ):
-        raise Forbidden("you cannot change your own roles, admin flag or status", error="self_change")
+        raise SelfChange()
     if changes.get("is_admin") and not principal.admin:
-        raise Forbidden("only admins can change admins", error="admins_only")
+        raise AdminsOnly()
     if not itself:
         check_may_manage(principal, user)
     if changes.get("is_admin") is False or changes.get("status") is False:
@@ -148,7 +172,7 @@ async def reset_password(
     if str(user_id) == principal.user_id:
         # Your own password changes with the current one (PUT /auth/user/password): a stolen
         # access token must not be enough to take the account over for good.
-        raise Forbidden("change your own password with PUT /api/v1/auth/user/password", error="self_password_reset")
+        raise SelfPasswordReset()
     users = UserRepository(session)
     user = await users.require(user_id)
     check_may_manage(principal, user)  # who may reset passwords is an admin's to reset
@@ -163,9 +187,9 @@ async def delete(session: AsyncSession, redis: "Redis", principal: Principal, us
     users = UserRepository(session)
     found = await users.get_by_ids(user_ids)
     if len(found) != len(set(user_ids)):
-        raise UserRepository.missing()
+        raise UserNotFound()
     if any(str(u.id) == principal.user_id for u in found):
-        raise Forbidden("you cannot delete yourself", error="self_delete")
+        raise SelfDelete()
     for user in found:
         check_may_manage(principal, user)
     await _keep_an_admin(users, found)

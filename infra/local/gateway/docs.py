@@ -83,7 +83,8 @@ def merged_openapi(template: Template) -> dict[str, Any]:
 
 def _with_gateway_answers(operation: dict[str, Any], route: Route, template: Template) -> dict[str, Any]:
     """The operation's responses, with what API Gateway itself may answer on this route: where
-    the function answers the same status, the body is one of the envelope or the gateway's."""
+    the function answers the same status, the body is one of its envelope (with the error names
+    it lists) or the gateway's."""
     statuses = {500, 503}
     if route.authorizer is not None:
         statuses |= {401, 403}
@@ -94,12 +95,16 @@ def _with_gateway_answers(operation: dict[str, Any], route: Route, template: Tem
     responses = dict(operation["responses"])
     for status in sorted(statuses):
         own = responses.get(str(status))
-        schema: dict[str, Any] = {"oneOf": [ENVELOPE, DENIAL]} if own is not None else DENIAL
+        schema: dict[str, Any] = {"oneOf": [_schema(own), DENIAL]} if own is not None else DENIAL
         responses[str(status)] = {
             "description": GATEWAY_ANSWERS[status],
             "content": {"application/json": {"schema": schema}},
         }
     return responses
+
+
+def _schema(response: dict[str, Any]) -> dict[str, Any]:
+    return dict(response.get("content", {}).get("application/json", {}).get("schema") or ENVELOPE)
 
 
 def _link_resources(paths: dict[str, dict[str, Any]]) -> None:

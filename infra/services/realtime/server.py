@@ -36,12 +36,13 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from multidb import logs, notices
 from multidb import redis as clients
 from multidb.authz import check
-from multidb.errors import AppError, ServiceUnavailable
+from multidb.errors import AppError, Forbidden, ServiceUnavailable, Unauthorized
 from multidb.realtime import ADMINS_ROOM, manager, user_room
 from multidb.redis import client_of, get_redis
-from multidb.security.tokens import Claims, TokenType, bearer, verify
+from multidb.security.tokens import Claims, TokenExpired, TokenType, bearer, verify
 from multidb.settings import Environment, get_settings
 from multidb.sockets import handlers, limits, presence
+from multidb.sockets.registry import UnknownEvent
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -72,14 +73,24 @@ class Session:
     expiry: asyncio.TimerHandle | None = None
 
 
-def _ack(status: int, error: str, message: str) -> dict[str, Any]:
-    return {"code": status, "error": error, "message": message, "ts": int(time.time() * 1000), "data": None}
+class OriginNotAccepted(Forbidden, error="origin_not_accepted"):
+    """A Socket.IO connection from an origin outside `REALTIME_CORS_ORIGINS`."""
 
 
-def _refuse(status: int, error: str, message: str) -> Refused:
+def _ack(exc: AppError) -> dict[str, Any]:
+    return {
+        "code": exc.status_code,
+        "error": exc.error,
+        "message": exc.message,
+        "ts": int(time.time() * 1000),
+        "data": None,
+    }
+
+
+def _refuse(exc: AppError) -> Refused:
     """A refusal the client reads in `connect_error`: `err.message` is the reason and `err.data`
     the error envelope's fields (`{code, error, message}`)."""
-    return Refused(message, {"code": status, "error": error, "message": message})
+    return Refused(exc.message, {"code": exc.status_code, "error": exc.error, "message": exc.message})
 
 
 # Under `make dev` (APP_ENV=LOCAL) any local dev server or script may connect.
@@ -141,24 +152,24 @@ class Realtime:
         origin = environ.get("HTTP_ORIGIN")
         if origin and not self.origins.accepts(str(origin)):
             message = f"origin {origin} is not accepted (accepted: {self.origins.describe()}; REALTIME_CORS_ORIGINS)"
-            raise _refuse(403, "origin_not_accepted", message)
+            raise _refuse(OriginNotAccepted(message))
         try:
             token = _token(environ, auth)
         except AppError as exc:
-            raise _refuse(401, "not_authenticated", "authentication required") from exc
+            raise _refuse(Unauthorized("authentication required")) from exc
         try:
             claims = verify(token, TokenType.ACCESS)
             if claims.exp <= time.time():  # within JWT_LEEWAY: it would be closed at once
-                raise _refuse(401, "token_expired", EXPIRED)
+                raise _refuse(TokenExpired(EXPIRED))
             principal = await check(claims, None)
             await presence.alive(get_redis(), self.server, self.presence_ttl)
             agent = str(environ.get("HTTP_USER_AGENT", ""))
             entry = presence.entry(agent)
             await presence.record(get_redis(), principal.user_id, self.server, sid, entry, self.presence_ttl)
         except ServiceUnavailable as exc:
-            raise _refuse(503, "service_unavailable", "service unavailable") from exc
+            raise _refuse(ServiceUnavailable("service unavailable")) from exc
         except AppError as exc:
-            raise _refuse(exc.status_code, exc.error, exc.message) from exc
+            raise _refuse(exc) from exc
         settings = get_settings()
         bucket = limits.Bucket(
             settings.realtime_events_per_second, settings.realtime_events_burst, settings.realtime_events_hard_limit
@@ -201,7 +212,7 @@ class Realtime:
     async def unknown(self, event: str, sid: str, *data: Any) -> dict[str, Any]:
         """Any event no handler serves: acknowledged 404 when the client asked for an ack (so
         `emitWithAck` does not wait forever), and limited like every client event."""
-        return await self.admit(sid) or _ack(404, "unknown_event", f"Unknown event: {event[:100]}.")
+        return await self.admit(sid) or _ack(UnknownEvent(f"Unknown event: {event[:100]}."))
 
     def handler(self, registry: "EventRegistry", name: str) -> Any:
         async def handle(sid: str, data: Any = None) -> dict[str, Any]:
@@ -216,18 +227,18 @@ class Realtime:
         """None if the connection may send this event now, else the acknowledgement that refuses it."""
         session = self.sessions.get(sid)
         if session is None:  # ended meanwhile
-            return _ack(401, "not_authenticated", "Not authenticated.")
+            return _ack(Unauthorized())
         if session.claims.exp <= time.time():  # its timer is due, or late: refuse now, close now
             self.spawn(self.end(sid, EXPIRED))
-            return _ack(401, "token_expired", "Token expired.")
+            return _ack(TokenExpired("Token expired."))
         match session.bucket.take():
             case limits.Verdict.CLOSE:
                 log.warning("closing a connection over its event limit", extra={"fields": {"sid": sid}})
                 self.spawn(self.close(sid))  # after this acknowledgement has gone out
-                return _ack(429, "too_many_events", "Too many events: the connection is closed.")
+                return _ack(limits.TooManyEvents("Too many events: the connection is closed."))
             case limits.Verdict.REFUSE:
                 wait = session.bucket.wait()
-                return _ack(429, "too_many_events", f"Too many events on this connection; retry in {wait:.1f} s.")
+                return _ack(limits.TooManyEvents(f"Too many events on this connection; retry in {wait:.1f} s."))
         settings = get_settings()
         try:
             wait = await limits.take_user(
@@ -238,9 +249,9 @@ class Realtime:
             )
         except Exception as exc:  # fail closed, as every check does
             log.error("the user's event limit is unavailable: %s", type(exc).__name__)
-            return _ack(503, "service_unavailable", "Service unavailable.")
+            return _ack(ServiceUnavailable())
         if wait:
-            return _ack(429, "too_many_events", f"Too many events from your connections; retry in {wait:.1f} s.")
+            return _ack(limits.TooManyEvents(f"Too many events from your connections; retry in {wait:.1f} s."))
         return None
 
     async def close(self, sid: str) -> None:

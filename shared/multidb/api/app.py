@@ -14,9 +14,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs, runtime, snapstart
-from ..errors import AppError
+from ..errors import AppError, BackendUnavailable, BadRequest, InternalError, InvalidInput, ServiceUnavailable
+from ..secrets import ConfigurationUnavailable
 from ..settings import get_settings
-from .errors import ANSWERS, envelope, error_responses, is_outage
+from .errors import ANSWERS, envelope, error_responses, is_outage, merged
 from .requests import refuse_nul
 
 API_PREFIX = "/api/v1"
@@ -58,10 +59,10 @@ class RequestContextMiddleware:
         except Exception as exc:
             if is_outage(exc):
                 log.error("backend unavailable: %s", type(exc).__name__)
-                answer = envelope(503, error="backend_unavailable")
+                answer = envelope(BackendUnavailable())
             else:
                 log.exception("unhandled %s", type(exc).__name__)
-                answer = envelope(500, f"Internal server error (request {rid}).")
+                answer = envelope(InternalError(f"Internal server error (request {rid})."))
             if not response_started:
                 await answer(scope, receive, send_with_id)
         finally:
@@ -109,22 +110,30 @@ def _request_id(scope: Scope) -> str:
     return str(rid or uuid.uuid4())
 
 
-def answers(dependant: Dependant) -> set[int]:
-    """The error statuses a route can answer, as its OpenAPI document lists them: 500 and 503
-    (anything unexpected; settings, keys or a datastore out of reach) for every route; 422
-    when it takes parameters or a body, and 400 when a body does not parse; what its
-    dependencies declare (`ANSWERS`: the caller
-    check adds 401 and 403). The route's own domain errors it declares itself
-    (`responses=error_responses(404, 409)`)."""
-    found = {500, 503}
+# What every route may answer: anything unexpected (500); settings, keys or a datastore out of reach (503).
+EVERY_ROUTE: tuple[type[AppError], ...] = (
+    InternalError,
+    ServiceUnavailable,
+    BackendUnavailable,
+    ConfigurationUnavailable,
+)
+
+
+def answers(dependant: Dependant) -> set[type[AppError]]:
+    """The errors a route can answer without declaring them, as its OpenAPI document lists
+    them: `EVERY_ROUTE`'s; 422 `invalid_input` when it takes parameters or a body, and 400
+    when a body does not parse; what its dependencies declare (`ANSWERS`: the caller check
+    adds its 401s and 403s, a database session `database_unavailable`). The route's own
+    domain errors it declares itself (`responses=error_responses(RoleNotFound, RoleCodeTaken)`)."""
+    found = set(EVERY_ROUTE)
     pending = [dependant]
     while pending:
         current = pending.pop()
         pending.extend(current.dependencies)
         if current.path_params or current.query_params or current.header_params or current.body_params:
-            found.add(422)
+            found.add(InvalidInput)
         if current.body_params:
-            found.add(400)  # a body that does not even parse
+            found.add(BadRequest)  # a body that does not even parse
         found.update(getattr(current.call, ANSWERS, ()))
     return found
 
@@ -137,10 +146,9 @@ class DocumentedRoute(APIRoute):
         dependant = get_dependant(path=path, call=endpoint)
         for depends in kwargs.get("dependencies") or ():
             dependant.dependencies.append(get_dependant(path=path, call=depends.dependency))
-        declared = kwargs.get("responses") or {}
-        statuses = answers(dependant)
-        kwargs["responses"] = {**error_responses(*statuses), **declared}
-        self._takes_input = 422 in statuses  # set first: APIRoute builds the handler in __init__
+        derived = answers(dependant)
+        kwargs["responses"] = merged(error_responses(*derived), kwargs.get("responses") or {})
+        self._takes_input = InvalidInput in derived  # set first: APIRoute builds the handler in __init__
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -157,6 +165,23 @@ class DocumentedRoute(APIRoute):
         return without_nul
 
 
+class DocumentedApp(FastAPI):
+    """An app whose error responses state the `error` names they list as `allOf` the envelope
+    and the names: FastAPI writes the model's `$ref` beside them, where generators
+    (openapi-typescript) read the `$ref` alone."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            for methods in super().openapi().get("paths", {}).values():
+                for operation in methods.values():
+                    for response in operation.get("responses", {}).values():
+                        content = response.get("content", {}).get("application/json", {})
+                        schema = content.get("schema", {})
+                        if "$ref" in schema and len(schema) > 1:
+                            content["schema"] = {"allOf": [{"$ref": schema.pop("$ref")}, schema]}
+        return cast(dict[str, Any], self.openapi_schema)
+
+
 def create_app(title: str, *routers: APIRouter) -> FastAPI:
     """A function's FastAPI app: errors in the envelope (routers use `DocumentedRoute`).
 
@@ -165,7 +190,7 @@ def create_app(title: str, *routers: APIRouter) -> FastAPI:
     """
     from .errors import install_error_handlers
 
-    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    app = DocumentedApp(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)

@@ -10,12 +10,21 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator, WithJsonSchema
 
-from ..authz import Principal, check_reading
-from ..errors import Unauthorized
+from ..authz import AuthorizationUnavailable, Principal, TokenRevoked, UserDisabled, UserGone, check_reading
+from ..errors import AppError, Forbidden, Unauthorized
 from ..paging import MAX_PAGE_SIZE
 from ..rbac import permission_code, profile_key
 from ..redis import get_redis
-from ..security.tokens import Claims, TokenType, bearer, check_still_valid, verify
+from ..security.tokens import (
+    Claims,
+    InvalidToken,
+    MissingBearerToken,
+    TokenExpired,
+    TokenType,
+    bearer,
+    check_still_valid,
+    verify,
+)
 from ..settings import get_settings
 from .errors import ANSWERS
 
@@ -25,6 +34,10 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+
+
+class InvalidAuthorizerContext(Unauthorized, error="invalid_authorizer_context", message="invalid authorizer context"):
+    """Behind the gateway, a request whose authorizer context this authorizer did not write (or one without `kid`)."""
 
 
 async def _redis() -> "Redis":
@@ -49,11 +62,11 @@ def _claims_from_gateway(context: dict[str, Any]) -> Claims:
     A context marked `expired` (a genuine token, recently expired: the authorizer's way to
     say so, as its Deny can only be 403) is refused 401 `token_expired`, before any route logic."""
     if context.get("expired") in (True, "true"):
-        raise Unauthorized("token expired", error="token_expired")
+        raise TokenExpired()
     try:
         claims = Claims.from_context(context)
     except (KeyError, TypeError, ValueError) as exc:  # not a context our authorizer wrote
-        raise Unauthorized("invalid authorizer context", error="invalid_authorizer_context") from exc
+        raise InvalidAuthorizerContext() from exc
     return check_still_valid(claims)
 
 
@@ -92,8 +105,21 @@ class CallerProfile:
     cached_profile: str | None
 
 
+# What the caller check answers: no valid token (401); not granted, or a disabled user (403);
+# the permission check out of reach (503).
+CALLER_ERRORS: tuple[type[AppError], ...] = (
+    MissingBearerToken,
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+    UserGone,
+    InvalidAuthorizerContext,
+    Forbidden,
+    UserDisabled,
+    AuthorizationUnavailable,
+)
 for _dependency in (_current_principal, _caller_and_profile):
-    setattr(_dependency, ANSWERS, (401, 403))  # no valid token; not granted, or a disabled user
+    setattr(_dependency, ANSWERS, CALLER_ERRORS)
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 CurrentPrincipalAndProfile = Annotated[CallerProfile, Depends(_caller_and_profile)]
 

@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import Depends
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import read_scope, session_scope
+from ..db import DatabaseUnavailable, read_scope, session_scope
+from .errors import ANSWERS
 
 
 async def _session() -> AsyncIterator[AsyncSession]:
@@ -31,3 +32,6 @@ async def _read_session() -> AsyncIterator[AsyncSession]:
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+
+for _dependency in (_session, _read_session):
+    setattr(_dependency, ANSWERS, (DatabaseUnavailable,))

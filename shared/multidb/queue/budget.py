@@ -24,6 +24,19 @@ if TYPE_CHECKING:
 
 STALE_RUN_SECONDS = 3600  # the broker's visibility timeout: a run older than this was lost
 
+
+class TooManyTaskRuns(TooManyRequests, error="too_many_task_runs", message="too many task runs; try again later"):
+    """Runs one user started in the last minute (`TASK_RUNS_PER_MINUTE`)."""
+
+
+class TooManyQueuedRuns(
+    TooManyRequests,
+    error="too_many_queued_runs",
+    message="too many of your task runs are waiting; try again when they finish",
+):
+    """Runs of one user queued or running (`TASK_RUNS_QUEUED`)."""
+
+
 queued_key = Keys("tasks:queued")  # (user id): the user's runs queued or running, by when due
 rate_key = Keys("tasks:rate")  # (user id): the runs the user started this minute
 
@@ -35,7 +48,7 @@ def rate_limit(user_id: str) -> Limit:
 async def admit(redis: "Redis", user_id: str, task_id: str, due: float) -> None:
     """Count a run against its owner's budget, or raise TooManyRequests (nothing counted)."""
     settings = get_settings()
-    await enforce(redis, rate_limit(user_id), message="too many task runs; try again later", error="too_many_task_runs")
+    await enforce(redis, rate_limit(user_id), error=TooManyTaskRuns)
     key = queued_key(user_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zremrangebyscore(key, "-inf", time.time() - STALE_RUN_SECONDS)
@@ -45,11 +58,7 @@ async def admit(redis: "Redis", user_id: str, task_id: str, due: float) -> None:
         _, _, queued, _ = await pipe.execute()
     if queued > settings.task_runs_queued:
         await release(redis, user_id, task_id)
-        raise TooManyRequests(
-            "too many of your task runs are waiting; try again when they finish",
-            error="too_many_queued_runs",
-            retry_after=30,
-        )
+        raise TooManyQueuedRuns(retry_after=30)
 
 
 async def release(redis: "Redis", user_id: str, task_id: str) -> None:

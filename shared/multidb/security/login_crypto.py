@@ -12,6 +12,14 @@ from .keys import login_key, public_pem
 _OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
+class PasswordNotEncrypted(
+    InvalidInput,
+    error="password_not_encrypted",
+    message="password must be RSA-OAEP (SHA-256) encrypted with the login public key, base64",
+):
+    """A password that is not RSA-OAEP (SHA-256) ciphertext of the login key, base64."""
+
+
 def login_public_key_pem() -> str:
     return public_pem(login_key().public_key())
 
@@ -28,7 +36,4 @@ def decrypt_password(ciphertext_b64: str) -> str:
         ciphertext = base64.b64decode(ciphertext_b64, validate=True)
         return login_key().decrypt(ciphertext, _OAEP).decode()
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            "password must be RSA-OAEP (SHA-256) encrypted with the login public key, base64",
-            error="password_not_encrypted",
-        ) from exc
+        raise PasswordNotEncrypted() from exc

@@ -11,13 +11,18 @@ MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; longer passwords are refused
 MIN_PASSWORD_LENGTH = 8
 
 
+class WeakPassword(
+    InvalidInput,
+    error="weak_password",
+    message=f"passwords need {MIN_PASSWORD_LENGTH} characters and at most {MAX_PASSWORD_BYTES} bytes",
+):
+    """A new password under 8 characters or over 72 bytes."""
+
+
 def hash_new_password(password: str) -> str:
     """Hash a password someone is choosing now: it must meet the length policy."""
     if len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise InvalidInput(
-            f"passwords need {MIN_PASSWORD_LENGTH} characters and at most {MAX_PASSWORD_BYTES} bytes",
-            error="weak_password",
-        )
+        raise WeakPassword()
     return hash_password(password)
 
 

@@ -36,6 +36,23 @@ if TYPE_CHECKING:
 
 log = get_logger("sessions")
 
+
+class SessionsEnded(
+    Unauthorized, error="sessions_ended", message="the account's sessions were ended meanwhile; log in again"
+):
+    """Login: the account's sessions were ended while the password was being checked; log in again."""
+
+
+class RefreshTokenWrongClient(
+    Unauthorized, error="refresh_token_wrong_client", message="refresh token does not belong to this client"
+):
+    """Refresh from another User-Agent than the login's (the token is not spent)."""
+
+
+class RefreshTokenInvalid(Unauthorized, error="refresh_token_invalid", message="refresh token is no longer valid"):
+    """A refresh token already spent or revoked (reuse also revokes its whole session)."""
+
+
 refresh_key = Keys("auth:refresh")  # (user id, jti): one refresh token's record
 family_key = Keys("auth:family")  # (family): the family's current refresh token
 revoked_key = Keys("auth:revoked")  # (jti): a revoked access token, until it expires
@@ -163,7 +180,7 @@ async def open_session(redis: "Redis", user_id: str, user_agent: str, epoch: str
         [_record(family, user_agent), get_settings().refresh_token_ttl, family, refresh.jti, epoch],
     )
     if not opened:
-        raise Unauthorized("the account's sessions were ended meanwhile; log in again", error="sessions_ended")
+        raise SessionsEnded()
     return TokenPair(access_token, refresh_token, access, refresh)
 
 
@@ -178,7 +195,7 @@ async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPa
     stored = cast(str | None, await redis.get(refresh_key(claims.sub, claims.jti)))
     if stored is not None and json.loads(stored).get("user_agent") != user_agent:
         # Not spent: the owner may still use it.
-        raise Unauthorized("refresh token does not belong to this client", error="refresh_token_wrong_client")
+        raise RefreshTokenWrongClient()
     access_token, access, new_token, new = _issue_pair(claims.sub, claims.fam)
     outcome = await _script(
         redis,
@@ -201,7 +218,7 @@ async def rotate(redis: "Redis", refresh_token: str, user_agent: str) -> TokenPa
             "auth.refresh_reuse", outcome=audit.Outcome.FAILURE, user_id=claims.sub, target=("session", claims.fam)
         )
     if outcome != "ok":
-        raise Unauthorized("refresh token is no longer valid", error="refresh_token_invalid")
+        raise RefreshTokenInvalid()
     return TokenPair(access_token, new_token, access, new)
 
 

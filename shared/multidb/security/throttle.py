@@ -31,11 +31,11 @@ async def hit(redis: "Redis", limit: Limit) -> tuple[int, int]:
     return int(count), max(int(ttl), 1)
 
 
-async def enforce(redis: "Redis", *limits: Limit, message: str, error: str) -> None:
-    """Count one attempt against every limit; 429 (with the longest wait) if any is exceeded."""
+async def enforce(redis: "Redis", *limits: Limit, error: type[TooManyRequests]) -> None:
+    """Count one attempt against every limit; `error` (a 429, with the longest wait) if any is exceeded."""
     waits = [ttl for limit in limits for count, ttl in [await hit(redis, limit)] if count > limit.limit]
     if waits:
-        raise TooManyRequests(message, error=error, retry_after=max(waits))
+        raise error(retry_after=max(waits))
 
 
 _UNDO = """

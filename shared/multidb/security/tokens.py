@@ -20,6 +20,22 @@ from ..settings import get_settings
 ALGORITHMS = ["RS256"]
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ", "fam"]
 MAX_HEADER = 1024  # ours is ~90 characters
+
+
+class MissingBearerToken(Unauthorized, error="missing_bearer_token", message="missing bearer token"):
+    """No `Authorization: Bearer <token>` header."""
+
+
+class InvalidToken(Unauthorized, error="invalid_token", message="invalid token"):
+    """Bad signature, algorithm, `kid`, issuer, audience, claims, or the wrong token type; behind
+    the gateway, a token whose signing key is no longer published."""
+
+
+class TokenExpired(Unauthorized, error="token_expired", message="token expired"):
+    """The token's `exp` (plus `JWT_LEEWAY`) has passed, also when API Gateway answered from a
+    cached Allow: refresh."""
+
+
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -129,7 +145,7 @@ def _seen(token: str, settings: Any) -> Claims | None:
         return None
     if time.time() >= claims.exp + settings.jwt_leeway:  # PyJWT's rule: expired once exp + leeway has passed
         _verified.pop(token, None)
-        raise Unauthorized("token expired", error="token_expired")
+        raise TokenExpired()
     return claims
 
 
@@ -159,9 +175,9 @@ def verify_lapsed(token: str) -> Claims:
     claims, _ = _decode(token, TokenType.ACCESS, settings, check_exp=False)
     now = time.time()
     if now < claims.exp + settings.jwt_leeway:
-        raise Unauthorized("token not expired", error="invalid_token")
+        raise InvalidToken("token not expired")
     if now >= claims.iat + settings.refresh_token_ttl:
-        raise Unauthorized("token expired too long ago", error="invalid_token")
+        raise InvalidToken("token expired too long ago")
     return claims
 
 
@@ -177,7 +193,7 @@ def _decode(token: str, expected: TokenType, settings: Any, *, check_exp: bool) 
         kid = str(header.get("kid"))
         key = verification_keys().get(kid) or verification_keys(refresh=True).get(kid)
         if key is None or header.get("alg") not in ALGORITHMS:
-            raise Unauthorized("invalid token", error="invalid_token")
+            raise InvalidToken()
         payload = jwt.decode(
             token,
             key,
@@ -189,11 +205,11 @@ def _decode(token: str, expected: TokenType, settings: Any, *, check_exp: bool) 
         )
         claims = Claims.from_payload(payload, kid=kid)
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("token expired", error="token_expired") from exc
+        raise TokenExpired() from exc
     except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
-        raise Unauthorized("invalid token", error="invalid_token") from exc
+        raise InvalidToken() from exc
     if claims.typ is not expected:
-        raise Unauthorized("invalid token type", error="invalid_token")
+        raise InvalidToken("invalid token type")
     return claims, key
 
 
@@ -202,11 +218,11 @@ def check_still_valid(claims: Claims) -> Claims:
     undo still holds: its `exp` (with the leeway, as PyJWT counts it) and its signing key,
     still published. API Gateway may answer from a decision it cached for up to an hour."""
     if time.time() >= claims.exp + get_settings().jwt_leeway:
-        raise Unauthorized("token expired", error="token_expired")
+        raise TokenExpired()
     from .published import is_published
 
     if not is_published(claims.kid):
-        raise Unauthorized("the token's signing key is no longer published", error="invalid_token")
+        raise InvalidToken("the token's signing key is no longer published")
     return claims
 
 
@@ -220,4 +236,4 @@ def bearer(authorization: str | None, *, bare: bool = False) -> str:
         return token.strip()
     if bare and value and " " not in value:
         return value
-    raise Unauthorized("missing bearer token", error="missing_bearer_token")
+    raise MissingBearerToken()

@@ -45,6 +45,11 @@ MESSAGE_CODE = event_code("message:send")
 PRESENCE_CODE = event_code("presence:user")
 
 
+class RecipientUnreachable(Forbidden, error="recipient_unreachable", message="you cannot message this user"):
+    """Socket.IO `message:send` to a user who may not be messaged by the caller (or does not
+    exist, or is disabled: one answer for all)."""
+
+
 def sees_presence(principal: Principal) -> bool:
     return principal.admin or PRESENCE_CODE in principal.codes
 
@@ -82,7 +87,7 @@ async def send_message(principal: Principal, body: MessageSend, redis: Redis, ou
     grants = await cached_grants(redis, recipient, cached, version)
     reachable = grants is not None and grants.active and (principal.admin or grants.allows(MESSAGE_CODE))
     if not reachable:
-        raise Forbidden("you cannot message this user", error="recipient_unreachable")
+        raise RecipientUnreachable()
     reached = len(await presence.connections(redis, recipient)) if sees_presence(principal) else None
     await outbox.to_user(recipient, "message", {"from": principal.user_id, "data": {"text": body.text}})
     return MessageSent(delivered_to=reached)

@@ -18,12 +18,18 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, cast
 
+from ..errors import TooManyRequests
 from ..keyspace import Keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 rate_key = Keys("realtime:rate")  # (user id): the user's bucket across servers
+
+
+class TooManyEvents(TooManyRequests, error="too_many_events", message="Too many events."):
+    """Socket.IO client events over the connection's or the user's rate
+    ([limits](tasks-and-realtime.md#rate-limits))."""
 
 
 class Verdict(Enum):

@@ -27,13 +27,19 @@ from pydantic import BaseModel, ValidationError
 from .. import logs
 from ..api.responses import ErrorResponse, FieldError, Response
 from ..authz import Principal, check
-from ..errors import AppError
+from ..errors import AppError, InternalError, InvalidInput, NotFound
 from ..rbac import event_code
 from ..security.tokens import Claims
 
 log = logs.get_logger("sockets")
 
 SocketId = NewType("SocketId", str)
+
+
+class UnknownEvent(NotFound, error="unknown_event", message="Unknown event."):
+    """A Socket.IO event no handler serves, sent asking for an acknowledgement."""
+
+
 Handler = Callable[..., Awaitable[Any]]
 
 
@@ -84,19 +90,19 @@ class EventRegistry:
             return Response[Any](data=payload).model_dump(mode="json", by_alias=True)
         except ValidationError as exc:
             fields = [FieldError(field=".".join(map(str, e["loc"])), message=e["msg"]) for e in exc.errors()]
-            return _error(422, "invalid_input", "Invalid input.", fields)
+            return _error(InvalidInput(), fields)
         except AppError as exc:
-            return _error(exc.status_code, exc.error, exc.message)
+            return _error(exc)
         except Exception as exc:
             log.exception("event %s failed: %s", name, type(exc).__name__)
-            return _error(500, "internal_error", f"Internal server error (request {rid}).")
+            return _error(InternalError(f"Internal server error (request {rid})."))
         finally:
             log.info("event", extra={"fields": {"event": name, "sid": sid}})
             logs.request_id.reset(token)
 
 
-def _error(status: int, error: str, message: str, fields: list[FieldError] | None = None) -> dict[str, Any]:
-    body = ErrorResponse(code=status, error=error, message=message, data=fields)
+def _error(exc: AppError, fields: list[FieldError] | None = None) -> dict[str, Any]:
+    body = ErrorResponse(code=exc.status_code, error=exc.error, message=exc.message, data=fields)
     return body.model_dump(mode="json", by_alias=True)
 
 

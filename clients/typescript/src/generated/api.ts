@@ -1886,7 +1886,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -1895,7 +1898,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -1904,7 +1910,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -1922,7 +1931,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -1931,7 +1943,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -1973,7 +1988,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -1982,7 +2000,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "backend_unavailable" | "configuration_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2020,7 +2041,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2029,7 +2053,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "backend_unavailable" | "configuration_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2065,7 +2092,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description Not authenticated. */
@@ -2074,7 +2104,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_credentials" | "sessions_ended";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -2092,7 +2125,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "password_not_encrypted";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2101,7 +2137,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "too_many_failed_logins";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
@@ -2110,7 +2149,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2119,7 +2161,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2152,7 +2197,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description Not authenticated. */
@@ -2161,7 +2209,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_credentials" | "sessions_ended";
+                    };
                 };
             };
             /** @description Not found. */
@@ -2170,7 +2221,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "not_found";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -2188,7 +2242,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2197,7 +2254,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "too_many_failed_logins";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
@@ -2206,7 +2266,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2215,7 +2278,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2244,7 +2310,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2253,7 +2322,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2271,7 +2343,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2280,7 +2355,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2313,7 +2391,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_token" | "refresh_token_invalid" | "refresh_token_wrong_client" | "token_expired" | "user_not_active";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -2322,7 +2403,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2340,7 +2424,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2349,7 +2436,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2378,7 +2468,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2387,7 +2480,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2405,7 +2501,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2414,7 +2513,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2447,7 +2549,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -2456,7 +2561,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2465,7 +2573,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -2483,7 +2594,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "password_not_encrypted" | "weak_password" | "wrong_current_password";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2492,7 +2606,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "too_many_wrong_passwords";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
@@ -2501,7 +2618,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2510,7 +2630,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2546,7 +2669,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2555,7 +2681,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -2564,7 +2693,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2582,7 +2714,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2591,7 +2726,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2623,7 +2761,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2632,7 +2773,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2641,7 +2785,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "file_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -2650,7 +2797,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2668,7 +2818,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2677,7 +2830,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2709,7 +2865,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2718,7 +2877,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2727,7 +2889,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "file_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -2736,7 +2901,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2754,7 +2922,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2763,7 +2934,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "object_storage_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2799,7 +2973,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -2808,7 +2985,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2817,7 +2997,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2826,7 +3009,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "file_not_found";
+                    };
                 };
             };
             /** @description Conflict. */
@@ -2835,7 +3021,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "upload_missing";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -2853,7 +3042,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "parts_incomplete" | "parts_invalid" | "parts_not_expected" | "upload_size_mismatch";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2871,7 +3063,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2880,7 +3075,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "object_storage_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -2912,7 +3110,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -2921,7 +3122,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -2930,7 +3134,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "file_not_found";
+                    };
                 };
             };
             /** @description Conflict. */
@@ -2939,7 +3146,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "upload_incomplete";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -2948,7 +3158,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -2966,7 +3179,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -2975,7 +3191,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3010,7 +3229,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3019,7 +3241,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3028,7 +3253,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "file_not_found";
+                    };
                 };
             };
             /** @description Conflict. */
@@ -3037,7 +3265,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "not_multipart" | "upload_complete";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -3046,7 +3277,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3064,7 +3298,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3073,7 +3310,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "object_storage_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3108,7 +3348,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -3117,7 +3360,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3126,7 +3372,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -3144,7 +3393,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "file_too_large" | "file_too_large_for_one_put" | "invalid_input" | "too_many_parts";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3153,7 +3405,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "storage_quota_exceeded" | "too_many_pending_uploads";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
@@ -3162,7 +3417,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3171,7 +3429,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "document_store_unavailable" | "object_storage_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3207,7 +3468,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3216,7 +3480,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3225,7 +3492,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3243,7 +3513,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3252,7 +3525,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3287,7 +3563,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -3296,7 +3575,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3305,7 +3587,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "permission_not_held" | "reserved_role_code" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Conflict. */
@@ -3314,7 +3599,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "role_code_taken";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -3332,7 +3620,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "unknown_permission";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3350,7 +3641,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3359,7 +3653,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3392,7 +3689,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -3401,7 +3701,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3410,7 +3713,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "reserved_role_code" | "role_above_you" | "role_holder_above_you" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3419,7 +3725,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "role_not_found";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -3437,7 +3746,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3455,7 +3767,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3464,7 +3779,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3499,7 +3817,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -3508,7 +3829,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3517,7 +3841,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "permission_not_held" | "reserved_role_code" | "role_above_you" | "role_holder_above_you" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3526,7 +3853,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "role_not_found";
+                    };
                 };
             };
             /** @description Conflict. */
@@ -3535,7 +3865,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "role_code_taken";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -3553,7 +3886,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "unknown_permission";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3571,7 +3907,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3580,7 +3919,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3611,7 +3953,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3620,7 +3965,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "reserved_role_code" | "role_above_you" | "role_holder_above_you" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -3629,7 +3977,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "role_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -3638,7 +3989,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3656,7 +4010,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3665,7 +4022,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3699,7 +4059,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3708,7 +4071,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3717,7 +4083,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3735,7 +4104,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3744,7 +4116,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3773,7 +4148,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3782,7 +4160,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3800,7 +4181,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3809,7 +4193,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3838,7 +4225,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3847,7 +4237,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3865,7 +4258,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3874,7 +4270,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3903,7 +4302,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3912,7 +4314,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -3930,7 +4335,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -3939,7 +4347,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -3975,7 +4386,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -3984,7 +4398,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -3993,7 +4410,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4011,7 +4431,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4020,7 +4443,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4053,7 +4479,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -4062,7 +4491,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4071,7 +4503,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "task_not_granted" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -4089,7 +4524,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_task_arguments" | "invalid_input" | "task_arguments_too_large" | "unknown_task";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4098,7 +4536,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "too_many_queued_runs" | "too_many_task_runs";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
@@ -4107,7 +4548,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4116,7 +4560,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable" | "task_queue_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4147,7 +4594,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4156,7 +4606,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4165,7 +4618,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "task_run_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -4174,7 +4630,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4192,7 +4651,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4201,7 +4663,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable" | "task_results_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4237,7 +4702,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4246,7 +4714,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -4255,7 +4726,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4273,7 +4747,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4282,7 +4759,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4317,7 +4797,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -4326,7 +4809,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4335,7 +4821,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "task_not_granted" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Conflict. */
@@ -4344,7 +4833,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "schedule_name_taken";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -4362,7 +4854,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_task_arguments" | "invalid_crontab" | "invalid_input" | "task_arguments_too_large" | "unknown_task";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4371,7 +4866,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "too_many_schedules";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
@@ -4380,7 +4878,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4389,7 +4890,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4420,7 +4924,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4429,7 +4936,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4438,7 +4948,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "schedule_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -4447,7 +4960,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4465,7 +4981,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4474,7 +4993,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4509,7 +5031,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -4518,7 +5043,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4527,7 +5055,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "task_not_granted" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4536,7 +5067,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "schedule_not_found";
+                    };
                 };
             };
             /** @description Conflict. */
@@ -4545,7 +5079,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "schedule_name_taken";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -4563,7 +5100,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_task_arguments" | "invalid_crontab" | "invalid_input" | "task_arguments_too_large" | "unknown_task";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4581,7 +5121,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4590,7 +5133,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4621,7 +5167,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4630,7 +5179,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4639,7 +5191,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "schedule_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -4648,7 +5203,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4666,7 +5224,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4675,7 +5236,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4711,7 +5275,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4720,7 +5287,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Invalid input. */
@@ -4729,7 +5299,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4747,7 +5320,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4756,7 +5332,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4791,7 +5370,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -4800,7 +5382,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4809,7 +5394,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "admins_only" | "permission_denied" | "reserved_role_code" | "role_above_you" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Conflict. */
@@ -4818,7 +5406,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "username_taken";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -4836,7 +5427,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "password_not_encrypted" | "unknown_role" | "weak_password";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4854,7 +5448,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4863,7 +5460,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4896,7 +5496,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -4905,7 +5508,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -4914,7 +5520,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "admins_only" | "permission_denied" | "self_delete" | "user_above_you" | "user_disabled" | "user_resets_passwords";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -4923,7 +5532,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "user_not_found";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -4941,7 +5553,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -4959,7 +5574,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -4968,7 +5586,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -4999,7 +5620,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -5008,7 +5632,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -5017,7 +5644,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "user_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -5026,7 +5656,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -5044,7 +5677,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -5053,7 +5689,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -5088,7 +5727,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -5097,7 +5739,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -5106,7 +5751,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "admins_only" | "permission_denied" | "reserved_role_code" | "role_above_you" | "self_change" | "user_above_you" | "user_disabled" | "user_resets_passwords";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -5115,7 +5763,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "user_not_found";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -5133,7 +5784,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "unknown_role";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -5151,7 +5805,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -5160,7 +5817,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -5191,7 +5851,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -5200,7 +5863,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "admins_only" | "permission_denied" | "self_delete" | "user_above_you" | "user_disabled" | "user_resets_passwords";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -5209,7 +5875,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "user_not_found";
+                    };
                 };
             };
             /** @description Invalid input. */
@@ -5218,7 +5887,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -5236,7 +5908,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -5245,7 +5920,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
@@ -5280,7 +5958,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "bad_request";
+                    };
                 };
             };
             /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
@@ -5289,7 +5970,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
@@ -5298,7 +5982,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "admins_only" | "permission_denied" | "self_password_reset" | "user_above_you" | "user_disabled" | "user_resets_passwords";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description Not found. */
@@ -5307,7 +5994,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "user_not_found";
+                    };
                 };
             };
             /** @description The body is over API Gateway's 10 MB payload limit. */
@@ -5325,7 +6015,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_input" | "password_not_encrypted" | "weak_password";
+                    };
                 };
             };
             /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
@@ -5343,7 +6036,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
             /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
@@ -5352,7 +6048,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayDenial"];
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "audit_unavailable" | "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
                 };
             };
         };
