@@ -127,6 +127,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(_backends(terminalreporter.config))
+    costs = [f"{name} {int(n)} tests {seconds:.0f} s" for name, (n, seconds) in _tier_costs.items() if n]
+    if costs:
+        terminalreporter.write_line("tiers (test time summed over workers): " + "; ".join(costs))
 
 
 # Tiers by cost: a test's tier is its own marker, or its folder's (tests/unit: unit, tests/e2e:
@@ -143,12 +146,25 @@ def tier(item: pytest.Item) -> str:
     return next((name for name in TIERS if item.get_closest_marker(name)), "")
 
 
+# What each tier cost in this run: its tests' setup, call and teardown, summed over workers.
+_tier_costs: dict[str, list[float]] = {name: [0.0, 0.0] for name in TIERS}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    name = dict(report.user_properties).get("tier")
+    if name not in _tier_costs:
+        return
+    _tier_costs[name][0] += report.when == "call" or (report.when == "setup" and report.outcome != "passed")
+    _tier_costs[name][1] += report.duration
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects by tier
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not tier(item):
             starts_processes = PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
             item.add_marker("process" if starts_processes else FOLDER_TIERS.get(item.path.parent.name, "integration"))
+        item.user_properties.append(("tier", tier(item)))  # reaches the controller with each report
     items.sort(key=lambda item: RUN_ORDER.index(tier(item)))
 
 
