@@ -76,8 +76,8 @@ def task_entries() -> list[dict[str, Any]]:
 
 def event_entries() -> list[dict[str, Any]]:
     """One code per Socket.IO client event (`SOCKET:<event>`), which sending it needs."""
+    from infra.services.realtime.handlers import events
     from multidb.rbac import Access
-    from multidb.sockets.handlers import events
 
     return [
         {

@@ -100,6 +100,7 @@ def test_the_image_tag_is_the_hash_of_what_the_images_are_made_of() -> None:
     assert {
         "shared/multidb/settings.py",
         "infra/services/realtime/server.py",
+        "infra/services/realtime/handlers.py",
         "infra/services/worker-requirements.txt",
     } <= sources
     assert not any(source.startswith(("tests/", "functions/")) or "__pycache__" in source for source in sources)

@@ -152,6 +152,12 @@ def test_the_built_layer_holds_the_package_and_no_dev_tools(built: Path) -> None
     assert (layer / "fastapi").is_dir()
     for unwanted in ("secantusdb", "moto", "fakeredis", "pytest", "alembic", "celery", "socketio"):
         assert not (layer / unwanted).exists(), unwanted
+    # What functions use to reach the Socket.IO server, and nothing of the server itself
+    # (infra/services/realtime): no Lambda serves client events.
+    assert (layer / "multidb" / "realtime.py").is_file()
+    assert (layer / "multidb" / "notices.py").is_file()
+    assert not (layer / "multidb" / "sockets").exists()
+    assert not (layer / "infra").exists()
 
 
 def test_the_built_auth_function_answers_its_stored_event(built: Path) -> None:

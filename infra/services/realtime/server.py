@@ -5,14 +5,14 @@ Clients connect with their access token in the Socket.IO `auth` payload
 (`io(url, {auth: {token}})`) or an `Authorization: Bearer` header, never in the URL, which
 proxies log. A connection joins `user:<id>` (and `admins` for admins).
 
-- Client events are the handlers of `multidb.sockets.handlers`, the events the route
+- Client events are the handlers of `infra.services.realtime.handlers`, the events the route
   catalogue lists; each emit is checked against the user's current grants
   (`SOCKET:<event>`) and acknowledged in the response envelope.
 - Logout, refresh reuse, password changes and resets, disabling and deleting a user are
   published on `multidb:notices` as they happen; every server ends the matching sockets at
   once, each first hearing `session:revoked` with the reason. A user whose grants changed
   hears `permissions:changed`.
-- Client events are rate limited per connection and per user (`multidb.sockets.limits`):
+- Client events are rate limited per connection and per user (`limits.py`):
   over the limit an event is acknowledged 429, and a connection that keeps sending while
   refused is closed.
 - Each socket is closed when its token expires (a timer per connection), and an event sent
@@ -41,13 +41,14 @@ from multidb.realtime import ADMINS_ROOM, manager, user_room
 from multidb.redis import client_of, get_redis
 from multidb.security.tokens import Claims, TokenExpired, TokenType, bearer, verify
 from multidb.settings import Environment, get_settings
-from multidb.sockets import handlers, limits, presence
-from multidb.sockets.registry import UnknownEvent
+
+from . import handlers, limits, presence
+from .registry import UnknownEvent
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from multidb.sockets.registry import EventRegistry
+    from .registry import EventRegistry
 
 log = logs.get_logger("realtime")
 

@@ -37,7 +37,7 @@ def server() -> Iterator[Process]:
             "REALTIME_CORS_ORIGINS": url,
             "REDIS_MAX_CONNECTIONS": str(BOUND),
             "REDIS_IDLE_TIMEOUT": str(IDLE),
-            # the burst is the point here, not the limits (test_realtime_limits.py has those)
+            # the burst is the point here, not the limits (test_limits.py has those)
             "REALTIME_EVENTS_PER_SECOND": "10000",
             "REALTIME_EVENTS_BURST": "10000",
             "REALTIME_USER_EVENTS_PER_SECOND": "10000",

@@ -24,12 +24,12 @@ from typing import Any, NewType, Protocol, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from .. import logs
-from ..api.responses import ErrorResponse, FieldError, Response
-from ..authz import Principal, check
-from ..errors import AppError, InternalError, InvalidInput, NotFound
-from ..rbac import event_code
-from ..security.tokens import Claims
+from multidb import logs
+from multidb.api.responses import ErrorResponse, FieldError, Response
+from multidb.authz import Principal, check
+from multidb.errors import AppError, InternalError, InvalidInput, NotFound
+from multidb.rbac import event_code
+from multidb.security.tokens import Claims
 
 log = logs.get_logger("sockets")
 
@@ -110,7 +110,7 @@ def _kinds() -> dict[str, type]:
     from redis.asyncio import Redis
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from ..settings import Settings
+    from multidb.settings import Settings
 
     return {"principal": Principal, "redis": Redis, "session": AsyncSession, "settings": Settings}
 
@@ -146,9 +146,9 @@ class _Arguments:
         from redis.asyncio import Redis
         from sqlmodel.ext.asyncio.session import AsyncSession
 
-        from ..db import session_scope
-        from ..redis import get_redis
-        from ..settings import Settings, get_settings
+        from multidb.db import session_scope
+        from multidb.redis import get_redis
+        from multidb.settings import Settings, get_settings
 
         arguments: dict[str, Any] = {}
         for name, hint in _parameters(self.handler).items():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
-from ..keyspace import Keys
+from multidb.keyspace import Keys
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

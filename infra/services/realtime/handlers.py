@@ -15,11 +15,12 @@ from typing import cast
 from pydantic import Field
 from redis.asyncio import Redis
 
-from ..api.requests import RequestBody
-from ..api.responses import CamelModel
-from ..authz import Principal
-from ..errors import Forbidden
-from ..rbac import cached_grants, event_code, permission_key, version_key
+from multidb.api.requests import RequestBody
+from multidb.api.responses import CamelModel
+from multidb.authz import Principal
+from multidb.errors import Forbidden
+from multidb.rbac import cached_grants, event_code, permission_key, version_key
+
 from . import presence
 from .registry import EventRegistry, Outbox, SocketId
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, cast
 
-from ..errors import TooManyRequests
-from ..keyspace import Keys
+from multidb.errors import TooManyRequests
+from multidb.keyspace import Keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

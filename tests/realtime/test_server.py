@@ -1,7 +1,11 @@
-"""Socket.IO client events and pushed revocations, across two real server processes that
-share Redis (their sweeps set to a minute, so only the push can end a socket quickly)."""
+"""The Socket.IO server with real clients over WebSocket, as a browser connects: who may
+connect, client events, and revocations pushed across two server processes that share Redis
+(their sweeps set to a minute, so only the push can end a socket quickly); then events from
+the worker and from beat, on the tests' own server."""
 
+import os
 import queue
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -10,15 +14,17 @@ from typing import Any
 import pytest
 import socketio
 
-from multidb.rbac import event_code
+from multidb.rbac import event_code, task_code
 from multidb.security.tokens import TokenType, issue
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, create_user, get_user_id, role_id, snapshot
-from tests.processes import Process, free_port, listening, wait_for
+from tests.helpers import Api, create_user, get_user_id, invalidate_cache, role_id, set_user, snapshot
+from tests.processes import Process, free_port, listening, start_beat, wait_for
 
 pytestmark = pytest.mark.process
 
 PUSHED_WITHIN = 1.0  # seconds from the API's answer to `session:revoked` on every server
+TICK = {"text": "tick"}
+ONCE = {"text": "once"}
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +57,24 @@ def servers() -> Iterator[list[str]]:
 
 
 class Socket:
-    """A browser's Socket.IO connection that records every event it hears, with the time."""
+    """A browser's Socket.IO connection that records every event it hears, with the time. The
+    token goes in the `auth` payload, or (token None) in the `headers` the caller gives."""
 
-    def __init__(self, url: str, token: str, agent: str = "Mozilla/5.0 tests") -> None:
+    def __init__(
+        self, url: str, token: str | None, agent: str = "Mozilla/5.0 tests", headers: dict[str, str] | None = None
+    ) -> None:
         self.client = socketio.Client(reconnection=False)
         self.heard: queue.Queue[tuple[float, str, Any]] = queue.Queue()
         self.client.on("*", lambda event, data: self.heard.put((time.monotonic(), event, data)))
-        headers = {"User-Agent": agent}
-        self.client.connect(url, auth={"token": token}, headers=headers, transports=["websocket"], wait_timeout=10)
+        auth = {"token": token} if token else None
+        headers = {"User-Agent": agent, **(headers or {})}
+        self.client.connect(url, auth=auth, headers=headers, transports=["websocket"], wait_timeout=10)
 
     def call(self, event: str, data: Any = None) -> Any:
         return self.client.call(event, data, timeout=10)
 
-    def next(self, event: str, timeout: float = 10) -> tuple[float, Any]:
+    def next_at(self, event: str, timeout: float = 20) -> tuple[float, Any]:
+        """When the socket heard `event` next, and its data."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -72,7 +83,11 @@ class Socket:
                 break
             if name == event:
                 return at, data
-        raise AssertionError(f"no {event!r} within {timeout}s")
+        state = "connected" if self.client.connected else "disconnected"
+        raise AssertionError(f"no {event!r} within {timeout}s (the socket is {state})")
+
+    def next(self, event: str, timeout: float = 20) -> Any:
+        return self.next_at(event, timeout)[1]
 
     def quiet(self, event: str, seconds: float) -> bool:
         try:
@@ -80,6 +95,11 @@ class Socket:
         except AssertionError:
             return True
         return False
+
+    def forget(self) -> None:
+        """Drop what it has heard so far."""
+        while not self.heard.empty():
+            self.heard.get()
 
 
 @pytest.fixture
@@ -91,10 +111,31 @@ def sockets() -> Iterator[list[Socket]]:
             socket.client.disconnect()
 
 
-def open_socket(sockets: list[Socket], url: str, token: str, agent: str = "Mozilla/5.0 tests") -> Socket:
-    socket = Socket(url, token, agent)
+def open_socket(
+    sockets: list[Socket],
+    url: str,
+    token: str | None,
+    agent: str = "Mozilla/5.0 tests",
+    headers: dict[str, str] | None = None,
+) -> Socket:
+    socket = Socket(url, token, agent, headers)
     sockets.append(socket)
     return socket
+
+
+def refusal(url: str, token: str | None, headers: dict[str, str] | None = None) -> Any:
+    """Why the server refused a connection (it must refuse): the reason alone; the error's
+    fields beside it (`data`) are checked in test_first_hour.py."""
+    client = socketio.Client(reconnection=False)
+    reasons: list[Any] = []
+    client.on("connect_error", reasons.append)
+    auth = {"token": token} if token else None
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(url, auth=auth, headers=headers or {}, transports=["websocket"], wait_timeout=10)
+    if reasons and isinstance(reasons[0], dict):
+        assert reasons[0]["data"]["message"] == reasons[0]["message"]
+        return {"message": reasons[0]["message"]}
+    return reasons[0] if reasons else None
 
 
 def envelope(ack: Any, code: int) -> Any:
@@ -102,6 +143,49 @@ def envelope(ack: Any, code: int) -> Any:
     assert set(ack) == {"code", "message", "ts", "data"} | ({"error"} if code >= 400 else set()), ack
     assert ack["code"] == code, ack
     return ack["data"]
+
+
+# ---- connecting --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (None, "authentication required"),
+        ("not-a-jwt", "invalid token"),
+        ("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "invalid token"),
+    ],
+)
+def test_a_connection_without_a_valid_token_is_refused(realtime: str, token: str | None, reason: str) -> None:
+    assert refusal(realtime, token) == {"message": reason}
+
+
+def test_a_token_past_its_exp_cannot_connect_even_within_the_leeway(realtime: str) -> None:
+    alice_id = create_user("alice", "alice-password")
+    token, claims = issue(alice_id, TokenType.ACCESS, "alice-family", -2)  # JWT_LEEWAY (10 s) would pass it
+    assert claims.exp < time.time()
+    assert refusal(realtime, token) == {"message": "token expired"}
+
+
+def test_a_disabled_user_cannot_connect(api: Api, realtime: str) -> None:
+    user_id = create_user("alice", "alice-password")
+    token = api.login("alice", "alice-password").access
+    set_user(user_id, status=False)
+    invalidate_cache(user_id)
+    assert refusal(realtime, token) == {"message": "user is disabled"}
+
+
+def test_a_page_from_another_origin_cannot_connect(api: Api, realtime: str, sockets: list[Socket]) -> None:
+    token = api.login("admin", ADMIN_PASSWORD).access
+    # Refused by Engine.IO's origin check, before Socket.IO looks at the token.
+    assert refusal(realtime, token, headers={"Origin": "https://evil.example"}) == "Connection error"
+    assert open_socket(sockets, realtime, token).client.connected  # the client sends its own URL as Origin
+
+
+def test_the_header_works_too_and_ping_answers(api: Api, realtime: str, sockets: list[Socket]) -> None:
+    token = api.login("admin", ADMIN_PASSWORD).access
+    socket = open_socket(sockets, realtime, None, headers={"Authorization": f"Bearer {token}"})
+    assert socket.call("ping") == "pong"
 
 
 # ---- client events ---------------------------------------------------------------------------
@@ -132,7 +216,7 @@ def test_a_message_reaches_every_socket_of_its_user_on_every_server(
     sent = envelope(alice.call("message:send", {"to": bob_id, "text": "hi Bob"}), 200)
     assert sent == {"deliveredTo": 2}
     for socket in bobs:
-        assert socket.next("message")[1] == {"from": get_user_id("alice"), "data": {"text": "hi Bob"}}
+        assert socket.next("message") == {"from": get_user_id("alice"), "data": {"text": "hi Bob"}}
     assert carol.quiet("message", 1)
 
 
@@ -156,7 +240,7 @@ def test_a_message_reaches_only_users_who_may_message_and_refuses_the_rest_alike
     # an admin reaches anyone, and is told how many sockets it reached
     admin = open_socket(sockets, servers[0], api.login("admin", ADMIN_PASSWORD).access)
     assert envelope(admin.call("message:send", {"to": carol_id, "text": "from the admin"}), 200) == {"deliveredTo": 1}
-    assert carol.next("message")[1] == {"from": get_user_id("admin"), "data": {"text": "from the admin"}}
+    assert carol.next("message") == {"from": get_user_id("admin"), "data": {"text": "from the admin"}}
 
 
 def test_presence_is_told_only_to_holders_of_its_code(api: Api, servers: list[str], sockets: list[Socket]) -> None:
@@ -169,7 +253,7 @@ def test_presence_is_told_only_to_holders_of_its_code(api: Api, servers: list[st
     # delivered, but whether anyone was connected is not said: not for bob, not for the admin
     assert envelope(alice.call("message:send", {"to": bob_id, "text": "hi"}), 200) == {"deliveredTo": None}
     assert envelope(alice.call("message:send", {"to": admin_id, "text": "hi"}), 200) == {"deliveredTo": None}
-    assert bob.next("message")[1]["data"] == {"text": "hi"}
+    assert bob.next("message")["data"] == {"text": "hi"}
     assert envelope(alice.call("presence:user", {"userId": admin_id}), 403) is None
 
 
@@ -234,7 +318,7 @@ def alice_everywhere(api: Api, servers: list[str], sockets: list[Socket]) -> tup
 
 
 def ended(socket: Socket, reason: str, since: float) -> None:
-    at, data = socket.next("session:revoked", timeout=5)
+    at, data = socket.next_at("session:revoked", timeout=5)
     assert data == {"reason": reason}
     assert at - since < PUSHED_WITHIN, f"heard after {at - since:.2f} s"
     wait_for(lambda: not socket.client.connected, timeout=5, what="the socket to close")
@@ -258,7 +342,7 @@ def test_a_socket_closes_when_its_token_expires_not_at_the_next_sweep(
             late.append(ack)
         time.sleep(0.1)  # under the connection's rate limit (this is pacing, not waiting)
     assert late == [], "events passed after the token expired"
-    at, data = alice.next("session:revoked", timeout=5)
+    at, data = alice.next_at("session:revoked", timeout=5)
     assert data == {"reason": "token expired"}
     assert expires <= at < expires + PUSHED_WITHIN, f"closed {at - expires:+.2f} s from exp"
     wait_for(lambda: not alice.client.connected, timeout=5, what="the socket to close")
@@ -275,6 +359,7 @@ def test_logout_ends_that_sessions_sockets_on_every_server_at_once(
     for socket in [*alices[1::2], *bobs]:
         assert socket.client.connected
         assert socket.quiet("session:revoked", 0.5)
+    assert refusal(servers[0], first.access) == {"message": "token revoked"}  # and it cannot come back
 
 
 def test_a_password_reset_ends_every_session_of_the_user_at_once(
@@ -324,6 +409,121 @@ def test_a_role_edit_tells_its_holders_pages_and_only_theirs(
     edit = {"interfacePermissions": ["GET:/api/v1/roles", "POST:/api/v1/roles"]}
     assert api.put(f"/api/v1/roles/{role_id('alice-role')}", token=admin, json_body=edit).status_code == 200
     for socket in alices:
-        assert socket.next("permissions:changed")[1] == {}
+        assert socket.next("permissions:changed") == {}
     assert bob.quiet("permissions:changed", 1)
     assert snapshot() != before
+
+
+# ---- events from the worker and beat, on the tests' own server ------------------------------
+
+
+def admin_and_listening_alice(api: Api, realtime: str, sockets: list[Socket]) -> tuple[str, str, Socket]:
+    """An admin's access token, and a plain user (alice) with a Socket.IO connection open."""
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    alice_id = create_user("alice", "alice-password")
+    return admin, alice_id, open_socket(sockets, realtime, api.login("alice", "alice-password").access)
+
+
+def test_the_owner_hears_when_a_task_run_ends_and_nobody_else_does(
+    api: Api, realtime: str, worker: Process, sockets: list[Socket]
+) -> None:
+    codes = ("POST:/api/v1/tasks/runs", task_code("multidb.add"))
+    create_user("alice", "alice-password", codes=codes)
+    create_user("bob", "bob-password", codes=codes)
+    alice, bob = api.login("alice", "alice-password").access, api.login("bob", "bob-password").access
+    alice_socket, bob_socket = open_socket(sockets, realtime, alice), open_socket(sockets, realtime, bob)
+    queued = api.post("/api/v1/tasks/runs", token=alice, json_body={"task": "multidb.add", "args": [20, 22]})
+    task_id = queued.json()["data"]["taskId"]
+    finished = alice_socket.next("task:finished")
+    assert finished == {"taskId": task_id, "task": "multidb.add", "state": "SUCCESS"}
+    assert bob_socket.quiet("task:finished", 1)
+
+
+def test_a_task_reaches_one_user_and_a_broadcast_everyone(
+    api: Api, realtime: str, worker: Process, sockets: list[Socket]
+) -> None:
+    admin = api.login("admin", ADMIN_PASSWORD).access
+    admin_id = get_user_id("admin")
+    alice_id = create_user("alice", "alice-password")
+    create_user("bob", "bob-password")
+    alice = open_socket(sockets, realtime, api.login("alice", "alice-password").access)
+    bob = open_socket(sockets, realtime, api.login("bob", "bob-password").access)
+    notify = {"task": "multidb.notify", "args": [alice_id, "notification", {"text": "hi"}]}
+    assert api.post("/api/v1/tasks/runs", token=admin, json_body=notify).status_code == 202
+    # The payload names its sender: a page can tell a user's notice from the system's events.
+    assert alice.next("notification") == {"from": admin_id, "data": {"text": "hi"}}
+    assert bob.quiet("notification", 1)
+    broadcast = {"task": "multidb.broadcast", "args": ["message", {"items": [1, 2]}]}
+    assert api.post("/api/v1/tasks/runs", token=admin, json_body=broadcast).status_code == 202
+    assert alice.next("message") == {"from": admin_id, "data": {"items": [1, 2]}}
+    assert bob.next("message") == {"from": admin_id, "data": {"items": [1, 2]}}
+
+
+def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
+    api: Api, realtime: str, worker: Process, sockets: list[Socket], tmp_path: Any
+) -> None:
+    admin, alice_id, alice = admin_and_listening_alice(api, realtime, sockets)
+    beat = start_beat(tmp_path)
+    try:
+        wait_for(lambda: "schedules from the database" in beat.log() or not beat.alive(), what="beat to start")
+        body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "message", TICK], "intervalSeconds": 1}
+        created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
+        assert alice.next("message")["data"] == TICK
+        assert alice.next("message")["data"] == TICK
+
+        def recorded() -> dict[str, Any] | None:
+            row: dict[str, Any] = api.get(f"/api/v1/tasks/schedules/{created['id']}", token=admin).json()["data"]
+            return row if row["totalRunCount"] >= 2 and row["lastRunAt"] else None
+
+        wait_for(recorded, what="beat to record the runs")
+        api.put(f"/api/v1/tasks/schedules/{created['id']}", token=admin, json_body={"enabled": False})
+        time.sleep(1.5)  # one reload (0.5 s) and a run that was already in flight
+        alice.forget()
+        assert alice.quiet("message", 2.5)
+    finally:
+        assert beat.stop() == 0, beat.log()
+
+
+def test_a_one_off_schedule_runs_once_and_disables_itself(
+    api: Api, realtime: str, worker: Process, sockets: list[Socket], tmp_path: Any
+) -> None:
+    admin, alice_id, alice = admin_and_listening_alice(api, realtime, sockets)
+    body = {"name": "once", "task": "multidb.notify", "args": [alice_id, "message", ONCE], "intervalSeconds": 1}
+    body["oneOff"] = True
+    created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
+    beat = start_beat(tmp_path)
+    try:
+        assert alice.next("message")["data"] == ONCE
+        assert alice.quiet("message", 3)
+        row = api.get(f"/api/v1/tasks/schedules/{created['id']}", token=admin).json()["data"]
+        assert (row["enabled"], row["totalRunCount"]) == (False, 1)
+    finally:
+        assert beat.stop() == 0, beat.log()
+
+
+def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
+    api: Api, realtime: str, worker: Process, sockets: list[Socket], tmp_path: Any
+) -> None:
+    admin, alice_id, alice = admin_and_listening_alice(api, realtime, sockets)
+    body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "message", TICK], "intervalSeconds": 1}
+    assert api.post("/api/v1/tasks/schedules", token=admin, json_body=body).status_code == 201
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = start_beat(tmp_path / "first")
+    second: Process | None = None
+    try:
+        wait_for(lambda: "sends the schedule" in first.log() or not first.alive(), what="the first beat to lead")
+        second = start_beat(tmp_path / "second")
+        wait_for(lambda: "stands by" in second.log() or not second.alive(), what="the second beat to stand by")
+        assert alice.next("message")["data"] == TICK
+        assert alice.next("message")["data"] == TICK
+        assert "Sending due task" not in second.log()
+        os.killpg(first.popen.pid, signal.SIGKILL)  # no clean stop: its lock has to expire
+        first.popen.wait()
+        wait_for(lambda: "sends the schedule" in second.log(), what="the second beat to take over")
+        alice.forget()
+        assert alice.next("message")["data"] == TICK
+    finally:
+        first.stop()
+        stopped = second.stop() if second is not None else 0
+    assert stopped == 0, "the second beat did not stop cleanly on SIGTERM"
