@@ -90,24 +90,16 @@ def ids(page: dict[str, Any]) -> list[str]:
 
 
 def test_a_page_reads_the_pages_runs_only_filtered_or_not(api: Api, many_runs: tuple[str, str]) -> None:
+    """Counted in Redis commands, not timed: a page of either kind reads its own runs' records
+    and a bounded few keys more, whatever the number of runs."""
     _, token = many_runs
-    timings: dict[str, float] = {}
-    for name, query in (("unfiltered", f"pageSize={PAGE}"), ("by task", f"pageSize={PAGE}&task={RARE}")):
+    for query in (f"pageSize={PAGE}", f"pageSize={PAGE}&task={RARE}"):
         page_of(api, token, query)  # warm: the caller's grants cached as on any later request
         with counted() as sent:
             page = page_of(api, token, query)
         assert len(page["records"]) == PAGE
         assert sent["HGETALL"] == PAGE, sent  # one record read per run shown, none other
         assert sum(sent.values()) <= PAGE + 15, sent  # the page, the index and the caller's checks
-        best = float("inf")
-        for _ in range(7):
-            began = time.perf_counter()
-            page_of(api, token, query)
-            best = min(best, time.perf_counter() - began)
-        timings[name] = best
-    shown = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in timings.items())
-    print(f"\na page of {PAGE} of {MANY:,} runs: {shown}")
-    assert max(timings.values()) < 2 * min(timings.values()), timings
 
 
 def test_pages_of_a_task_are_newest_first_counted_and_contiguous(api: Api, many_runs: tuple[str, str]) -> None:
