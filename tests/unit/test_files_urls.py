@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from multidb import storage
+from multidb.files import storage
 from tests.helpers import reset_clients
 
 
