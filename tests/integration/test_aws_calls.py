@@ -338,7 +338,7 @@ def drive_files_and_sweep(api: Api) -> None:
     from multidb import runtime
     from multidb.files import lifecycle
     from multidb.files.documents import StoredFile
-    from tests.integration.test_files import chunk, put_part, start_parts, start_upload, uploaded, user
+    from tests.files.test_files import chunk, put_part, start_parts, start_upload, uploaded, user
 
     alice = user(api, "aws-calls")
     early = start_upload(api, alice, "early.txt")  # completed before its bytes: HeadObject answers 404
