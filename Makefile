@@ -85,8 +85,9 @@ pytest: install ## the test suite on real PostgreSQL/Redis, then the integration
 	TEST_EMBEDDED=1 python -m pytest tests --ignore=tests/unit --ignore=tests/e2e -m "not first_pass_only" \
 		$(XDIST) -q --durations=10 $(PYTEST_ARGS)
 
+# The folders that hold unit tests: tests/unit, and a domain's folder where a file is marked unit.
 test-fast: $(VENV)/.installed ## the unit tier alone (no datastore, no child process): the inner loop
-	python -m pytest tests/unit -m unit -q $(PYTEST_ARGS)
+	python -m pytest tests/unit tests/files -m unit -q $(PYTEST_ARGS)
 
 catalogue: $(VENV)/.installed ## regenerate shared/multidb/catalogue.json from the functions' routes
 	python -m infra.deploy.catalogue

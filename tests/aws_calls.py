@@ -33,7 +33,7 @@ CHECK_MODULE = "tests/integration/test_aws_calls.py"
 
 # (module, or module.function, prefix) → who runs it when deployed. Innermost frame first.
 CALLERS = [
-    ("multidb.files.sweep", "worker"),  # beat sends it to the worker (multidb.queue.tasks)
+    ("multidb.files.lifecycle.sweep", "worker"),  # beat sends it to the worker (multidb.queue.tasks)
     ("multidb.queue.", "worker"),
     ("infra.services.realtime", "realtime"),
     ("infra.deploy.keys", "operator"),  # `python -m infra.deploy.keys`, with the operator's credentials
@@ -50,7 +50,7 @@ _thread = threading.local()  # the caller of the coroutine that handed this thre
 def caller_of(frame: Any) -> tuple[str, str]:
     """(caller, innermost module outside botocore and boto3) for the frame making a call.
 
-    A call run in a worker thread (anyio's `to_thread.run_sync`, as multidb.storage does) has
+    A call run in a worker thread (anyio's `to_thread.run_sync`, as multidb.files.storage does) has
     none of its coroutine's frames on its stack: it inherits the caller found where it was handed over."""
     module = ""
     while frame is not None:

@@ -389,7 +389,7 @@ def empty_files(files_backends: None) -> None:
     import boto3
 
     from multidb import mongo, runtime
-    from multidb.documents import StoredFile
+    from multidb.files.documents import StoredFile
 
     async def clear() -> None:
         await mongo.init_documents(StoredFile, build_indexes=True)

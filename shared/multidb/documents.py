@@ -1,6 +1,7 @@
 """MongoDB documents (Beanie 2 on PyMongo's async API): imported by the calls that use them,
 never at cold start. `DocumentRepository` (document_repository.py) is how code reads and
-writes them.
+writes them. A domain's documents live in its package (the files': files/documents.py);
+`DOCUMENTS` names every one.
 
 What the code asks of MongoDB, so that Amazon DocumentDB and Atlas both serve it: find with
 equality, `$in`, ranges and case-insensitive regular expressions (always escaped literals);
@@ -11,50 +12,13 @@ count; sort, skip and limit; `find_one_and_update` with `$inc` and upsert (count
 """
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from beanie import Document, Indexed
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from .clock import utcnow
-
-
-class FileStatus(StrEnum):
-    PENDING = "pending"  # metadata stored, upload URL handed out, object not confirmed
-    READY = "ready"  # the object is in the bucket with the declared size
-    # Deleted while its upload URL may still work: hidden from the API, kept until the URL
-    # has expired so the sweep can remove whatever a late PUT leaves in the bucket.
-    DELETED = "deleted"
-
-
-class StoredFile(Document):
-    owner_id: Annotated[str, Indexed()]
-    name: str
-    content_type: str
-    size: int
-    key: Annotated[str, Indexed(unique=True)]
-    status: FileStatus = FileStatus.PENDING
-    etag: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    upload_expires_at: datetime | None = None  # when the upload URL stops working
-    # A multipart upload: S3's upload id and the size of every part but the last.
-    upload_id: str | None = None
-    part_size: int | None = None
-
-    class Settings:
-        name = "files"
-
-    @property
-    def part_count(self) -> int:
-        return 1 if not self.part_size else -(-self.size // self.part_size)
-
-    def part_length(self, number: int) -> int:
-        """The exact length of part `number` (1-based): every part is `part_size` but the last."""
-        assert self.part_size is not None
-        return min(self.part_size, self.size - (number - 1) * self.part_size)
+from .files.documents import StoredFile
 
 
 class Counter(Document):

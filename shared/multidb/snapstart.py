@@ -124,7 +124,8 @@ def prime(*modules: str, warm: Callable[[], None] | None = None) -> None:
 
 
 def _close_everything() -> None:
-    from . import db, mongo, redis, secrets, storage
+    from . import db, mongo, redis, secrets
+    from .files import storage
 
     async def close() -> None:
         await db.close()

@@ -214,7 +214,7 @@ async def _seed_sql() -> str:
 async def _seed_documents(user_id: str) -> None:
     from infra.deploy.initdb import build_mongo_indexes
     from multidb import audit
-    from multidb.documents import FileStatus, StoredFile
+    from multidb.files.documents import FileStatus, StoredFile
 
     await build_mongo_indexes()  # the deploy step
     now = datetime.now(UTC)

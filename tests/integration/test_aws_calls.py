@@ -335,9 +335,10 @@ def drive_files_and_sweep(api: Api) -> None:
     """The files routes through the gateway (one PUT, in parts, deleted while pending) and the sweep."""
     from bson import ObjectId
 
-    from multidb import files, runtime
-    from multidb.documents import StoredFile
-    from tests.integration.test_files import chunk, put_part, start_parts, start_upload, uploaded, user
+    from multidb import runtime
+    from multidb.files import lifecycle
+    from multidb.files.documents import StoredFile
+    from tests.files.test_files import chunk, put_part, start_parts, start_upload, uploaded, user
 
     alice = user(api, "aws-calls")
     early = start_upload(api, alice, "early.txt")  # completed before its bytes: HeadObject answers 404
@@ -365,7 +366,7 @@ def drive_files_and_sweep(api: Api) -> None:
         await doc.save()
 
     runtime.run(age())
-    assert runtime.run(files.sweep()) == 1  # the worker's sweep: AbortMultipartUpload, DeleteObject
+    assert runtime.run(lifecycle.sweep()) == 1  # the worker's sweep: AbortMultipartUpload, DeleteObject
 
 
 # ------------------------------------------------------------------ the tests

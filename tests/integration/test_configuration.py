@@ -127,7 +127,7 @@ def test_every_aws_client_is_bounded() -> None:
     config = secrets.client_config()
     assert (config.connect_timeout, config.read_timeout) == (0.5, 0.8)
     assert config.retries == {"total_max_attempts": 1, "mode": "standard"}  # one retry of ours, 0.1 s later
-    from multidb import storage
+    from multidb.files import storage
 
     s3 = storage.get_s3()
     assert (s3.meta.config.connect_timeout, s3.meta.config.read_timeout) == (3, 10)

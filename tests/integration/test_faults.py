@@ -143,7 +143,7 @@ def test_s3_stopped_mid_upload(api: Api, empty_files: None, configure: Any, prox
     s3 = Proxy(S3_PORT).start()
     proxy.append(s3)
     configure(S3_ENDPOINT_URL=f"http://127.0.0.1:{s3.port}")
-    from multidb import storage
+    from multidb.files import storage
 
     storage.get_s3.cache_clear()
     try:

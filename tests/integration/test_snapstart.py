@@ -171,7 +171,7 @@ FIRST_REQUEST_LOADS = {
     "users": ["redis.asyncio", "sqlalchemy.dialects.postgresql.asyncpg", "anyio._backends._asyncio"],
     "routers": ["redis.asyncio", "sqlalchemy.dialects.postgresql.asyncpg", "anyio._backends._asyncio"],
     "tasks": ["redis.asyncio", "celery", "kombu.transport.redis", "multidb.queue.runs"],
-    "files": ["redis.asyncio", "pymongo", "beanie", "multidb.documents", "boto3"],
+    "files": ["redis.asyncio", "pymongo", "beanie", "multidb.files.documents", "boto3"],
     "audit": ["redis.asyncio", "pymongo", "beanie", "multidb.documents"],
 }
 

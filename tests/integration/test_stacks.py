@@ -308,7 +308,7 @@ def test_the_s3_endpoint_lets_custom_resources_answer_cloudformation() -> None:
 
 def test_the_bucket_lets_a_browser_send_every_header_an_upload_url_signs() -> None:
     """A browser's preflight names each header of `upload_headers`; S3 answers 403 to any not listed."""
-    from multidb.storage import upload_headers
+    from multidb.files.storage import upload_headers
 
     (rule,) = Resource("root", "FilesBucket").properties["CorsConfiguration"]["CorsRules"]
     assert {name.lower() for name in upload_headers("text/plain")} <= set(rule["AllowedHeaders"])

@@ -101,7 +101,7 @@ def test_the_tasks_function_loads_celery_only_when_a_call_needs_it() -> None:
 def test_the_files_function_loads_boto3_only_when_a_call_needs_it() -> None:
     assert {"boto3", "botocore", "beanie", "pymongo"}.isdisjoint(imported_after("files_fn.app"))
     assert {"boto3", "botocore"} <= imported_after(
-        "files_fn.app", then="import multidb.storage as s; s.get_s3()", app_env="TESTING"
+        "files_fn.app", then="import multidb.files.storage as s; s.get_s3()", app_env="TESTING"
     )
 
 

@@ -1,7 +1,7 @@
 """Lambda entry point of the files function: `files_fn.app.handler`."""
 
-from multidb import storage
 from multidb.api.app import create_app, create_handler
+from multidb.files import storage
 
 from .routes import router
 
@@ -11,6 +11,6 @@ app = create_app("Files", router)
 # the snapshot and rebuilt on first use).
 handler = create_handler(
     app,
-    prime=("pymongo", "beanie", "boto3", "multidb.documents", "multidb.files", "multidb.storage"),
+    prime=("pymongo", "beanie", "boto3", "multidb.files.documents", "multidb.files.lifecycle", "multidb.files.storage"),
     warm=storage.warm,
 )

@@ -10,8 +10,8 @@ from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Created, Page, Response
 from multidb.errors import DocumentStoreUnavailable
-from multidb.files import StorageQuotaExceeded, TooManyPendingUploads
-from multidb.storage import ObjectStorageUnavailable
+from multidb.files.lifecycle import StorageQuotaExceeded, TooManyPendingUploads
+from multidb.files.storage import ObjectStorageUnavailable
 
 from . import service
 from .schemas import PART_URLS, DownloadPublic, FilePublic, PartsPublic, UploadComplete, UploadCreate, UploadPublic

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from multidb.api.requests import RequestBody
 from multidb.api.responses import CamelModel
-from multidb.storage import MAX_PART, MAX_PARTS, MIN_PART
+from multidb.files.storage import MAX_PART, MAX_PARTS, MIN_PART
 
 MAX_KEY_BYTES = 1024  # S3 refuses a PUT to a longer object key (UTF-8 bytes)
 # What `service.object_key` puts before the name: `<owner id>/<32 hex digits>/`.

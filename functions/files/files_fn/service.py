@@ -12,11 +12,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from multidb import audit, files, logs, storage
+from multidb import audit, logs
 from multidb.authz import Principal
 from multidb.clock import as_utc
 from multidb.document_repository import DocumentRepository, contains, equals, one_of, where
 from multidb.errors import Conflict, InvalidInput, NotFound
+from multidb.files import lifecycle, storage
 from multidb.settings import get_settings
 
 from .schemas import (
@@ -34,7 +35,7 @@ from .schemas import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from multidb.documents import StoredFile
+    from multidb.files.documents import StoredFile
 
 log = logs.get_logger("files")
 
@@ -152,7 +153,7 @@ async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate
     key = object_key(principal.user_id, body.name)
     expires = datetime.now(UTC) + timedelta(seconds=settings.files_url_ttl)
     await storage.ensure_local_bucket()
-    async with files.repository() as repo, files.quota(redis, repo, principal.user_id, body.size):
+    async with lifecycle.repository() as repo, lifecycle.quota(redis, repo, principal.user_id, body.size):
         upload_id = None if body.part_size is None else await storage.create_multipart(key, body.content_type)
         doc = repo.model(
             owner_id=principal.user_id,
@@ -189,7 +190,7 @@ async def create_upload(redis: "Redis", principal: Principal, body: UploadCreate
 
 async def parts(principal: Principal, file_id: str, limit: int) -> PartsPublic:
     """The parts uploaded so far, and fresh URLs for the missing ones: how a client resumes."""
-    async with files.repository() as repo:
+    async with lifecycle.repository() as repo:
         doc = await _owned(repo, principal, file_id)
     if doc.upload_id is None:
         raise NotMultipart()
@@ -227,9 +228,9 @@ async def _join_parts(doc: "StoredFile", body: UploadComplete | None) -> None:
 
 async def complete(principal: Principal, file_id: str, body: UploadComplete | None) -> FilePublic:
     """Mark the upload done once the bucket holds the object with the declared size."""
-    from multidb.documents import FileStatus
+    from multidb.files.documents import FileStatus
 
-    async with files.repository() as repo:
+    async with lifecycle.repository() as repo:
         doc = await _owned(repo, principal, file_id)
         if doc.status is FileStatus.READY:
             return public(doc)  # completing twice is harmless
@@ -251,14 +252,14 @@ async def complete(principal: Principal, file_id: str, body: UploadComplete | No
 
 
 async def get(principal: Principal, file_id: str) -> FilePublic:
-    async with files.repository() as repo:
+    async with lifecycle.repository() as repo:
         return public(await _owned(repo, principal, file_id))
 
 
 async def download(principal: Principal, file_id: str) -> DownloadPublic:
-    from multidb.documents import FileStatus
+    from multidb.files.documents import FileStatus
 
-    async with files.repository() as repo:
+    async with lifecycle.repository() as repo:
         doc = await _owned(repo, principal, file_id)
     if doc.status is not FileStatus.READY:
         raise UploadIncomplete()
@@ -270,9 +271,9 @@ async def download(principal: Principal, file_id: str) -> DownloadPublic:
 async def delete(principal: Principal, file_id: str) -> None:
     """The object (or multipart upload) first, then the metadata: a failure in between leaves
     a file that can be deleted again."""
-    async with files.repository() as repo:
+    async with lifecycle.repository() as repo:
         doc = await _owned(repo, principal, file_id)
-        await files.remove(repo, doc)
+        await lifecycle.remove(repo, doc)
     gone = audit.deleted({"name": doc.name, "size": doc.size, "contentType": doc.content_type})
     await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details=gone)
 
@@ -286,6 +287,6 @@ async def page(
         None if principal.admin else equals("owner_id", principal.user_id),
         contains("name", keyword) if keyword else None,
     )
-    async with files.repository() as repo:
+    async with lifecycle.repository() as repo:
         docs, total = await repo.paginate(number, size, condition, sort=("-created_at",))
     return [public(doc) for doc in docs], total

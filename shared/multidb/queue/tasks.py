@@ -57,6 +57,6 @@ async def broadcast(event: NoticeEvent, data: dict[str, Any] | None = None) -> b
 @task("multidb.files.sweep")
 async def sweep_files() -> int:
     """Delete what uploads left behind: deleted files' late objects, and uploads never completed."""
-    from ..files import sweep
+    from ..files.lifecycle import sweep
 
     return await sweep()

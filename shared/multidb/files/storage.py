@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 from anyio import to_thread
 
-from . import logs
-from .errors import ServiceUnavailable
-from .settings import Environment, get_settings
+from .. import logs
+from ..errors import ServiceUnavailable
+from ..settings import Environment, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

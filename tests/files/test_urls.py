@@ -5,8 +5,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from multidb import storage
+from multidb.files import storage
 from tests.helpers import reset_clients
+
+# The unit tier (make test-fast), though outside tests/unit: no datastore, no request.
+pytestmark = [pytest.mark.unit, pytest.mark.first_pass_only("the URLs are signed locally: no datastore")]
 
 
 @pytest.fixture

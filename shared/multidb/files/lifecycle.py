@@ -1,5 +1,5 @@
-"""What the files function and the worker share about files: the repository of file
-documents, the per-user quota, deletion that outlives a still-valid upload URL, and the sweep.
+"""A file's life in MongoDB and the bucket: the repository of file documents, the per-user
+quota that admits an upload, deletion that outlives a still-valid upload URL, and the sweep.
 
 A presigned PUT URL cannot be revoked. So a single-PUT file deleted while its upload URL
 still works stays as a hidden tombstone until the URL has expired, and the sweep (a beat
@@ -13,13 +13,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from . import logs, storage
-from .clock import as_utc
-from .document_repository import DocumentRepository, equals, one_of, where
-from .errors import DocumentStoreUnavailable, TooManyRequests
-from .keyspace import Keys
-from .mongo import init_documents
-from .settings import Environment, get_settings
+from .. import logs
+from ..clock import as_utc
+from ..document_repository import DocumentRepository, equals, one_of, where
+from ..errors import DocumentStoreUnavailable, TooManyRequests
+from ..keyspace import Keys
+from ..mongo import init_documents
+from ..settings import Environment, get_settings
+from . import storage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

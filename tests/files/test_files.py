@@ -44,7 +44,7 @@ def bucket_keys() -> list[str]:
 
 def stored_count() -> int:
     """Files that exist for the API (a deleted file's tombstone does not)."""
-    from multidb.documents import StoredFile
+    from multidb.files.documents import StoredFile
 
     return runtime.run(StoredFile.find({"status": {"$in": ["pending", "ready"]}}).count())
 
@@ -213,7 +213,7 @@ def test_the_files_routes_need_their_permission(api: Api) -> None:
 @pytest.fixture
 def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Point MongoDB or S3 at a closed port, then put everything back."""
-    from multidb import storage
+    from multidb.files import storage
 
     yield monkeypatch
     monkeypatch.undo()
@@ -223,7 +223,7 @@ def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 
 def test_an_unreachable_mongodb_or_s3_answers_503(api: Api, outage: pytest.MonkeyPatch) -> None:
-    from multidb import storage
+    from multidb.files import storage
 
     alice = user(api, "alice")
     file_id = uploaded(api, alice)
@@ -308,7 +308,7 @@ def _expire_tombstones() -> None:
     from datetime import UTC, datetime, timedelta
 
     from multidb import runtime
-    from multidb.documents import StoredFile
+    from multidb.files.documents import StoredFile
 
     async def expire() -> None:
         past = datetime.now(UTC) - timedelta(seconds=1)
@@ -360,7 +360,7 @@ def test_a_ready_files_bytes_cannot_be_replaced_through_its_upload_url(api: Api)
 
 
 def test_an_object_put_after_a_delete_is_swept_once_the_url_expires(api: Api, worker: Any) -> None:
-    from multidb.documents import StoredFile
+    from multidb.files.documents import StoredFile
     from multidb.queue.tasks import sweep_files
 
     alice = user(api, "alice")
@@ -393,8 +393,8 @@ def test_an_object_put_after_a_delete_is_swept_once_the_url_expires(api: Api, wo
 
 
 def test_an_upload_never_completed_is_swept_after_its_age(api: Api, configure: Any) -> None:
-    from multidb import files
-    from multidb.documents import StoredFile
+    from multidb.files import lifecycle
+    from multidb.files.documents import StoredFile
 
     alice = user(api, "alice")
     abandoned = start_upload(api, alice, "abandoned.txt")
@@ -412,7 +412,7 @@ def test_an_upload_never_completed_is_swept_after_its_age(api: Api, configure: A
 
     runtime.run(age(abandoned["file"]["id"]))
     runtime.run(age(ready))
-    assert runtime.run(files.sweep()) == 1
+    assert runtime.run(lifecycle.sweep()) == 1
     assert api.get(f"/api/v1/files/{abandoned['file']['id']}", token=alice).status_code == 404
     assert not any(key.endswith("/abandoned.txt") for key in bucket_keys())
     assert api.get(f"/api/v1/files/{fresh['file']['id']}", token=alice).status_code == 200
@@ -523,7 +523,7 @@ def test_deleting_a_pending_multipart_upload_aborts_it(api: Api) -> None:
 
 
 def test_make_devs_bucket_aborts_incomplete_uploads_after_the_configured_days(configure: Any) -> None:
-    from multidb import storage
+    from multidb.files import storage
 
     configure(APP_ENV="LOCAL", FILES_BUCKET="lifecycle-check", FILES_MULTIPART_ABORT_DAYS=3)
     storage._local_bucket_ready = False
