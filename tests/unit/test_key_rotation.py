@@ -14,6 +14,8 @@ from multidb.errors import Unauthorized
 from multidb.security import keys
 from multidb.security.tokens import TokenType, issue, verify
 
+pytestmark = pytest.mark.infra  # the deploy tooling against moto
+
 SECRET, LOGIN, PARAMETER = "multidb/test/jwt-key", "multidb/test/login-key", "/multidb/test/jwt-public-keys"
 
 

@@ -19,6 +19,8 @@ from infra.deploy import preflight
 from infra.deploy.preflight import Preflight, Stage
 from tests.processes import free_port
 
+pytestmark = pytest.mark.infra  # the deploy tooling against moto
+
 # Aurora PostgreSQL as DescribeDBEngineVersions describes a version that pauses at 0 ACU.
 ENGINE_VERSION = {
     "Engine": "aurora-postgresql",
