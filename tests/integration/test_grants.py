@@ -12,7 +12,6 @@ from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import Role, User
 from multidb.security.passwords import hash_password
-from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, role_id, snapshot
 
 ROLES = "/api/v1/roles"
@@ -54,11 +53,6 @@ def user(
         "router_permissions": list(router),
     }
     return runtime.run(_user(username, True, [role]))
-
-
-@pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
 
 
 def token(api: Api, username: str) -> str:

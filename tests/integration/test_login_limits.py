@@ -21,11 +21,6 @@ from tests.helpers import Api, create_user, get_user_id
 LOGIN = "/api/v1/auth/login"
 
 
-@pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
-
-
 def login(api: Api, username: str, password: str, **body: Any) -> Any:
     return api.post(LOGIN, json_body={"username": username, "password": api.encrypt(password), **body})
 

@@ -6,15 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, USE_POSTGRES
+from tests.conftest import USE_POSTGRES
 from tests.helpers import Api, get_user_id, snapshot
 
 NUL = "\x00"
-
-
-@pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
 
 
 def _role(api: Api, admin: str) -> str:
