@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from infra.deploy.template import _CfnLoader
+from infra.deploy.template import _CfnLoader, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "deploy.md"
@@ -319,18 +319,9 @@ class Stack:
 
     def _sub(self, args: Any) -> str:
         text, variables = (args, {}) if isinstance(args, str) else (args[0], self.value(args[1]))
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                return str(self.value({"Fn::GetAtt": name.split(".", 1)}))
-            return str(self._ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
+        return substitute(
+            text, variables, self._ref, lambda target, attribute: self.value({"Fn::GetAtt": [target, attribute]})
+        )
 
     def resources(self) -> Iterator["Resource"]:
         """Every resource this stage creates, nested stacks' included."""
