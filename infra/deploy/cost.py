@@ -487,12 +487,17 @@ def _cluster_instances(resource: Resource, cluster: str) -> list[Resource]:
     return [i for i in resource.siblings("AWS::RDS::DBInstance") if i.properties.get("DBClusterIdentifier") == cluster]
 
 
+def _referenced(resource: Resource, property_: str, type_: str, what: str) -> Resource:
+    """The resource of the same stack that the property refers to."""
+    reference = resource.properties.get(property_)
+    for sibling in resource.siblings(type_):
+        if sibling.ref == reference:
+            return sibling
+    raise Unpriced(f"{resource.stack.name}.{resource.name}: its {what} {reference!r} is not in the stack")
+
+
 def _cluster_of(resource: Resource) -> Resource:
-    cluster_ref = resource.properties.get("DBClusterIdentifier")
-    for cluster in resource.siblings("AWS::RDS::DBCluster"):
-        if cluster.ref == cluster_ref:
-            return cluster
-    raise Unpriced(f"{resource.stack.name}.{resource.name}: its cluster {cluster_ref!r} is not in the stack")
+    return _referenced(resource, "DBClusterIdentifier", "AWS::RDS::DBCluster", "cluster")
 
 
 def _has_proxy(cluster: Resource) -> bool:
@@ -679,11 +684,7 @@ def _idle_tasks(service: Resource) -> int:
 
 
 def _task_definition(service: Resource) -> Resource:
-    reference = service.properties.get("TaskDefinition")
-    for definition in service.siblings("AWS::ECS::TaskDefinition"):
-        if definition.ref == reference:
-            return definition
-    raise Unpriced(f"{service.stack.name}.{service.name}: its task definition {reference!r} is not in the stack")
+    return _referenced(service, "TaskDefinition", "AWS::ECS::TaskDefinition", "task definition")
 
 
 @prices_type("AWS::ECS::Service")
