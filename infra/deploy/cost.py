@@ -766,9 +766,12 @@ def _scaling_policy(resource: Resource) -> list[Line]:
     return [_line(resource, f"2 alarms x {metrics} metric{'s' * (metrics != 1)}", monthly)]
 
 
-@prices_type("AWS::CloudWatch::Dashboard")
-def _dashboard(resource: Resource) -> list[Line]:
-    return [_line(resource, "dashboard", price("cloudwatch_dashboard_month"))]
+def _flat(type_: str, quantity: str, price_key: str) -> None:
+    """A resource of this type costs the same each month, whatever it holds."""
+    PRICERS[type_] = lambda resource: [_line(resource, quantity, price(price_key))]
+
+
+_flat("AWS::CloudWatch::Dashboard", "dashboard", "cloudwatch_dashboard_month")
 
 
 @prices_type("AWS::Logs::LogGroup")
@@ -790,14 +793,8 @@ def _metric_filter(resource: Resource) -> list[Line]:
     return [_line(resource, f"{metrics} custom metric", metrics * price("cloudwatch_metric_month"), note)]
 
 
-@prices_type("AWS::SecretsManager::Secret")
-def _secret(resource: Resource) -> list[Line]:
-    return [_line(resource, "secret", price("secret_month"))]
-
-
-@prices_type("AWS::KMS::Key")
-def _kms_key(resource: Resource) -> list[Line]:
-    return [_line(resource, "key", price("kms_key_month"))]
+_flat("AWS::SecretsManager::Secret", "secret", "secret_month")
+_flat("AWS::KMS::Key", "key", "kms_key_month")
 
 
 @prices_type("AWS::S3::Bucket")
