@@ -406,14 +406,13 @@ def empty_files(files_backends: None) -> None:
 @pytest.fixture(scope="session")
 def realtime() -> "Iterator[str]":
     """The Socket.IO server on a free port; yields its URL."""
-    from tests.processes import listening, start_realtime, wait_for
+    from tests.processes import start_realtime
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_realtime(port, origins=url)
     try:
-        wait_for(lambda: listening(port) or not process.alive(), what="the Socket.IO server")
-        assert process.alive(), process.log()
+        process.wait_listening(port, "the Socket.IO server")
         yield url
     finally:
         process.stop()
