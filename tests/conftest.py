@@ -22,7 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.processes import free_port
+from tests.processes import Process, free_port
+
+if TYPE_CHECKING:  # annotations only: both import multidb, which must first see the environment set below
+    from infra.local.gateway.invoke import LocalGateway
+    from tests.helpers import Api
 
 pytest_plugins = ["tests.aws_calls"]  # records every AWS call the code makes (tests/integration/test_aws_calls.py)
 
@@ -298,18 +302,17 @@ def gateway() -> "LocalGateway":
     return LocalGateway()
 
 
-@pytest.fixture
-def api(gateway: "LocalGateway", files_backends: None) -> "Api":
-    """The API through the local gateway; MongoDB runs, since user and role changes are audited there."""
+def _api(gateway: "LocalGateway") -> "Api":
     from tests.helpers import Api
 
     gateway.forget_decisions()
     return Api(gateway)
 
 
-if TYPE_CHECKING:
-    from infra.local.gateway.invoke import LocalGateway
-    from tests.helpers import Api
+@pytest.fixture
+def api(gateway: "LocalGateway", files_backends: None) -> "Api":
+    """The API through the local gateway; MongoDB runs, since user and role changes are audited there."""
+    return _api(gateway)
 
 
 @pytest.fixture(scope="session")
@@ -323,14 +326,7 @@ def caching_gateway() -> "LocalGateway":
 
 @pytest.fixture
 def caching_api(caching_gateway: "LocalGateway", files_backends: None) -> "Api":
-    from tests.helpers import Api
-
-    caching_gateway.forget_decisions()
-    return Api(caching_gateway)
-
-
-if TYPE_CHECKING:
-    from tests.processes import Process
+    return _api(caching_gateway)
 
 
 @pytest.fixture(scope="session")
