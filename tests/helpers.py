@@ -136,6 +136,11 @@ async def _create_user(
         return str(user.id)
 
 
+def new_user(api: Api, password: str = "new-password", **fields: Any) -> dict[str, Any]:
+    """A `POST /users` body for the user "newbie", with these fields added or replaced."""
+    return {"name": "New", "email": "new@example.com", "username": "newbie", "password": api.encrypt(password)} | fields
+
+
 def create_user(
     username: str,
     password: str = "user-password",

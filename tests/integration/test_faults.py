@@ -22,7 +22,7 @@ from multidb.rbac import task_code
 from multidb.security import passwords
 from tests.conftest import ADMIN_PASSWORD, PG_PORT, REDIS_DB, REDIS_SERVER_PORT, S3_PORT, USE_POSTGRES
 from tests.faults import Proxy
-from tests.helpers import Api, create_user, load_event, point_celery_at, snapshot
+from tests.helpers import Api, create_user, load_event, new_user, point_celery_at, snapshot
 from tests.processes import Process, wait_for
 
 FILE_CODES = (
@@ -100,13 +100,8 @@ def test_postgresql_stopped_mid_session(api: Api, configure: Any, proxy: list[Pr
     before = snapshot()
 
     database.stop()
-    new_user = {
-        "name": "New",
-        "email": "new@example.com",
-        "username": "newbie",
-        "password": api.encrypt("new-password"),
-    }
-    unavailable(api.post("/api/v1/users", token=admin, json_body=new_user))
+    newbie = new_user(api)
+    unavailable(api.post("/api/v1/users", token=admin, json_body=newbie))
     unavailable(api.put(f"/api/v1/users/{target}", token=admin, json_body={"status": False}))
     unavailable(
         api.post("/api/v1/auth/login", json_body={"username": "admin", "password": api.encrypt(ADMIN_PASSWORD)})
@@ -114,7 +109,7 @@ def test_postgresql_stopped_mid_session(api: Api, configure: Any, proxy: list[Pr
 
     database.start()
     assert snapshot() == before  # no user created, none disabled, no session opened
-    assert api.post("/api/v1/users", token=admin, json_body=new_user).status_code == 201
+    assert api.post("/api/v1/users", token=admin, json_body=newbie).status_code == 201
     assert api.put(f"/api/v1/users/{target}", token=admin, json_body={"status": False}).status_code == 200
 
 

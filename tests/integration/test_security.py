@@ -20,7 +20,7 @@ from multidb.redis import get_redis
 from multidb.security import sessions
 from multidb.security.tokens import TokenType, verify
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import UA, Api, create_user, get_user_id, role_id, snapshot
+from tests.helpers import UA, Api, create_user, get_user_id, new_user, role_id, snapshot
 
 ROLES = "/api/v1/roles"
 USERS = "/api/v1/users"
@@ -522,13 +522,7 @@ def test_a_body_with_an_unknown_field_is_422_naming_it(
     api: Api, admin: str, method: str, path: str, body: dict[str, Any], field: str
 ) -> None:
     if path == USERS:
-        body = {
-            "name": "New",
-            "email": "new@example.com",
-            "username": "newbie",
-            "password": api.encrypt("new-password"),
-            **body,
-        }
+        body = new_user(api, **body)
     path = path.replace("{admin}", get_user_id("admin"))
     before = snapshot()
     response = api.request(method, path, token=admin, json_body=body)
