@@ -89,6 +89,21 @@ def admin(api: "Api") -> str:
     return api.login("admin", ADMIN_PASSWORD).access
 
 
+@pytest.fixture
+def spare_broker() -> Iterator[str]:
+    """A broker database no worker reads, emptied before and after: only the process under test
+    answers or takes what is sent there, and every message sent stays to be counted."""
+    import redis
+
+    from tests.conftest import SPARE_URL
+
+    with redis.Redis.from_url(SPARE_URL) as client:
+        client.flushdb()
+    yield SPARE_URL
+    with redis.Redis.from_url(SPARE_URL) as client:
+        client.flushdb()
+
+
 @pytest.fixture(scope="session")
 def built() -> Path:
     """`make build` for this machine's CPU, once per session, so the artifacts can be imported
