@@ -22,7 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.processes import free_port
+from tests.processes import Process, free_port
+
+if TYPE_CHECKING:  # annotations only: both import multidb, which must first see the environment set below
+    from infra.local.gateway.invoke import LocalGateway
+    from tests.helpers import Api
 
 pytest_plugins = ["tests.aws_calls"]  # records every AWS call the code makes (tests/integration/test_aws_calls.py)
 
@@ -298,18 +302,17 @@ def gateway() -> "LocalGateway":
     return LocalGateway()
 
 
-@pytest.fixture
-def api(gateway: "LocalGateway", files_backends: None) -> "Api":
-    """The API through the local gateway; MongoDB runs, since user and role changes are audited there."""
+def _api(gateway: "LocalGateway") -> "Api":
     from tests.helpers import Api
 
     gateway.forget_decisions()
     return Api(gateway)
 
 
-if TYPE_CHECKING:
-    from infra.local.gateway.invoke import LocalGateway
-    from tests.helpers import Api
+@pytest.fixture
+def api(gateway: "LocalGateway", files_backends: None) -> "Api":
+    """The API through the local gateway; MongoDB runs, since user and role changes are audited there."""
+    return _api(gateway)
 
 
 @pytest.fixture(scope="session")
@@ -323,14 +326,7 @@ def caching_gateway() -> "LocalGateway":
 
 @pytest.fixture
 def caching_api(caching_gateway: "LocalGateway", files_backends: None) -> "Api":
-    from tests.helpers import Api
-
-    caching_gateway.forget_decisions()
-    return Api(caching_gateway)
-
-
-if TYPE_CHECKING:
-    from tests.processes import Process
+    return _api(caching_gateway)
 
 
 @pytest.fixture(scope="session")
@@ -406,14 +402,13 @@ def empty_files(files_backends: None) -> None:
 @pytest.fixture(scope="session")
 def realtime() -> "Iterator[str]":
     """The Socket.IO server on a free port; yields its URL."""
-    from tests.processes import listening, start_realtime, wait_for
+    from tests.processes import start_realtime
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_realtime(port, origins=url)
     try:
-        wait_for(lambda: listening(port) or not process.alive(), what="the Socket.IO server")
-        assert process.alive(), process.log()
+        process.wait_listening(port, "the Socket.IO server")
         yield url
     finally:
         process.stop()

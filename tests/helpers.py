@@ -136,6 +136,11 @@ async def _create_user(
         return str(user.id)
 
 
+def new_user(api: Api, password: str = "new-password", **fields: Any) -> dict[str, Any]:
+    """A `POST /users` body for the user "newbie", with these fields added or replaced."""
+    return {"name": "New", "email": "new@example.com", "username": "newbie", "password": api.encrypt(password)} | fields
+
+
 def create_user(
     username: str,
     password: str = "user-password",
@@ -206,24 +211,17 @@ def reset_clients() -> None:
         cached.cache_clear()
 
 
-async def _role_id(code: str) -> str:
+async def _id_where(model: type[Role] | type[User], condition: Any) -> str:
     async with AsyncSession(get_engine()) as session:
-        role = (await session.exec(select(Role).where(Role.code == code))).one()
-        return str(role.id)
+        return str((await session.exec(select(model.id).where(condition))).one())
 
 
 def role_id(code: str) -> str:
-    return runtime.run(_role_id(code))
-
-
-async def _user_id(username: str) -> str:
-    async with AsyncSession(get_engine()) as session:
-        user = (await session.exec(select(User).where(User.username == username))).one()
-        return str(user.id)
+    return runtime.run(_id_where(Role, Role.code == code))
 
 
 def get_user_id(username: str) -> str:
-    return runtime.run(_user_id(username))
+    return runtime.run(_id_where(User, User.username == username))
 
 
 def point_celery_at(url: str) -> None:

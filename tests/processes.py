@@ -8,8 +8,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from infra.local.dev import listening
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTED: "list[Process]" = []  # every process the tests started, for the logs of a failed test
@@ -37,12 +39,23 @@ def free_port(preferred: int | None = None) -> int:
         return int(probe.getsockname()[1])
 
 
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+def tcp_sockets(pid: int | str = "self") -> list[list[str]]:
+    """The rows of /proc/net/tcp and tcp6 (split into fields) for the process's open sockets."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                rows.append(fields)
+    return rows
 
 
 class Process:
@@ -76,6 +89,11 @@ class Process:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def wait_listening(self, port: int, what: str, timeout: float = 20) -> None:
+        """Wait until something listens on the port, failing at once (with the log) if this exits first."""
+        wait_for(lambda: listening(port) or not self.alive(), timeout=timeout, what=what)
+        assert self.alive(), self.log()
+
     def stop(self) -> int:
         if self.alive():
             os.killpg(self.popen.pid, signal.SIGTERM)
@@ -90,6 +108,16 @@ class Process:
                     os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         return self.popen.returncode
+
+
+@contextlib.contextmanager
+def serving(process: Process, port: int, what: str, timeout: float = 20) -> Iterator[Process]:
+    """The process once it listens on the port; stopped on leaving, whatever happened."""
+    try:
+        process.wait_listening(port, what, timeout)
+        yield process
+    finally:
+        process.stop()
 
 
 def celery(*args: str) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from infra.deploy.template import _CfnLoader
+from infra.deploy.template import _CfnLoader, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "deploy.md"
@@ -319,18 +319,9 @@ class Stack:
 
     def _sub(self, args: Any) -> str:
         text, variables = (args, {}) if isinstance(args, str) else (args[0], self.value(args[1]))
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                return str(self.value({"Fn::GetAtt": name.split(".", 1)}))
-            return str(self._ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
+        return substitute(
+            text, variables, self._ref, lambda target, attribute: self.value({"Fn::GetAtt": [target, attribute]})
+        )
 
     def resources(self) -> Iterator["Resource"]:
         """Every resource this stage creates, nested stacks' included."""
@@ -496,12 +487,17 @@ def _cluster_instances(resource: Resource, cluster: str) -> list[Resource]:
     return [i for i in resource.siblings("AWS::RDS::DBInstance") if i.properties.get("DBClusterIdentifier") == cluster]
 
 
+def _referenced(resource: Resource, property_: str, type_: str, what: str) -> Resource:
+    """The resource of the same stack that the property refers to."""
+    reference = resource.properties.get(property_)
+    for sibling in resource.siblings(type_):
+        if sibling.ref == reference:
+            return sibling
+    raise Unpriced(f"{resource.stack.name}.{resource.name}: its {what} {reference!r} is not in the stack")
+
+
 def _cluster_of(resource: Resource) -> Resource:
-    cluster_ref = resource.properties.get("DBClusterIdentifier")
-    for cluster in resource.siblings("AWS::RDS::DBCluster"):
-        if cluster.ref == cluster_ref:
-            return cluster
-    raise Unpriced(f"{resource.stack.name}.{resource.name}: its cluster {cluster_ref!r} is not in the stack")
+    return _referenced(resource, "DBClusterIdentifier", "AWS::RDS::DBCluster", "cluster")
 
 
 def _has_proxy(cluster: Resource) -> bool:
@@ -688,11 +684,7 @@ def _idle_tasks(service: Resource) -> int:
 
 
 def _task_definition(service: Resource) -> Resource:
-    reference = service.properties.get("TaskDefinition")
-    for definition in service.siblings("AWS::ECS::TaskDefinition"):
-        if definition.ref == reference:
-            return definition
-    raise Unpriced(f"{service.stack.name}.{service.name}: its task definition {reference!r} is not in the stack")
+    return _referenced(service, "TaskDefinition", "AWS::ECS::TaskDefinition", "task definition")
 
 
 @prices_type("AWS::ECS::Service")
@@ -774,9 +766,12 @@ def _scaling_policy(resource: Resource) -> list[Line]:
     return [_line(resource, f"2 alarms x {metrics} metric{'s' * (metrics != 1)}", monthly)]
 
 
-@prices_type("AWS::CloudWatch::Dashboard")
-def _dashboard(resource: Resource) -> list[Line]:
-    return [_line(resource, "dashboard", price("cloudwatch_dashboard_month"))]
+def _flat(type_: str, quantity: str, price_key: str) -> None:
+    """A resource of this type costs the same each month, whatever it holds."""
+    PRICERS[type_] = lambda resource: [_line(resource, quantity, price(price_key))]
+
+
+_flat("AWS::CloudWatch::Dashboard", "dashboard", "cloudwatch_dashboard_month")
 
 
 @prices_type("AWS::Logs::LogGroup")
@@ -798,14 +793,8 @@ def _metric_filter(resource: Resource) -> list[Line]:
     return [_line(resource, f"{metrics} custom metric", metrics * price("cloudwatch_metric_month"), note)]
 
 
-@prices_type("AWS::SecretsManager::Secret")
-def _secret(resource: Resource) -> list[Line]:
-    return [_line(resource, "secret", price("secret_month"))]
-
-
-@prices_type("AWS::KMS::Key")
-def _kms_key(resource: Resource) -> list[Line]:
-    return [_line(resource, "key", price("kms_key_month"))]
+_flat("AWS::SecretsManager::Secret", "secret", "secret_month")
+_flat("AWS::KMS::Key", "key", "kms_key_month")
 
 
 @prices_type("AWS::S3::Bucket")

@@ -187,6 +187,14 @@ class Result:
 Clients = Callable[[str], Any]
 
 
+def _increase(region: str, service: str, quota_code: str, value: int) -> str:
+    """The command that asks for a higher quota."""
+    return (
+        f"aws service-quotas request-service-quota-increase --region {region} --service-code {service} "
+        f"--quota-code {quota_code} --desired-value {value}"
+    )
+
+
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", type(exc).__name__))
@@ -385,11 +393,15 @@ class Preflight:
             f"and Lambda keeps {LAMBDA_UNRESERVED_MINIMUM} unreserved"
         )
         fix = (
-            f"aws service-quotas request-service-quota-increase --region {region} --service-code lambda "
-            f"--quota-code {LAMBDA_CONCURRENCY_QUOTA} --desired-value {needed} (or lower the *ReservedConcurrency "
+            f"{_increase(region, 'lambda', LAMBDA_CONCURRENCY_QUOTA, needed)} (or lower the *ReservedConcurrency "
             f"parameters of {stage.name} in samconfig.toml)"
         )
         yield Result("FAIL", "Lambda concurrency", detail, fix)
+
+    def quota(self, service: str, quota_code: str) -> int:
+        """A Service Quotas value in the stage's Region."""
+        value = self.client("service-quotas").get_service_quota(ServiceCode=service, QuotaCode=quota_code)
+        return int(value["Quota"]["Value"])
 
     def network_quotas(self) -> Iterator[Result]:
         from botocore.exceptions import ClientError
@@ -400,11 +412,7 @@ class Preflight:
         ec2 = self.client("ec2")
         try:
             vpcs = len(ec2.describe_vpcs()["Vpcs"])
-            vpc_quota = int(
-                self.client("service-quotas").get_service_quota(ServiceCode="vpc", QuotaCode=VPCS_PER_REGION_QUOTA)[
-                    "Quota"
-                ]["Value"]
-            )
+            vpc_quota = self.quota("vpc", VPCS_PER_REGION_QUOTA)
         except ClientError as exc:
             detail = f"could not read the VPC quota ({_error_code(exc)})"
             yield Result("warn", "VPCs", detail, "allow ec2:DescribeVpcs and servicequotas:GetServiceQuota")
@@ -412,9 +420,8 @@ class Preflight:
             if vpcs + 1 > vpc_quota:
                 detail = f"{vpcs} of {vpc_quota} VPCs in {region} are in use and the stage creates one"
                 fix = (
-                    f'delete an unused VPC, bring one (PARAMETERS="VpcId=… PrivateSubnetIds=… PublicSubnetIds=…"), or '
-                    f"aws service-quotas request-service-quota-increase --region {region} --service-code vpc "
-                    f"--quota-code {VPCS_PER_REGION_QUOTA} --desired-value {vpcs + 1}"
+                    'delete an unused VPC, bring one (PARAMETERS="VpcId=… PrivateSubnetIds=… PublicSubnetIds=…"), or '
+                    + _increase(region, "vpc", VPCS_PER_REGION_QUOTA, vpcs + 1)
                 )
                 yield Result("FAIL", "VPCs", detail, fix)
             else:
@@ -439,8 +446,7 @@ class Preflight:
             )
             fix = (
                 f"release an unused one (aws ec2 describe-addresses --region {region}), or request more: "
-                f"aws service-quotas request-service-quota-increase --region {region} --service-code ec2 "
-                f"--quota-code L-0263D0A3 --desired-value {addresses + 1}"
+                + _increase(region, "ec2", "L-0263D0A3", addresses + 1)
             )
             yield Result("FAIL", "Elastic IPs", detail, fix)
         else:
@@ -452,11 +458,7 @@ class Preflight:
 
         region = self.stage.region
         try:
-            quota = int(
-                self.client("service-quotas").get_service_quota(ServiceCode="ec2", QuotaCode=STANDARD_VCPUS_QUOTA)[
-                    "Quota"
-                ]["Value"]
-            )
+            quota = self.quota("ec2", STANDARD_VCPUS_QUOTA)
             running = Counter(
                 instance["InstanceType"]
                 for page in ec2.get_paginator("describe_instances").paginate(
@@ -484,9 +486,8 @@ class Preflight:
                 f"({NAT_INSTANCE_TYPE}) needs {NAT_INSTANCE_VCPUS}"
             )
             fix = (
-                f"stop an unused instance, deploy with PARAMETERS=NatInstance=false (interface endpoints instead), or "
-                f"aws service-quotas request-service-quota-increase --region {region} --service-code ec2 "
-                f"--quota-code {STANDARD_VCPUS_QUOTA} --desired-value {used + NAT_INSTANCE_VCPUS}"
+                "stop an unused instance, deploy with PARAMETERS=NatInstance=false (interface endpoints instead), or "
+                + _increase(region, "ec2", STANDARD_VCPUS_QUOTA, used + NAT_INSTANCE_VCPUS)
             )
             yield Result("FAIL", "EC2 vCPUs", detail, fix)
         else:

@@ -19,6 +19,26 @@ class _CfnLoader(yaml.SafeLoader):
     """A YAML loader that keeps CloudFormation short-form tags (`!Ref`, `!GetAtt`, …) as data."""
 
 
+def substitute(
+    text: str, variables: dict[str, Any], ref: Callable[[str], Any], get_att: Callable[[str, str], Any]
+) -> str:
+    """`Fn::Sub`'s text with each `${…}` replaced: `${!x}` stands for `${x}`, then the
+    variables, `${Resource.Attribute}` (`get_att`) and any other name (`ref`)."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name in variables:
+            return str(variables[name])
+        if "." in name and not name.startswith("AWS::"):
+            target, attribute = name.split(".", 1)
+            return str(get_att(target, attribute))
+        return str(ref(name))
+
+    return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
 def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)

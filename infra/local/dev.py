@@ -51,6 +51,15 @@ def busy_port(ports: dict[int, tuple[str, str]], host: str = "127.0.0.1") -> str
     return None
 
 
+def listening(port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts connections on the port of 127.0.0.1."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _another(port: int) -> int:
     return port + 100 if port + 100 < 65536 else port - 100
 

@@ -161,6 +161,12 @@ async def record(
     _down_until = 0.0
 
 
+async def record_created(kind: str, user_id: str, target_id: object, view: dict[str, Any], required: bool) -> None:
+    """The `<kind>.create` entry of a new `kind` (role, user, schedule) and every field it has."""
+    target = (kind, str(target_id))
+    await record(f"{kind}.create", user_id=user_id, target=target, details=created(view), required=required)
+
+
 async def tally(
     action: str,
     *,

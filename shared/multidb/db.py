@@ -125,19 +125,17 @@ def _connect_twice(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
     `DatabaseUnavailable`: 503 with Retry-After. A server that answers with an error
     (a wrong password, say) is not retried.
     """
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except Exception as exc:
-        if not _unreachable(exc):
-            raise
-        log.warning("database connection failed (%s); trying once more", type(exc).__name__)
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except Exception as exc:
-        if not _unreachable(exc):
-            raise
-        log.error("database unreachable twice (%s)", type(exc).__name__)
-        raise DatabaseUnavailable() from exc
+    for second in (False, True):
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            if second:
+                log.error("database unreachable twice (%s)", type(exc).__name__)
+                raise DatabaseUnavailable() from exc
+            log.warning("database connection failed (%s); trying once more", type(exc).__name__)
+    raise AssertionError("the second attempt returns or raises")
 
 
 def _unreachable(exc: BaseException) -> bool:

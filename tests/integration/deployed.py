@@ -11,17 +11,16 @@ so a report can say which parts of a string were stood in for.
 import base64
 import ipaddress
 import json
-import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import yaml
 
-from infra.deploy.template import _CfnLoader
+from infra.deploy.template import _CfnLoader, substitute
 from tests.helpers import ROOT
 from tests.integration.test_template import translated
 
@@ -295,15 +294,4 @@ class Deployment:
         raise Unresolvable(f"{key} in {stack}")
 
     def sub(self, stack: str, text: str, variables: dict[str, Any]) -> str:
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                target, attribute = name.split(".", 1)
-                return str(self.get_att(stack, target, attribute))
-            return str(self.ref(stack, name))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
+        return substitute(text, variables, lambda name: self.ref(stack, name), partial(self.get_att, stack))

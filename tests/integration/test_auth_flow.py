@@ -170,18 +170,6 @@ def test_disabled_user_cannot_log_in_and_learns_nothing_from_the_answer(api: Api
     assert right.json()["message"] == wrong.json()["message"] == unknown.json()["message"]
 
 
-def test_repeated_failures_are_rate_limited(api: Api) -> None:
-    create_user("erin", "erin-password")
-    for _ in range(5):
-        assert (
-            api.post("/api/v1/auth/login", json_body={"username": "erin", "password": api.encrypt("bad")}).status_code
-            == 401
-        )
-    limited = api.post("/api/v1/auth/login", json_body={"username": "erin", "password": api.encrypt("erin-password")})
-    assert limited.status_code == 429
-    assert limited.json()["code"] == 429
-
-
 def test_access_token_claims_are_complete_and_signed_with_a_published_key(api: Api) -> None:
     tokens = api.login("admin", ADMIN_PASSWORD)
     jwks = api.get("/api/v1/auth/.well-known/jwks.json").json()

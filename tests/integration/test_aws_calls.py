@@ -283,6 +283,15 @@ def check(deployment: Deployment, records: list[dict[str, Any]], not_found: bool
     return sorted(rows, key=lambda row: (row.caller, row.operation, row.kind, row.resource))
 
 
+def path_without(deployment: Deployment, record: dict[str, Any], resource: str) -> str:
+    """The call's path once the network stack has lost this resource."""
+    templates = copy.deepcopy(deployment.templates)
+    del templates["NetworkStack"]["Resources"][resource]
+    deployment.templates = templates
+    (row,) = check(deployment, [record])
+    return row.path
+
+
 def route(
     deployment: Deployment,
     routes: list[Endpoint],
@@ -440,20 +449,12 @@ def test_a_call_no_role_allows_or_no_route_reaches_is_named() -> None:
     (row,) = check(deployment, [read])
     assert row.iam.startswith("allowed")
     assert row.path == "a NAT instance (NetworkStack.NatInstanceResource)"
-    without = copy.deepcopy(deployment.templates)
-    del without["NetworkStack"]["Resources"]["PrivateNatInstanceRoute"]
-    deployment.templates = without
-    (row,) = check(deployment, [read])
-    assert row.path == "NO ROUTE: no secretsmanager endpoint, no NAT"
+    assert path_without(deployment, read, "PrivateNatInstanceRoute") == "NO ROUTE: no secretsmanager endpoint, no NAT"
     # staging: the endpoint carries it; without the endpoint, nothing does
     staging = Deployment(next(stage for stage in stages() if stage.name == "staging"))
     (row,) = check(staging, [read])
     assert row.path == "NetworkStack.SecretsManagerEndpoint (no policy)"
-    without = copy.deepcopy(staging.templates)
-    del without["NetworkStack"]["Resources"]["SecretsManagerEndpoint"]
-    staging.templates = without
-    (row,) = check(staging, [read])
-    assert row.path == "NO ROUTE: no secretsmanager endpoint, no NAT"
+    assert path_without(staging, read, "SecretsManagerEndpoint") == "NO ROUTE: no secretsmanager endpoint, no NAT"
 
 
 OBJECT = "arn:aws:s3:::b/k"

@@ -35,7 +35,6 @@ from tests.conftest import (
     MONGO_PORT,
     REDIS_URL,
     S3_ENDPOINT_URL,
-    SPARE_URL,
 )
 from tests.helpers import Api, get_user_id
 from tests.integration.dockerfile import TARGETS, command, copies, environment, requirement_files, stages, user
@@ -254,16 +253,6 @@ def written(image: Path) -> set[str]:
     return paths
 
 
-@pytest.fixture
-def own_broker() -> Iterator[str]:
-    """A broker database of its own, so only the container can answer or take what is sent."""
-    with redis.Redis.from_url(SPARE_URL) as client:
-        client.flushdb()
-    yield SPARE_URL
-    with redis.Redis.from_url(SPARE_URL) as client:
-        client.flushdb()
-
-
 # ------------------------------------------------------------------ the three images
 
 
@@ -289,14 +278,14 @@ def stale_upload(files_backends: None) -> Iterator[str]:
 
 
 def test_the_worker_image_runs_tasks_and_the_files_sweep(
-    images: Callable[[str], Path], virtualenvs: Callable[[str], Path], own_broker: str, stale_upload: str
+    images: Callable[[str], Path], virtualenvs: Callable[[str], Path], spare_broker: str, stale_upload: str
 ) -> None:
     import boto3
     from celery import Celery
 
-    env = ecs_environment("worker", connections(own_broker), published_keys()) | TASK_ROLE
+    env = ecs_environment("worker", connections(spare_broker), published_keys()) | TASK_ROLE
     worker = start("worker", images("worker"), virtualenvs("worker"), env)
-    client = Celery(broker=own_broker, backend=own_broker)
+    client = Celery(broker=spare_broker, backend=spare_broker)
     try:
         assert client.send_task("multidb.add", (20, 22)).get(timeout=60) == 42, worker.log()
         assert client.send_task("multidb.files.sweep").get(timeout=60) == 1, worker.log()  # boto3 and MongoDB
@@ -308,7 +297,7 @@ def test_the_worker_image_runs_tasks_and_the_files_sweep(
 
 
 def test_the_beat_image_takes_the_lock_and_fires_a_schedule(
-    images: Callable[[str], Path], virtualenvs: Callable[[str], Path], own_broker: str
+    images: Callable[[str], Path], virtualenvs: Callable[[str], Path], spare_broker: str
 ) -> None:
     from multidb import runtime
     from multidb.keyspace import BEAT_LOCK
@@ -318,9 +307,9 @@ def test_the_beat_image_takes_the_lock_and_fires_a_schedule(
 
     created = datetime.now(UTC) - timedelta(minutes=1)
     runtime.run(_store(PeriodicTask(name="image-tick", task="multidb.ping", interval_seconds=1, created_at=created)))
-    env = ecs_environment("beat", connections(own_broker), published_keys())
+    env = ecs_environment("beat", connections(spare_broker), published_keys())
     beat = start("beat", images("beat"), virtualenvs("beat"), env)
-    broker = redis.Redis.from_url(own_broker)
+    broker = redis.Redis.from_url(spare_broker)
     try:
 
         def sent() -> list[dict[str, Any]]:

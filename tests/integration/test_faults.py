@@ -1,20 +1,28 @@
-"""Fault injection against the real servers: each datastore taken away mid-test, through a
+"""Failures: a backend out of reach answers 503, anything unexpected a bare 500; never
+internals, never tokens or passwords in the logs.
+
+Fault injection against the real servers: each datastore taken away mid-test, through a
 TCP proxy (PostgreSQL, Redis, S3: stopped, connections reset) or by freezing the process
 (MongoDB: paused with SIGSTOP). A request meeting the outage answers 503 in the envelope
 (behind the gateway, the authorizer fails closed), leaves stored data as it was, and the
 next request after the server is back succeeds without restarting anything."""
 
+import io
+import logging
 import os
 import signal
 from collections.abc import Iterator
 from typing import Any
 
+import bcrypt
 import pytest
 
+from multidb.logs import JsonFormatter
 from multidb.rbac import task_code
+from multidb.security import passwords
 from tests.conftest import ADMIN_PASSWORD, PG_PORT, REDIS_DB, REDIS_SERVER_PORT, S3_PORT, USE_POSTGRES
 from tests.faults import Proxy
-from tests.helpers import Api, create_user, load_event, point_celery_at, snapshot
+from tests.helpers import Api, create_user, load_event, new_user, point_celery_at, snapshot
 from tests.processes import Process, wait_for
 
 FILE_CODES = (
@@ -23,6 +31,7 @@ FILE_CODES = (
     "POST:/api/v1/files/{file_id}/complete",
     "GET:/api/v1/files/{file_id}",
 )
+ENVELOPE = {"code", "error", "message", "ts", "data"}  # an error's
 
 
 @pytest.fixture
@@ -36,9 +45,10 @@ def proxy() -> Iterator[list[Proxy]]:
 def unavailable(response: Any) -> None:
     assert response.status_code == 503, response.body
     body = response.json()
+    assert set(body) == ENVELOPE
     assert (body["code"], body["data"]) == (503, None)
     assert "Error" not in body["message"]
-    assert "127.0.0.1" not in body["message"]
+    assert "127.0.0.1" not in response.body.decode()
 
 
 def direct(api: Api, name: str, token: str) -> Any:
@@ -90,13 +100,8 @@ def test_postgresql_stopped_mid_session(api: Api, configure: Any, proxy: list[Pr
     before = snapshot()
 
     database.stop()
-    new_user = {
-        "name": "New",
-        "email": "new@example.com",
-        "username": "newbie",
-        "password": api.encrypt("new-password"),
-    }
-    unavailable(api.post("/api/v1/users", token=admin, json_body=new_user))
+    newbie = new_user(api)
+    unavailable(api.post("/api/v1/users", token=admin, json_body=newbie))
     unavailable(api.put(f"/api/v1/users/{target}", token=admin, json_body={"status": False}))
     unavailable(
         api.post("/api/v1/auth/login", json_body={"username": "admin", "password": api.encrypt(ADMIN_PASSWORD)})
@@ -104,7 +109,7 @@ def test_postgresql_stopped_mid_session(api: Api, configure: Any, proxy: list[Pr
 
     database.start()
     assert snapshot() == before  # no user created, none disabled, no session opened
-    assert api.post("/api/v1/users", token=admin, json_body=new_user).status_code == 201
+    assert api.post("/api/v1/users", token=admin, json_body=newbie).status_code == 201
     assert api.put(f"/api/v1/users/{target}", token=admin, json_body={"status": False}).status_code == 200
 
 
@@ -182,3 +187,60 @@ def test_the_broker_stopped_mid_run(api: Api, configure: Any, proxy: list[Proxy]
         assert api.post("/api/v1/tasks/runs", token=alice, json_body={"task": "multidb.ping"}).status_code == 202
     finally:
         point_celery_at(BROKER_URL)  # the suite's broker, whatever the environment says now
+
+
+def test_an_unexpected_error_is_a_bare_500_with_the_request_id(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode() -> str:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr("auth_fn.routes.login_public_key_pem", explode)
+    response = api.get("/api/v1/auth/keys/public")
+    assert response.status_code == 500
+    body = response.json()
+    assert set(body) == ENVELOPE
+    assert "secret internal detail" not in response.body.decode()
+    assert response.headers["x-request-id"] in body["message"]
+
+
+def test_unknown_user_and_wrong_password_do_the_same_bcrypt_work(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    create_user("ivan", "ivan-password")
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed[:7])  # the algorithm and cost prefix, e.g. b"$2b$04$"
+        return real(password, hashed)
+
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", counting)
+    api.post("/api/v1/auth/login", json_body={"username": "ivan", "password": api.encrypt("wrong")})
+    wrong_password = list(calls)
+    calls.clear()
+    api.post("/api/v1/auth/login", json_body={"username": "nobody", "password": api.encrypt("wrong")})
+    assert calls == wrong_password  # one check, same cost: the same time class
+    assert len(calls) == 1
+
+
+def test_no_token_or_password_reaches_the_logs(api: Api) -> None:
+    """Every record of a whole session, formatted as production formats it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("multidb")
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel("DEBUG")
+    try:
+        tokens = api.login("admin", ADMIN_PASSWORD)
+        api.get("/api/v1/auth/user/info", token=tokens.access)
+        api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh})
+        api.post("/api/v1/auth/token/refresh", headers={"x-refresh-token": tokens.refresh})  # reuse: a warning
+        api.post("/api/v1/auth/logout", token=tokens.access)
+        api.get("/api/v1/auth/user/info", token=tokens.access)  # denied: logged with its reason
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    logged = stream.getvalue()
+    assert logged.count('"request_id"') >= 6
+    assert "refresh token reuse" in logged
+    for secret in (tokens.access, tokens.refresh, ADMIN_PASSWORD, tokens.access.split(".")[2]):
+        assert secret not in logged

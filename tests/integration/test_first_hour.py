@@ -23,7 +23,7 @@ from infra.local.gateway.server import GatewayServer
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api
 from tests.integration.test_tasks import body_of
-from tests.processes import Process, free_port, listening, wait_for
+from tests.processes import Process, free_port
 
 pytestmark = pytest.mark.process
 
@@ -95,8 +95,7 @@ def local_realtime() -> Any:
     command = [sys.executable, "-m", "infra.services.realtime", "--port", str(port)]
     local = Process("realtime-local", command, {"APP_ENV": "LOCAL", "REALTIME_CORS_ORIGINS": "http://localhost:5173"})
     try:
-        wait_for(lambda: listening(port) or not local.alive(), what="the Socket.IO server")
-        assert local.alive(), local.log()
+        local.wait_listening(port, "the Socket.IO server")
         yield f"http://127.0.0.1:{port}"
     finally:
         local.stop()

@@ -12,8 +12,7 @@ from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import Role, User
 from multidb.security.passwords import hash_password
-from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import Api, role_id, snapshot
+from tests.helpers import Api, new_user, role_id, snapshot
 
 ROLES = "/api/v1/roles"
 USERS = "/api/v1/users"
@@ -56,17 +55,20 @@ def user(
     return runtime.run(_user(username, True, [role]))
 
 
-@pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
-
-
 def token(api: Api, username: str) -> str:
     return api.login(username, f"{username}-password").access
 
 
 def refused(response: Any, status: int, error: str) -> None:
     assert (response.status_code, response.json()["error"]) == (status, error), response.body
+
+
+def refused_to_assign(api: Api, manager: str, target: str, role: str, error: str) -> None:
+    """Neither given to a user nor to a new one; nothing written."""
+    before = snapshot()
+    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [role]}), 403, error)
+    refused(api.post(USERS, token=manager, json_body=new_user(api, roleIds=[role])), 403, error)
+    assert snapshot() == before
 
 
 # ---- 21.4: button and router permissions are declared codes, handed out only by holders -----
@@ -155,13 +157,7 @@ def test_a_user_manager_neither_assigns_nor_manages_pages_and_buttons_it_lacks(a
     manager = token(api, "manager")
     before = snapshot()
     refused(api.put(f"{USERS}/{target}", token=manager, json_body={"name": "Renamed"}), 403, "user_above_you")
-    body = {
-        "name": "New",
-        "email": "new@example.com",
-        "username": "newbie",
-        "password": api.encrypt("new-password"),
-        "roleIds": [buttons.json()["data"]["id"]],
-    }
+    body = new_user(api, roleIds=[buttons.json()["data"]["id"]])
     refused(api.post(USERS, token=manager, json_body=body), 403, "role_above_you")
     assert snapshot() == before
 
@@ -198,17 +194,7 @@ def test_a_reserved_role_is_assigned_by_admins_only(api: Api, admin: str) -> Non
     plain = api.post(ROLES, token=admin, json_body={"name": "Plain", "code": "plain"}).json()["data"]["id"]
     assert api.put(f"{USERS}/{holder}", token=admin, json_body={"roleIds": [reserved]}).status_code == 200
     manager = token(api, "manager")
-    before = snapshot()
-    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [reserved]}), 403, "reserved_role_code")
-    body = {
-        "name": "New",
-        "email": "new@example.com",
-        "username": "newbie",
-        "password": api.encrypt("new-password"),
-        "roleIds": [reserved],
-    }
-    refused(api.post(USERS, token=manager, json_body=body), 403, "reserved_role_code")
-    assert snapshot() == before
+    refused_to_assign(api, manager, target, reserved, "reserved_role_code")
     # A user who has it keeps it through a change of their other roles.
     kept = api.put(f"{USERS}/{holder}", token=manager, json_body={"roleIds": [reserved, plain]})
     assert kept.status_code == 200, kept.body
@@ -302,17 +288,7 @@ def test_a_non_admin_cannot_assign_a_disabled_role_whose_codes_it_lacks(api: Api
         },
     ).json()["data"]["id"]
     manager = token(api, "manager")
-    before = snapshot()
-    refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [dormant]}), 403, "role_above_you")
-    body = {
-        "name": "New",
-        "email": "new@example.com",
-        "username": "newbie",
-        "password": api.encrypt("new-password"),
-        "roleIds": [dormant],
-    }
-    refused(api.post(USERS, token=manager, json_body=body), 403, "role_above_you")
-    assert snapshot() == before
+    refused_to_assign(api, manager, target, dormant, "role_above_you")
     # A disabled role whose codes the manager holds is assigned.
     mine = api.post(
         ROLES, token=admin, json_body={"name": "Own", "code": "own", "status": False, "interfacePermissions": [RESET]}

@@ -21,7 +21,7 @@ from multidb.db import get_engine
 from multidb.models import Role
 from multidb.security.login_crypto import encrypt_password
 from tests.helpers import UA, create_user
-from tests.processes import Process, free_port, listening, wait_for
+from tests.processes import Process, free_port
 
 pytestmark = [pytest.mark.process, pytest.mark.first_pass_only("tests the API under load, not a datastore")]
 
@@ -70,8 +70,7 @@ def test_fifty_clients_for_thirty_seconds_no_5xx_no_lost_or_doubled_writes() -> 
     port = free_port()
     gateway = Process("gateway", [sys.executable, "-m", "infra.local.gateway", "serve", "--port", str(port)])
     try:
-        wait_for(lambda: listening(port) or not gateway.alive(), timeout=60, what="the gateway")
-        assert gateway.alive(), gateway.log()
+        gateway.wait_listening(port, "the gateway", timeout=60)
         base = f"http://127.0.0.1:{port}"
         public_key = httpx.get(f"{base}/api/v1/auth/keys/public").json()["data"]["publicKey"]
         latencies: list[float] = []

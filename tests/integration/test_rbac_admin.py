@@ -24,11 +24,6 @@ def concrete(path: str) -> str:
 
 
 @pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
-
-
-@pytest.fixture
 def nobody(api: Api) -> str:
     create_user("nobody", "nobody-password")
     return api.login("nobody", "nobody-password").access

@@ -6,16 +6,15 @@ Redis is what is checked; only this process's connections count (servers other t
 running, a Socket.IO sweep say, share the database). The embedded Redis has no MONITOR: this
 runs in the first pass, on the real server."""
 
-import os
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.conftest import REDIS_DB, REDIS_URL, USE_REDIS
 from tests.helpers import Api, create_user, get_user_id
+from tests.processes import tcp_sockets
 
 pytestmark = [
     pytest.mark.first_pass_only("MONITOR needs the real Redis server"),
@@ -28,21 +27,7 @@ STOP = "monitor-stop"
 
 def local_ports() -> set[str]:
     """The local TCP ports of this process's open sockets (its Redis connections among them)."""
-    inodes = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            if fields[9] in inodes:
-                ports.add(str(int(fields[1].rsplit(":", 1)[1], 16)))
-    return ports
+    return {str(int(fields[1].rsplit(":", 1)[1], 16)) for fields in tcp_sockets()}
 
 
 class Monitor:

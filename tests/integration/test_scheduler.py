@@ -26,7 +26,7 @@ from multidb.queue.app import app
 from multidb.queue.scheduler import RUN_HEADER, DatabaseScheduler
 from multidb.repository import ScheduleRepository
 from multidb.settings import Settings, get_settings
-from tests.conftest import BROKER_URL, SPARE_URL, USE_POSTGRES
+from tests.conftest import BROKER_URL, USE_POSTGRES
 from tests.processes import Process, celery, start_beat, wait_for
 
 pytestmark = pytest.mark.process
@@ -382,16 +382,6 @@ def _queued(url: str) -> list[dict[str, Any]]:
 
 def _runs(url: str, task: str = "multidb.ping") -> list[int]:
     return [m["headers"][RUN_HEADER] for m in _queued(url) if m["headers"]["task"] == task]
-
-
-@pytest.fixture
-def spare_broker() -> Iterator[str]:
-    """A broker no worker reads, so every message beat sends stays there to be counted."""
-    with redis.Redis.from_url(SPARE_URL) as client:
-        client.flushdb()
-    yield SPARE_URL
-    with redis.Redis.from_url(SPARE_URL) as client:
-        client.flushdb()
 
 
 def production_beat(folder: Path, broker_url: str) -> Process:

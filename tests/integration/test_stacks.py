@@ -848,31 +848,31 @@ def make(*args: str, path: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_make_deploy_stops_with_a_clear_message_without_the_aws_cli(tmp_path: Path) -> None:
-    result = make("deploy", "STAGE=dev", path=f"{tmp_path}:/usr/bin:/bin")
+def failed_deploy(tmp_path: Path, stage: str, aws: str | None = None) -> str:
+    """What `make deploy` printed with only /usr/bin, /bin and this `aws` script (none: no aws
+    command) on PATH; it failed, and preflight stopped it before anything was built."""
+    if aws is not None:
+        fake = tmp_path / "aws"
+        fake.write_text(aws)
+        fake.chmod(0o755)
+    result = make("deploy", f"STAGE={stage}", path=f"{tmp_path}:/usr/bin:/bin")
     assert result.returncode != 0
-    assert "FAIL  AWS CLI: no aws command on PATH" in result.stdout
-    assert "sam build" not in result.stdout  # preflight stopped it before building
+    assert "sam build" not in result.stdout
+    return result.stdout
+
+
+def test_make_deploy_stops_with_a_clear_message_without_the_aws_cli(tmp_path: Path) -> None:
+    assert "FAIL  AWS CLI: no aws command on PATH" in failed_deploy(tmp_path, "dev")
 
 
 def test_make_deploy_stops_with_a_clear_message_without_credentials(tmp_path: Path) -> None:
-    fake = tmp_path / "aws"
-    fake.write_text("#!/bin/sh\necho 'Unable to locate credentials' >&2\nexit 253\n")
-    fake.chmod(0o755)
-    result = make("deploy", "STAGE=staging", path=f"{tmp_path}:/usr/bin:/bin")
-    assert result.returncode != 0
-    assert "FAIL  credentials: no AWS credentials found" in result.stdout
-    assert "sam build" not in result.stdout
+    aws = "#!/bin/sh\necho 'Unable to locate credentials' >&2\nexit 253\n"
+    assert "FAIL  credentials: no AWS credentials found" in failed_deploy(tmp_path, "staging", aws)
 
 
 def test_make_deploy_stops_with_a_clear_message_without_docker_before_building(tmp_path: Path) -> None:
-    fake = tmp_path / "aws"
-    fake.write_text('#!/bin/sh\necho "123"\n')
-    fake.chmod(0o755)
-    result = make("deploy", "STAGE=dev", path=f"{tmp_path}:/usr/bin:/bin")
-    assert result.returncode != 0
-    assert "or deploy with DEPLOY_PREREQUISITES= (keeps the running images)" in result.stdout
-    assert "sam build" not in result.stdout  # preflight names every problem before anything is built
+    output = failed_deploy(tmp_path, "dev", '#!/bin/sh\necho "123"\n')
+    assert "or deploy with DEPLOY_PREREQUISITES= (keeps the running images)" in output
 
 
 def test_make_destroy_asks_for_confirmation_beyond_dev(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from multidb import runtime
 from multidb.queue import runs
 from multidb.rbac import Access, catalogue, task_code
 from multidb.redis import get_redis
-from tests.conftest import ADMIN_PASSWORD, BROKER_URL
+from tests.conftest import BROKER_URL
 from tests.helpers import Api, create_user, get_user_id, invalidate_cache, point_celery_at, set_user, snapshot
 from tests.processes import Process, wait_for
 
@@ -33,11 +33,6 @@ def body_of(response: Any, status: int = 200) -> Any:
     assert set(payload) == {"code", "message", "ts", "data"} | errors, payload
     assert payload["code"] == status
     return payload["data"]
-
-
-@pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
 
 
 def runner(api: Api, username: str = "runner", tasks: tuple[str, ...] = ("multidb.add", "multidb.ping")) -> str:

@@ -6,15 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, USE_POSTGRES
-from tests.helpers import Api, get_user_id, snapshot
+from tests.conftest import USE_POSTGRES
+from tests.helpers import Api, get_user_id, new_user, snapshot
 
 NUL = "\x00"
-
-
-@pytest.fixture
-def admin(api: Api) -> str:
-    return api.login("admin", ADMIN_PASSWORD).access
 
 
 def _role(api: Api, admin: str) -> str:
@@ -24,9 +19,7 @@ def _role(api: Api, admin: str) -> str:
 
 
 def _user(api: Api, **fields: Any) -> dict[str, Any]:
-    return {"name": "New", "email": "new@example.com", "username": "newbie", "password": api.encrypt("pass-word-1")} | (
-        fields
-    )
+    return new_user(api, "pass-word-1", **fields)
 
 
 CASES = [

@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from multidb import realtime, runtime
 from multidb.queue.app import _config
-from tests.processes import Process, free_port, listening, wait_for
+from tests.processes import Process, free_port, listening, serving, wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.first_pass_only("TLS to PostgreSQL and Redis: the deployed shape")]
 
@@ -79,22 +79,15 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     folder = tmp_path_factory.mktemp("tls")
     ca, cert, key = certificates(folder)
     port = free_port()
-    server = Process(
-        "redis-tls",
-        [
-            "redis-server",
-            *("--port", "0", "--tls-port", str(port)),
-            *("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca)),
-            *("--tls-auth-clients", "no", "--requirepass", PASSWORD, "--save", "", "--appendonly", "no"),
-            *("--dir", str(folder)),
-        ],
-    )
-    try:
-        wait_for(lambda: listening(port) or not server.alive(), what="redis-server with TLS")
-        assert server.alive(), server.log()
+    command = [
+        "redis-server",
+        *("--port", "0", "--tls-port", str(port)),
+        *("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca)),
+        *("--tls-auth-clients", "no", "--requirepass", PASSWORD, "--save", "", "--appendonly", "no"),
+        *("--dir", str(folder)),
+    ]
+    with serving(Process("redis-tls", command), port, "redis-server with TLS"):
         yield f"rediss://:{PASSWORD}@127.0.0.1:{port}/0", ca
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -183,20 +176,15 @@ def tls_postgres() -> Iterator[tuple[str, Path]]:
     )
     (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 trust\n")
     port = free_port()
-    server = Process(
-        "postgres-tls",
-        [
-            *("runuser", "-u", "postgres", "--", str(binaries / "postgres"), "-D", str(data)),
-            *("-p", str(port), "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={folder}"),
-            *("-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"),
-        ],
-    )
+    command = [
+        *("runuser", "-u", "postgres", "--", str(binaries / "postgres"), "-D", str(data)),
+        *("-p", str(port), "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={folder}"),
+        *("-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"),
+    ]
     try:
-        wait_for(lambda: listening(port) or not server.alive(), what="PostgreSQL with TLS")
-        assert server.alive(), server.log()
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres?ssl=verify-full", ca
+        with serving(Process("postgres-tls", command), port, "PostgreSQL with TLS"):
+            yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres?ssl=verify-full", ca
     finally:
-        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

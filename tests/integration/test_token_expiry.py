@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from multidb.security import keys
-from multidb.security.tokens import TokenType, issue
+from multidb.security.tokens import TokenType, issue, token_payload
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import Api, get_user_id
 
@@ -136,22 +136,8 @@ def test_a_context_without_the_key_id_is_refused(caching_api: Api, behind_the_ga
 def _signed(user_id: str, *, issued_ago: int, expired_ago: int, key: Any = None, **overrides: Any) -> str:
     import jwt
 
-    from multidb.settings import get_settings
-
-    settings = get_settings()
-    now = int(time.time())
-    payload = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": user_id,
-        "iat": now - issued_ago,
-        "nbf": now - issued_ago,
-        "exp": now - expired_ago,
-        "jti": uuid.uuid4().hex,
-        "typ": "access",
-        "fam": uuid.uuid4().hex,
-        **overrides,
-    }
+    issued = int(time.time()) - issued_ago
+    payload = token_payload(user_id, TokenType.ACCESS, uuid.uuid4().hex, issued_ago - expired_ago, issued) | overrides
     current = keys.signing_key()
     return jwt.encode(payload, key or current.private_key, algorithm="RS256", headers={"kid": current.kid})
 

@@ -1,11 +1,9 @@
 """The Socket.IO server's Redis connections: bounded under a burst, given back when idle, and
 replaced transparently when Redis closed them (a restart, a failover, an idle timeout)."""
 
-import os
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ import socketio
 
 from tests.conftest import ADMIN_PASSWORD, REDIS_SERVER_PORT, USE_REDIS
 from tests.helpers import Api, get_user_id
-from tests.processes import Process, free_port, listening, wait_for
+from tests.processes import Process, free_port, tcp_sockets, wait_for
 
 pytestmark = pytest.mark.process
 
@@ -46,8 +44,7 @@ def server() -> Iterator[Process]:
     )
     process.url = url  # type: ignore[attr-defined]
     try:
-        wait_for(lambda: listening(port) or not process.alive(), what="the Socket.IO server")
-        assert process.alive(), process.log()
+        process.wait_listening(port, "the Socket.IO server")
         yield process
     finally:
         process.stop()
@@ -56,21 +53,11 @@ def server() -> Iterator[Process]:
 def redis_addresses(pid: int) -> set[str]:
     """The `ip:port` of every TCP connection the process holds to the Redis server, as
     CLIENT LIST names them."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
     found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == REDIS_SERVER_PORT and state == "01":
-                found.add(f"127.0.0.1:{int(local.rsplit(':', 1)[1], 16)}")
+    for fields in tcp_sockets(pid):
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(remote.rsplit(":", 1)[1], 16) == REDIS_SERVER_PORT and state == "01":
+            found.add(f"127.0.0.1:{int(local.rsplit(':', 1)[1], 16)}")
     return found
 
 

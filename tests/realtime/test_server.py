@@ -459,6 +459,14 @@ def test_a_task_reaches_one_user_and_a_broadcast_everyone(
     assert bob.next("message") == {"from": admin_id, "data": {"items": [1, 2]}}
 
 
+def notify_each_second(api: Api, admin: str, user_id: str, name: str, data: Any, **fields: Any) -> dict[str, Any]:
+    """Create a schedule that sends the user a `message` each second; its record."""
+    body = {"name": name, "task": "multidb.notify", "args": [user_id, "message", data], "intervalSeconds": 1}
+    response = api.post("/api/v1/tasks/schedules", token=admin, json_body=body | fields)
+    assert response.status_code == 201, response.body
+    return dict(response.json()["data"])
+
+
 def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
     api: Api, realtime: str, worker: Process, sockets: list[Socket], tmp_path: Any
 ) -> None:
@@ -466,8 +474,7 @@ def test_beat_runs_a_schedule_made_through_the_api_without_a_restart(
     beat = start_beat(tmp_path)
     try:
         wait_for(lambda: "schedules from the database" in beat.log() or not beat.alive(), what="beat to start")
-        body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "message", TICK], "intervalSeconds": 1}
-        created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
+        created = notify_each_second(api, admin, alice_id, "tick", TICK)
         assert alice.next("message")["data"] == TICK
         assert alice.next("message")["data"] == TICK
 
@@ -488,9 +495,7 @@ def test_a_one_off_schedule_runs_once_and_disables_itself(
     api: Api, realtime: str, worker: Process, sockets: list[Socket], tmp_path: Any
 ) -> None:
     admin, alice_id, alice = admin_and_listening_alice(api, realtime, sockets)
-    body = {"name": "once", "task": "multidb.notify", "args": [alice_id, "message", ONCE], "intervalSeconds": 1}
-    body["oneOff"] = True
-    created = api.post("/api/v1/tasks/schedules", token=admin, json_body=body).json()["data"]
+    created = notify_each_second(api, admin, alice_id, "once", ONCE, oneOff=True)
     beat = start_beat(tmp_path)
     try:
         assert alice.next("message")["data"] == ONCE
@@ -505,8 +510,7 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_dies(
     api: Api, realtime: str, worker: Process, sockets: list[Socket], tmp_path: Any
 ) -> None:
     admin, alice_id, alice = admin_and_listening_alice(api, realtime, sockets)
-    body = {"name": "tick", "task": "multidb.notify", "args": [alice_id, "message", TICK], "intervalSeconds": 1}
-    assert api.post("/api/v1/tasks/schedules", token=admin, json_body=body).status_code == 201
+    notify_each_second(api, admin, alice_id, "tick", TICK)
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
     first = start_beat(tmp_path / "first")

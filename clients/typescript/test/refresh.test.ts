@@ -9,6 +9,12 @@ function make(api: FakeApi, options: Partial<ClientOptions> = {}): Client {
   clients.push(client);
   return client;
 }
+/** A client of a fresh fake API, logged in as ada. */
+async function loggedIn(options: Partial<ClientOptions> = {}) {
+  const api = new FakeApi();
+  const client = make(api, options);
+  return { api, client, session: await client.login("ada", "s3cret!pw") };
+}
 afterEach(() => {
   for (const client of clients.splice(0)) client.dispose();
 });
@@ -16,9 +22,7 @@ afterEach(() => {
 
 describe("retry once after an expiry signal", () => {
   it("refreshes and retries after the backend's 401 token_expired", async () => {
-    const api = new FakeApi();
-    const client = make(api, { autoRefresh: false });
-    const session = await client.login("ada", "s3cret!pw");
+    const { api, client, session } = await loggedIn({ autoRefresh: false });
     const server = api.clock;
     api.clock = () => server() + 10_000; // the server's clock says expired; the kit's does not
     api.calls.length = 0;
@@ -45,9 +49,7 @@ describe("retry once after an expiry signal", () => {
   });
 
   it("does not refresh on a gateway 403 while the token is still valid: that is a permission denied", async () => {
-    const api = new FakeApi();
-    const client = make(api);
-    await client.login("ada", "s3cret!pw");
+    const { api, client } = await loggedIn();
     api.revoked.add([...api.refreshTokens.values()][0]!.family); // the authorizer says No for another reason
     api.calls.length = 0;
     await expect(client.get("/api/v1/auth/user/info")).rejects.toMatchObject({ status: 403, error: "gateway_forbidden" });
@@ -55,18 +57,14 @@ describe("retry once after an expiry signal", () => {
   });
 
   it("does not refresh on the function's own 403", async () => {
-    const api = new FakeApi();
-    const client = make(api);
-    await client.login("ada", "s3cret!pw");
+    const { api, client } = await loggedIn();
     api.calls.length = 0;
     await expect(client.get("/api/v1/roles")).rejects.toMatchObject({ status: 403, error: "permission_denied" });
     expect(api.calls).toEqual(["GET /api/v1/roles"]);
   });
 
   it("retries exactly once: a second expiry signal is thrown", async () => {
-    const api = new FakeApi();
-    const client = make(api, { autoRefresh: false });
-    await client.login("ada", "s3cret!pw");
+    const { api, client } = await loggedIn({ autoRefresh: false });
     const server = api.clock;
     api.clock = () => server() + 10_000;
     const issue = api.issue.bind(api);
@@ -79,9 +77,7 @@ describe("retry once after an expiry signal", () => {
 
 describe("refresh before exp", () => {
   it("refreshes before sending when the token is due (30 s ahead, at most a fifth of its life)", async () => {
-    const api = new FakeApi();
-    const client = make(api);
-    const session = await client.login("ada", "s3cret!pw");
+    const { api, client, session } = await loggedIn();
     const now = Date.now;
     try {
       Date.now = () => session.expiresAt - 31_000;
@@ -109,9 +105,7 @@ describe("refresh before exp", () => {
   });
 
   it("ends the session when the refresh token is refused", async () => {
-    const api = new FakeApi();
-    const client = make(api, { autoRefresh: false });
-    await client.login("ada", "s3cret!pw");
+    const { api, client } = await loggedIn({ autoRefresh: false });
     for (const issued of api.refreshTokens.values()) issued.spent = true;
     const events: unknown[] = [];
     client.onSession((event) => events.push(event));
@@ -123,9 +117,7 @@ describe("refresh before exp", () => {
 
 describe("single-flight refresh", () => {
   it("in one tab: ten calls with an expired token make one refresh", async () => {
-    const api = new FakeApi();
-    const client = make(api, { autoRefresh: false });
-    const session = await client.login("ada", "s3cret!pw");
+    const { api, client, session } = await loggedIn({ autoRefresh: false });
     const now = Date.now;
     try {
       Date.now = () => session.expiresAt + 1000;

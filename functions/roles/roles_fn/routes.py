@@ -68,9 +68,7 @@ async def create_role(
     principal: CurrentPrincipal, body: RoleCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[RolePublic]:
     """Create a role; its interface permissions must be catalogue codes the caller holds itself."""
-    role = await service.create(session, principal, body)
-    ROLE.locate(response, role_id=role.id)
-    return Response(code=201, data=view(RolePublic, role))
+    return ROLE.respond(response, view(RolePublic, await service.create(session, principal, body)))
 
 
 @router.put("/{role_id}", responses=error_responses(RoleCodeTaken, *GRANT, *CHANGE))

@@ -90,13 +90,7 @@ async def create(session: AsyncSession, principal: Principal, data: RoleCreate) 
     check_code(principal, data.code)
     check_permissions(principal, {kind: getattr(data, kind) for kind in ROLE_FIELDS})
     role = await RoleRepository(session).create(Role(**data.model_dump()))
-    await audit.record(
-        "role.create",
-        user_id=principal.user_id,
-        target=("role", str(role.id)),
-        details=audit.created(_view(role)),
-        required=True,
-    )
+    await audit.record_created("role", principal.user_id, role.id, _view(role), required=True)
     return role
 
 

@@ -109,9 +109,7 @@ async def create_schedule(
     principal: CurrentPrincipal, body: ScheduleCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[SchedulePublic]:
     """Create a schedule you own; beat picks it up at its next reload, without a restart."""
-    row = await service.create_schedule(session, principal, body)
-    SCHEDULE.locate(response, schedule_id=row.id)
-    return Response(code=201, data=view(SchedulePublic, row))
+    return SCHEDULE.respond(response, view(SchedulePublic, await service.create_schedule(session, principal, body)))
 
 
 @router.put("/schedules/{schedule_id}", responses=error_responses(ScheduleNotFound, *SCHEDULE_ERRORS))

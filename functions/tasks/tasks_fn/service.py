@@ -275,8 +275,7 @@ async def create_schedule(session: AsyncSession, principal: Principal, body: Sch
     if await schedules.count(col(PeriodicTask.owner_id) == owner) >= limit:
         raise TooManySchedules(f"you may own at most {limit} schedules; delete one first", retry_after=60)
     row = await schedules.create(row)
-    details = audit.created(_view(row))
-    await audit.record("schedule.create", user_id=principal.user_id, target=("schedule", str(row.id)), details=details)
+    await audit.record_created("schedule", principal.user_id, row.id, _view(row), required=False)
     return row
 
 

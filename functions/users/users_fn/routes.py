@@ -70,9 +70,7 @@ async def create_user(
     principal: CurrentPrincipal, body: UserCreate, session: SessionDep, response: HTTPResponse
 ) -> Response[UserPublic]:
     """Create a user; the password arrives RSA-encrypted like the login password."""
-    user = await service.create(session, principal, body)
-    USER.locate(response, user_id=user.id)
-    return Response(code=201, data=view(UserPublic, user))
+    return USER.respond(response, view(UserPublic, await service.create(session, principal, body)))
 
 
 @router.put("/{user_id}", responses=error_responses(*MANAGE, *ASSIGN, service.SelfChange))

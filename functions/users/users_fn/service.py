@@ -104,13 +104,7 @@ async def create(session: AsyncSession, principal: Principal, data: UserCreate) 
     )
     user.roles = await _roles(session, principal, data.role_ids)
     await users.create(user)
-    await audit.record(
-        "user.create",
-        user_id=principal.user_id,
-        target=("user", str(user.id)),
-        details=audit.created(_view(user)),
-        required=True,
-    )
+    await audit.record_created("user", principal.user_id, user.id, _view(user), required=True)
     return user
 
 

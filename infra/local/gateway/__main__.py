@@ -7,7 +7,6 @@ python -m infra.local.gateway invoke AuthFunction --event events/auth/get_public
 import argparse
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,13 @@ def with_token(event: dict[str, Any], token: str) -> dict[str, Any]:
 def use_dev_datastores() -> None:
     """The environment `make dev` gives its processes: its database, Redis, MongoDB, S3 and keys
     (not the in-memory defaults), so a token from `make token` is valid here too."""
-    from ..dev import plan
+    from ..dev import listening, plan
 
     current = plan(dict(os.environ))
     os.environ.update(current.env)
     redis = int(os.environ.get("DEV_REDIS_PORT", "6390"))
-    if "redis" in current.processes and not _listening(redis):
+    if "redis" in current.processes and not listening(redis):
         print(f"make invoke: nothing listens on {redis} (make dev's Redis): start `make dev` first", file=sys.stderr)
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

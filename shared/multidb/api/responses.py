@@ -4,7 +4,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from string import Formatter
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -72,6 +73,10 @@ class ErrorResponse(CamelModel):
     data: list[FieldError] | None = None
 
 
+class Identified(Protocol):
+    id: uuid.UUID
+
+
 @dataclass(frozen=True, slots=True)
 class Created:
     """Where a create route's new resource lives: the `Location` of its 201, e.g.
@@ -99,3 +104,9 @@ class Created:
 
     def locate(self, response: HTTPResponse, **params: object) -> None:
         response.headers["Location"] = self.path.format(**params)
+
+    def respond[T: Identified](self, response: HTTPResponse, data: T) -> "Response[T]":
+        """A create route's 201: the new resource, its URL (the path's one parameter is its `id`) in `Location`."""
+        (parameter,) = (name for _, name, _, _ in Formatter().parse(self.path) if name)
+        self.locate(response, **{parameter: data.id})
+        return Response(code=201, data=data)

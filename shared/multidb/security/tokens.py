@@ -77,15 +77,10 @@ class Claims:
         return max(1, self.exp - int(time.time()))
 
 
-def issue(subject: str, token_type: TokenType, family: str, ttl: int) -> tuple[str, Claims]:
-    import jwt
-
-    from .keys import signing_key
-
+def token_payload(subject: str, token_type: TokenType, family: str, ttl: int, now: int) -> dict[str, Any]:
+    """The claims of a token issued at `now` (whole seconds) for `ttl` seconds, with an id of its own."""
     settings = get_settings()
-    key = signing_key()
-    now = int(time.time())
-    payload = {
+    return {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": subject,
@@ -96,6 +91,15 @@ def issue(subject: str, token_type: TokenType, family: str, ttl: int) -> tuple[s
         "typ": token_type.value,
         "fam": family,
     }
+
+
+def issue(subject: str, token_type: TokenType, family: str, ttl: int) -> tuple[str, Claims]:
+    import jwt
+
+    from .keys import signing_key
+
+    key = signing_key()
+    payload = token_payload(subject, token_type, family, ttl, int(time.time()))
     token = jwt.encode(payload, key.private_key, algorithm="RS256", headers={"kid": key.kid})
     return token, Claims.from_payload(payload, kid=key.kid)
 
