@@ -38,6 +38,7 @@ class Servers:
     redis_db: int
     mongo_port: int
     s3_port: int
+    redis_port: int = REDIS_PORT
 
     @property
     def database_url(self) -> str:
@@ -45,7 +46,7 @@ class Servers:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}"
+        return f"redis://{REDIS_HOST}:{self.redis_port}/{self.redis_db}"
 
 
 async def _recreate_database(name: str, *, drop_only: bool = False) -> None:
@@ -63,22 +64,22 @@ async def _recreate_database(name: str, *, drop_only: bool = False) -> None:
 MARKER = "bench:run"  # the bench's key in its Redis database: no key of anyone else is flushed
 
 
-def _claim_redis(db: int) -> None:
+def _claim_redis(db: int, port: int) -> None:
     """Empty the Redis database for this run: refused when it holds keys no bench wrote."""
     import redis
 
-    with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db) as client:
+    with redis.Redis(host=REDIS_HOST, port=port, db=db) as client:
         if client.dbsize() and not client.exists(MARKER):
             raise SystemExit(f"Redis database {db} holds keys another program wrote: choose another (--redis-db)")
         client.flushdb()
         client.set(MARKER, os.getpid())
 
 
-def _release_redis(db: int) -> None:
+def _release_redis(db: int, port: int) -> None:
     """Empty the database again; fail the run if something else flushed it meanwhile."""
     import redis
 
-    with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db) as client:
+    with redis.Redis(host=REDIS_HOST, port=port, db=db) as client:
         ours = client.get(MARKER) == str(os.getpid()).encode()
         client.flushdb()
     if not ours:
@@ -86,12 +87,12 @@ def _release_redis(db: int) -> None:
 
 
 @contextmanager
-def servers(pg_database: str, redis_db: int) -> Iterator[Servers]:
+def servers(pg_database: str, redis_db: int, redis_port: int = REDIS_PORT) -> Iterator[Servers]:
     """A fresh PostgreSQL database and Redis number, and MongoDB and S3 servers; all gone after."""
-    for host, port, what in ((PG_HOST, PG_PORT, "PostgreSQL"), (REDIS_HOST, REDIS_PORT, "Redis")):
+    for host, port, what in ((PG_HOST, PG_PORT, "PostgreSQL"), (REDIS_HOST, redis_port, "Redis")):
         if not listening(port):
             raise SystemExit(f"the bench needs {what} on {host}:{port}")
-    found = Servers(pg_database, redis_db, free_port(), free_port())
+    found = Servers(pg_database, redis_db, free_port(), free_port(), redis_port)
     bin_dir = Path(sys.executable).parent
     started = [
         Process(
@@ -106,7 +107,7 @@ def servers(pg_database: str, redis_db: int) -> Iterator[Servers]:
     ]
     try:
         asyncio.run(_recreate_database(pg_database))  # while the servers start
-        _claim_redis(redis_db)
+        _claim_redis(redis_db, redis_port)
         for server, port in zip(started, (found.mongo_port, found.s3_port), strict=True):
             wait_for(lambda: listening(port) or not server.alive(), timeout=30, what=f"the {server.name} server")
             if not server.alive():
@@ -116,7 +117,7 @@ def servers(pg_database: str, redis_db: int) -> Iterator[Servers]:
         for server in started:
             server.stop()
         asyncio.run(_recreate_database(pg_database, drop_only=True))
-        _release_redis(redis_db)
+        _release_redis(redis_db, redis_port)
 
 
 def _keys() -> dict[str, str]:

@@ -639,6 +639,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-database", default="multidb_bench", help="created and dropped by the run")
     redis_db = "a database of the local Redis, flushed before and after (refused if it holds others' keys)"
     parser.add_argument("--redis-db", type=int, default=13, help=redis_db)
+    parser.add_argument("--redis-port", type=int, default=backends.REDIS_PORT, help="the local Redis server's port")
     cprofile = "then per function one container whose warm calls and one whose restore run under cProfile, in FOLDER"
     parser.add_argument("--profile", type=Path, metavar="FOLDER", help=cprofile)
     keep = "keep the work folder: the copied artifacts, and each run's spec, result and output"
@@ -675,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         shipped = build.has_bytecode(layout.layers[cases[0].name])
         bytecode = "shipped by make build" if shipped else "none (each module compiled at import)"
         hooks = (layout.layers[cases[0].name] / "multidb" / "snapstart.py").exists()
-        with backends.servers(args.pg_database, args.redis_db) as found:
+        with backends.servers(args.pg_database, args.redis_db, args.redis_port) as found:
             env = backends.environment(found, work)
             seeded = backends.seed(env, sorted({case.route for case in cases}), args.source)
             events = {

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.benchmarks.bench import import_costs
-from tests.conftest import EMBEDDED, PG_DATABASE, REDIS_DB, REDIS_URL, USE_POSTGRES, USE_REDIS
+from tests.conftest import EMBEDDED, PG_DATABASE, REDIS_DB, REDIS_SERVER_PORT, REDIS_URL, USE_POSTGRES, USE_REDIS
 from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the benchmark on the build")]
@@ -36,7 +36,8 @@ def quick(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[s
     folder = tmp_path_factory.mktemp("bench")
     output, profiles = folder / "bench.json", folder / "profiles"
     command = [sys.executable, "-m", "tests.benchmarks.bench", "--quick", "--build-dir", str(built)]
-    command += ["--json", str(output), "--pg-database", f"{PG_DATABASE}_bench", "--redis-db", str(REDIS_DB)]
+    command += ["--json", str(output), "--pg-database", f"{PG_DATABASE}_bench"]
+    command += ["--redis-db", str(REDIS_DB), "--redis-port", str(REDIS_SERVER_PORT)]  # a worker's own server
     command += ["--profile", str(profiles)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
