@@ -11,8 +11,10 @@ import pytest
 import redis
 
 from tests.benchmarks.bench import import_costs
-from tests.conftest import EMBEDDED, PG_DATABASE, REDIS_DB, REDIS_SERVER_PORT, REDIS_URL, USE_POSTGRES, USE_REDIS
+from tests.conftest import EMBEDDED, PG_DATABASE, REDIS_SERVER_PORT, REDIS_URL, USE_POSTGRES, USE_REDIS
 from tests.helpers import ROOT
+
+BENCH_REDIS_DB = 14  # beside REDIS_DB (9), BROKER_DB (10) and SPARE_DB (13): nobody else's
 
 pytestmark = [pytest.mark.infra, pytest.mark.first_pass_only("the benchmark on the build")]
 
@@ -30,14 +32,16 @@ def positive(value: object) -> bool:
 @pytest.fixture(scope="module")
 def quick(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], str, Path]:
     """One quick run on the session's build, in a database and Redis number of this suite's,
-    with its profiles."""
-    with redis.Redis.from_url(REDIS_URL) as client:
-        client.flushdb()  # what the test before left: the bench empties only a database of its own
+    with its profiles. The Redis number is one no process of the suite writes to: a worker, beat
+    or Socket.IO server an earlier test left running writes to REDIS_DB meanwhile."""
+    bench_redis = REDIS_URL.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+    with redis.Redis.from_url(bench_redis) as client:
+        client.flushdb()  # what an earlier run left: the bench empties only a database of its own
     folder = tmp_path_factory.mktemp("bench")
     output, profiles = folder / "bench.json", folder / "profiles"
     command = [sys.executable, "-m", "tests.benchmarks.bench", "--quick", "--build-dir", str(built)]
     command += ["--json", str(output), "--pg-database", f"{PG_DATABASE}_bench"]
-    command += ["--redis-db", str(REDIS_DB), "--redis-port", str(REDIS_SERVER_PORT)]  # a worker's own server
+    command += ["--redis-db", str(BENCH_REDIS_DB), "--redis-port", str(REDIS_SERVER_PORT)]  # a worker's own server
     command += ["--profile", str(profiles)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
