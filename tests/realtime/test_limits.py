@@ -114,10 +114,11 @@ def test_a_flood_of_messages_is_cut_off_and_its_connection_closed(api: Api, clie
     wait_for(lambda: not alice.sio.connected, timeout=10, what="the server to close the flooding connection")
     refill = int((time.monotonic() - started) * 5) + 1  # the bucket refills while the flood runs
     closing = "Too many events: the connection is closed."
-    wait_for(lambda: any(a["message"] == closing for a in acks.received), timeout=5, what="the closing ack")
+    wait_for(lambda: any(a["message"] == closing for a in acks.received), timeout=10, what="the closing ack")
     # The burst passed (events still running when the connection closed may lose their ack,
     # not their effect), and what the bucket refilled meanwhile, and nothing more.
-    wait_for(lambda: len(bob.messages) >= BURST, timeout=5, what="the messages that passed")
+    # (each a few round trips to Redis: on the embedded one, with the machine busy, seconds)
+    wait_for(lambda: len(bob.messages) >= BURST, timeout=20, what="the messages that passed")
     time.sleep(0.5)  # what else would arrive has arrived: nothing of the flood's rest
     assert BURST <= len(bob.messages) <= BURST + refill
     assert bob.sio.connected
