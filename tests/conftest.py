@@ -179,7 +179,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 SHARED_FOLDERS = ("tests/e2e/",)
 
 
-def test_group(nodeid: str) -> str:
+def worker_group(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
     return next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), path)
 
@@ -190,7 +190,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class Groups(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return test_group(nodeid)
+            return worker_group(nodeid)
 
     return Groups(config, log)
 
