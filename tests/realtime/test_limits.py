@@ -104,6 +104,9 @@ def test_a_user_over_their_burst_is_refused_on_every_connection(api: Api, client
     assert all(ack["message"].startswith("Too many events from your connections") for ack in refused), refused
 
 
+@pytest.mark.first_pass_only(
+    "on the embedded Redis, events still running when the server cuts the flood lose their effect too"
+)
 def test_a_flood_of_messages_is_cut_off_and_its_connection_closed(api: Api, clients: Any) -> None:
     create_user("alice", "alice-password", codes=CODES)
     bob_id = create_user("bob", "bob-password", codes=CODES)
