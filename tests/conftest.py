@@ -131,9 +131,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(_backends(terminalreporter.config))
-    costs = [f"{name} {int(n)} tests {seconds:.0f} s" for name, (n, seconds) in _tier_costs.items() if n]
+    costs = [f"{name} {int(n)} tests {t:.0f} s, {cpu:.0f} CPU s" for name, (n, t, cpu) in _tier_costs.items() if n]
     if costs:
-        terminalreporter.write_line("tiers (test time summed over workers): " + "; ".join(costs))
+        terminalreporter.write_line("tiers (test time summed over workers, and CPU time): " + "; ".join(costs))
+    costly = sorted(_file_cpu.items(), key=lambda pair: -pair[1])[:12]
+    if costly:
+        listed = ", ".join(f"{path} {cpu:.0f}" for path, cpu in costly)
+        terminalreporter.write_line(f"costliest files (CPU s): {listed}")
 
 
 # Tiers by cost: a test's tier is its own marker, or its folder's (tests/unit: unit, tests/e2e:
@@ -150,16 +154,28 @@ def tier(item: pytest.Item) -> str:
     return next((name for name in TIERS if item.get_closest_marker(name)), "")
 
 
-# What each tier cost in this run: its tests' setup, call and teardown, summed over workers.
-_tier_costs: dict[str, list[float]] = {name: [0.0, 0.0] for name in TIERS}
+# What each tier cost in this run: its tests' setup, call and teardown, summed over workers, in
+# time and in CPU time (the worker's and that of the child processes it reaped meanwhile: what
+# the run costs on a busy machine, where the time says more about the others).
+_tier_costs: dict[str, list[float]] = {name: [0.0, 0.0, 0.0] for name in TIERS}
+_file_cpu: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    name = dict(report.user_properties).get("tier")
+    properties = dict(report.user_properties)
+    name = properties.get("tier")
     if name not in _tier_costs:
         return
     _tier_costs[name][0] += report.when == "call" or (report.when == "setup" and report.outcome != "passed")
     _tier_costs[name][1] += report.duration
+    _tier_costs[name][2] += properties.get("cpu", 0.0)
+    path = report.nodeid.split("::", 1)[0]
+    _file_cpu[path] = _file_cpu.get(path, 0.0) + properties.get("cpu", 0.0)
+
+
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by tier
@@ -196,18 +212,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 _TEST_STARTED = pytest.StashKey[float]()
+_CPU_MARK = pytest.StashKey[float]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_TEST_STARTED] = time.time()
+    item.stash[_CPU_MARK] = cpu_seconds()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> "Iterator[None]":
-    """A failed test's report carries the log tails of the worker, beat and Socket.IO processes it used."""
+    """Each report carries the CPU time of its phase; a failed test's report carries the log
+    tails of the worker, beat and Socket.IO processes it used."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    now = cpu_seconds()
+    report.user_properties.append(("cpu", now - item.stash.get(_CPU_MARK, now)))
+    item.stash[_CPU_MARK] = now
     processes = sys.modules.get("tests.processes")
     if not report.failed or processes is None:
         return
