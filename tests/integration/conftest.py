@@ -50,8 +50,11 @@ def _start(architecture: str) -> None:
 
 
 @pytest.hookimpl(trylast=True)  # what -m, -k and --deselect left
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from tests.benchmarks.build import is_build, machine_architecture
+
+    if config.option.collectonly:
+        return
 
     files = {item.path.name for item in items}
     given = os.environ.get("TEST_SAM_BUILD_DIR")
