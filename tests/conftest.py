@@ -337,6 +337,25 @@ def api(gateway: "LocalGateway", files_backends: None) -> "Api":
     return _api(gateway)
 
 
+@pytest.fixture
+def admin(api: "Api") -> str:
+    """An access token of the admin user the database starts with."""
+    return api.login("admin", ADMIN_PASSWORD).access
+
+
+@pytest.fixture
+def spare_broker() -> "Iterator[str]":
+    """A broker database no worker reads, emptied before and after: only the process under test
+    answers or takes what is sent there, and every message sent stays to be counted."""
+    import redis
+
+    with redis.Redis.from_url(SPARE_URL) as client:
+        client.flushdb()
+    yield SPARE_URL
+    with redis.Redis.from_url(SPARE_URL) as client:
+        client.flushdb()
+
+
 @pytest.fixture(scope="session")
 def caching_gateway() -> "LocalGateway":
     """The gateway with API Gateway's authorizer cache on (AuthorizerCacheTtl=300)."""
@@ -449,3 +468,21 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> "Iterator[Callable[..., None]]
     yield apply
     monkeypatch.undo()
     reset_clients()
+
+
+@pytest.fixture
+def statements() -> "Iterator[list[str]]":
+    """Every SQL statement sent to the database while the test runs (this process's engine)."""
+    from sqlalchemy import event
+
+    from multidb.db import get_engine
+
+    sent: list[str] = []
+    engine = get_engine().sync_engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)

@@ -1,20 +1,14 @@
 """What several integration tests share beyond tests/conftest.py: one `make build` per CPU and
-session, started in the background at collection, the SQL statements a test sends, and an
-admin's access token."""
+session, started in the background at collection."""
 
 import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pytest
-
-if TYPE_CHECKING:
-    from tests.helpers import Api
 
 # The `make build`s this session's tests use, started in the background as soon as the tests
 # are collected (each takes a minute, mostly waiting on pip and the disk): by the time a test
@@ -84,29 +78,6 @@ def _clean_state(clean_state: None) -> None:
     """Every integration test starts with an empty Redis and only the admin user in the database."""
 
 
-@pytest.fixture
-def admin(api: "Api") -> str:
-    """An access token of the admin user the database starts with."""
-    from tests.conftest import ADMIN_PASSWORD
-
-    return api.login("admin", ADMIN_PASSWORD).access
-
-
-@pytest.fixture
-def spare_broker() -> Iterator[str]:
-    """A broker database no worker reads, emptied before and after: only the process under test
-    answers or takes what is sent there, and every message sent stays to be counted."""
-    import redis
-
-    from tests.conftest import SPARE_URL
-
-    with redis.Redis.from_url(SPARE_URL) as client:
-        client.flushdb()
-    yield SPARE_URL
-    with redis.Redis.from_url(SPARE_URL) as client:
-        client.flushdb()
-
-
 @pytest.fixture(scope="session")
 def built() -> Path:
     """`make build` for this machine's CPU, once per session, so the artifacts can be imported
@@ -119,21 +90,3 @@ def built() -> Path:
         check_build(Path(given))
         return Path(given)
     return build_for(machine_architecture())
-
-
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while the test runs (this process's engine)."""
-    from sqlalchemy import event
-
-    from multidb.db import get_engine
-
-    sent: list[str] = []
-    engine = get_engine().sync_engine
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(engine, "before_cursor_execute", record)

@@ -303,7 +303,7 @@ def test_the_beat_image_takes_the_lock_and_fires_a_schedule(
     from multidb.keyspace import BEAT_LOCK
     from multidb.models import PeriodicTask
     from multidb.queue.scheduler import RUN_HEADER
-    from tests.integration.test_scheduler import _store
+    from tests.tasks.test_scheduler import _store
 
     created = datetime.now(UTC) - timedelta(minutes=1)
     runtime.run(_store(PeriodicTask(name="image-tick", task="multidb.ping", interval_seconds=1, created_at=created)))

@@ -22,8 +22,8 @@ from infra.local.gateway.invoke import LocalGateway
 from infra.local.gateway.server import GatewayServer
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import ROOT, Api
-from tests.integration.test_tasks import body_of
 from tests.processes import Process, free_port
+from tests.tasks.test_tasks import body_of
 
 pytestmark = pytest.mark.process
 

@@ -1,7 +1,8 @@
 """A caller hands out only what it holds, through every permission-like field: a role's
 interface, button and router permissions (declared codes only), its code (reserved codes
-are admins'), the roles it assigns (disabled ones included), the passwords it resets; and
-the audit log shows what a role change changed."""
+are admins'), the roles it assigns (disabled ones included), the passwords it resets; a role
+above the editor, or held by someone above it, is not the editor's to change, enable or
+delete; and the audit log shows what a role change changed."""
 
 from typing import Any
 
@@ -11,8 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from multidb import runtime
 from multidb.db import get_engine
 from multidb.models import Role, User
+from multidb.rbac import grantable
 from multidb.security.passwords import hash_password
-from tests.helpers import Api, new_user, role_id, snapshot
+from tests.helpers import Api, create_user, new_user, role_id, snapshot
 
 ROLES = "/api/v1/roles"
 USERS = "/api/v1/users"
@@ -69,6 +71,80 @@ def refused_to_assign(api: Api, manager: str, target: str, role: str, error: str
     refused(api.put(f"{USERS}/{target}", token=manager, json_body={"roleIds": [role]}), 403, error)
     refused(api.post(USERS, token=manager, json_body=new_user(api, roleIds=[role])), 403, error)
     assert snapshot() == before
+
+
+# ---- 1 and 20: editing a role grants only what the editor holds ------------------------------
+
+
+def test_a_role_editor_cannot_put_codes_it_lacks_into_its_own_role(api: Api) -> None:
+    create_user("eve", "eve-password", codes=("PUT:/api/v1/roles/{role_id}",))
+    eve = api.login("eve", "eve-password").access
+    mine = api.get(f"{ROLES}/mine", token=eve).json()["data"]
+    before = snapshot()
+    everything = {"interfacePermissions": sorted(grantable())}
+    response = api.put(f"{ROLES}/{mine[0]['id']}", token=eve, json_body=everything)
+    assert response.status_code == 403
+    assert response.json()["message"] == "you can only grant permissions you hold yourself"
+    assert snapshot() == before
+    assert api.get(USERS, token=eve).status_code == 403  # still nothing more than before
+
+
+def test_a_role_creator_grants_only_codes_it_holds(api: Api) -> None:
+    create_user("carol", "carol-password", codes=("POST:/api/v1/roles", "GET:/api/v1/roles"))
+    carol = api.login("carol", "carol-password").access
+    lower = {"name": "Readers", "code": "readers", "interfacePermissions": ["GET:/api/v1/roles"]}
+    assert api.post(ROLES, token=carol, json_body=lower).status_code == 201
+    higher = {"name": "Admins", "code": "admins", "interfacePermissions": ["DELETE:/api/v1/users/{user_id}"]}
+    assert api.post(ROLES, token=carol, json_body=higher).status_code == 403
+    # Any-user routes need no grant, so listing them is handing out nothing.
+    mine = {"name": "Mine", "code": "mine", "interfacePermissions": ["GET:/api/v1/roles/mine"]}
+    assert api.post(ROLES, token=carol, json_body=mine).status_code == 201
+
+
+def test_a_role_above_the_editor_cannot_be_changed_enabled_or_deleted(api: Api, admin: str) -> None:
+    create_user("ed", "ed-password", codes=("PUT:/api/v1/roles/{role_id}", "DELETE:/api/v1/roles/{role_id}"))
+    create_user("boss", "boss-password", codes=("DELETE:/api/v1/users/{user_id}",), role_status=False)
+    ed = api.login("ed", "ed-password").access
+    boss_role = role_id("boss-role")
+    before = snapshot()
+    assert api.put(f"{ROLES}/{boss_role}", token=ed, json_body={"status": True}).status_code == 403
+    assert api.put(f"{ROLES}/{boss_role}", token=ed, json_body={"name": "renamed"}).status_code == 403
+    assert api.delete(f"{ROLES}/{boss_role}", token=ed).status_code == 403
+    assert api.delete(ROLES, token=ed, json_body={"ids": [boss_role]}).status_code == 403
+    assert snapshot() == before
+    assert api.put(f"{ROLES}/{boss_role}", token=admin, json_body={"status": True}).status_code == 200
+
+
+def test_a_role_held_by_someone_above_the_editor_cannot_be_disabled_stripped_or_deleted(api: Api, admin: str) -> None:
+    """Changing a role acts on its holders: the users route's rule (nobody acts on a user
+    above them) holds here too."""
+    editor_codes = (
+        "PUT:/api/v1/roles/{role_id}",
+        "DELETE:/api/v1/roles/{role_id}",
+        "DELETE:/api/v1/roles",
+        "GET:/api/v1/roles",
+    )
+    create_user("ed", "ed-password", codes=editor_codes)
+    boss = create_user("boss", "boss-password", codes=("DELETE:/api/v1/users/{user_id}",))
+    clerk = create_user("clerk", "clerk-password")
+    shared = {"name": "Readers", "code": "readers", "interfacePermissions": ["GET:/api/v1/roles"]}
+    shared_id = api.post(ROLES, token=admin, json_body=shared).json()["data"]["id"]
+    for user, roles in [(boss, [role_id("boss-role"), shared_id]), (clerk, [shared_id])]:
+        assert api.put(f"{USERS}/{user}", token=admin, json_body={"roleIds": roles}).status_code == 200
+    ed = api.login("ed", "ed-password").access
+    before = snapshot()
+    for method, path, body in [
+        ("PUT", f"{ROLES}/{shared_id}", {"status": False}),
+        ("PUT", f"{ROLES}/{shared_id}", {"interfacePermissions": []}),
+        ("DELETE", f"{ROLES}/{shared_id}", None),
+        ("DELETE", ROLES, {"ids": [shared_id]}),
+    ]:
+        response = api.request(method, path, token=ed, json_body=body)
+        assert (response.status_code, response.json().get("error")) == (403, "role_holder_above_you"), response.json()
+    assert snapshot() == before
+    # once only users the editor could manage hold it, the editor may
+    assert api.put(f"{USERS}/{boss}", token=admin, json_body={"roleIds": [role_id("boss-role")]}).status_code == 200
+    assert api.put(f"{ROLES}/{shared_id}", token=ed, json_body={"status": False}).status_code == 200
 
 
 # ---- 21.4: button and router permissions are declared codes, handed out only by holders -----

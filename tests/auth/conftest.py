@@ -1,0 +1,8 @@
+"""What the auth tests share beyond tests/conftest.py."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(clean_state: None) -> None:
+    """Every auth test starts with an empty Redis and only the admin user in the database."""
