@@ -7,7 +7,7 @@ index of its order; and every query the requests here send to MongoDB has its fi
 sort served by an index the documents declare (the test MongoDB server is a stand-in, so
 the proof is the query shapes against the declared indexes, not its timings or plans).
 
-`make bench-scale` times the same requests at 1x, 10x and 100x: docs/benchmarks.md.
+What is proven here and what is not yet: docs/benchmarks.md, "Cost as the data grows".
 (GET /tasks/runs, in Redis, is counted the same way by test_run_pages.py at 20,000 runs.)"""
 
 import json
