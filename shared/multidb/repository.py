@@ -130,7 +130,12 @@ class Repository[M: SQLModel]:
         return self._options()
 
     async def paginate(
-        self, page: int, page_size: int, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()
+        self,
+        page: int,
+        page_size: int,
+        *where: ColumnElement[bool] | None,
+        order_by: Sequence[Any] = (),
+        after: ColumnElement[bool] | None = None,
     ) -> tuple[list[M], int]:
         """One page (1-based) and its total counted up to TOTAL_BOUND + 1 (`paging.reported`
         says how to show it); the page size is capped at MAX_PAGE_SIZE.
@@ -139,22 +144,24 @@ class Repository[M: SQLModel]:
         subquery, which PostgreSQL evaluates once); only a page past the end, which has no row
         to carry it, asks for the count apart. The rows read are the page's (through the
         index of its order), the offset's, and at most TOTAL_BOUND + 1 for the total.
+        `after` is a keyset cursor's condition (the rows after the last one shown, in this
+        order): it narrows the page and not the total, and replaces `page`'s offset.
         """
         size = max(1, min(page_size, MAX_PAGE_SIZE))
         conditions = [w for w in where if w is not None]
         query = (
             select(self.model, self._bounded_count(conditions).label("total"))
             .options(*self._page_options())
-            .where(*conditions)
+            .where(*conditions, *([] if after is None else [after]))
             .order_by(*order_by, self._id)  # the id makes the order total, so pages never overlap
-            .offset((max(page, 1) - 1) * size)
+            .offset(0 if after is not None else (max(page, 1) - 1) * size)
             .limit(size)
         )
         # unique(): a joined relation repeats its row (SQLModel's TupleResult stub lacks the method)
         rows = (await self.session.exec(query)).unique().all()  # type: ignore[attr-defined]
         if rows:
             return [row[0] for row in rows], int(rows[0][1])
-        return [], 0 if page <= 1 else await self.bounded_count(*conditions)
+        return [], 0 if page <= 1 and after is None else await self.bounded_count(*conditions)
 
     async def create(self, obj: M) -> M:
         self.session.add(obj)

@@ -246,3 +246,18 @@ def test_a_pooled_connection_is_pinged_only_after_sitting_idle_and_replaced_if_t
     runtime.run(terminate(first))
     replaced = runtime.run(backend_pid())  # the request does not fail: the pool opens another
     assert replaced != first
+
+
+def test_a_cursor_walks_the_users_as_page_numbers_do(api: Api, admin: str) -> None:
+    """On either database: the row comparison (creation time, id) continues where a page ended."""
+    from tests.helpers import create_user
+
+    for n in range(4):
+        create_user(f"walker-{n}")
+    numbered = [api.get(f"/api/v1/users?pageSize=2&page={n}", token=admin).json()["data"] for n in (1, 2, 3)]
+    walked, cursor = [numbered[0]], numbered[0]["nextCursor"]
+    while cursor:
+        walked.append(api.get(f"/api/v1/users?pageSize=2&cursor={cursor}", token=admin).json()["data"])
+        cursor = walked[-1]["nextCursor"]
+    assert [[u["id"] for u in p["records"]] for p in walked] == [[u["id"] for u in p["records"]] for p in numbered]
+    assert [p["total"] for p in walked] == [5, 5, 5]  # the admin and the four

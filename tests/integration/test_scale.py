@@ -59,6 +59,7 @@ class Sent:
     """What one request sent to the datastores."""
 
     sql: list[str] = field(default_factory=list)
+    statements: list[tuple[str, Any]] = field(default_factory=list)  # as sent, with their parameters
     rows: int = 0  # rows the SQL statements returned
     mongo: list[dict[str, Any]] = field(default_factory=list)  # the commands, as sent
     documents: int = 0  # documents MongoDB returned (every batch)
@@ -214,6 +215,7 @@ def sending() -> Iterator[Sent]:
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         sent.sql.append(" ".join(statement.split()))
+        sent.statements.append((statement, parameters))
         if cursor.description is not None:
             sent.rows += len(cursor._rows)  # the rows the adapted asyncpg cursor fetched
 
@@ -273,6 +275,20 @@ def test_a_total_past_the_bound_is_marked_and_one_within_it_is_exact(api: Api, s
     assert (roles["total"], roles["totalExact"]) == (ROLES + 1, True)  # the owner's role too
     mine, _ = page(api, seeded["owner"], "/api/v1/files?pageSize=1")
     assert (mine["total"], mine["totalExact"]) == (FILES // 2, True)
+
+
+def test_a_deep_page_of_users_by_cursor_is_one_statement_through_the_index(api: Api, seeded: dict[str, str]) -> None:
+    """Page 900 by number skips 8,990 users; the page after page 899 by its cursor reads its
+    ten from the index (a row comparison on creation time and id), whatever the depth."""
+    numbered, _ = page(api, seeded["admin"], f"/api/v1/users?pageSize={PAGE}&page=899")
+    following, sent = page(api, seeded["admin"], f"/api/v1/users?pageSize={PAGE}&cursor={numbered['nextCursor']}")
+    by_number, _ = page(api, seeded["admin"], f"/api/v1/users?pageSize={PAGE}&page=900")
+    assert [u["id"] for u in following["records"]] == [u["id"] for u in by_number["records"]]
+    assert len(sent.sql) == 1
+    assert sent.rows == PAGE
+    nodes = list(_nodes(_plan(*sent.statements[0])))
+    (scan,) = [n for n in nodes if n.get("Index Name") == "ix_users_created_at_id"]
+    assert "created_at" in scan.get("Index Cond", ""), scan  # starts at the cursor, skips nothing
 
 
 def _plan(statement: str, parameters: Any) -> dict[str, Any]:
@@ -370,7 +386,7 @@ def test_a_document_page_returns_its_documents_and_a_count(
 
 
 def test_cursor_pages_follow_each_other_as_numbered_pages_do(api: Api, seeded: dict[str, str]) -> None:
-    for path in ("/api/v1/audit?pageSize=7", "/api/v1/files?pageSize=7"):
+    for path in ("/api/v1/audit?pageSize=7", "/api/v1/files?pageSize=7", "/api/v1/users?pageSize=7"):
         token = seeded["admin"]
         numbered = [api.get(f"{path}&page={n}", token=token).json()["data"] for n in (1, 2, 3)]
         cursor = numbered[0]["nextCursor"]
@@ -385,7 +401,7 @@ def test_cursor_pages_follow_each_other_as_numbered_pages_do(api: Api, seeded: d
 
 @pytest.mark.parametrize("cursor", ["0", "-1", "abc", "1" * 19, "123-nothex"])
 def test_a_malformed_cursor_is_422(api: Api, seeded: dict[str, str], cursor: str) -> None:
-    for path in ("/api/v1/audit", "/api/v1/files"):
+    for path in ("/api/v1/audit", "/api/v1/files", "/api/v1/users"):
         assert api.get(f"{path}?cursor={cursor}", token=seeded["admin"]).status_code == 422
 
 

@@ -279,11 +279,12 @@ async def delete(principal: Principal, file_id: str) -> None:
     await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details=gone)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CURSOR = r"^[0-9]{1,15}-[0-9a-f]{24}$"  # a page's last file: its creation time (ms) and id
 
 
 def _cursor(doc: "StoredFile") -> str:
-    return f"{int(as_utc(doc.created_at).timestamp() * 1000)}-{doc.id}"
+    return f"{(as_utc(doc.created_at) - EPOCH) // timedelta(milliseconds=1)}-{doc.id}"
 
 
 def _after(cursor: str) -> dict[str, object]:
@@ -291,7 +292,7 @@ def _after(cursor: str) -> dict[str, object]:
     from bson import ObjectId
 
     stamp, file_id = cursor.split("-")
-    at, last = datetime.fromtimestamp(int(stamp) / 1000, UTC), ObjectId(file_id)
+    at, last = EPOCH + timedelta(milliseconds=int(stamp)), ObjectId(file_id)
     return {"$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": last}}]}
 
 

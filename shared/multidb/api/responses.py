@@ -75,9 +75,16 @@ def view[S: BaseModel](schema: type[S], row: object) -> S:
     return schema.model_validate(row, from_attributes=True, by_alias=False, by_name=True)
 
 
-def page_of[S: BaseModel](schema: type[S], records: Sequence[object], total: int, page: int, page_size: int) -> Page[S]:
+def page_of[S: BaseModel](
+    schema: type[S],
+    records: Sequence[object],
+    total: int,
+    page: int,
+    page_size: int,
+    next_cursor: str | None = None,
+) -> Page[S]:
     """A page of `schema` views of ORM rows, their total counted up to one past the bound."""
-    return Page[S].counted([view(schema, r) for r in records], total, page, page_size)
+    return Page[S].counted([view(schema, r) for r in records], total, page, page_size, next_cursor)
 
 
 class FieldError(CamelModel):

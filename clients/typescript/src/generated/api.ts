@@ -5335,6 +5335,8 @@ export interface operations {
     list_users_api_v1_users_get: {
         parameters: {
             query?: {
+                /** @description The `nextCursor` of the page before: the page after it (then `page` is ignored) */
+                cursor?: string | null;
                 /** @description Matched literally anywhere, case-insensitive */
                 keyword?: string | null;
                 page?: number;
