@@ -22,7 +22,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
-	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
+	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench bench-scale clean cost
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -211,6 +211,9 @@ rotate-keys: aws-check ## rotate a stage's JWT signing key (the previous one kee
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, after-restore, sizes of the make build artifacts, as ratios to a floor (BENCH_ARGS=--quick)
 	python -m tests.benchmarks.bench $(BENCH_ARGS)
+
+bench-scale: $(VENV)/.installed ## warm p50/p99 of each route at 1x, 10x, 100x data, as ratios to 1x (BENCH_ARGS="--scales 1,10 --calls 50")
+	python -m tests.benchmarks.scale $(BENCH_ARGS)
 
 clean: ## remove virtualenvs, build output and local data
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

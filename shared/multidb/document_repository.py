@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .paging import MAX_PAGE_SIZE
+from .paging import MAX_PAGE_SIZE, TOTAL_BOUND
 
 if TYPE_CHECKING:
     from beanie import Document
@@ -81,19 +81,34 @@ class DocumentRepository[D: "Document"]:
     async def count(self, filter_: Filter | None = None) -> int:
         return int(await self.model.find(filter_ or {}).count())
 
+    async def bounded_count(self, filter_: Filter | None = None) -> int:
+        """How many documents match, counted up to TOTAL_BOUND + 1 and no further."""
+        collection = self.model.get_pymongo_collection()
+        return int(await collection.count_documents(filter_ or {}, limit=TOTAL_BOUND + 1))
+
     async def paginate(
-        self, page: int, page_size: int, filter_: Filter | None = None, sort: Sequence[str] = ("-_id",)
+        self,
+        page: int,
+        page_size: int,
+        filter_: Filter | None = None,
+        sort: Sequence[str] = ("-_id",),
+        after: Filter | None = None,
+        unique_order: bool = False,
     ) -> tuple[list[D], int]:
-        """One page (1-based) and the total; the size is capped at MAX_PAGE_SIZE, and the id
-        breaks ties, so pages never overlap."""
+        """One page (1-based) and its total counted up to TOTAL_BOUND + 1 (`paging.reported`
+        says how to show it); the size is capped at MAX_PAGE_SIZE, and the id breaks ties, so
+        pages never overlap (`unique_order`: the sort's fields are unique already, and an id
+        after them would keep an index of those fields from serving the sort). `after` is a
+        keyset cursor's condition (the documents after the last one shown, in this order): it
+        narrows the page and not the total, and the page then starts there instead of
+        `page`'s offset."""
         size = max(1, min(page_size, MAX_PAGE_SIZE))
-        order = list(sort) if any(s.lstrip("+-") == "_id" for s in sort) else [*sort, "-_id"]
-        query = self.model.find(filter_ or {})
-        total = int(await query.count())
-        records = (
-            await self.model.find(filter_ or {}).sort(*order).skip((max(page, 1) - 1) * size).limit(size).to_list()
-        )
-        return records, total
+        tied = not unique_order and all(s.lstrip("+-") != "_id" for s in sort)
+        order = [*sort, "-_id"] if tied else list(sort)
+        total = await self.bounded_count(filter_)
+        skip = 0 if after else (max(page, 1) - 1) * size
+        query = self.model.find(where(filter_, after)).sort(*order).skip(skip).limit(size)
+        return await query.to_list(), total
 
     async def create(self, document: D) -> D:
         await document.insert()

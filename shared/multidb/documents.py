@@ -53,11 +53,15 @@ class AuditEntry(Document):
 
     class Settings:
         name = "audit"
-        # The TTL index on `at` is built by the deploy step with AUDIT_RETENTION_DAYS.
+        # The TTL index on `at` is built by the deploy step with AUDIT_RETENTION_DAYS. A page
+        # is newest first (`seq` descending): each filter of GET /audit has an index that
+        # finds its entries in that order, so a page reads its entries and no others
+        # (tests/integration/test_scale.py checks every query against these).
         indexes = [
-            IndexModel([("user_id", ASCENDING), ("at", DESCENDING)]),
-            IndexModel([("action", ASCENDING), ("at", DESCENDING)]),
-            IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("at", DESCENDING)]),
+            IndexModel([("user_id", ASCENDING), ("seq", DESCENDING)], name="user_seq"),
+            IndexModel([("action", ASCENDING), ("seq", DESCENDING)], name="action_seq"),
+            IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("seq", DESCENDING)], name="target_seq"),
+            IndexModel([("outcome", ASCENDING), ("seq", DESCENDING)], name="outcome_seq"),
             IndexModel([("tally", ASCENDING)], name="tally_unique", unique=True, sparse=True),
             IndexModel([("window", ASCENDING), ("action", ASCENDING), ("ip", ASCENDING)], name="tallies_by_address"),
         ]

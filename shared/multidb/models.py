@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, Index, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
 from .clock import as_utc, utcnow
@@ -35,6 +35,8 @@ class TimestampedTable(SQLModel):
 
 class UserRole(SQLModel, table=True):
     __tablename__ = "user_roles"
+    # The primary key finds a user's roles; this, a role's users (GET /users?roleId=, role edits).
+    __table_args__ = (Index("ix_user_roles_role_id", "role_id", "user_id"),)
 
     user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
     role_id: uuid.UUID = Field(foreign_key="roles.id", primary_key=True, ondelete="CASCADE")
@@ -42,6 +44,7 @@ class UserRole(SQLModel, table=True):
 
 class Role(TimestampedTable, table=True):
     __tablename__ = "roles"
+    __table_args__ = (Index("ix_roles_created_at_id", "created_at", "id"),)  # a page's order
 
     name: str = Field(max_length=64)
     description: str = Field(default="", max_length=255)
@@ -56,6 +59,7 @@ class Role(TimestampedTable, table=True):
 
 class User(TimestampedTable, table=True):
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)  # a page's order
 
     name: str = Field(max_length=64)
     email: str = Field(max_length=255)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, Select, literal_column, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 from sqlmodel import SQLModel, col, delete, func, select, update
@@ -19,7 +19,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from .clock import utcnow
 from .errors import Conflict, NotFound
 from .models import InterfaceRoute, PeriodicTask, Role, ScheduleChange, User, UserRole
-from .paging import MAX_PAGE_SIZE
+from .paging import MAX_PAGE_SIZE, TOTAL_BOUND
 
 
 class RoleNotFound(NotFound, error="role_not_found", message="role not found"):
@@ -113,33 +113,55 @@ class Repository[M: SQLModel]:
         query = select(func.count()).select_from(self.model).where(*(w for w in where if w is not None))
         return int((await self.session.exec(query)).one())
 
+    def _bounded_count(self, conditions: Sequence[ColumnElement[bool]]) -> Any:
+        """How many rows match, counted up to TOTAL_BOUND + 1 and no further (a scalar
+        subquery): the rows counted stop at the bound, however many the table holds."""
+        matching: Select[Any] = (
+            select(literal_column("1")).select_from(self.model).where(*conditions).limit(TOTAL_BOUND + 1)
+        )
+        return select(func.count()).select_from(matching.subquery()).scalar_subquery()
+
+    async def bounded_count(self, *where: ColumnElement[bool] | None) -> int:
+        conditions = [w for w in where if w is not None]
+        return int((await self.session.exec(select(self._bounded_count(conditions)))).one())
+
     def _page_options(self) -> list[Any]:
         """How a page loads related rows: as every other read does, unless a repository knows better."""
         return self._options()
 
     async def paginate(
-        self, page: int, page_size: int, *where: ColumnElement[bool] | None, order_by: Sequence[Any] = ()
+        self,
+        page: int,
+        page_size: int,
+        *where: ColumnElement[bool] | None,
+        order_by: Sequence[Any] = (),
+        after: ColumnElement[bool] | None = None,
     ) -> tuple[list[M], int]:
-        """One page (1-based) and the total; the page size is capped at MAX_PAGE_SIZE.
+        """One page (1-based) and its total counted up to TOTAL_BOUND + 1 (`paging.reported`
+        says how to show it); the page size is capped at MAX_PAGE_SIZE.
 
-        One statement: the total rides along each row (`count(*) OVER ()`); only a page past
-        the end, which has no row to carry it, asks for the count apart.
+        One statement: the bounded total rides along each row (an uncorrelated scalar
+        subquery, which PostgreSQL evaluates once); only a page past the end, which has no row
+        to carry it, asks for the count apart. The rows read are the page's (through the
+        index of its order), the offset's, and at most TOTAL_BOUND + 1 for the total.
+        `after` is a keyset cursor's condition (the rows after the last one shown, in this
+        order): it narrows the page and not the total, and replaces `page`'s offset.
         """
         size = max(1, min(page_size, MAX_PAGE_SIZE))
         conditions = [w for w in where if w is not None]
         query = (
-            select(self.model, func.count().over().label("total"))
+            select(self.model, self._bounded_count(conditions).label("total"))
             .options(*self._page_options())
-            .where(*conditions)
+            .where(*conditions, *([] if after is None else [after]))
             .order_by(*order_by, self._id)  # the id makes the order total, so pages never overlap
-            .offset((max(page, 1) - 1) * size)
+            .offset(0 if after is not None else (max(page, 1) - 1) * size)
             .limit(size)
         )
         # unique(): a joined relation repeats its row (SQLModel's TupleResult stub lacks the method)
         rows = (await self.session.exec(query)).unique().all()  # type: ignore[attr-defined]
         if rows:
             return [row[0] for row in rows], int(rows[0][1])
-        return [], 0 if page <= 1 else await self.count(*conditions)
+        return [], 0 if page <= 1 and after is None else await self.bounded_count(*conditions)
 
     async def create(self, obj: M) -> M:
         self.session.add(obj)

@@ -103,7 +103,8 @@ def test_warm_invocations_reuse_one_pool(api: Api) -> None:
 def test_a_page_and_its_total_are_one_statement_and_a_page_past_the_end_counts_apart(
     api: Api, statements: list[str]
 ) -> None:
-    """`Repository.paginate` carries the total on each row (`count(*) OVER ()`)."""
+    """`Repository.paginate` carries the total on each row (a count bounded by a LIMIT, in a
+    scalar subquery)."""
     from multidb.db import session_scope
     from multidb.models import Role
     from multidb.repository import RoleRepository
@@ -124,7 +125,7 @@ def test_a_page_and_its_total_are_one_statement_and_a_page_past_the_end_counts_a
     statements.clear()
     assert runtime.run(page(1, 1)) == (everything[:1], len(everything))
     assert runtime.run(page(2, 1)) == (everything[1:2], len(everything))
-    assert [s for s in statements if s.startswith("SELECT")] == [s for s in statements if "OVER ()" in s]
+    assert [s for s in statements if s.startswith("SELECT")] == [s for s in statements if "(SELECT count(*)" in s]
     assert len([s for s in statements if s.startswith("SELECT")]) == 2
     statements.clear()
     assert runtime.run(page(len(everything) + 1, 1)) == ([], len(everything))  # past the end: counted apart
@@ -245,3 +246,18 @@ def test_a_pooled_connection_is_pinged_only_after_sitting_idle_and_replaced_if_t
     runtime.run(terminate(first))
     replaced = runtime.run(backend_pid())  # the request does not fail: the pool opens another
     assert replaced != first
+
+
+def test_a_cursor_walks_the_users_as_page_numbers_do(api: Api, admin: str) -> None:
+    """On either database: the row comparison (creation time, id) continues where a page ended."""
+    from tests.helpers import create_user
+
+    for n in range(4):
+        create_user(f"walker-{n}")
+    numbered = [api.get(f"/api/v1/users?pageSize=2&page={n}", token=admin).json()["data"] for n in (1, 2, 3)]
+    walked, cursor = [numbered[0]], numbered[0]["nextCursor"]
+    while cursor:
+        walked.append(api.get(f"/api/v1/users?pageSize=2&cursor={cursor}", token=admin).json()["data"])
+        cursor = walked[-1]["nextCursor"]
+    assert [[u["id"] for u in p["records"]] for p in walked] == [[u["id"] for u in p["records"]] for p in numbered]
+    assert [p["total"] for p in walked] == [5, 5, 5]  # the admin and the four

@@ -16,6 +16,13 @@ from .schemas import AuditPublic
 router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["Audit"], route_class=DocumentedRoute)
 
 Text = Annotated[str | None, Query(max_length=128)]
+Cursor = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[1-9][0-9]{0,17}$",
+        description="The `nextCursor` of the page before: the page after it (then `page` is ignored)",
+    ),
+]
 
 
 @router.get("", responses=error_responses(DocumentStoreUnavailable))
@@ -29,9 +36,10 @@ async def list_audit(
     outcome: Annotated[Literal["success", "failure"] | None, Query()] = None,
     since: Annotated[DateTimeQuery, Query(description="From this time on (inclusive)")] = None,
     until: Annotated[DateTimeQuery, Query(description="Before this time")] = None,
+    cursor: Cursor = None,
 ) -> Response[Page[AuditPublic]]:
     """List audit entries a page at a time, newest first, filtered by user, action, target, outcome and time."""
-    records, total = await service.page(
-        page.page, page.page_size, user_id, action, target_type, target_id, outcome, since, until
+    found = await service.page(
+        page.page, page.page_size, user_id, action, target_type, target_id, outcome, since, until, cursor
     )
-    return Response(data=Page[AuditPublic](page=page.page, page_size=page.page_size, total=total, records=records))
+    return Response(data=found)

@@ -4,7 +4,7 @@
 from datetime import datetime
 
 from multidb import logs
-from multidb.api.responses import view
+from multidb.api.responses import Page, view
 from multidb.clock import as_utc
 from multidb.document_repository import DocumentRepository, between, equals, where
 from multidb.errors import DocumentStoreUnavailable
@@ -25,7 +25,11 @@ async def page(
     outcome: str | None,
     since: datetime | None,
     until: datetime | None,
-) -> tuple[list[AuditPublic], int]:
+    cursor: str | None = None,
+) -> Page[AuditPublic]:
+    """A page of entries, newest first: by page number, or after `cursor` (the `nextCursor`
+    of the page before: the entry number to continue below), which costs the same however
+    deep it reaches."""
     from pymongo.errors import ConnectionFailure
 
     from multidb.documents import AuditEntry
@@ -40,8 +44,13 @@ async def page(
     )
     try:
         await init_documents(AuditEntry)
-        entries, total = await DocumentRepository(AuditEntry).paginate(number, size, condition, sort=("-seq",))
+        after = {"seq": {"$lt": int(cursor)}} if cursor else None
+        repository = DocumentRepository(AuditEntry)
+        entries, total = await repository.paginate(
+            number, size, condition, sort=("-seq",), after=after, unique_order=True
+        )
     except ConnectionFailure as exc:
         log.error("MongoDB unavailable: %s", type(exc).__name__)
         raise DocumentStoreUnavailable() from exc
-    return [view(AuditPublic, entry) for entry in entries], total
+    following = str(entries[-1].seq) if len(entries) == size else None
+    return Page[AuditPublic].counted([view(AuditPublic, e) for e in entries], total, number, size, following)

@@ -20,6 +20,13 @@ router = APIRouter(prefix=f"{API_PREFIX}/files", tags=["File"], route_class=Docu
 
 FileId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="The file's id")]
 Status = Annotated[Literal["pending", "ready"] | None, Query(description="Only files in this state")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        pattern=service.CURSOR,
+        description="The `nextCursor` of the page before: the page after it (then `page` is ignored)",
+    ),
+]
 
 # Every route reads the files' metadata (MongoDB); a route on one file finds it the caller's, or none.
 OWNED = (DocumentStoreUnavailable, service.FileNotFound)
@@ -27,11 +34,10 @@ OWNED = (DocumentStoreUnavailable, service.FileNotFound)
 
 @router.get("", responses=error_responses(DocumentStoreUnavailable))
 async def list_files(
-    principal: CurrentPrincipal, page: PageDep, keyword: Keyword = None, status: Status = None
+    principal: CurrentPrincipal, page: PageDep, keyword: Keyword = None, status: Status = None, cursor: Cursor = None
 ) -> Response[Page[FilePublic]]:
     """List the caller's files (an admin sees everyone's), newest first, filtered by name and state."""
-    records, total = await service.page(principal, page.page, page.page_size, keyword, status)
-    return Response(data=Page[FilePublic](page=page.page, page_size=page.page_size, total=total, records=records))
+    return Response(data=await service.page(principal, page.page, page.page_size, keyword, status, cursor))
 
 
 FILE = Created(f"{API_PREFIX}/files/{{file_id}}", id_pointer="/data/file/id")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from multidb import audit, logs
+from multidb.api.responses import Page
 from multidb.authz import Principal
 from multidb.clock import as_utc
 from multidb.document_repository import DocumentRepository, contains, equals, one_of, where
@@ -278,15 +279,35 @@ async def delete(principal: Principal, file_id: str) -> None:
     await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details=gone)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CURSOR = r"^[0-9]{1,15}-[0-9a-f]{24}$"  # a page's last file: its creation time (ms) and id
+
+
+def _cursor(doc: "StoredFile") -> str:
+    return f"{(as_utc(doc.created_at) - EPOCH) // timedelta(milliseconds=1)}-{doc.id}"
+
+
+def _after(cursor: str) -> dict[str, object]:
+    """The files after the cursor's in the list's order (creation time, then id, descending)."""
+    from bson import ObjectId
+
+    stamp, file_id = cursor.split("-")
+    at, last = EPOCH + timedelta(milliseconds=int(stamp)), ObjectId(file_id)
+    return {"$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": last}}]}
+
+
 async def page(
-    principal: Principal, number: int, size: int, keyword: str | None, status: str | None
-) -> tuple[list[FilePublic], int]:
-    """The caller's files (an admin's: everyone's), newest first."""
+    principal: Principal, number: int, size: int, keyword: str | None, status: str | None, cursor: str | None = None
+) -> Page[FilePublic]:
+    """The caller's files (an admin's: everyone's), newest first: by page number, or after
+    `cursor` (the `nextCursor` of the page before), which costs the same however deep it is."""
     condition = where(
         equals("status", status) if status else one_of("status", VISIBLE),
         None if principal.admin else equals("owner_id", principal.user_id),
         contains("name", keyword) if keyword else None,
     )
+    after = _after(cursor) if cursor else None
     async with lifecycle.repository() as repo:
-        docs, total = await repo.paginate(number, size, condition, sort=("-created_at",))
-    return [public(doc) for doc in docs], total
+        docs, total = await repo.paginate(number, size, condition, sort=("-created_at",), after=after)
+    following = _cursor(docs[-1]) if len(docs) == size else None
+    return Page[FilePublic].counted([public(doc) for doc in docs], total, number, size, following)

@@ -40,12 +40,24 @@ async def list_users(
     keyword: Keyword = None,
     status: Annotated[bool | None, Query()] = None,
     role_id: Annotated[uuid.UUID | None, Query(alias="roleId")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=service.CURSOR,
+            description="The `nextCursor` of the page before: the page after it (then `page` is ignored)",
+        ),
+    ] = None,
 ) -> Response[Page[UserPublic]]:
     """List users a page at a time: keyword over name, username and email; status; role."""
     records, total = await UserRepository(session).paginate(
-        page.page, page.page_size, *service.filters(keyword, status, role_id), order_by=[col(User.created_at)]
+        page.page,
+        page.page_size,
+        *service.filters(keyword, status, role_id),
+        order_by=[col(User.created_at)],
+        after=service.after(cursor) if cursor else None,
     )
-    return Response(data=page_of(UserPublic, records, total, page.page, page.page_size))
+    following = service.cursor_of(records[-1]) if len(records) == page.page_size else None
+    return Response(data=page_of(UserPublic, records, total, page.page, page.page_size, following))
 
 
 @router.get("/{user_id}", responses=error_responses(UserNotFound))

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response as HTTPResponse
 
+from ..paging import TOTAL_BOUND, reported
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -41,8 +43,26 @@ class Response[T](CamelModel):
 class Page[T](CamelModel):
     page: int
     page_size: int
-    total: int
+    total: int = Field(description=f"How many records match: exact up to {TOTAL_BOUND:,}; beyond, see totalExact")
+    total_exact: bool = Field(
+        default=True,
+        description=f"false: more than `total` ({TOTAL_BOUND:,}) records match, and they were not all counted",
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Where the next page starts, for the lists that take `cursor`: null on the last page",
+    )
     records: list[T]
+
+    @classmethod
+    def counted(
+        cls, records: list[T], counted: int, page: int, page_size: int, next_cursor: str | None = None
+    ) -> "Page[T]":
+        """A page whose total was counted up to one past the bound (`paging.reported`)."""
+        total, exact = reported(counted)
+        return cls(
+            page=page, page_size=page_size, total=total, total_exact=exact, next_cursor=next_cursor, records=records
+        )
 
 
 def view[S: BaseModel](schema: type[S], row: object) -> S:
@@ -55,9 +75,16 @@ def view[S: BaseModel](schema: type[S], row: object) -> S:
     return schema.model_validate(row, from_attributes=True, by_alias=False, by_name=True)
 
 
-def page_of[S: BaseModel](schema: type[S], records: Sequence[object], total: int, page: int, page_size: int) -> Page[S]:
-    """A page of `schema` views of ORM rows."""
-    return Page[S](page=page, page_size=page_size, total=total, records=[view(schema, r) for r in records])
+def page_of[S: BaseModel](
+    schema: type[S],
+    records: Sequence[object],
+    total: int,
+    page: int,
+    page_size: int,
+    next_cursor: str | None = None,
+) -> Page[S]:
+    """A page of `schema` views of ORM rows, their total counted up to one past the bound."""
+    return Page[S].counted([view(schema, r) for r in records], total, page, page_size, next_cursor)
 
 
 class FieldError(CamelModel):

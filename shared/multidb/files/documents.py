@@ -8,6 +8,7 @@ from typing import Annotated
 
 from beanie import Document, Indexed
 from pydantic import Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from ..clock import utcnow
 
@@ -37,6 +38,14 @@ class StoredFile(Document):
 
     class Settings:
         name = "files"
+        # A page is newest first (creation time, then id): an owner's files, or everyone's
+        # for an admin, in that order; the sweep finds tombstones and old pending uploads by
+        # state and age (tests/integration/test_scale.py checks every query against these).
+        indexes = [
+            IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="owner_newest"),
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest"),
+            IndexModel([("status", ASCENDING), ("created_at", ASCENDING)], name="status_age"),
+        ]
 
     @property
     def part_count(self) -> int:

@@ -800,69 +800,153 @@ export interface components {
         };
         /** Page[AuditPublic] */
         Page_AuditPublic_: {
+            /**
+             * Nextcursor
+             * @description Where the next page starts, for the lists that take `cursor`: null on the last page
+             */
+            nextCursor?: string | null;
             /** Page */
             page: number;
             /** Pagesize */
             pageSize: number;
             /** Records */
             records: components["schemas"]["AuditPublic"][];
-            /** Total */
+            /**
+             * Total
+             * @description How many records match: exact up to 10,000; beyond, see totalExact
+             */
             total: number;
+            /**
+             * Totalexact
+             * @description false: more than `total` (10,000) records match, and they were not all counted
+             * @default true
+             */
+            totalExact?: boolean;
         };
         /** Page[FilePublic] */
         Page_FilePublic_: {
+            /**
+             * Nextcursor
+             * @description Where the next page starts, for the lists that take `cursor`: null on the last page
+             */
+            nextCursor?: string | null;
             /** Page */
             page: number;
             /** Pagesize */
             pageSize: number;
             /** Records */
             records: components["schemas"]["FilePublic"][];
-            /** Total */
+            /**
+             * Total
+             * @description How many records match: exact up to 10,000; beyond, see totalExact
+             */
             total: number;
+            /**
+             * Totalexact
+             * @description false: more than `total` (10,000) records match, and they were not all counted
+             * @default true
+             */
+            totalExact?: boolean;
         };
         /** Page[RolePublic] */
         Page_RolePublic_: {
+            /**
+             * Nextcursor
+             * @description Where the next page starts, for the lists that take `cursor`: null on the last page
+             */
+            nextCursor?: string | null;
             /** Page */
             page: number;
             /** Pagesize */
             pageSize: number;
             /** Records */
             records: components["schemas"]["RolePublic"][];
-            /** Total */
+            /**
+             * Total
+             * @description How many records match: exact up to 10,000; beyond, see totalExact
+             */
             total: number;
+            /**
+             * Totalexact
+             * @description false: more than `total` (10,000) records match, and they were not all counted
+             * @default true
+             */
+            totalExact?: boolean;
         };
         /** Page[SchedulePublic] */
         Page_SchedulePublic_: {
+            /**
+             * Nextcursor
+             * @description Where the next page starts, for the lists that take `cursor`: null on the last page
+             */
+            nextCursor?: string | null;
             /** Page */
             page: number;
             /** Pagesize */
             pageSize: number;
             /** Records */
             records: components["schemas"]["SchedulePublic"][];
-            /** Total */
+            /**
+             * Total
+             * @description How many records match: exact up to 10,000; beyond, see totalExact
+             */
             total: number;
+            /**
+             * Totalexact
+             * @description false: more than `total` (10,000) records match, and they were not all counted
+             * @default true
+             */
+            totalExact?: boolean;
         };
         /** Page[TaskRunPublic] */
         Page_TaskRunPublic_: {
+            /**
+             * Nextcursor
+             * @description Where the next page starts, for the lists that take `cursor`: null on the last page
+             */
+            nextCursor?: string | null;
             /** Page */
             page: number;
             /** Pagesize */
             pageSize: number;
             /** Records */
             records: components["schemas"]["TaskRunPublic"][];
-            /** Total */
+            /**
+             * Total
+             * @description How many records match: exact up to 10,000; beyond, see totalExact
+             */
             total: number;
+            /**
+             * Totalexact
+             * @description false: more than `total` (10,000) records match, and they were not all counted
+             * @default true
+             */
+            totalExact?: boolean;
         };
         /** Page[UserPublic] */
         Page_UserPublic_: {
+            /**
+             * Nextcursor
+             * @description Where the next page starts, for the lists that take `cursor`: null on the last page
+             */
+            nextCursor?: string | null;
             /** Page */
             page: number;
             /** Pagesize */
             pageSize: number;
             /** Records */
             records: components["schemas"]["UserPublic"][];
-            /** Total */
+            /**
+             * Total
+             * @description How many records match: exact up to 10,000; beyond, see totalExact
+             */
             total: number;
+            /**
+             * Totalexact
+             * @description false: more than `total` (10,000) records match, and they were not all counted
+             * @default true
+             */
+            totalExact?: boolean;
         };
         /** PartsPublic */
         PartsPublic: {
@@ -1854,6 +1938,8 @@ export interface operations {
         parameters: {
             query?: {
                 action?: string | null;
+                /** @description The `nextCursor` of the page before: the page after it (then `page` is ignored) */
+                cursor?: string | null;
                 outcome?: ("success" | "failure") | null;
                 page?: number;
                 pageSize?: number;
@@ -2641,6 +2727,8 @@ export interface operations {
     list_files_api_v1_files_get: {
         parameters: {
             query?: {
+                /** @description The `nextCursor` of the page before: the page after it (then `page` is ignored) */
+                cursor?: string | null;
                 /** @description Matched literally anywhere, case-insensitive */
                 keyword?: string | null;
                 page?: number;
@@ -5247,6 +5335,8 @@ export interface operations {
     list_users_api_v1_users_get: {
         parameters: {
             query?: {
+                /** @description The `nextCursor` of the page before: the page after it (then `page` is ignored) */
+                cursor?: string | null;
                 /** @description Matched literally anywhere, case-insensitive */
                 keyword?: string | null;
                 page?: number;
