@@ -32,7 +32,7 @@ from multidb.mongo import database as documents
 from multidb.paging import TOTAL_BOUND
 from tests.conftest import ADMIN_PASSWORD, USE_POSTGRES
 from tests.helpers import Api, create_user, reset_state
-from tests.integration.test_run_pages import counted
+from tests.tasks.test_run_pages import counted
 
 pytestmark = [
     pytest.mark.first_pass_only("counts and plans of the real PostgreSQL; MongoDB is the same server in both passes"),
