@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
-.PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
+.PHONY: help chromium install console console-screenshots dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
 
 help: ## list the targets
@@ -47,10 +47,27 @@ chromium:
 	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		{ echo "Chromium is needed for the docs-page test: apt-get install chromium"; exit 1; }
+	@# a Chinese font, or the console's Chinese screenshots show boxes
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { test "$$(id -u)" = 0 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; } || \
+		echo "For the console's Chinese screenshots: apt-get install fonts-wqy-microhei"
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), .venv-checkov, Chromium
 
-dev: $(VENV)/.installed ## run everything locally (Ctrl-C stops); ports: GATEWAY_PORT=3000 REALTIME_PORT=3001 DEV_REDIS_PORT=6390 DEV_MONGO_PORT=27027 DEV_S3_PORT=9000
+# The admin console's locked packages (console/package-lock.json), installed when missing or stale.
+console/node_modules/.package-lock.json: console/package-lock.json
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+console: console/node_modules/.package-lock.json ## build the admin console (console/dist: the static site make deploy uploads)
+	cd console && npm run build
+
+console-screenshots: $(VENV)/.installed ## photograph every console page in both languages into docs/console/ (with axe-core's findings), by its e2e test
+	CONSOLE_SCREENSHOTS=1 python -m pytest tests/e2e/test_console.py -p no:xdist -q
+
+# The console's packages unless DEV_CONSOLE=0 or Node is missing (make dev then runs without it).
+DEV_CONSOLE_PACKAGES = $(if $(filter 0,$(DEV_CONSOLE)),,$(if $(shell command -v npm),console/node_modules/.package-lock.json))
+dev: $(VENV)/.installed $(DEV_CONSOLE_PACKAGES) ## run everything locally (Ctrl-C stops); ports: GATEWAY_PORT=3000 REALTIME_PORT=3001 DEV_REDIS_PORT=6390 DEV_MONGO_PORT=27027 DEV_S3_PORT=9000 CONSOLE_PORT=5173 (DEV_CONSOLE=0: no console)
 	python -m infra.local.dev
 
 invoke: $(VENV)/.installed ## invoke one function on make dev's datastores: make invoke FN=AuthFunction EVENT=events/auth/user_info.json TOKEN=<make token's output>
