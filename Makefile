@@ -59,8 +59,8 @@ console/node_modules/.package-lock.json: console/package-lock.json
 	cd console && npm ci --no-audit --no-fund
 	touch $@
 
-console: console/node_modules/.package-lock.json ## build the admin console (console/dist: the static site make deploy uploads)
-	cd console && npm run build
+console: console/node_modules/.package-lock.json ## type-check and build the admin console (console/dist: the static site make deploy uploads)
+	cd console && npm run typecheck && npm run build
 
 console-screenshots: $(VENV)/.installed ## photograph every console page in both languages into docs/console/ (with axe-core's findings), by its e2e test
 	CONSOLE_SCREENSHOTS=1 python -m pytest tests/e2e/test_console.py -p no:xdist -q
@@ -131,7 +131,7 @@ checkov: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ##
 STAGE ?= dev
 ARCH ?= arm64
 TEMPLATES := template.yaml infra/deploy/stacks/network.yaml infra/deploy/stacks/data.yaml infra/deploy/stacks/services.yaml \
-	infra/deploy/stacks/monitoring.yaml
+	infra/deploy/stacks/monitoring.yaml infra/deploy/stacks/console.yaml
 # More parameters for one deploy, e.g. PARAMETERS="NatGateway=true MongoUrl=mongodb+srv://…" (staging, prod)
 PARAMETERS ?=
 # Targets that must run before sam deploy: the container images (DEPLOY_PREREQUISITES= skips
@@ -172,9 +172,14 @@ images: aws-check docker-check build ## build and push the worker, beat and Sock
 		$(MAKE) --no-print-directory sam-deploy IMAGE_TAG= ; }
 	python -m infra.deploy.images push --stack $(STACK) --region $(REGION) --platform $(PLATFORM_$(ARCH))
 
+# The console's origin joins the stage's CorsAllowOrigins (the API's, the bucket's and Socket.IO's
+# CORS): the stack's ConsoleUrl output, none before the first deploy (deploy then deploys again).
+CONSOLE_URL = $$($(call STACK_OUTPUT,ConsoleUrl) 2>/dev/null | sed 's/^None$$//')
+CONSOLE_CORS = $$(python -m infra.deploy.console_site cors --stage $(STAGE) --origin "$(CONSOLE_URL)" --parameters '$(PARAMETERS)')
 sam-deploy:
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE) --template-file $(BUILD_DIR)/template.yaml --no-progressbar \
-		--parameter-overrides $$($(SAMCONFIG) $(STAGE) parameter_overrides) Architecture=$(ARCH) ImageTag=$(IMAGE_TAG) $(PARAMETERS)
+		--parameter-overrides $$($(SAMCONFIG) $(STAGE) parameter_overrides) Architecture=$(ARCH) ImageTag=$(IMAGE_TAG) \
+		$(PARAMETERS) $(CONSOLE_CORS)
 
 # Seconds of read-only calls before anything is built: credentials, the Region's features, the
 # service-linked roles (created here, the only thing it creates), Lambda, VPC and Elastic IP
@@ -183,8 +188,16 @@ preflight: $(VENV)/.installed ## check the account and Region for a stage before
 	python -m infra.deploy.preflight --stage $(STAGE) --architecture $(ARCH) --parameters '$(PARAMETERS)' \
 		$(if $(filter images,$(DEPLOY_PREREQUISITES)),--images)
 
-deploy: preflight aws-check build $(DEPLOY_PREREQUISITES) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
+deploy: preflight aws-check build $(DEPLOY_PREREQUISITES) $(if $(shell command -v npm),console) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
 	@$(MAKE) --no-print-directory sam-deploy
+	@origin=$(CONSOLE_URL); \
+	listed=$$(aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --output text \
+		--query "Stacks[0].Parameters[?ParameterKey=='CorsAllowOrigins'].ParameterValue"); \
+	case ",$$listed," in *",$$origin,"*) ;; *) test -z "$$origin" || { \
+		echo "Adding the console's origin $$origin to CorsAllowOrigins (a second deploy, once)"; \
+		$(MAKE) --no-print-directory sam-deploy; };; esac
+	@if test -f console/dist/index.html; then python -m infra.deploy.console_site upload --stack $(STACK) --region $(REGION); \
+	else echo "No console build (it needs Node 20+: make console): the console's site is left as it was"; fi
 	@url=$$($(call STACK_OUTPUT,ApiUrl)) && \
 	echo "API: $$url" && \
 	echo "Admin password: aws secretsmanager get-secret-value --region $(REGION) --secret-id $(STACK)/admin --query SecretString --output text" && \
