@@ -14,12 +14,14 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e import test_local_stack as local
 from tests.helpers import ROOT
@@ -50,12 +52,43 @@ INTERFACE = (
 )
 
 
-def site(dist: Path, config: dict[str, str]) -> type[http.server.SimpleHTTPRequestHandler]:
+def content_security_policy(stack: local.Stack) -> str:
+    """The Content-Security-Policy the console's stack sends (infra/deploy/stacks/console.yaml),
+    with make dev's origins for the API, Socket.IO and the files bucket."""
+    from infra.deploy.template import _CfnLoader
+
+    template = yaml.load((ROOT / "infra" / "deploy" / "stacks" / "console.yaml").read_text(), Loader=_CfnLoader)
+    config = template["Resources"]["SecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+    text, _ = config["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    realtime = f"127.0.0.1:{stack.ports['realtime']}"
+    values = {
+        "ApiOrigin": stack.url,
+        "RealtimeUrl": f"http://{realtime}",
+        "Socket": f"ws://{realtime}",
+        "FilesOrigins": f"http://127.0.0.1:{stack.ports['s3']}",
+    }
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], str(text))
+
+
+def site(dist: Path, config: dict[str, str], policy: str) -> type[http.server.SimpleHTTPRequestHandler]:
     class Site(http.server.SimpleHTTPRequestHandler):
-        """The built console as a CDN serves it: config.json, the files, index.html for any other path."""
+        """The built console as its CDN serves it: under the stack's Content-Security-Policy, with
+        config.json, the files, index.html for any other path, and axe-core (a test's script)."""
+
+        def end_headers(self) -> None:
+            self.send_header("content-security-policy", policy)
+            super().end_headers()
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
+            if path == "/axe.min.js":
+                body = AXE.read_bytes()
+                self.send_response(200)
+                self.send_header("content-type", "text/javascript")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if path == "/config.json":
                 body = json.dumps(config).encode()
                 self.send_response(200)
@@ -78,7 +111,7 @@ def site(dist: Path, config: dict[str, str]) -> type[http.server.SimpleHTTPReque
 def console(stack: local.Stack) -> Iterator[str]:
     dist = build_console()
     config = {"apiUrl": stack.url, "socketUrl": f"http://127.0.0.1:{stack.ports['realtime']}"}
-    handler = site(dist, config)
+    handler = site(dist, config, content_security_policy(stack))
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", free_port(5173)), lambda *a: handler(*a, directory=str(dist))
     )
@@ -98,8 +131,9 @@ def shots(tmp_path: Path) -> Path:
 class Console:
     """One tab of the console, with the checks every page gets."""
 
-    def __init__(self, page: Any, origin: str, shots: Path, findings: dict[str, list[str]]) -> None:
+    def __init__(self, page: Any, origin: str, shots: Path, findings: dict[str, list[str]], refused: list[str]) -> None:
         self.page, self.origin, self.shots, self.findings = page, origin, shots, findings
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
 
     def open(self, name: str = "") -> None:
         self.page.goto(f"{self.origin}/#/{name}")
@@ -128,7 +162,7 @@ class Console:
     def check(self, name: str) -> None:
         """axe-core on the page as it is; a screenshot of it."""
         if not self.page.evaluate("typeof window.axe !== 'undefined'"):
-            self.page.add_script_tag(path=str(AXE))
+            self.page.add_script_tag(url=f"{self.origin}/axe.min.js")  # the CSP refuses inline scripts
         found = self.page.evaluate(
             """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
                 .map((v) => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"""
@@ -147,11 +181,12 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
     from playwright.sync_api import sync_playwright
 
     findings: dict[str, list[str]] = {}
+    refused: list[str] = []  # what the Content-Security-Policy blocked, as Chromium reports it
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=local.CHROMIUM, args=["--headless", *local.CHROMIUM_ARGS])
         try:
             admin_context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-            admin = Console(admin_context.new_page(), console, shots, findings)
+            admin = Console(admin_context.new_page(), console, shots, findings, refused)
 
             # the sign-in page and every page of the admin's console, in both languages
             admin.open()
@@ -198,7 +233,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
 
             # the user sees only what the role grants
             user_context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-            user = Console(user_context.new_page(), console, shots, findings)
+            user = Console(user_context.new_page(), console, shots, findings, refused)
             user.open()
             user.login("viewer1", PASSWORD)
             assert user.menu() == ["profile", "runs", "files", "status"]
@@ -264,7 +299,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             user.check("files-limited-en")
 
             # signing out in another tab ends this one's session too
-            other = Console(user_context.new_page(), console, shots, findings)
+            other = Console(user_context.new_page(), console, shots, findings, refused)
             other.open()
             other.page.click("[data-testid=sign-out]")
             user.page.wait_for_selector("[data-testid=ended]")
@@ -285,6 +320,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
 
     if os.environ.get("CONSOLE_SCREENSHOTS") == "1":
         (shots / "axe.json").write_text(json.dumps(findings, indent=1, sort_keys=True) + "\n")
+    assert refused == []  # the console runs under the stack's CSP
     serious = {name: [f for f in found if "(serious" in f or "(critical" in f] for name, found in findings.items()}
     assert not any(serious.values()), serious
     assert len(findings) == 2 * (len(PAGES) + 1) + 3
