@@ -207,6 +207,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             admin.go("roles")
             admin.page.click("[data-testid=new-role]")
             form = admin.page.locator("[data-testid=role-form]")
+            form.locator("fieldset[data-group=worker]").wait_for()  # the catalogue has come
             groups = form.locator("fieldset[data-group]").evaluate_all("(sets) => sets.map((s) => s.dataset.group)")
             assert {"FilesFunction", "TasksFunction", "UsersFunction", "worker"} <= set(groups)
             assert form.locator('[data-code="POST:/api/v1/auth/login"]').count() == 0  # public: nothing to grant
@@ -256,7 +257,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
 
             # 12 MiB in parts of 5 MiB: part 1 lands, parts 2 and 3 are held, the page reloads
             user.go("files")
-            assert user.page.locator("[data-testid=upload]").count() == 1
+            user.page.locator("[data-testid=upload]").wait_for()  # the file:upload button
             source = tmp_path / "twelve.bin"
             source.write_bytes(bytes((i * 31 + 7) % 251 for i in range(12 * MIB)))
             held: list[Any] = []
