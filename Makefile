@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 # times the CPU (checkov's start: 15 CPU s from source, 5.6 s from its bytecode).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
+.PHONY: help chromium install console console-screenshots dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench bench-scale clean cost
 
 help: ## list the targets
@@ -52,10 +52,27 @@ chromium:
 	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		{ echo "Chromium is needed for the docs-page test: apt-get install chromium"; exit 1; }
+	@# a Chinese font, or the console's Chinese screenshots show boxes
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { test "$$(id -u)" = 0 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; } || \
+		echo "For the console's Chinese screenshots: apt-get install fonts-wqy-microhei"
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed chromium ## .venv (app + dev tools), .venv-sam (SAM CLI), .venv-checkov, Chromium
 
-dev: $(VENV)/.installed ## run everything locally (Ctrl-C stops); ports: GATEWAY_PORT=3000 REALTIME_PORT=3001 DEV_REDIS_PORT=6390 DEV_MONGO_PORT=27027 DEV_S3_PORT=9000
+# The admin console's locked packages (console/package-lock.json), installed when missing or stale.
+console/node_modules/.package-lock.json: console/package-lock.json
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+console: console/node_modules/.package-lock.json ## type-check and build the admin console (console/dist: the static site make deploy uploads)
+	cd console && npm run typecheck && npm run build
+
+console-screenshots: $(VENV)/.installed ## photograph every console page in both languages into docs/console/ (with axe-core's findings), by its e2e test
+	CONSOLE_SCREENSHOTS=1 python -m pytest tests/e2e/test_console.py -p no:xdist -q
+
+# The console's packages unless DEV_CONSOLE=0 or Node is missing (make dev then runs without it).
+DEV_CONSOLE_PACKAGES = $(if $(filter 0,$(DEV_CONSOLE)),,$(if $(shell command -v npm),console/node_modules/.package-lock.json))
+dev: $(VENV)/.installed $(DEV_CONSOLE_PACKAGES) ## run everything locally (Ctrl-C stops); ports: GATEWAY_PORT=3000 REALTIME_PORT=3001 DEV_REDIS_PORT=6390 DEV_MONGO_PORT=27027 DEV_S3_PORT=9000 CONSOLE_PORT=5173 (DEV_CONSOLE=0: no console)
 	python -m infra.local.dev
 
 invoke: $(VENV)/.installed ## invoke one function on make dev's datastores: make invoke FN=AuthFunction EVENT=events/auth/user_info.json TOKEN=<make token's output>
@@ -119,7 +136,7 @@ checkov: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ##
 STAGE ?= dev
 ARCH ?= arm64
 TEMPLATES := template.yaml infra/deploy/stacks/network.yaml infra/deploy/stacks/data.yaml infra/deploy/stacks/services.yaml \
-	infra/deploy/stacks/monitoring.yaml
+	infra/deploy/stacks/monitoring.yaml infra/deploy/stacks/console.yaml
 # More parameters for one deploy, e.g. PARAMETERS="NatGateway=true MongoUrl=mongodb+srv://…" (staging, prod)
 PARAMETERS ?=
 # Targets that must run before sam deploy: the container images (DEPLOY_PREREQUISITES= skips
@@ -160,9 +177,14 @@ images: aws-check docker-check build ## build and push the worker, beat and Sock
 		$(MAKE) --no-print-directory sam-deploy IMAGE_TAG= ; }
 	python -m infra.deploy.images push --stack $(STACK) --region $(REGION) --platform $(PLATFORM_$(ARCH))
 
+# The console's origin joins the stage's CorsAllowOrigins (the API's, the bucket's and Socket.IO's
+# CORS): the stack's ConsoleUrl output, none before the first deploy (deploy then deploys again).
+CONSOLE_URL = $$($(call STACK_OUTPUT,ConsoleUrl) 2>/dev/null | sed 's/^None$$//')
+CONSOLE_CORS = $$(python -m infra.deploy.console_site cors --stage $(STAGE) --origin "$(CONSOLE_URL)" --parameters '$(PARAMETERS)')
 sam-deploy:
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE) --template-file $(BUILD_DIR)/template.yaml --no-progressbar \
-		--parameter-overrides $$($(SAMCONFIG) $(STAGE) parameter_overrides) Architecture=$(ARCH) ImageTag=$(IMAGE_TAG) $(PARAMETERS)
+		--parameter-overrides $$($(SAMCONFIG) $(STAGE) parameter_overrides) Architecture=$(ARCH) ImageTag=$(IMAGE_TAG) \
+		$(PARAMETERS) $(CONSOLE_CORS)
 
 # Seconds of read-only calls before anything is built: credentials, the Region's features, the
 # service-linked roles (created here, the only thing it creates), Lambda, VPC and Elastic IP
@@ -171,8 +193,16 @@ preflight: $(VENV)/.installed ## check the account and Region for a stage before
 	python -m infra.deploy.preflight --stage $(STAGE) --architecture $(ARCH) --parameters '$(PARAMETERS)' \
 		$(if $(filter images,$(DEPLOY_PREREQUISITES)),--images)
 
-deploy: preflight aws-check build $(DEPLOY_PREREQUISITES) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
+deploy: preflight aws-check build $(DEPLOY_PREREQUISITES) $(if $(shell command -v npm),console) ## deploy a stage: make deploy STAGE=dev|staging|prod [ARCH=x86_64] [PARAMETERS="K=V …"]
 	@$(MAKE) --no-print-directory sam-deploy
+	@origin=$(CONSOLE_URL); \
+	listed=$$(aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --output text \
+		--query "Stacks[0].Parameters[?ParameterKey=='CorsAllowOrigins'].ParameterValue"); \
+	case ",$$listed," in *",$$origin,"*) ;; *) test -z "$$origin" || { \
+		echo "Adding the console's origin $$origin to CorsAllowOrigins (a second deploy, once)"; \
+		$(MAKE) --no-print-directory sam-deploy; };; esac
+	@if test -f console/dist/index.html; then python -m infra.deploy.console_site upload --stack $(STACK) --region $(REGION); \
+	else echo "No console build (it needs Node 20+: make console): the console's site is left as it was"; fi
 	@url=$$($(call STACK_OUTPUT,ApiUrl)) && \
 	echo "API: $$url" && \
 	echo "Admin password: aws secretsmanager get-secret-value --region $(REGION) --secret-id $(STACK)/admin --query SecretString --output text" && \

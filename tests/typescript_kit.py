@@ -1,4 +1,5 @@
-"""The TypeScript client kit (clients/typescript) as the tests use it: npm ci when needed, then npm scripts."""
+"""The TypeScript client kit (clients/typescript) and the console built on it (console/) as the tests
+use them: npm ci when needed, then npm scripts."""
 
 import contextlib
 import fcntl
@@ -12,6 +13,7 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 KIT = ROOT / "clients" / "typescript"
+CONSOLE = ROOT / "console"
 
 
 @contextlib.contextmanager
@@ -22,19 +24,19 @@ def exclusive() -> Iterator[None]:
         yield
 
 
-def npm(*args: str, timeout: float = 300, alone: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run npm in the kit's folder, installing its locked packages first if they are missing or
-    stale; `alone`: no other test process installs or builds meanwhile (a command that writes)."""
-    installed = KIT / "node_modules" / ".package-lock.json"
-    lock = KIT / "package-lock.json"
+def npm(*args: str, timeout: float = 300, alone: bool = False, folder: Path = KIT) -> subprocess.CompletedProcess[str]:
+    """Run npm in the kit's folder (or `folder`), installing its locked packages first if they are
+    missing or stale; `alone`: no other test process installs or builds meanwhile (a command that writes)."""
+    installed = folder / "node_modules" / ".package-lock.json"
+    lock = folder / "package-lock.json"
     env = {**os.environ, "CI": "1", "NO_COLOR": "1"}
     with exclusive():
         if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
             command = ["npm", "ci", "--no-audit", "--no-fund"]
-            subprocess.run(command, cwd=KIT, check=True, capture_output=True, timeout=600)
+            subprocess.run(command, cwd=folder, check=True, capture_output=True, timeout=600)
         if alone:
-            return subprocess.run(["npm", *args], cwd=KIT, env=env, capture_output=True, text=True, timeout=timeout)
-    return subprocess.run(["npm", *args], cwd=KIT, env=env, capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(["npm", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["npm", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def node_available() -> bool:
@@ -46,3 +48,10 @@ def build() -> Path:
     done = npm("run", "build", alone=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return KIT / "dist"
+
+
+def build_console() -> Path:
+    """Build the console to console/dist (what `make console` builds and `make deploy` uploads)."""
+    done = npm("run", "build", alone=True, folder=CONSOLE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return CONSOLE / "dist"

@@ -4,12 +4,12 @@
 
 CloudFormation deletes only an empty bucket: once anything was uploaded, deleting the stack
 failed on the files bucket. This empties it (the bucket is the stack's FilesBucketName
-output): every object version and delete marker (a bucket that ever had versioning keeps
-them) and every multipart upload still open (their parts are stored, and billed, until
-aborted). The functions keep running until the stack goes, so an upload can land while this
-runs: it repeats until one pass finds nothing left. A stack deployed with
-DeletionProtection=true is refused before anything is deleted: its databases and load
-balancer would stop the deletion after the files were gone.
+output) and the console's (ConsoleBucketName): every object version and delete marker (a
+bucket that ever had versioning keeps them) and every multipart upload still open (their
+parts are stored, and billed, until aborted). The functions keep running until the stack
+goes, so an upload can land while this runs: it repeats until one pass finds nothing left.
+A stack deployed with DeletionProtection=true is refused before anything is deleted: its
+databases and load balancer would stop the deletion after the files were gone.
 """
 
 import argparse
@@ -82,18 +82,20 @@ def prepare(cloudformation: Any, s3: "S3Client", stack: str) -> int:
         )
         return 1
     outputs = {item["OutputKey"]: item.get("OutputValue") for item in description.get("Outputs", [])}
-    bucket = outputs.get("FilesBucketName")
-    if not bucket:
+    # the files bucket, and the console's (versioned: its old versions would stop the deletion too)
+    buckets = [name for name in (outputs.get("FilesBucketName"), outputs.get("ConsoleBucketName")) if name]
+    if not buckets:
         print(f"{stack} has no files bucket: nothing to empty")
         return 0
-    try:
-        versions, uploads = empty_bucket(s3, bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            print(f"{bucket} is gone already")
-            return 0
-        raise
-    print(f"{bucket}: {versions} object versions and delete markers deleted, {uploads} open uploads aborted")
+    for bucket in buckets:
+        try:
+            versions, uploads = empty_bucket(s3, bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                print(f"{bucket} is gone already")
+                continue
+            raise
+        print(f"{bucket}: {versions} object versions and delete markers deleted, {uploads} open uploads aborted")
     return 0
 
 

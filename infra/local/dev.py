@@ -2,12 +2,14 @@
 
 Starts an embedded stand-in for every datastore that no environment variable points
 elsewhere (SQLite needs no process), then the local gateway, the Socket.IO server, a
-Celery worker and beat; prefixed, coloured logs (honcho); Ctrl-C stops everything. Set
+Celery worker and beat, and the admin console (Vite's dev server; DEV_CONSOLE=0 leaves it
+out); prefixed, coloured logs (honcho); Ctrl-C stops everything. Set
 REDIS_URL, BROKER_URL, MONGO_URL, S3_ENDPOINT_URL or DATABASE_URL to use real servers instead.
 """
 
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,6 +144,15 @@ def plan(environ: dict[str, str]) -> Plan:
     result.processes["beat"] = f"{celery} beat -S multidb.queue.scheduler:DatabaseScheduler -l INFO"
     env.setdefault("BEAT_REFRESH_INTERVAL", "5")
     env.setdefault("SCHEDULE_MIN_INTERVAL", "5")  # try a schedule out without waiting a minute
+    # The admin console (console/, Vite's dev server) on the origin CORS already allows; by
+    # default where Node is installed (the Makefile installs its packages first).
+    if (environ.get("DEV_CONSOLE") or ("1" if shutil.which("npm") else "0")) != "0":
+        console_port = int(environ.get("CONSOLE_PORT", "5173"))
+        result.ports[console_port] = ("CONSOLE_PORT", "the console")
+        env["VITE_API_URL"] = f"http://127.0.0.1:{gateway_port}"
+        env["VITE_SOCKET_URL"] = f"http://127.0.0.1:{realtime_port}"
+        result.processes["console"] = f"npm --prefix console run dev -- --port {console_port}"
+        result.banner.insert(2, f"{'Console':<10} http://localhost:{console_port}  (DEV_CONSOLE=0: without it)")
     broker = env.get("BROKER_URL") or env["REDIS_URL"]
     result.banner.append(
         f"{'Celery':<10} worker + beat on {broker} (schedules reloaded every {env['BEAT_REFRESH_INTERVAL']}s)"

@@ -57,6 +57,8 @@ def start(state: Path, ports: dict[str, int], log: Path) -> Stack:
             "REALTIME_PORT": str(ports["realtime"]),
             # Its own origin (http://127.0.0.1:<port>) passes as every local one does under make dev.
             "REALTIME_CORS_ORIGINS": ORIGIN,
+            # No console: the tests serve the built one where they need it (5173 stays free).
+            "DEV_CONSOLE": "0",
         }
     )
     handle = log.open("a")

@@ -184,6 +184,7 @@ def test_make_dev_names_a_busy_port_and_its_variable_and_starts_nothing(tmp_path
             "DEV_REDIS_PORT": str(free_port()),
             "DEV_MONGO_PORT": str(busy),
             "DEV_S3_PORT": str(free_port()),
+            "DEV_CONSOLE": "0",  # no console: make would install its packages first
         }
         started = time.monotonic()
         # -o: the suite runs after `make install`; never reinstall the venv from here.
@@ -200,7 +201,14 @@ def test_make_dev_names_a_busy_port_and_its_variable_and_starts_nothing(tmp_path
 
 def test_make_help_names_the_port_variables() -> None:
     shown = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True).stdout
-    for variable in ("GATEWAY_PORT", "REALTIME_PORT", "DEV_REDIS_PORT", "DEV_MONGO_PORT", "DEV_S3_PORT"):
+    for variable in (
+        "GATEWAY_PORT",
+        "REALTIME_PORT",
+        "DEV_REDIS_PORT",
+        "DEV_MONGO_PORT",
+        "DEV_S3_PORT",
+        "CONSOLE_PORT",
+    ):
         assert variable in shown
 
 
@@ -210,9 +218,21 @@ def test_make_devs_banner_says_which_origins_it_accepts() -> None:
     assert "HTTP: http://localhost:5173 (CorsAllowOrigins), any http://localhost:<port>" in banner
     assert "Socket.IO: http://localhost:5173 (REALTIME_CORS_ORIGINS)" in banner
     assert "any http" not in "\n".join(plan({"APP_ENV": "TESTING"}).banner)
-    assert plan({}).ports.keys() == {3000, 3001, 6390, 27027, 9000}
-    elsewhere = plan({"REDIS_URL": "redis://10.0.0.5:6379/0", "GATEWAY_PORT": "3100"})
+    assert plan({"DEV_CONSOLE": "0"}).ports.keys() == {3000, 3001, 6390, 27027, 9000}
+    elsewhere = plan({"REDIS_URL": "redis://10.0.0.5:6379/0", "GATEWAY_PORT": "3100", "DEV_CONSOLE": "0"})
     assert elsewhere.ports.keys() == {3100, 3001, 27027, 9000}  # a server of one's own binds nothing here
+
+
+def test_make_dev_serves_the_console_on_the_origin_cors_allows_unless_told_not_to() -> None:
+    planned = plan({"GATEWAY_PORT": "3100", "REALTIME_PORT": "3101", "CONSOLE_PORT": "5200", "DEV_CONSOLE": "1"})
+    assert planned.processes["console"] == "npm --prefix console run dev -- --port 5200"
+    assert planned.ports[5200] == ("CONSOLE_PORT", "the console")
+    assert planned.env["VITE_API_URL"] == "http://127.0.0.1:3100"  # where the console's kit calls
+    assert planned.env["VITE_SOCKET_URL"] == "http://127.0.0.1:3101"
+    assert "Console    http://localhost:5200" in "\n".join(planned.banner)
+    without = plan({"DEV_CONSOLE": "0"})
+    assert "console" not in without.processes
+    assert 5173 not in without.ports
 
 
 def test_the_202_of_a_run_says_when_it_was_queued(api: Api) -> None:

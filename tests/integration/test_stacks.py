@@ -32,6 +32,7 @@ NESTED = {
     "DataStack": STACKS / "data.yaml",
     "ServicesStack": STACKS / "services.yaml",
     "MonitoringStack": STACKS / "monitoring.yaml",
+    "ConsoleStack": STACKS / "console.yaml",
 }
 TEMPLATES = ["template.yaml", *(str(path.relative_to(ROOT)) for path in NESTED.values())]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -100,7 +101,8 @@ def test_every_checkov_skip_gives_its_reason() -> None:
 def test_a_check_skipped_on_one_resource_only_says_why_there() -> None:
     """Checks skipped in a resource's own metadata, so they still hold everywhere else: only the
     plain-HTTP listener and its port-80 rule, which exist only without a certificate (refused
-    for prod), and the NAT instance's public address (it is the private subnets' way out)."""
+    for prod), the NAT instance's public address (it is the private subnets' way out), and the
+    console's distribution's web ACL, access log and default certificate's TLS floor."""
     skipped = {}
     for stack in ("root", *NESTED):
         for name, resource in template_of(stack)["Resources"].items():
@@ -111,6 +113,7 @@ def test_a_check_skipped_on_one_resource_only_says_why_there() -> None:
         "ServicesStack.HttpListener": {"CKV_AWS_2", "CKV_AWS_103"},
         "ServicesStack.LoadBalancerHttpIngress": {"CKV_AWS_260"},
         "NetworkStack.NatInstanceResource": {"CKV_AWS_88"},
+        "ConsoleStack.Distribution": {"CKV_AWS_68", "CKV_AWS_86", "CKV_AWS_174"},
     }
     for name in ("HttpListener", "LoadBalancerHttpIngress"):
         assert template_of("ServicesStack")["Resources"][name]["Condition"] == "PlainHttp"

@@ -106,7 +106,8 @@ def test_sam_local_start_api_reads_the_root_templates_routes_with_the_nested_sta
     result = run(str(SAM_VENV / "python"), "tests/integration/sam_local_routes.py", "template.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     local = json.loads(result.stdout)
-    assert local["stacks"] == ["", "DataStack", "MonitoringStack", "NetworkStack", "ServicesStack"]  # all were read
+    stacks = ["", "ConsoleStack", "DataStack", "MonitoringStack", "NetworkStack", "ServicesStack"]
+    assert local["stacks"] == stacks  # all were read
     served = {key: function for key, function in local["routes"] if not key.startswith("OPTIONS ")}  # CORS
     assert set(served) == set(translated()["routes"])
     assert served == {route.route_key: route.function for route in load().routes}

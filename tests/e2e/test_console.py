@@ -1,0 +1,340 @@
+"""The admin console (console/), built, in headless Chromium against `make dev`.
+
+One browser session walks what issue 23 asks the console to show: the admin creates a role from
+the picker and a user with it; the user sees only the menus and buttons the role grants; a run
+started from the console turns to success live (the list is never polled: only `task:finished`
+refreshes it); a 12 MiB file goes up in parts, survives a reload mid-upload, resumes and downloads
+identical; signing out in another tab, and the server revoking the session (an admin resets the
+password), end the console's session. Every page is checked with axe-core (no serious or
+critical violation) and photographed in English and Chinese: into a temporary folder, or into
+docs/console/ with CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e import test_local_stack as local
+from tests.helpers import ROOT
+from tests.processes import free_port
+from tests.typescript_kit import CONSOLE, build_console
+
+PAGES = ("profile", "users", "roles", "routes", "runs", "schedules", "files", "audit", "status")
+LANGUAGES = ("en", "zh-CN")
+AXE = CONSOLE / "node_modules" / "axe-core" / "axe.min.js"
+MIB = 2**20
+PASSWORD = "Viewer-Pass-2026"
+
+# What the role grants: two menus, three buttons, and the routes and task behind them.
+ROUTERS = ("/files", "/tasks/runs")
+BUTTONS = ("file:upload", "file:download", "task:run")
+INTERFACE = (
+    "GET:/api/v1/files",
+    "POST:/api/v1/files/uploads",
+    "GET:/api/v1/files/{file_id}",
+    "GET:/api/v1/files/{file_id}/parts",
+    "POST:/api/v1/files/{file_id}/complete",
+    "GET:/api/v1/files/{file_id}/download",
+    "GET:/api/v1/tasks",
+    "GET:/api/v1/tasks/runs",
+    "POST:/api/v1/tasks/runs",
+    "GET:/api/v1/tasks/runs/{task_id}",
+    "TASK:multidb.add",
+)
+
+
+def content_security_policy(stack: local.Stack) -> str:
+    """The Content-Security-Policy the console's stack sends (infra/deploy/stacks/console.yaml),
+    with make dev's origins for the API, Socket.IO and the files bucket."""
+    from infra.deploy.template import _CfnLoader
+
+    template = yaml.load((ROOT / "infra" / "deploy" / "stacks" / "console.yaml").read_text(), Loader=_CfnLoader)
+    config = template["Resources"]["SecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+    text, _ = config["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    realtime = f"127.0.0.1:{stack.ports['realtime']}"
+    values = {
+        "ApiOrigin": stack.url,
+        "RealtimeUrl": f"http://{realtime}",
+        "Socket": f"ws://{realtime}",
+        "FilesOrigins": f"http://127.0.0.1:{stack.ports['s3']}",
+    }
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], str(text))
+
+
+def site(dist: Path, config: dict[str, str], policy: str) -> type[http.server.SimpleHTTPRequestHandler]:
+    class Site(http.server.SimpleHTTPRequestHandler):
+        """The built console as its CDN serves it: under the stack's Content-Security-Policy, with
+        config.json, the files, index.html for any other path, and axe-core (a test's script)."""
+
+        def end_headers(self) -> None:
+            self.send_header("content-security-policy", policy)
+            super().end_headers()
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path == "/axe.min.js":
+                body = AXE.read_bytes()
+                self.send_response(200)
+                self.send_header("content-type", "text/javascript")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if path == "/config.json":
+                body = json.dumps(config).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if not (dist / path.lstrip("/")).is_file():
+                self.path = "/index.html"
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Site
+
+
+@pytest.fixture(scope="module")
+def console(stack: local.Stack) -> Iterator[str]:
+    dist = build_console()
+    config = {"apiUrl": stack.url, "socketUrl": f"http://127.0.0.1:{stack.ports['realtime']}"}
+    handler = site(dist, config, content_security_policy(stack))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", free_port(5173)), lambda *a: handler(*a, directory=str(dist))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = ROOT / "docs" / "console" if os.environ.get("CONSOLE_SCREENSHOTS") == "1" else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Console:
+    """One tab of the console, with the checks every page gets."""
+
+    def __init__(self, page: Any, origin: str, shots: Path, findings: dict[str, list[str]], refused: list[str]) -> None:
+        self.page, self.origin, self.shots, self.findings = page, origin, shots, findings
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+
+    def open(self, name: str = "") -> None:
+        self.page.goto(f"{self.origin}/#/{name}")
+        self.settle()
+
+    def settle(self) -> None:
+        self.page.wait_for_selector("h1")
+        self.page.wait_for_load_state("networkidle")
+
+    def go(self, name: str) -> None:
+        self.page.click(f"nav a[data-page={name}]")
+        self.page.wait_for_selector(f'nav a[data-page={name}][aria-current="page"]')
+        self.page.wait_for_load_state("networkidle")
+
+    def language(self, locale: str) -> None:
+        self.page.select_option("[data-testid=language]", locale)
+        self.page.wait_for_function("(l) => document.documentElement.lang === l", arg=locale)
+
+    def login(self, username: str, password: str) -> None:
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_selector("[data-testid=who]")
+        self.settle()
+
+    def check(self, name: str) -> None:
+        """axe-core on the page as it is; a screenshot of it."""
+        if not self.page.evaluate("typeof window.axe !== 'undefined'"):
+            self.page.add_script_tag(url=f"{self.origin}/axe.min.js")  # the CSP refuses inline scripts
+        found = self.page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+                .map((v) => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"""
+        )
+        self.findings[name] = [f"{v['id']} ({v['impact']}, {v['nodes']})" for v in found]
+        self.page.evaluate("window.scrollTo(0, 0)")
+        self.page.screenshot(path=str(self.shots / f"{name}.png"))
+
+    def menu(self) -> list[str]:
+        return self.page.eval_on_selector_all("nav a", "(links) => links.map((a) => a.dataset.page)")  # type: ignore[no-any-return]
+
+
+def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
+    stack: local.Stack, console: str, shots: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    findings: dict[str, list[str]] = {}
+    refused: list[str] = []  # what the Content-Security-Policy blocked, as Chromium reports it
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=local.CHROMIUM, args=["--headless", *local.CHROMIUM_ARGS])
+        try:
+            admin_context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+            admin = Console(admin_context.new_page(), console, shots, findings, refused)
+
+            # the sign-in page and every page of the admin's console, in both languages
+            admin.open()
+            for locale in LANGUAGES:
+                admin.language(locale)
+                admin.check(f"login-{locale}")
+            admin.language("en")
+            admin.login("admin", "123456")
+            assert admin.menu() == list(PAGES)  # an admin sees every page
+            for locale in LANGUAGES:
+                admin.language(locale)
+                for name in PAGES:
+                    admin.go(name)
+                    admin.check(f"{name}-{locale}")
+            admin.language("en")
+
+            # a role from the picker: only grantable codes, grouped by function
+            admin.go("roles")
+            admin.page.click("[data-testid=new-role]")
+            form = admin.page.locator("[data-testid=role-form]")
+            form.locator("fieldset[data-group=worker]").wait_for()  # the catalogue has come
+            groups = form.locator("fieldset[data-group]").evaluate_all("(sets) => sets.map((s) => s.dataset.group)")
+            assert {"FilesFunction", "TasksFunction", "UsersFunction", "worker"} <= set(groups)
+            assert form.locator('[data-code="POST:/api/v1/auth/login"]').count() == 0  # public: nothing to grant
+            form.locator("input[name=code]").fill("viewer")
+            form.locator("input[name=name]").fill("Viewer")
+            for code in (*ROUTERS, *BUTTONS, *INTERFACE):
+                form.locator(f'input[data-code="{code}"]').check()
+            admin.check("roles-form-en")
+            form.locator("button[type=submit]").click()
+            admin.page.wait_for_selector("tr[data-role=viewer]")
+
+            # a user with it
+            admin.go("users")
+            admin.page.click("[data-testid=new-user]")
+            form = admin.page.locator("[data-testid=user-form]")
+            form.locator("input[name=username]").fill("viewer1")
+            form.locator("input[name=name]").fill("Vera Viewer")
+            form.locator("input[name=email]").fill("vera@example.com")
+            form.locator("input[name=password]").fill(PASSWORD)
+            form.locator("label", has_text="Viewer").locator("input").check()
+            form.locator("button[type=submit]").click()
+            admin.page.wait_for_selector("tr[data-user=viewer1]")
+            assert "Viewer" in admin.page.locator("tr[data-user=viewer1]").inner_text()
+
+            # the user sees only what the role grants
+            user_context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+            user = Console(user_context.new_page(), console, shots, findings, refused)
+            user.open()
+            user.login("viewer1", PASSWORD)
+            assert user.menu() == ["profile", "runs", "files", "status"]
+            user.page.goto(f"{console}/#/users")  # a page it lacks: the first it may see instead
+            user.page.wait_for_selector('nav a[data-page=profile][aria-current="page"]')
+
+            # a run turns to success live
+            user.go("runs")
+            form = user.page.locator("[data-testid=run-form]")
+            form.locator("select[name=task]").select_option("multidb.add")
+            form.locator("input[name=args]").fill("[2, 40]")
+            form.locator("button[type=submit]").click()
+            started = user.page.locator("[data-testid=run-started]").inner_text()
+            run_id = started.split()[1]
+            state = user.page.locator(f"tr[data-run='{run_id}'] [data-testid=run-state]")
+            state.filter(has_text="SUCCESS").wait_for(timeout=30_000)
+            user.page.locator(f"tr[data-run='{run_id}'] td", has_text="42").wait_for()
+            assert "42" in user.page.locator(f"tr[data-run='{run_id}']").inner_text()
+            user.check("runs-limited-en")
+
+            # 12 MiB in parts of 5 MiB: part 1 lands, parts 2 and 3 are held, the page reloads
+            user.go("files")
+            user.page.locator("[data-testid=upload]").wait_for()  # the file:upload button
+            source = tmp_path / "twelve.bin"
+            source.write_bytes(bytes((i * 31 + 7) % 251 for i in range(12 * MIB)))
+            held: list[Any] = []
+            pattern = f"http://127.0.0.1:{stack.ports['s3']}/**"
+
+            def hold(route: Any) -> None:
+                if route.request.method == "PUT" and "partNumber=1&" not in route.request.url + "&":
+                    held.append(route)  # never answered: the reload drops it
+                else:
+                    route.continue_()
+
+            user.page.route(pattern, hold)
+            is_part_1 = "partNumber=1"
+            with user.page.expect_response(lambda r: r.request.method == "PUT" and is_part_1 in r.url) as first:
+                user.page.set_input_files("[data-testid=upload] input", str(source))
+            assert first.value.status == 200
+            file_id = user.page.get_attribute("[data-testid=progress]", "data-file")
+            assert file_id
+            user.page.reload()
+            user.settle()
+            user.page.unroute(pattern)
+            assert held  # part 2 (at least) was under way when the page went
+            user.page.wait_for_selector(f"tr[data-file='{file_id}']")  # pending, listed
+
+            # the same file again: only the missing parts go up, then it completes
+            puts: list[str] = []
+            user.page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+            user.page.set_input_files("[data-testid=upload] input", str(source))
+            done = user.page.locator(f"[data-testid=uploaded][data-file='{file_id}']")
+            done.wait_for(timeout=60_000)
+            assert puts
+            assert not [url for url in puts if "partNumber=1&" in url + "&"]  # part 1 was kept
+            row = user.page.locator(f"tr[data-file='{file_id}']")
+            row.filter(has_text="ready").wait_for()
+            assert row.locator("button.danger").count() == 0  # no file:delete button
+            with user.page.expect_download() as download:
+                row.locator("button", has_text="Download").click()
+            downloaded = Path(download.value.path()).read_bytes()
+            assert hashlib.sha256(downloaded).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
+            user.check("files-limited-en")
+
+            # signing out in another tab ends this one's session too
+            other = Console(user_context.new_page(), console, shots, findings, refused)
+            other.open()
+            other.page.click("[data-testid=sign-out]")
+            user.page.wait_for_selector("[data-testid=ended]")
+            assert user.page.locator("nav").count() == 0
+
+            # the server ending the session (an admin resets the password) signs the console out
+            user.login("viewer1", PASSWORD)
+            user.page.wait_for_selector('[data-testid=live]:has-text("Live")')
+            admin.page.locator("tr[data-user=viewer1] button", has_text="Reset password").click()
+            admin.page.fill("input[autocomplete=new-password]", "Another-Pass-2026")
+            admin.page.click("button[type=submit]:has-text('Reset password')")
+            admin.page.wait_for_selector(".notice")
+            ended = user.page.locator("[data-testid=ended]")
+            ended.wait_for(timeout=15_000)
+            assert "password_reset" in ended.inner_text()
+        finally:
+            browser.close()
+
+    if os.environ.get("CONSOLE_SCREENSHOTS") == "1":
+        (shots / "axe.json").write_text(json.dumps(findings, indent=1, sort_keys=True) + "\n")
+    assert refused == []  # the console runs under the stack's CSP
+    serious = {name: [f for f in found if "(serious" in f or "(critical" in f] for name, found in findings.items()}
+    assert not any(serious.values()), serious
+    assert len(findings) == 2 * (len(PAGES) + 1) + 3
+
+
+def test_the_initial_javascript_is_at_most_200_kb_gzipped() -> None:
+    import gzip
+    import re
+
+    dist = build_console()
+    index = (dist / "index.html").read_text()
+    # what the page loads before any page of the console: its entry and the chunks it preloads
+    initial = re.findall(r'(?:src|href)="/(assets/[^"]+\.js)"', index)
+    assert initial
+    size = sum(len(gzip.compress((dist / name).read_bytes(), 9)) for name in initial)
+    assert size <= 200 * 1024, f"{size / 1024:.1f} kB gzipped"
