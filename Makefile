@@ -17,7 +17,8 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
 .PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
-	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost
+	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost \
+	docker docker-stop images-local
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -203,6 +204,19 @@ rotate-keys: aws-check ## rotate a stage's JWT signing key (the previous one kee
 	AWS_DEFAULT_REGION=$(REGION) python -m infra.deploy.keys rotate --secret $(STACK)/jwt-key --parameter /$(STACK)/jwt-public-keys
 	aws ecs update-service --region $(REGION) --cluster "$$($(call STACK_OUTPUT,ClusterName))" \
 		--service "$$($(call STACK_OUTPUT,RealtimeServiceName))" --force-new-deployment --query service.serviceName --output text
+
+# ---------------------------------------------------------------- Docker, on this machine
+# A private engine (root; Debian's docker.io installed when missing; never a system daemon's
+# settings): its socket, data and the base images' cache under LOCAL_DOCKER_DIR
+# (/var/tmp/multidb-docker). An engine that already answers is used as it is.
+docker: $(VENV)/.installed ## start a private Docker engine unless one runs (prints the DOCKER_HOST to export)
+	@python -m infra.local.engine start
+
+docker-stop: $(VENV)/.installed ## stop the engine make docker started (its images stay cached)
+	@python -m infra.local.engine stop
+
+images-local: docker ## build the Lambda (x86_64) and python:3.12-slim base images here: Debian, PyPI and this machine's Python
+	python -m infra.local.base_images
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, after-restore, sizes of the make build artifacts, as ratios to a floor (BENCH_ARGS=--quick)
 	python -m tests.benchmarks.bench $(BENCH_ARGS)
