@@ -18,7 +18,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 
 .PHONY: help chromium install dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench clean cost \
-	docker docker-stop images-local
+	docker docker-stop images-local test-docker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -217,6 +217,14 @@ docker-stop: $(VENV)/.installed ## stop the engine make docker started (its imag
 
 images-local: docker ## build the Lambda (x86_64) and python:3.12-slim base images here: Debian, PyPI and this machine's Python
 	python -m infra.local.base_images
+
+# Not in make test (minutes, root, an engine): sam local start-api on the x86_64 build against
+# the same datastores as make dev's gateway, one table of requests to both (docs/local.md).
+DOCKER_BUILD_DIR := .aws-sam/build-x86_64
+test-docker: images-local ## the sam local parity test: make dev's gateway and sam local start-api, side by side
+	$(MAKE) --no-print-directory build ARCH=x86_64 BUILD_DIR=$(DOCKER_BUILD_DIR)
+	DOCKER_TESTS=1 DOCKER_HOST=$$(python -m infra.local.engine host) SAM_BUILD_DIR=$(DOCKER_BUILD_DIR) \
+		python -m pytest tests/docker -p no:xdist --durations=5 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, after-restore, sizes of the make build artifacts, as ratios to a floor (BENCH_ARGS=--quick)
 	python -m tests.benchmarks.bench $(BENCH_ARGS)
