@@ -220,11 +220,12 @@ images-local: docker ## build the Lambda (x86_64) and python:3.12-slim base imag
 
 # Not in make test (minutes, root, an engine): sam local start-api on the x86_64 build against
 # the same datastores as make dev's gateway, one table of requests to both (docs/local.md).
-DOCKER_BUILD_DIR := .aws-sam/build-x86_64
-test-docker: images-local ## the sam local parity test: make dev's gateway and sam local start-api, side by side
-	$(MAKE) --no-print-directory build ARCH=x86_64 BUILD_DIR=$(DOCKER_BUILD_DIR)
-	DOCKER_TESTS=1 DOCKER_HOST=$$(python -m infra.local.engine host) SAM_BUILD_DIR=$(DOCKER_BUILD_DIR) \
-		python -m pytest tests/docker -p no:xdist --durations=5 $(PYTEST_ARGS)
+# x86_64: these machines run no arm64 code. (Target variables: the build below gets them too.)
+test-docker: ARCH = x86_64
+test-docker: BUILD_DIR = .aws-sam/build-x86_64
+test-docker: images-local build ## the sam local parity test: make dev's gateway and sam local start-api, side by side
+	DOCKER_TESTS=1 DOCKER_HOST=$$(python -m infra.local.engine host) SAM_BUILD_DIR=$(BUILD_DIR) \
+		python -m pytest tests/docker -p no:xdist -rP --durations=5 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, after-restore, sizes of the make build artifacts, as ratios to a floor (BENCH_ARGS=--quick)
 	python -m tests.benchmarks.bench $(BENCH_ARGS)

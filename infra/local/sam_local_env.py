@@ -20,7 +20,10 @@ writes template.sam-local.yaml beside a built template, the one file `sam local 
 needs changed: the SAM CLI reads an authorizer's FunctionArn only as an ARN string or a
 `Fn::Sub` of `${Function.Arn}`, so our `!Ref AuthorizerFunction.Alias` (the alias, as deployed)
 makes it skip the authorizer, with a warning, on every route: each route would reach its
-function with no gateway check at all. The copy names the same function by its ARN.
+function with no gateway check at all. The copy names the same function by its ARN. It also
+gives each function with a timeout of its own (the authorizer's 5 s) Lambda's init phase on
+top: Lambda runs a cold start's imports in an init phase of up to 10 s outside the function's
+timeout, where the SAM CLI's emulator counts them inside it.
 """
 
 import argparse
@@ -94,10 +97,16 @@ def env_vars_file(environ: Mapping[str, str] | None = None, host: str = HOST) ->
     return {"Parameters": variables(environ, host)}
 
 
+INIT_PHASE_SECONDS = 10  # Lambda's, outside the timeout (docs.aws.amazon.com/lambda: the execution environment)
+
+
 def sam_local_template(build_dir: Path) -> Path:
     """The built template with each Lambda authorizer's `Ref: <Function>.Alias` as `${<Function>.Arn}`."""
     template: dict[str, Any] = yaml.safe_load((build_dir / "template.yaml").read_text())
     for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(properties.get("Timeout"), int):
+            properties["Timeout"] += INIT_PHASE_SECONDS
         if resource.get("Type") not in ("AWS::Serverless::HttpApi", "AWS::Serverless::Api"):
             continue
         for authorizer in resource.get("Properties", {}).get("Auth", {}).get("Authorizers", {}).values():

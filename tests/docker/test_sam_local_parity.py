@@ -227,7 +227,7 @@ def started(name: str, argv: list[str], env: dict[str, str], port: int, log: Pat
 
 def stopped(gateway: Gateway) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(gateway.process.pid, signal.SIGINT)  # Ctrl-C: sam local removes its containers
+        os.killpg(gateway.process.pid, signal.SIGINT)  # Ctrl-C
     try:
         gateway.process.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -239,7 +239,7 @@ def stopped(gateway: Gateway) -> None:
 def dev(datastores: Datastores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """`make dev` (its recipe: python -m infra.local.dev) on the shared datastores."""
     state = tmp_path_factory.mktemp("dev-state")
-    port = free_port(3000)
+    port = free_port()  # not 3000: other runs on this machine (tests/e2e) prefer it
     env = clean_environment(
         APP_ENV="LOCAL",
         LOCAL_STATE_DIR=str(state),
@@ -279,7 +279,7 @@ def sam(
         text=True,
         check=True,
     ).stdout.strip()
-    port = free_port(3100)
+    port = free_port()
     argv = [
         *(str(SAM), "local", "start-api", "--template", template),
         *("--env-vars", str(work / "env.json"), "--host", "127.0.0.1", "--port", str(port)),
@@ -288,10 +288,11 @@ def sam(
     env = clean_environment(DOCKER_HOST=DOCKER_HOST, SAM_CLI_TELEMETRY="0", **AWS)
     gateway = started("sam local", argv, env, port, work / "sam.log", 600)
     yield gateway
+    # Its warm containers first, at once: on Ctrl-C the SAM CLI stops them one by one, a minute.
+    containers = docker("ps", "-aq", "--filter", f"ancestor={LAMBDA_IMAGE}")
+    if containers:
+        docker("rm", "-f", *containers.split())
     stopped(gateway)
-    leftovers = docker("ps", "-aq", "--filter", f"ancestor={LAMBDA_IMAGE}")
-    if leftovers:
-        docker("rm", "-f", *leftovers.split())
 
 
 # What differs between two answers that are the same: ids, times, tokens, signatures.
@@ -471,7 +472,8 @@ def test_sam_local_answers_as_make_dev_does(dev: Gateway, sam: Gateway) -> None:
     on_sam = answers(sam, table)
 
     rows = [
-        f"sam local's first answer (a cold container): {sam.first_answer:.1f} s; make dev's: {dev.first_answer:.1f} s"
+        f"sam local's first answer (a cold container): {sam.first_answer:.1f} s,"
+        f" the make dev gateway's {dev.first_answer:.1f} s"
     ]
     differences = []
     for (name, _), mine, theirs in zip(table, on_dev, on_sam, strict=True):
