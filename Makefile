@@ -22,7 +22,8 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help chromium install console console-screenshots dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
-	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench bench-scale clean cost
+	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench bench-scale clean cost \
+	docker docker-stop images-local test-docker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -238,6 +239,28 @@ rotate-keys: aws-check ## rotate a stage's JWT signing key (the previous one kee
 	AWS_DEFAULT_REGION=$(REGION) python -m infra.deploy.keys rotate --secret $(STACK)/jwt-key --parameter /$(STACK)/jwt-public-keys
 	aws ecs update-service --region $(REGION) --cluster "$$($(call STACK_OUTPUT,ClusterName))" \
 		--service "$$($(call STACK_OUTPUT,RealtimeServiceName))" --force-new-deployment --query service.serviceName --output text
+
+# ---------------------------------------------------------------- Docker, on this machine
+# A private engine (root; Debian's docker.io installed when missing; never a system daemon's
+# settings): its socket, data and the base images' cache under LOCAL_DOCKER_DIR
+# (/var/tmp/multidb-docker). An engine that already answers is used as it is.
+docker: $(VENV)/.installed ## start a private Docker engine unless one runs (prints the DOCKER_HOST to export)
+	@python -m infra.local.engine start
+
+docker-stop: $(VENV)/.installed ## stop the engine make docker started (its images stay cached)
+	@python -m infra.local.engine stop
+
+images-local: docker ## build the Lambda (x86_64) and python:3.12-slim base images here: Debian, PyPI and this machine's Python
+	python -m infra.local.base_images
+
+# Not in make test (minutes, root, an engine): sam local start-api on the x86_64 build against
+# the same datastores as make dev's gateway, one table of requests to both (docs/local.md).
+# x86_64: these machines run no arm64 code. (Target variables: the build below gets them too.)
+test-docker: ARCH = x86_64
+test-docker: BUILD_DIR = .aws-sam/build-x86_64
+test-docker: images-local build ## the sam local parity test: make dev's gateway and sam local start-api, side by side
+	DOCKER_TESTS=1 DOCKER_HOST=$$(python -m infra.local.engine host) SAM_BUILD_DIR=$(BUILD_DIR) \
+		python -m pytest tests/docker -p no:xdist -rP --durations=5 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, after-restore, sizes of the make build artifacts, as ratios to a floor (BENCH_ARGS=--quick)
 	python -m tests.benchmarks.bench $(BENCH_ARGS)

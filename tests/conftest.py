@@ -143,7 +143,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # Tiers by cost: a test's tier is its own marker, or its folder's (tests/unit: unit, tests/e2e:
 # process, any other: integration). `make test-fast` runs the unit tier.
 TIERS = ("unit", "integration", "process", "infra")
-FOLDER_TIERS = {"unit": "unit", "e2e": "process"}
+FOLDER_TIERS = {"unit": "unit", "e2e": "process", "docker": "process"}
+# tests/docker drives a Docker engine and `sam local` for minutes, as root: `make test-docker`
+# alone runs it (DOCKER_TESTS=1), never `make test`.
+collect_ignore = [] if os.environ.get("DOCKER_TESTS") == "1" else ["docker"]
 PROCESS_FIXTURES = {"worker", "realtime", "built"}  # a test that uses one is a process test
 # The costly tiers first, so that two workers finish together rather than one waiting on the
 # last long file (a sort is stable: a file's tests keep their order).

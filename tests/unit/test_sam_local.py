@@ -1,11 +1,12 @@
 """What `sam local` and compose users get: an env-vars file the template accepts, datastores that match."""
 
 import json
+from pathlib import Path
 
 import yaml
 
 from infra.deploy.template import load
-from infra.local.sam_local_env import env_vars_file
+from infra.local.sam_local_env import env_vars_file, sam_local_template
 from multidb.security.keys import load_private, load_public, login_key, signing_key
 from tests.helpers import ROOT
 
@@ -58,3 +59,43 @@ def test_compose_builds_each_app_service_from_its_dockerfile_target() -> None:
         assert service["profiles"] == ["app"]  # `up` alone starts only the datastores
         assert set(service["depends_on"]) == {"postgres", "redis"}
         assert all(port.startswith("127.0.0.1:") for port in service.get("ports", [])), name
+
+
+def test_from_the_environment_loopback_urls_become_the_host_containers_reach() -> None:
+    environ = {
+        "DATABASE_URL": "postgresql+asyncpg://postgres:secret@127.0.0.1:5432/multidb",
+        "REDIS_URL": "redis://localhost:6390/0",
+        "MONGO_URL": "mongodb://mongo.internal:27017",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+    }
+    variables = env_vars_file(environ, host="172.17.0.1")["Parameters"]
+    assert variables["DATABASE_URL"] == "postgresql+asyncpg://postgres:secret@172.17.0.1:5432/multidb"
+    assert variables["REDIS_URL"] == "redis://172.17.0.1:6390/0"
+    assert variables["MONGO_URL"] == "mongodb://mongo.internal:27017"  # not loopback: as it is
+    assert variables["S3_ENDPOINT_URL"] == "http://172.17.0.1:9000"
+    assert "BROKER_URL" not in variables  # unset: the functions fall back as make dev's do
+
+
+def test_the_functions_get_make_devs_issuer_and_audience_not_the_stages() -> None:
+    """A token `make dev` issued is then one sam local's authorizer accepts, and the reverse."""
+    variables = env_vars_file()["Parameters"]
+    assert (variables["JWT_ISSUER"], variables["JWT_AUDIENCE"]) == ("multidb", "multidb-api")
+
+
+def test_the_sam_local_template_names_the_authorizer_by_its_function_arn(tmp_path: Path) -> None:
+    """The SAM CLI cannot read `!Ref Function.Alias` as an authorizer and would skip it on every route."""
+    template = {
+        "Resources": {
+            "HttpApi": {
+                "Type": "AWS::Serverless::HttpApi",
+                "Properties": {"Auth": {"Authorizers": {"LambdaAuthorizer": {"FunctionArn": {"Ref": "Fn.Alias"}}}}},
+            },
+            "Fn": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "Fn", "Timeout": 5}},
+        }
+    }
+    (tmp_path / "template.yaml").write_text(yaml.safe_dump(template))
+    written = yaml.safe_load(sam_local_template(tmp_path).read_text())
+    authorizer = written["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["LambdaAuthorizer"]
+    assert authorizer["FunctionArn"] == {"Fn::Sub": "${Fn.Arn}"}
+    # Lambda's init phase (imports of a cold start) is outside the timeout; the SAM CLI's is not.
+    assert written["Resources"]["Fn"]["Properties"] == {"CodeUri": "Fn", "Timeout": 15}

@@ -50,7 +50,9 @@ class GatewayResponse:
 
     @classmethod
     def gateway_error(cls, status: int, message: str) -> "GatewayResponse":
-        return cls(status, {"content-type": "application/json"}, json.dumps({"message": message}).encode(), [])
+        """API Gateway's own answer: compact JSON, byte for byte as AWS (and sam local) sends it."""
+        body = json.dumps({"message": message}, separators=(",", ":")).encode()
+        return cls(status, {"content-type": "application/json"}, body, [])
 
 
 class FunctionError(RuntimeError):
