@@ -103,8 +103,10 @@ def test_local_invoke_prints_the_function_response() -> None:
 
 
 def test_dev_embeds_only_what_is_not_configured() -> None:
-    embedded = plan({"LOCAL_STATE_DIR": "/tmp/state"})
+    embedded = plan({"LOCAL_STATE_DIR": "/tmp/state", "DEV_CONSOLE": "0"})
     assert set(embedded.processes) == {"redis", "mongodb", "s3", "gateway", "realtime", "worker", "beat"}
+    with_console = plan({"LOCAL_STATE_DIR": "/tmp/state", "DEV_CONSOLE": "1"})
+    assert set(with_console.processes) == {*embedded.processes, "console"}
     assert embedded.env["REDIS_URL"] == "redis://127.0.0.1:6390/0"
     assert embedded.env["DATABASE_URL"] == "sqlite+aiosqlite:////tmp/state/multidb.sqlite3"
     real = plan(
@@ -113,6 +115,7 @@ def test_dev_embeds_only_what_is_not_configured() -> None:
             "MONGO_URL": "mongodb://db:27017",
             "S3_ENDPOINT_URL": "http://minio:9000",
             "DATABASE_URL": "postgresql+asyncpg://app@db/app",
+            "DEV_CONSOLE": "0",
         }
     )
     assert set(real.processes) == {"gateway", "realtime", "worker", "beat"}
