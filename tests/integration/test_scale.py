@@ -399,10 +399,29 @@ def test_cursor_pages_follow_each_other_as_numbered_pages_do(api: Api, seeded: d
         assert ids == [[r.get("seq", r.get("id")) for r in p["records"]] for p in followed]
 
 
-@pytest.mark.parametrize("cursor", ["0", "-1", "abc", "1" * 19, "123-nothex"])
+@pytest.mark.parametrize("cursor", ["0", "-1", "abc", "1" * 19, "123-nothex", "9" * 15 + "-" + "f" * 24])
 def test_a_malformed_cursor_is_422(api: Api, seeded: dict[str, str], cursor: str) -> None:
     for path in ("/api/v1/audit", "/api/v1/files", "/api/v1/users"):
         assert api.get(f"{path}?cursor={cursor}", token=seeded["admin"]).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "cursor"),
+    [
+        ("/api/v1/audit", "9" * 18),
+        ("/api/v1/files", "9" * 14 + "-" + "f" * 24),
+        ("/api/v1/users", "9" * 17 + "-" + "f" * 32),
+    ],
+)
+def test_the_furthest_cursor_a_pattern_admits_answers_a_page(
+    api: Api, seeded: dict[str, str], path: str, cursor: str
+) -> None:
+    """The largest time or number a cursor's pattern lets through is still a time or number the
+    stores hold (no overflow, no 500): a page answers, from the newest (audit and files, newest
+    first) or empty (users, oldest first)."""
+    answer = api.get(f"{path}?cursor={cursor}", token=seeded["admin"])
+    assert answer.status_code == 200, answer.body
+    assert bool(answer.json()["data"]["records"]) == (path != "/api/v1/users")
 
 
 # ---------------------------------------------------------------- MongoDB's indexes

@@ -280,7 +280,7 @@ async def delete(principal: Principal, file_id: str) -> None:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CURSOR = r"^[0-9]{1,15}-[0-9a-f]{24}$"  # a page's last file: its creation time (ms) and id
+CURSOR = r"^[0-9]{1,14}-[0-9a-f]{24}$"  # a page's last file: its creation time (ms, year 5138 at most) and id
 
 
 def _cursor(doc: "StoredFile") -> str:
