@@ -121,6 +121,13 @@ export function canPress(button: string): boolean {
   return me !== null && (me.isAdmin || me.permissions.button.includes(button));
 }
 
+/** A route the caller may call (its interface permission code, `METHOD:/api/v1/...`): what a page
+ *  asks for only when it may (the server still decides). */
+export function canCall(code: string): boolean {
+  const me = state.me;
+  return me !== null && (me.isAdmin || me.permissions.interface.includes(code));
+}
+
 /** An error as one line for the page. */
 export function describe(error: unknown): string {
   if (error instanceof ApiError) {

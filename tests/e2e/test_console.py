@@ -2,12 +2,13 @@
 
 One browser session walks what issue 23 asks the console to show: the admin creates a role from
 the picker and a user with it; the user sees only the menus and buttons the role grants; a run
-started from the console turns to success live (the list is never polled: only `task:finished`
-refreshes it); a 12 MiB file goes up in parts, survives a reload mid-upload, resumes and downloads
-identical; signing out in another tab, and the server revoking the session (an admin resets the
-password), end the console's session. Every page is checked with axe-core (no serious or
-critical violation) and photographed in English and Chinese: into a temporary folder, or into
-docs/console/ with CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
+started from the form typed by the task's parameters (the server's 422 for a missing argument shown
+beside its field) turns to success live (the list is never polled: only `task:finished` refreshes
+it); a 12 MiB file goes up in parts, survives a reload mid-upload, resumes and downloads identical;
+signing out in another tab, and the server revoking the session (an admin resets the password),
+end the console's session. Every page is checked with axe-core (no serious or critical violation)
+and photographed in English and Chinese: into a temporary folder, or into docs/console/ with
+CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
 """
 
 import hashlib
@@ -203,6 +204,11 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
                     admin.check(f"{name}-{locale}")
             admin.language("en")
 
+            # the status page: the queue's depth and beat's heartbeat, for a holder of their code
+            admin.go("status")
+            assert "waiting" in admin.page.locator("[data-testid=status-queue]").inner_text()
+            admin.page.locator("[data-testid=status-beat]").wait_for()
+
             # a role from the picker: only grantable codes, grouped by function
             admin.go("roles")
             admin.page.click("[data-testid=new-role]")
@@ -241,11 +247,18 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             user.page.goto(f"{console}/#/users")  # a page it lacks: the first it may see instead
             user.page.wait_for_selector('nav a[data-page=profile][aria-current="page"]')
 
-            # a run turns to success live
+            # a run from the form typed by the task's parameters turns to success live
             user.go("runs")
             form = user.page.locator("[data-testid=run-form]")
             form.locator("select[name=task]").select_option("multidb.add")
-            form.locator("input[name=args]").fill("[2, 40]")
+            x, y = form.locator("input[name=x]"), form.locator("input[name=y]")
+            assert [x.get_attribute("type"), y.get_attribute("type")] == ["number", "number"]  # x: float, y: float
+            assert form.locator("textarea").count() == 0  # JSON only for arrays and objects
+            x.fill("2")
+            form.locator("button[type=submit]").click()  # y left out: the server's 422, shown beside y
+            form.locator("[data-param=y] [data-testid=param-error]").filter(has_text="'y'").wait_for()
+            assert form.locator("[data-param=x] [data-testid=param-error]").count() == 0
+            y.fill("40")
             form.locator("button[type=submit]").click()
             started = user.page.locator("[data-testid=run-started]").inner_text()
             run_id = started.split()[1]
@@ -254,6 +267,11 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             user.page.locator(f"tr[data-run='{run_id}'] td", has_text="42").wait_for()
             assert "42" in user.page.locator(f"tr[data-run='{run_id}']").inner_text()
             user.check("runs-limited-en")
+
+            # no GET:/api/v1/tasks/status: the status page does not ask for the queue's figures
+            user.go("status")
+            assert user.page.locator("[data-testid=status-queue]").count() == 0
+            assert "GET:/api/v1/tasks/status" in user.page.locator("p.muted").inner_text()
 
             # 12 MiB in parts of 5 MiB: part 1 lands, parts 2 and 3 are held, the page reloads
             user.go("files")

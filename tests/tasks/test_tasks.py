@@ -1,11 +1,14 @@
 """The tasks function through the gateway, with a real Celery worker on the real broker."""
 
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from multidb import runtime
+from multidb.keyspace import BEAT_HEARTBEAT
 from multidb.queue import runs
 from multidb.rbac import Access, catalogue, task_code
 from multidb.redis import get_redis
@@ -20,6 +23,7 @@ TASK_ROUTES = sorted(
 )
 RUNS = "/api/v1/tasks/runs"
 SCHEDULES = "/api/v1/tasks/schedules"
+STATUS = "/api/v1/tasks/status"
 
 
 def concrete(path: str) -> str:
@@ -63,6 +67,66 @@ def test_the_task_list_names_runnable_tasks_with_their_signatures(api: Api, admi
     assert {"multidb.ping", "multidb.add", "multidb.notify", "multidb.broadcast"} <= set(tasks)
     assert not any(name.startswith("celery.") for name in tasks)
     assert tasks["multidb.add"].startswith("multidb.add(x: float, y: float) -> float: Add two numbers")
+
+
+def parameter(name: str, json_type: str | None, **fields: Any) -> dict[str, Any]:
+    """A TaskParameter as the API sends it: required, positional or keyword, no default, unless told."""
+    defaults = {"required": True, "default": None, "nullable": False, "enum": None, "kind": "positional_or_keyword"}
+    return {"name": name, "type": json_type, **defaults, **fields}
+
+
+def test_the_task_list_types_each_parameter_from_its_annotation(api: Api, admin: str) -> None:
+    tasks = {task["name"]: task["parameters"] for task in body_of(api.get("/api/v1/tasks", token=admin))}
+    assert tasks["multidb.ping"] == []
+    assert tasks["multidb.add"] == [parameter("x", "number"), parameter("y", "number")]
+    assert tasks["multidb.notify"] == [
+        parameter("user_id", "string"),
+        parameter("event", "string", enum=["notification", "message"]),
+        parameter("data", "object", required=False, nullable=True),
+    ]
+
+
+def test_arguments_that_do_not_fit_are_422_naming_the_parameter(api: Api, admin: str) -> None:
+    before = snapshot()
+    for kwargs, field in (({"x": 1}, "y"), ({"x": 1, "y": "2"}, "y"), ({"x": 1, "y": 2, "z": 3}, "z")):
+        response = api.post(RUNS, token=admin, json_body={"task": "multidb.add", "kwargs": kwargs})
+        assert response.status_code == 422, response.body
+        assert response.json()["error"] == "bad_task_arguments"
+        assert [problem["field"] for problem in response.json()["data"]] == [field]
+    assert snapshot() == before
+
+
+def test_the_queue_status_counts_waiting_runs_and_ages_beats_heartbeat(
+    api: Api, admin: str, spare_broker: str, configure: Callable[..., None]
+) -> None:
+    import redis
+    from celery import Celery
+
+    configure(BROKER_URL=spare_broker)  # a broker no worker reads: what is sent stays to be counted
+    status = body_of(api.get(STATUS, token=admin))
+    assert status["queues"] == [{"name": "celery", "waiting": 0}]
+    assert (status["reserved"], status["beatHeartbeatAge"]) == (0, None)  # no beat ever ticked here
+
+    sender = Celery(broker=spare_broker)
+    try:
+        for priority in (0, 0, 0, 9, 9):  # Redis keeps each priority in a list of its own
+            sender.send_task("multidb.ping", priority=priority)
+    finally:
+        sender.close()
+    with redis.Redis.from_url(spare_broker) as broker:
+        broker.set(BEAT_HEARTBEAT, f"{time.time() - 42:.3f}")
+    status = body_of(api.get(STATUS, token=admin))
+    assert status["queues"] == [{"name": "celery", "waiting": 5}]
+    assert 42 <= status["beatHeartbeatAge"] < 42 + 60
+    assert set(status) == {"queues", "reserved", "beatHeartbeatAge", "checkedAt"}
+
+
+def test_the_queue_status_of_an_unreachable_broker_is_503(api: Api, admin: str, configure: Callable[..., None]) -> None:
+    configure(BROKER_URL="redis://127.0.0.1:9/0")  # the discard port: nothing listens
+    response = api.get(STATUS, token=admin)
+    assert response.status_code == 503
+    assert response.json()["error"] == "task_queue_unavailable"
+    assert "redis" not in response.body.decode().lower()
 
 
 def test_a_run_is_queued_executed_by_the_worker_and_its_result_read(api: Api, worker: Process) -> None:

@@ -1,8 +1,8 @@
 """Publish the broker's figures once a minute (an EventBridge schedule): `metrics_fn.handler.handler`.
 
 - `QueuedTasks`: Celery messages waiting in the broker, in the default queue's Redis list
-  `celery` and its priority lists (`celery\\x06\\x163`, …). The worker service scales on it,
-  per running task.
+  `celery` and its priority lists (`celery\\x06\\x163`, …; `multidb.broker` reads them). The
+  worker service scales on it, per running task.
 - `ReservedTasks`: messages workers have taken and not yet acknowledged (the `unacked`
   hash): with acks late, the tasks running now.
 - `BeatHeartbeatAge`: seconds since the beat that holds the lock last ticked. Absent when
@@ -17,8 +17,7 @@ import time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from multidb import logs
-from multidb.keyspace import BEAT_HEARTBEAT
+from multidb import broker, logs
 from multidb.settings import get_settings
 
 if TYPE_CHECKING:
@@ -26,32 +25,19 @@ if TYPE_CHECKING:
 
 NAMESPACE = "multidb"
 DIMENSION = "Service"  # the settings' service_name, multidb-<stage>
-QUEUE = "celery"  # Celery's default queue; the app routes every task there
-PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport: a priority's list is <queue><sep><step>
-PRIORITY_STEPS = (3, 6, 9)  # and priority 0 is the queue's own list
-UNACKED = "unacked"
 UNITS = {"QueuedTasks": "Count", "ReservedTasks": "Count", "BeatHeartbeatAge": "Seconds"}
 
 log = logs.get_logger("metrics")
 
 
-def queue_keys(queue: str = QUEUE) -> list[str]:
-    """Every Redis list that holds the queue's waiting messages."""
-    return [queue, *(f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS)]
-
-
-def measure(broker: "Redis", now: float | None = None) -> dict[str, float]:
+def measure(client: "Redis", now: float | None = None) -> dict[str, float]:
     """Read the figures in one round trip."""
-    pipe = broker.pipeline(transaction=False)
-    for key in queue_keys():
-        pipe.llen(key)
-    pipe.hlen(UNACKED)
-    pipe.get(BEAT_HEARTBEAT)
-    *lengths, reserved, heartbeat = pipe.execute()
-    figures: dict[str, float] = {"QueuedTasks": sum(lengths), "ReservedTasks": reserved}
-    if heartbeat is not None:
-        age = (time.time() if now is None else now) - float(heartbeat)
-        figures["BeatHeartbeatAge"] = round(max(age, 0.0), 1)
+    pipe = client.pipeline(transaction=False)
+    broker.ask(pipe)
+    found = broker.figures(pipe.execute(), time.time() if now is None else now)
+    figures: dict[str, float] = {"QueuedTasks": sum(found.waiting.values()), "ReservedTasks": found.reserved}
+    if found.heartbeat_age is not None:
+        figures["BeatHeartbeatAge"] = found.heartbeat_age
     return figures
 
 

@@ -22,6 +22,7 @@ from .schemas import (
     SchedulePublic,
     ScheduleUpdate,
     TaskInfo,
+    TaskQueueStatus,
     TaskRunCreate,
     TaskRunPublic,
 )
@@ -39,6 +40,12 @@ Enabled = Annotated[bool | None, Query(description="Only enabled (true) or disab
 async def list_tasks(_: CurrentPrincipal) -> Response[list[TaskInfo]]:
     """List the tasks that can be run or scheduled, with their signatures."""
     return Response(data=[service.describe(task) for task in service.registered().values()])
+
+
+@router.get("/status", responses=error_responses(service.TaskQueueUnavailable))
+async def queue_status(_: CurrentPrincipal) -> Response[TaskQueueStatus]:
+    """The task queue's depth, the runs workers hold, and the age of beat's last heartbeat."""
+    return Response(data=await service.queue_status())
 
 
 @router.post(

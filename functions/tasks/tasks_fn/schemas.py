@@ -1,8 +1,9 @@
-"""Task bodies: TaskInfo, TaskRunCreate, TaskRunPublic, ScheduleCreate, ScheduleUpdate, SchedulePublic."""
+"""Task bodies: TaskInfo (with TaskParameter), TaskQueueStatus, TaskRunCreate, TaskRunPublic, ScheduleCreate,
+ScheduleUpdate, SchedulePublic."""
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -19,9 +20,43 @@ Crontab = Annotated[
 ]
 
 
+JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
+ParameterKind = Literal["positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"]
+
+
+class TaskParameter(CamelModel):
+    """One parameter of a task's function, as a form needs it; the API still checks what is sent."""
+
+    name: str
+    type: JsonType | None = Field(description="The JSON type its annotation names; null: any JSON value")
+    required: bool = Field(description="It has no default (variadic parameters never are)")
+    default: Any = Field(default=None, description="Its default, when it has one that is JSON; else null")
+    nullable: bool = Field(default=False, description="null is accepted too")
+    enum: list[Any] | None = Field(default=None, description="The only values it takes (a Literal annotation)")
+    kind: ParameterKind = Field(
+        description="How it is passed: positional_only in `args`, keyword_only in `kwargs`, "
+        "positional_or_keyword in either; var_positional (*args, an array) and var_keyword (**kwargs, an object)"
+    )
+
+
 class TaskInfo(CamelModel):
     name: str
-    description: str
+    description: str = Field(description="Its signature and the first line of its docstring")
+    parameters: list[TaskParameter] = Field(description="Its function's parameters, in order")
+
+
+class QueueDepth(CamelModel):
+    name: str
+    waiting: int = Field(description="Runs waiting in the queue for a worker")
+
+
+class TaskQueueStatus(CamelModel):
+    queues: list[QueueDepth]
+    reserved: int = Field(description="Runs workers have taken and not yet finished")
+    beat_heartbeat_age: float | None = Field(
+        description="Seconds since beat last ticked (it ticks every few seconds); null: no beat ever ticked"
+    )
+    checked_at: datetime
 
 
 class TaskRunCreate(RequestBody):

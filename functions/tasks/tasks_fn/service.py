@@ -7,18 +7,19 @@ deleting schedules never load it.
 
 import inspect
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any, cast, get_type_hints
+from typing import TYPE_CHECKING, Any, cast, get_args, get_type_hints
 
 from anyio import to_thread
-from pydantic import TypeAdapter, ValidationError
+from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from multidb import audit, logs
+from multidb import audit, broker, logs
 from multidb.authz import Principal
 from multidb.clock import as_utc
 from multidb.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
@@ -28,7 +29,18 @@ from multidb.rbac import task_code
 from multidb.repository import ScheduleNotFound, ScheduleRepository, keyword_filter
 from multidb.settings import get_settings
 
-from .schemas import ScheduleCreate, ScheduleUpdate, TaskInfo, TaskRunCreate, TaskRunPublic
+from .schemas import (
+    JsonType,
+    ParameterKind,
+    QueueDepth,
+    ScheduleCreate,
+    ScheduleUpdate,
+    TaskInfo,
+    TaskParameter,
+    TaskQueueStatus,
+    TaskRunCreate,
+    TaskRunPublic,
+)
 
 if TYPE_CHECKING:
     from celery import Task
@@ -92,7 +104,70 @@ def registered() -> dict[str, "Task"]:
 def describe(task: "Task") -> TaskInfo:
     summary = (inspect.getdoc(task.run) or "").strip().splitlines()
     signature = f"{task.name}{inspect.signature(task.run)}"
-    return TaskInfo(name=task.name, description=f"{signature}: {summary[0]}" if summary else signature)
+    return TaskInfo(
+        name=task.name,
+        description=f"{signature}: {summary[0]}" if summary else signature,
+        parameters=parameters(task),
+    )
+
+
+JSON_TYPES: tuple[str, ...] = get_args(JsonType)
+
+
+def parameters(task: "Task") -> list[TaskParameter]:
+    """The task function's parameters, each with the JSON type its annotation names (as pydantic's
+    JSON schema of it says, the schema check_arguments validates against)."""
+    hints = get_type_hints(task.run)
+    found = []
+    for parameter in inspect.signature(task.run).parameters.values():
+        json_type, nullable, enum = _json_type(_schema(hints.get(parameter.name, Any)))
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            json_type, nullable, enum = "array", False, None  # the annotation types each item
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            json_type, nullable, enum = "object", False, None
+        has_default = parameter.default is not inspect.Parameter.empty
+        variadic = parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        found.append(
+            TaskParameter(
+                name=parameter.name,
+                type=cast(JsonType | None, json_type),
+                required=not (has_default or variadic),
+                default=_json_or_none(parameter.default) if has_default else None,
+                nullable=nullable,
+                enum=enum,
+                kind=cast(ParameterKind, parameter.kind.name.lower()),  # POSITIONAL_ONLY: positional_only
+            )
+        )
+    return found
+
+
+def _schema(hint: Any) -> dict[str, Any]:
+    try:
+        return _adapter(hint).json_schema()
+    except PydanticUserError:  # a type with no JSON schema: any value, as far as a form can tell
+        return {}
+
+
+def _json_type(schema: dict[str, Any]) -> tuple[str | None, bool, list[Any] | None]:
+    """A JSON schema's one type (None for several, or any), whether null is allowed, and its values."""
+    options = schema.get("anyOf", [schema])
+    nullable = any(option.get("type") == "null" for option in options)
+    rest = [option for option in options if option.get("type") != "null"]
+    if len(rest) != 1:
+        return None, nullable, None
+    (only,) = rest
+    enum = only.get("enum", [only["const"]] if "const" in only else None)
+    json_type = only.get("type")
+    if json_type is None and ("$ref" in only or "properties" in only):
+        json_type = "object"  # a model
+    return (json_type if json_type in JSON_TYPES else None), nullable, enum
+
+
+def _json_or_none(value: object) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> None:
@@ -101,7 +176,10 @@ def check_arguments(task: "Task", args: list[Any], kwargs: dict[str, Any]) -> No
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise BadTaskArguments(f"the arguments do not fit {task.name}{signature}") from exc
+        # inspect names the parameter at fault ("missing a required argument: 'y'"): a form shows it there
+        named = re.search(r"'(\w+)'", str(exc))
+        fields = {named.group(1): str(exc)} if named else None
+        raise BadTaskArguments(f"the arguments do not fit {task.name}{signature}", fields=fields) from exc
     hints = get_type_hints(task.run)
     problems = {}
     for name, value in bound.arguments.items():
@@ -159,6 +237,27 @@ async def start(redis: "Redis", principal: Principal, body: TaskRunCreate) -> Ta
     await audit.record("task.run", user_id=principal.user_id, target=("task_run", task_id), details={"task": task.name})
     return TaskRunPublic(
         task_id=task_id, task=task.name, state="PENDING", owner_id=principal.user_id, queued_at=_when(str(now))
+    )
+
+
+async def queue_status() -> TaskQueueStatus:
+    """What the broker holds now: the runs waiting in each queue, those running, beat's heartbeat."""
+    from multidb.redis import client_of
+
+    pipe = client_of(get_settings().message_broker_url).pipeline(transaction=False)
+    broker.ask(pipe)
+    try:
+        replies = await pipe.execute()
+    except Exception as exc:
+        log.error("could not read the broker: %s", type(exc).__name__)
+        raise TaskQueueUnavailable() from exc
+    now = time.time()
+    found = broker.figures(replies, now)
+    return TaskQueueStatus(
+        queues=[QueueDepth(name=name, waiting=waiting) for name, waiting in found.waiting.items()],
+        reserved=found.reserved,
+        beat_heartbeat_age=found.heartbeat_age,
+        checked_at=datetime.fromtimestamp(now, UTC),
     )
 
 

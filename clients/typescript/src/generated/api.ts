@@ -534,6 +534,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Queue Status
+         * @description The task queue's depth, the runs workers hold, and the age of beat's last heartbeat.
+         */
+        get: operations["queue_status_api_v1_tasks_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -1005,6 +1025,16 @@ export interface components {
             /** Router */
             router: string[];
         };
+        /** QueueDepth */
+        QueueDepth: {
+            /** Name */
+            name: string;
+            /**
+             * Waiting
+             * @description Runs waiting in the queue for a worker
+             */
+            waiting: number;
+        };
         /** Response[DownloadPublic] */
         Response_DownloadPublic_: {
             /**
@@ -1322,6 +1352,25 @@ export interface components {
              */
             code?: number;
             data?: components["schemas"]["SchedulePublic"] | null;
+            /**
+             * Message
+             * @default Success
+             */
+            message?: string;
+            /**
+             * Ts
+             * @description Server time, milliseconds since the epoch
+             */
+            ts?: number;
+        };
+        /** Response[TaskQueueStatus] */
+        Response_TaskQueueStatus_: {
+            /**
+             * Code
+             * @default 200
+             */
+            code?: number;
+            data?: components["schemas"]["TaskQueueStatus"] | null;
             /**
              * Message
              * @default Success
@@ -1676,10 +1725,78 @@ export interface components {
         };
         /** TaskInfo */
         TaskInfo: {
-            /** Description */
+            /**
+             * Description
+             * @description Its signature and the first line of its docstring
+             */
             description: string;
             /** Name */
             name: string;
+            /**
+             * Parameters
+             * @description Its function's parameters, in order
+             */
+            parameters: components["schemas"]["TaskParameter"][];
+        };
+        /**
+         * TaskParameter
+         * @description One parameter of a task's function, as a form needs it; the API still checks what is sent.
+         */
+        TaskParameter: {
+            /**
+             * Default
+             * @description Its default, when it has one that is JSON; else null
+             */
+            default?: unknown;
+            /**
+             * Enum
+             * @description The only values it takes (a Literal annotation)
+             */
+            enum?: unknown[] | null;
+            /**
+             * Kind
+             * @description How it is passed: positional_only in `args`, keyword_only in `kwargs`, positional_or_keyword in either; var_positional (*args, an array) and var_keyword (**kwargs, an object)
+             * @enum {string}
+             */
+            kind: "positional_only" | "positional_or_keyword" | "var_positional" | "keyword_only" | "var_keyword";
+            /** Name */
+            name: string;
+            /**
+             * Nullable
+             * @description null is accepted too
+             * @default false
+             */
+            nullable?: boolean;
+            /**
+             * Required
+             * @description It has no default (variadic parameters never are)
+             */
+            required: boolean;
+            /**
+             * Type
+             * @description The JSON type its annotation names; null: any JSON value
+             */
+            type: ("string" | "integer" | "number" | "boolean" | "array" | "object") | null;
+        };
+        /** TaskQueueStatus */
+        TaskQueueStatus: {
+            /**
+             * Beatheartbeatage
+             * @description Seconds since beat last ticked (it ticks every few seconds); null: no beat ever ticked
+             */
+            beatHeartbeatAge: number | null;
+            /**
+             * Checkedat
+             * Format: date-time
+             */
+            checkedAt: string;
+            /** Queues */
+            queues: components["schemas"]["QueueDepth"][];
+            /**
+             * Reserved
+             * @description Runs workers have taken and not yet finished
+             */
+            reserved: number;
         };
         /** TaskRunCreate */
         TaskRunCreate: {
@@ -5327,6 +5444,83 @@ export interface operations {
                     "application/json": (components["schemas"]["ErrorResponse"] & {
                         /** @enum {string} */
                         error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "database_unavailable" | "service_unavailable";
+                    }) | components["schemas"]["GatewayDenial"];
+                };
+            };
+        };
+    };
+    queue_status_api_v1_tasks_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Response_TaskQueueStatus_"];
+                };
+            };
+            /** @description No Authorization header (API Gateway, before the authorizer runs), or the function's own refusal: `token_expired` (refresh once and retry), `invalid_token`, `token_revoked`... */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "invalid_authorizer_context" | "invalid_token" | "missing_bearer_token" | "token_expired" | "token_revoked" | "user_gone";
+                    }) | components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The authorizer said no (API Gateway: `Forbidden`), or the function's own refusal (`permission_denied`, `user_disabled`...). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "permission_denied" | "user_disabled";
+                    }) | components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The stage's throttle (API Gateway: `Too Many Requests`) or the function's own limit. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function failed (API Gateway: `Internal Server Error`), or answered its own 500. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "internal_error";
+                    }) | components["schemas"]["GatewayDenial"];
+                };
+            };
+            /** @description The function timed out (API Gateway: `Service Unavailable`), or a datastore is out of reach. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": (components["schemas"]["ErrorResponse"] & {
+                        /** @enum {string} */
+                        error?: "authorization_unavailable" | "backend_unavailable" | "configuration_unavailable" | "service_unavailable" | "task_queue_unavailable";
                     }) | components["schemas"]["GatewayDenial"];
                 };
             };
