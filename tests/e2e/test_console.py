@@ -264,7 +264,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             run_id = started.split()[1]
             state = user.page.locator(f"tr[data-run='{run_id}'] [data-testid=run-state]")
             state.filter(has_text="SUCCESS").wait_for(timeout=30_000)
-            user.page.locator(f"tr[data-run='{run_id}'] td", has_text="42").wait_for()
+            user.page.locator(f"tr[data-run='{run_id}'] td").get_by_text("42", exact=True).wait_for()
             assert "42" in user.page.locator(f"tr[data-run='{run_id}']").inner_text()
             user.check("runs-limited-en")
 
