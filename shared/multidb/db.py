@@ -1,5 +1,6 @@
 """SQLAlchemy async engine and sessions: one pool per container, reused across invocations."""
 
+import asyncio
 import os
 import ssl
 import time
@@ -74,7 +75,7 @@ def tls_arguments(url: str) -> tuple[str, dict[str, Any]]:
 
 def get_engine() -> AsyncEngine:
     """The engine (one pool per container) of the current DATABASE_URL: a rotated URL gets
-    its own on first use, and the old pool is let go."""
+    its own on first use, and the old pool's connections are closed (`_let_go`)."""
     settings = get_settings()
     return _engine(
         settings.database_url, settings.database_echo, settings.database_connect_timeout, settings.database_pool_size
@@ -82,13 +83,29 @@ def get_engine() -> AsyncEngine:
 
 
 _made: list[AsyncEngine] = []  # what `close` closes
+_letting_go: set[asyncio.Task[None]] = set()  # closings under way (a task needs a reference)
 
 
 @lru_cache(maxsize=1)
 def _engine(url: str, echo: bool, connect_timeout: float = 5.0, pool_size: int = 2) -> AsyncEngine:
+    _let_go()  # the engines of a URL rotated since
     engine = _create_engine(url, echo, connect_timeout, pool_size)
     _made.append(engine)
     return engine
+
+
+def _let_go() -> None:
+    """Close the pools of the engines made before, on the running loop (without one, `close`
+    closes them). Forgotten but open, each would hold its idle connections until the process
+    ends: a container's share of the database's max_connections, lost at every rotation."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    while _made:
+        task = loop.create_task(_made.pop().dispose())
+        _letting_go.add(task)
+        task.add_done_callback(_letting_go.discard)
 
 
 def _create_engine(url: str, echo: bool, connect_timeout: float = 5.0, pool_size: int = 2) -> AsyncEngine:
