@@ -264,6 +264,15 @@ def test_an_upload_in_parts_resumes_after_a_reload(open_page: Callable[..., Any]
         const bytes = new Uint8Array(size);
         for (let i = 0; i < size; i++) bytes[i] = (i * 31 + 7) % 251;
         const file = new File([bytes], "big.bin", {type: "application/octet-stream", lastModified: 1});"""
+    # Part 1 lands; every later part is held unanswered, and the upload is stopped once the
+    # server lists part 1 (stopping on the progress of part 1's bytes raced its answer).
+    pattern = f"http://127.0.0.1:{stack.ports['s3']}/**"
+
+    def hold(route: Any) -> None:
+        if route.request.method != "PUT" or "partNumber=1&" in route.request.url + "&":
+            route.continue_()  # else never answered: the abort ends it
+
+    page.route(pattern, hold)
     first = page.evaluate(
         """async () => {
         await window.client.login("admin", "123456");
@@ -272,17 +281,22 @@ def test_an_upload_in_parts_resumes_after_a_reload(open_page: Callable[..., Any]
         + """
         const stop = new AbortController();
         let fileId, error;
-        try {
-          await window.client.upload(file, {
-            threshold: 0, partSize: 5 * 2 ** 20, concurrency: 1, signal: stop.signal,
-            onStart: (id) => { fileId = id; },
-            onProgress: ({loaded}) => { if (loaded >= 5 * 2 ** 20) stop.abort(); },
-          });
-        } catch (e) { error = e.error; }
-        const parts = await window.client.get("/api/v1/files/{file_id}/parts", {path: {file_id: fileId}});
+        const partsOf = () => window.client.get("/api/v1/files/{file_id}/parts", {path: {file_id: fileId}});
+        const sending = window.client.upload(file, {
+          threshold: 0, partSize: 5 * 2 ** 20, concurrency: 1, signal: stop.signal,
+          onStart: (id) => { fileId = id; },
+        }).catch((e) => { error = e.error; });
+        for (let i = 0; i < 600; i++) {
+          if (fileId && (await partsOf()).uploaded.length) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        stop.abort();
+        await sending;
+        const parts = await partsOf();
         return {fileId, error, uploaded: parts.uploaded.map((p) => p.partNumber), missing: parts.missing.length};
     }"""
     )
+    page.unroute(pattern)
     assert first["error"] == "aborted"
     assert first["uploaded"] == [1]
     assert first["missing"] == 2
