@@ -156,4 +156,20 @@ describe("uploads", () => {
     await client.abortUpload("f1");
     expect(api.calls).toContain("DELETE /api/v1/files/f1");
   });
+
+  it("abortUpload forgets the resume record: the same file then starts a new upload", async () => {
+    const { api, client, store } = await setup();
+    const blob = new File([blobOf(11 * MIB)], "big.bin", { type: "application/octet-stream", lastModified: 1 });
+    const controller = new AbortController();
+    const stopped = client.upload(blob, { threshold: 0, partSize: 5 * MIB, signal: controller.signal, onStart: () => controller.abort() });
+    await expect(stopped).rejects.toMatchObject({ error: "aborted" });
+    expect(await store.get("multidb:upload:big.bin:11534336:1")).toBe("f1"); // stopped, still resumable
+    await client.abortUpload("f1");
+    expect(await store.get("multidb:upload:big.bin:11534336:1")).toBeNull();
+    expect(await store.get("multidb:upload-record:f1")).toBeNull();
+    const file = await client.upload(blob, { threshold: 0, partSize: 5 * MIB });
+    expect(file.status).toBe("ready");
+    expect(api.calls).not.toContain("GET /api/v1/files/f1"); // no resume was tried
+    expect(api.count("POST /api/v1/files/uploads")).toBe(2);
+  });
 });
