@@ -202,6 +202,12 @@ export async function abortUpload(client: Client, fileId: string): Promise<void>
   await forget(client, fileId);
 }
 
+/** Whether the store remembers an upload in parts of this file (after a reload, too). */
+export async function isResumable(client: Client, fileId: string): Promise<boolean> {
+  const key = await client.store.get(recordOf(client, fileId));
+  return key !== null && (await client.store.get(key)) === fileId;
+}
+
 function storeKey(client: Client): string {
   return `${client.ns}:upload:`;
 }

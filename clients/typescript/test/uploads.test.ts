@@ -134,6 +134,7 @@ describe("uploads", () => {
     api.failPart = 2; // the network drops part 2 (three tries), as a reload would
     await expect(client.upload(blob, { threshold: 0, partSize: 5 * MIB, concurrency: 1 })).rejects.toMatchObject({ error: "network_error" });
     expect(await store.get("multidb:upload:big.bin:11534336:1")).toBe("f1"); // remembered for the next try
+    expect(await client.isResumable("f1")).toBe(true);
     api.failPart = null;
     api.puts.length = 0;
     const file = await client.upload(blob, { threshold: 0, partSize: 5 * MIB });
@@ -142,6 +143,7 @@ describe("uploads", () => {
     expect(api.puts.some((p) => p.endsWith("partNumber=2"))).toBe(true);
     expect(api.completed?.map((p) => p.partNumber)).toEqual([1, 2, 3]);
     expect(await store.get("multidb:upload:big.bin:11534336:1")).toBeNull();
+    expect(await client.isResumable("f1")).toBe(false); // done: nothing left to resume
     expect(api.count("POST /api/v1/files/uploads")).toBe(1); // no second upload was created
   });
 
@@ -164,7 +166,9 @@ describe("uploads", () => {
     const stopped = client.upload(blob, { threshold: 0, partSize: 5 * MIB, signal: controller.signal, onStart: () => controller.abort() });
     await expect(stopped).rejects.toMatchObject({ error: "aborted" });
     expect(await store.get("multidb:upload:big.bin:11534336:1")).toBe("f1"); // stopped, still resumable
+    expect(await client.isResumable("f1")).toBe(true);
     await client.abortUpload("f1");
+    expect(await client.isResumable("f1")).toBe(false);
     expect(await store.get("multidb:upload:big.bin:11534336:1")).toBeNull();
     expect(await store.get("multidb:upload-record:f1")).toBeNull();
     const file = await client.upload(blob, { threshold: 0, partSize: 5 * MIB });
