@@ -5,8 +5,11 @@ the picker and a user with it; the user sees only the menus and buttons the role
 started from the form typed by the task's parameters (the server's 422 for a missing argument shown
 beside its field) turns to success live (the list is never polled: only `task:finished` refreshes
 it); a 12 MiB file goes up in parts, survives a reload mid-upload, resumes and downloads identical;
-signing out in another tab, and the server revoking the session (an admin resets the password),
-end the console's session. Every page is checked with axe-core (no serious or critical violation)
+an upload the admin cancels leaves nothing in MongoDB, the bucket or the browser's store; schedules
+made from the form show the fire times the stored schedules give, and a bad crontab is refused
+beside its field; signing out in another tab, and the server revoking the session (an admin resets
+the password), end the console's session; the user changes the new password from the profile page
+and only the newest signs in. Every page is checked with axe-core (no serious or critical violation)
 and photographed in English and Chinese: into a temporary folder, or into docs/console/ with
 CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
 """
