@@ -7,11 +7,11 @@ beside its field) turns to success live (the list is never polled: only `task:fi
 it); a 12 MiB file goes up in parts, survives a reload mid-upload, resumes and downloads identical;
 an upload the admin cancels leaves nothing in MongoDB, the bucket or the browser's store; schedules
 made from the form show the fire times the stored schedules give, and a bad crontab is refused
-beside its field; signing out in another tab, and the server revoking the session (an admin resets
-the password), end the console's session; the user changes the new password from the profile page
-and only the newest signs in. Every page is checked with axe-core (no serious or critical violation)
-and photographed in English and Chinese: into a temporary folder, or into docs/console/ with
-CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
+beside its field; the user changes the password from the profile page (a wrong current one refused)
+and only the new one signs in; signing out in another tab, and the server revoking the session (an
+admin resets the password), end the console's session. Every page is checked with axe-core (no
+serious or critical violation) and photographed in English and Chinese: into a temporary folder, or
+into docs/console/ with CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
 """
 
 import hashlib
@@ -40,6 +40,7 @@ LANGUAGES = ("en", "zh-CN")
 AXE = CONSOLE / "node_modules" / "axe-core" / "axe.min.js"
 MIB = 2**20
 PASSWORD = "Viewer-Pass-2026"
+NEW_PASSWORD = "Viewer-New-Pass-2026"
 
 # What the role grants: two menus, three buttons, and the routes and task behind them.
 ROUTERS = ("/files", "/tasks/runs")
@@ -483,6 +484,9 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             assert hashlib.sha256(downloaded).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
             user.check("files-limited-en")
 
+            # the user changes the password from the profile page
+            change_the_password(user, stack, PASSWORD, NEW_PASSWORD)
+
             # an upload the admin cancels leaves nothing behind; schedules from the form
             cancel_an_upload(admin, stack, source)
             schedule_from_the_form(admin, stack)
@@ -495,7 +499,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             assert user.page.locator("nav").count() == 0
 
             # the server ending the session (an admin resets the password) signs the console out
-            user.login("viewer1", PASSWORD)
+            user.login("viewer1", NEW_PASSWORD)
             user.page.wait_for_selector('[data-testid=live]:has-text("Live")')
             admin.go("users")
             admin.page.locator("tr[data-user=viewer1] button", has_text="Reset password").click()
@@ -505,10 +509,6 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             ended = user.page.locator("[data-testid=ended]")
             ended.wait_for(timeout=15_000)
             assert "password_reset" in ended.inner_text()
-
-            # the user changes the password the admin set, from the profile page
-            user.login("viewer1", "Another-Pass-2026")
-            change_the_password(user, stack, "Another-Pass-2026", "Viewer-New-Pass-2026")
         finally:
             browser.close()
 
