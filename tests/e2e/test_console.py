@@ -5,25 +5,31 @@ the picker and a user with it; the user sees only the menus and buttons the role
 started from the form typed by the task's parameters (the server's 422 for a missing argument shown
 beside its field) turns to success live (the list is never polled: only `task:finished` refreshes
 it); a 12 MiB file goes up in parts, survives a reload mid-upload, resumes and downloads identical;
-signing out in another tab, and the server revoking the session (an admin resets the password),
-end the console's session. Every page is checked with axe-core (no serious or critical violation)
-and photographed in English and Chinese: into a temporary folder, or into docs/console/ with
-CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
+an upload the admin cancels leaves nothing in MongoDB, the bucket or the browser's store; schedules
+made from the form show the fire times the stored schedules give, and a bad crontab is refused
+beside its field; the user changes the password from the profile page (a wrong current one refused)
+and only the new one signs in; signing out in another tab, and the server revoking the session (an
+admin resets the password), end the console's session. Every page is checked with axe-core (no
+serious or critical violation) and photographed in English and Chinese: into a temporary folder, or
+into docs/console/ with CONSOLE_SCREENSHOTS=1 (`make console-screenshots`).
 """
 
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import re
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from multidb.security.login_crypto import encrypt_password
 from tests.e2e import test_local_stack as local
 from tests.helpers import ROOT
 from tests.processes import free_port
@@ -34,6 +40,7 @@ LANGUAGES = ("en", "zh-CN")
 AXE = CONSOLE / "node_modules" / "axe-core" / "axe.min.js"
 MIB = 2**20
 PASSWORD = "Viewer-Pass-2026"
+NEW_PASSWORD = "Viewer-New-Pass-2026"
 
 # What the role grants: two menus, three buttons, and the routes and task behind them.
 ROUTERS = ("/files", "/tasks/runs")
@@ -176,6 +183,165 @@ class Console:
         return self.page.eval_on_selector_all("nav a", "(links) => links.map((a) => a.dataset.page)")  # type: ignore[no-any-return]
 
 
+def api_token(stack: local.Stack) -> dict[str, str]:
+    """The admin's bearer header, from a login of its own through the API."""
+    with stack.client() as client:
+        return {"authorization": f"Bearer {local.login(client)['accessToken']}"}
+
+
+def signs_in(stack: local.Stack, username: str, password: str) -> int:
+    """The status of a login through the API (RSA-OAEP, as the console sends it)."""
+    with stack.client() as client:
+        pem = client.get("/api/v1/auth/keys/public").json()["data"]["publicKey"]
+        body = {"username": username, "password": encrypt_password(password, pem)}
+        return client.post("/api/v1/auth/login", json=body).status_code
+
+
+def upload_records(page: Any) -> dict[str, str]:
+    """What the kit keeps in the page's localStorage about uploads in parts (to resume them)."""
+    return page.evaluate(  # type: ignore[no-any-return]
+        """() => Object.fromEntries(Object.keys(localStorage)
+            .filter((k) => k.includes(":upload")).map((k) => [k, localStorage.getItem(k)]))"""
+    )
+
+
+def cancel_an_upload(admin: Console, stack: local.Stack, source: Path) -> None:
+    """Part 1 of the file lands, part 2 is held, Cancel: the upload is gone from the files
+    collection, from the bucket (no multipart upload, no object) and from the browser's store."""
+    import boto3
+    from bson import ObjectId
+    from pymongo import MongoClient
+
+    admin.go("files")
+    pattern = f"http://127.0.0.1:{stack.ports['s3']}/**"
+
+    def hold(route: Any) -> None:
+        if route.request.method != "PUT" or "partNumber=1&" in route.request.url + "&":
+            route.continue_()  # else never answered: Cancel aborts it
+
+    admin.page.route(pattern, hold)
+    with admin.page.expect_response(lambda r: r.request.method == "PUT" and "partNumber=1&" in r.url + "&") as first:
+        admin.page.set_input_files("[data-testid=upload] input", str(source))
+    assert first.value.status == 200
+    file_id = admin.page.get_attribute("[data-testid=progress]", "data-file")
+    assert file_id
+
+    mongo: MongoClient[dict[str, Any]] = MongoClient(
+        f"mongodb://127.0.0.1:{stack.ports['mongo']}", serverSelectionTimeoutMS=5000
+    )
+    files = mongo["multidb"]["files"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{stack.ports['s3']}",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        region_name="us-east-1",
+    )
+
+    def open_uploads(key: str) -> list[Any]:
+        return list(s3.list_multipart_uploads(Bucket="multidb-files", Prefix=key).get("Uploads", []))
+
+    try:
+        doc = files.find_one({"_id": ObjectId(file_id)})
+        assert doc is not None
+        assert doc["status"] == "pending"
+        assert open_uploads(doc["key"])  # the bucket holds the upload, part 1 in it
+        assert file_id in upload_records(admin.page).values()  # remembered, to resume
+
+        admin.page.locator("[data-testid=progress] button", has_text="Cancel upload").click()
+        admin.page.wait_for_selector(f"[data-testid=upload-cancelled][data-file='{file_id}']")
+        assert admin.page.locator("[data-testid=progress]").count() == 0
+        assert files.find_one({"_id": ObjectId(file_id)}) is None
+        assert open_uploads(doc["key"]) == []
+        assert "Contents" not in s3.list_objects_v2(Bucket="multidb-files", Prefix=doc["key"])
+        assert upload_records(admin.page) == {}
+    finally:
+        mongo.close()
+    admin.page.unroute(pattern)
+    admin.page.reload()  # nothing to resume: no row, no offer
+    admin.settle()
+    assert admin.page.locator(f"tr[data-file='{file_id}']").count() == 0
+    assert admin.page.locator("[data-testid=resume-offer]").count() == 0
+
+
+def fire_times(locator: Any) -> list[datetime]:
+    """The fire times a schedule's cell or the form's preview shows (<time datetime>)."""
+    stamps = locator.locator("time").evaluate_all("(times) => times.map((t) => t.dateTime)")
+    return [datetime.fromisoformat(stamp) for stamp in stamps]
+
+
+def schedule_from_the_form(admin: Console, stack: local.Stack) -> None:
+    """An interval and a crontab schedule from the form, with the fire times the page shows;
+    a crontab the scheduler cannot read is refused beside its field."""
+    admin.go("schedules")
+    form = admin.page.locator("[data-testid=schedule-form]")
+    preview = form.locator("[data-testid=schedule-preview]")
+
+    def fill(name: str, every: str = "", crontab: str = "") -> None:
+        admin.page.get_by_role("button", name="New schedule").click()
+        form.locator("input[name=name]").fill(name)
+        form.locator("select[name=task]").select_option("multidb.add")
+        form.locator("input[name=args]").fill("[1, 2]")
+        form.locator("input[name=crontab]").fill(crontab)
+        if every:
+            form.locator("input[name=every]").fill(every)
+
+    fill("hourly-add", every="3600")
+    assert len(fire_times(preview)) == 3
+    form.locator("button[type=submit]").click()
+    hourly = admin.page.locator("tr[data-schedule=hourly-add] [data-testid=next-runs]")
+    hourly.locator("time").nth(2).wait_for()
+
+    fill("monday-add", crontab="30 4 * * 1")
+    shown = fire_times(preview)
+    form.locator("button[type=submit]").click()
+    monday = admin.page.locator("tr[data-schedule=monday-add] [data-testid=next-runs]")
+    monday.locator("time").nth(2).wait_for()
+    assert fire_times(monday) == shown  # what the form promised is what the row shows
+    assert all((t.weekday(), t.hour, t.minute, t.utcoffset()) == (0, 4, 30, timedelta(0)) for t in shown)
+    assert [b - a for a, b in itertools.pairwise(shown)] == [timedelta(days=7)] * 2
+    assert shown[0] > datetime.now(UTC)
+
+    fill("bad-cron", crontab="61 * * * *")
+    form.locator("button[type=submit]").click()
+    problem = form.locator("[data-field=crontab] [data-testid=field-error]")
+    problem.wait_for()
+    assert "invalid crontab" in problem.inner_text()
+    assert "61" in problem.inner_text()  # which value
+    assert form.locator("input[name=crontab]").get_attribute("aria-invalid") == "true"
+    admin.check("schedules-form-en")
+    form.get_by_role("button", name="Cancel").click()
+
+    with stack.client() as client:
+        stored = client.get("/api/v1/tasks/schedules", headers=api_token(stack)).json()["data"]["records"]
+    by_name = {s["name"]: s for s in stored}
+    assert set(by_name) == {"hourly-add", "monday-add"}
+    assert (by_name["hourly-add"]["intervalSeconds"], by_name["hourly-add"]["crontab"]) == (3600, None)
+    assert (by_name["monday-add"]["intervalSeconds"], by_name["monday-add"]["crontab"]) == (None, "30 4 * * 1")
+    assert all(s["task"] == "multidb.add" and s["args"] == [1, 2] and s["enabled"] for s in stored)
+    created = datetime.fromisoformat(by_name["hourly-add"]["createdAt"])
+    expected = [created + timedelta(hours=k) for k in (1, 2, 3)]  # never run yet: from its creation
+    assert all(abs(a - b) < timedelta(milliseconds=1) for a, b in zip(fire_times(hourly), expected, strict=True))
+
+
+def change_the_password(user: Console, stack: local.Stack, current: str, new: str) -> None:
+    """From the profile page: a wrong current password is refused with the envelope's message;
+    the right one changes it; then only the new one signs in."""
+    user.go("profile")
+    form = user.page.locator("form:has(input[autocomplete=current-password])")
+    form.locator("input[autocomplete=current-password]").fill("Not-The-Password-1")
+    form.locator("input[autocomplete=new-password]").fill(new)
+    form.locator("button[type=submit]").click()
+    user.page.locator(".error[role=alert]", has_text="the current password is incorrect").wait_for()
+    form.locator("input[autocomplete=current-password]").fill(current)
+    form.locator("button[type=submit]").click()
+    user.page.locator(".notice[role=status]", has_text="Password changed").wait_for()
+    assert user.page.locator(".error[role=alert]").count() == 0
+    assert user.page.locator("[data-testid=who]").count() == 1  # this session stays
+    assert signs_in(stack, "viewer1", current) == 401
+    assert signs_in(stack, "viewer1", new) == 200
+
+
 def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
     stack: local.Stack, console: str, shots: Path, tmp_path: Path
 ) -> None:
@@ -298,7 +464,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             user.settle()
             user.page.unroute(pattern)
             assert held  # part 2 (at least) was under way when the page went
-            user.page.wait_for_selector(f"tr[data-file='{file_id}']")  # pending, listed
+            user.page.wait_for_selector(f"tr[data-file='{file_id}'] [data-testid=resume-offer]")  # pending, resumable
 
             # the same file again: only the missing parts go up, then it completes
             puts: list[str] = []
@@ -310,12 +476,20 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             assert not [url for url in puts if "partNumber=1&" in url + "&"]  # part 1 was kept
             row = user.page.locator(f"tr[data-file='{file_id}']")
             row.filter(has_text="ready").wait_for()
+            assert row.locator("[data-testid=resume-offer]").count() == 0
             assert row.locator("button.danger").count() == 0  # no file:delete button
             with user.page.expect_download() as download:
                 row.locator("button", has_text="Download").click()
             downloaded = Path(download.value.path()).read_bytes()
             assert hashlib.sha256(downloaded).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
             user.check("files-limited-en")
+
+            # the user changes the password from the profile page
+            change_the_password(user, stack, PASSWORD, NEW_PASSWORD)
+
+            # an upload the admin cancels leaves nothing behind; schedules from the form
+            cancel_an_upload(admin, stack, source)
+            schedule_from_the_form(admin, stack)
 
             # signing out in another tab ends this one's session too
             other = Console(user_context.new_page(), console, shots, findings, refused)
@@ -325,8 +499,9 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
             assert user.page.locator("nav").count() == 0
 
             # the server ending the session (an admin resets the password) signs the console out
-            user.login("viewer1", PASSWORD)
+            user.login("viewer1", NEW_PASSWORD)
             user.page.wait_for_selector('[data-testid=live]:has-text("Live")')
+            admin.go("users")
             admin.page.locator("tr[data-user=viewer1] button", has_text="Reset password").click()
             admin.page.fill("input[autocomplete=new-password]", "Another-Pass-2026")
             admin.page.click("button[type=submit]:has-text('Reset password')")
@@ -342,7 +517,7 @@ def test_the_console_from_role_to_live_run_to_resumed_upload_to_ended_session(
     assert refused == []  # the console runs under the stack's CSP
     serious = {name: [f for f in found if "(serious" in f or "(critical" in f] for name, found in findings.items()}
     assert not any(serious.values()), serious
-    assert len(findings) == 2 * (len(PAGES) + 1) + 3
+    assert len(findings) == 2 * (len(PAGES) + 1) + 4
 
 
 def test_the_initial_javascript_is_at_most_200_kb_gzipped() -> None:

@@ -5,7 +5,7 @@ import { ApiError, errorFromBody, networkError } from "./errors.js";
 import { defaultStore, type KeyValueStore } from "./store.js";
 import { Realtime, type RealtimeOptions, type SessionSource } from "./socket.js";
 import type { CallArgs, CallOptions, Data, Method, Operation, PathsWith, Schemas } from "./types.js";
-import { abortUpload, resumeUpload, upload, type UploadOptions } from "./uploads.js";
+import { abortUpload, isResumable, resumeUpload, upload, type UploadOptions } from "./uploads.js";
 
 /** The minimal LockManager the kit uses (`navigator.locks`). */
 export interface Locks {
@@ -359,6 +359,11 @@ export class Client {
 
   abortUpload(fileId: string): Promise<void> {
     return abortUpload(this, fileId);
+  }
+
+  /** Whether the store remembers this upload in parts: choosing its file again resumes it. */
+  isResumable(fileId: string): Promise<boolean> {
+    return isResumable(this, fileId);
   }
 
   /** Stop timers and the channel (sockets close through their own `close`). */

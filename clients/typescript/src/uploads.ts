@@ -26,7 +26,7 @@ export interface UploadOptions {
   onProgress?: (progress: Progress) => void;
   /** Called once the upload exists, with its id: keep it to resume. */
   onStart?: (fileId: string) => void;
-  /** Stops the transfer; an upload in parts stays resumable (`abortUpload` deletes it). */
+  /** Stops the transfer; an upload in parts stays resumable (`abortUpload` deletes it and its resume record). */
   signal?: AbortSignal;
   /** Remember uploads in parts in the client's store and resume the same file (default true). */
   resume?: boolean;
@@ -140,6 +140,7 @@ export async function upload(client: Client, blob: Blob, options: UploadOptions 
         // gone (deleted, swept) or not resumable: start over
         if (!(error instanceof ApiError) || ![404, 409].includes(error.status)) throw error;
         await client.store.remove(key);
+        await forget(client, remembered);
       }
     }
   }
@@ -158,13 +159,16 @@ export async function upload(client: Client, blob: Blob, options: UploadOptions 
     signal: options.signal,
   });
   const fileId = created.file.id;
-  if (options.resume !== false) await client.store.set(key, fileId);
+  if (options.resume !== false) {
+    await client.store.set(key, fileId);
+    await client.store.set(recordOf(client, fileId), key); // so abortUpload(fileId) can forget it
+  }
   options.onStart?.(fileId);
   const etags = new Map<number, string>();
   const meter = new Meter(blob.size, options.onProgress);
   await sendParts(client, blob, partSize, created.parts ?? [], etags, meter, options);
   const file = await finishParts(client, fileId, blob, partSize, etags, meter, options);
-  if (options.resume !== false) await client.store.remove(key);
+  if (options.resume !== false) await forget(client, fileId);
   return file;
 }
 
@@ -187,16 +191,39 @@ export async function resumeUpload(
   const file_ = await finishParts(client, fileId, blob, file.partSize, new Map(), new Meter(blob.size, options.onProgress), options);
   const { name } = describe(blob, options);
   await client.store.remove(`${storeKey(client)}${fingerprint(blob, name)}`);
+  await forget(client, fileId);
   return file_;
 }
 
-/** Delete an upload (an upload in parts is aborted: the bucket drops its parts). */
+/** Delete an upload (an upload in parts is aborted: the bucket drops its parts) and forget
+ *  its resume record, so choosing the same file again starts a new upload. */
 export async function abortUpload(client: Client, fileId: string): Promise<void> {
   await client.delete("/api/v1/files/{file_id}", { path: { file_id: fileId } });
+  await forget(client, fileId);
+}
+
+/** Whether the store remembers an upload in parts of this file (after a reload, too). */
+export async function isResumable(client: Client, fileId: string): Promise<boolean> {
+  const key = await client.store.get(recordOf(client, fileId));
+  return key !== null && (await client.store.get(key)) === fileId;
 }
 
 function storeKey(client: Client): string {
   return `${client.ns}:upload:`;
+}
+
+/** Where the store keeps which file an upload's resume record points to (the record is keyed
+ *  by the file's fingerprint, which only the Blob gives). */
+function recordOf(client: Client, fileId: string): string {
+  return `${client.ns}:upload-record:${fileId}`;
+}
+
+/** Drop an upload's resume record and the pointer to it. */
+async function forget(client: Client, fileId: string): Promise<void> {
+  const pointer = recordOf(client, fileId);
+  const key = await client.store.get(pointer);
+  if (key !== null && (await client.store.get(key)) === fileId) await client.store.remove(key);
+  await client.store.remove(pointer);
 }
 
 async function sendParts(

@@ -134,6 +134,7 @@ describe("uploads", () => {
     api.failPart = 2; // the network drops part 2 (three tries), as a reload would
     await expect(client.upload(blob, { threshold: 0, partSize: 5 * MIB, concurrency: 1 })).rejects.toMatchObject({ error: "network_error" });
     expect(await store.get("multidb:upload:big.bin:11534336:1")).toBe("f1"); // remembered for the next try
+    expect(await client.isResumable("f1")).toBe(true);
     api.failPart = null;
     api.puts.length = 0;
     const file = await client.upload(blob, { threshold: 0, partSize: 5 * MIB });
@@ -142,6 +143,7 @@ describe("uploads", () => {
     expect(api.puts.some((p) => p.endsWith("partNumber=2"))).toBe(true);
     expect(api.completed?.map((p) => p.partNumber)).toEqual([1, 2, 3]);
     expect(await store.get("multidb:upload:big.bin:11534336:1")).toBeNull();
+    expect(await client.isResumable("f1")).toBe(false); // done: nothing left to resume
     expect(api.count("POST /api/v1/files/uploads")).toBe(1); // no second upload was created
   });
 
@@ -155,5 +157,23 @@ describe("uploads", () => {
     expect(api.parts.size).toBe(0);
     await client.abortUpload("f1");
     expect(api.calls).toContain("DELETE /api/v1/files/f1");
+  });
+
+  it("abortUpload forgets the resume record: the same file then starts a new upload", async () => {
+    const { api, client, store } = await setup();
+    const blob = new File([blobOf(11 * MIB)], "big.bin", { type: "application/octet-stream", lastModified: 1 });
+    const controller = new AbortController();
+    const stopped = client.upload(blob, { threshold: 0, partSize: 5 * MIB, signal: controller.signal, onStart: () => controller.abort() });
+    await expect(stopped).rejects.toMatchObject({ error: "aborted" });
+    expect(await store.get("multidb:upload:big.bin:11534336:1")).toBe("f1"); // stopped, still resumable
+    expect(await client.isResumable("f1")).toBe(true);
+    await client.abortUpload("f1");
+    expect(await client.isResumable("f1")).toBe(false);
+    expect(await store.get("multidb:upload:big.bin:11534336:1")).toBeNull();
+    expect(await store.get("multidb:upload-record:f1")).toBeNull();
+    const file = await client.upload(blob, { threshold: 0, partSize: 5 * MIB });
+    expect(file.status).toBe("ready");
+    expect(api.calls).not.toContain("GET /api/v1/files/f1"); // no resume was tried
+    expect(api.count("POST /api/v1/files/uploads")).toBe(2);
   });
 });
