@@ -113,3 +113,18 @@ def test_compose_paths_are_the_compose_files_folders_and_name_the_repository() -
     default = volume.split(":-", 1)[1].split("}", 1)[0]
     assert (folder / default).resolve() == ROOT / ".local" / "keys"
 
+
+def test_compose_local_builds_every_image_here_and_names_the_stand_ins_as_such() -> None:
+    compose = yaml.safe_load((ROOT / "infra/local/compose.yaml").read_text())
+    local = yaml.safe_load((ROOT / "infra/local/compose.local.yaml").read_text())
+    assert set(local["services"]) == set(compose["services"])
+    for name, service in local["services"].items():
+        assert service["image"].startswith("multidb-local/"), name
+        assert "build" in service, name
+    assert "standin-secantusdb" in local["services"]["mongo"]["image"]
+    assert "standin-moto" in local["services"]["minio"]["image"]
+    for name in APP_SERVICES:  # the Dockerfile as it is, pip pointed at the wheelhouse
+        assert set(local["services"][name]["build"]) == {"args"}, name
+        assert local["services"][name]["build"]["args"]["PIP_NO_INDEX"] == "1"
+    dockerfile = (ROOT / "infra/services/Dockerfile").read_text()
+    assert dockerfile.count("ARG PIP_FIND_LINKS") == 2  # the base stage and the worker's own pip install
