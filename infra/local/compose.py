@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -164,11 +165,18 @@ def environment(host: str, address: str, url: str) -> dict[str, str]:
 
 
 def prepare(host: str) -> Path:
-    """The bases and the wheelhouse the builds of compose.local.yaml need."""
+    """The bases and the wheelhouse the builds of compose.local.yaml need (each step timed)."""
     installed()
-    print(f"{DEBIAN_IMAGE}: {debian_image(host)}", file=sys.stderr)
-    print(f"{SLIM_IMAGE}: {build(SLIM_IMAGE, host, force=False)}", file=sys.stderr)
-    return wheelhouse()
+    started = time.monotonic()
+    done = debian_image(host)
+    print(f"{DEBIAN_IMAGE}: {done} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    started = time.monotonic()
+    done = build(SLIM_IMAGE, host, force=False)
+    print(f"{SLIM_IMAGE}: {done} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    started = time.monotonic()
+    wheels = wheelhouse()
+    print(f"wheelhouse {wheels.name}: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return wheels
 
 
 def without_name(folder: Path) -> tuple[Path, str]:
