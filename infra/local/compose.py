@@ -49,6 +49,7 @@ REQUIREMENTS = (
 )
 # The stand-ins, at the versions the tests run (pyproject.toml's dev group).
 STANDINS = {"secantusdb": "SECANTUSDB_VERSION", "moto": "MOTO_VERSION"}
+APP_UID = 10001  # the app images' user (infra/services/Dockerfile)
 WHEELHOUSE_PORT = int(os.environ.get("WHEELHOUSE_PORT", "3141"))
 
 
@@ -205,6 +206,18 @@ def compose(args: Sequence[str], host: str, wheels: Path, **options: Any) -> "su
         return run(argv, env=env, **options)
 
 
+def keys_problem(environ: dict[str, str]) -> str | None:
+    """Why the app containers could not read the keys they mount at /keys, if they could not."""
+    folder = HERE / environ.get("LOCAL_KEYS_DIR", "../../.local/keys")  # compose.yaml's default
+    key = folder.resolve() / "jwt-signing.pem"
+    if not key.exists():
+        return f"no keys in {key.parent}: make dev writes them when it first signs a token, or set LOCAL_KEYS_DIR"
+    status = key.stat()
+    if status.st_uid != APP_UID and not status.st_mode & 0o004:
+        return f"the containers' user (uid {APP_UID}) cannot read {key}: sudo chown -R {APP_UID} {key.parent}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     host = running_host()
@@ -216,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     except (BuildError, subprocess.CalledProcessError) as exc:
         print(exc, file=sys.stderr)
         return 1
+    problem = keys_problem(dict(os.environ)) if "up" in args else None
+    if problem is not None:  # the datastores run all the same; the realtime server verifies no token
+        print(f"warning: {problem}", file=sys.stderr)
     return compose(args, host, wheels).returncode
 
 
