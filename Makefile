@@ -23,7 +23,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help chromium install console console-screenshots dev invoke token test test-fast lint typecheck pytest catalogue errors initdb build validate checkov \
 	preflight deploy sam-deploy destroy destroy-confirmed rotate-keys aws-check docker-check images bench bench-scale clean cost \
-	docker docker-stop images-local test-docker
+	docker docker-stop images-local test-docker compose-local compose-local-down test-compose
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -258,9 +258,23 @@ images-local: docker ## build the Lambda (x86_64) and python:3.12-slim base imag
 # x86_64: these machines run no arm64 code. (Target variables: the build below gets them too.)
 test-docker: ARCH = x86_64
 test-docker: BUILD_DIR = .aws-sam/build-x86_64
-test-docker: images-local build ## the sam local parity test: make dev's gateway and sam local start-api, side by side
+test-docker: images-local build ## tests/docker: the sam local parity test and the compose test (make test-compose)
 	DOCKER_TESTS=1 DOCKER_HOST=$$(python -m infra.local.engine host) SAM_BUILD_DIR=$(BUILD_DIR) \
 		python -m pytest tests/docker -p no:xdist -rP --durations=5 $(PYTEST_ARGS)
+
+# compose.yaml on images built here (compose.local.yaml: Debian's PostgreSQL and Redis, the
+# SecantusDB and moto stand-ins, the app images with pip on a host-made wheelhouse), run by
+# Debian's docker-compose 1.29 (installed when missing). COMPOSE_ARGS: any docker-compose arguments.
+COMPOSE_ARGS ?= --profile app up -d --build
+compose-local: docker ## docker-compose on infra/local/compose.yaml, every image built here (COMPOSE_ARGS="--profile app up -d --build")
+	python -m infra.local.compose $(COMPOSE_ARGS)
+
+compose-local-down: docker ## stop and remove what make compose-local started, volumes included
+	python -m infra.local.compose --profile app down -v --remove-orphans
+
+test-compose: docker ## the compose test alone: --profile app up on the images built here, a task run to a browser socket
+	DOCKER_TESTS=1 DOCKER_HOST=$$(python -m infra.local.engine host) \
+		python -m pytest tests/docker/test_compose_local.py -p no:xdist -rP --durations=5 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## cold start to 1st response, RSS, warm latency, after-restore, sizes of the make build artifacts, as ratios to a floor (BENCH_ARGS=--quick)
 	python -m tests.benchmarks.bench $(BENCH_ARGS)

@@ -294,7 +294,7 @@ def python_layer(root: Root, home: Path, prefix: str) -> None:
     for name in ("python3", "python"):
         root.link(f"{prefix}/bin/{name}", "python3.12")
     for name in ("pip", "pip3", "pip3.12"):  # pyenv's scripts name pyenv's interpreter
-        root.file(f"{prefix}/bin/{name}", f'#!/bin/sh\nexec {prefix}/bin/python3.12 -m pip "$@"\n')
+        root.file(f"{prefix}/bin/{name}", f'#!/bin/sh\nexec /{prefix}/bin/python3.12 -m pip "$@"\n')
 
 
 def build(image: str, host: str, force: bool) -> str:

@@ -54,7 +54,7 @@ def test_compose_builds_each_app_service_from_its_dockerfile_target() -> None:
     dockerfile = (ROOT / "infra/services/Dockerfile").read_text()
     for name in APP_SERVICES:
         service = compose["services"][name]
-        assert service["build"] == {"context": "..", "dockerfile": "infra/services/Dockerfile", "target": name}
+        assert service["build"] == {"context": "../..", "dockerfile": "infra/services/Dockerfile", "target": name}
         assert f" AS {name}\n" in dockerfile, name
         assert service["profiles"] == ["app"]  # `up` alone starts only the datastores
         assert set(service["depends_on"]) == {"postgres", "redis"}
@@ -99,3 +99,32 @@ def test_the_sam_local_template_names_the_authorizer_by_its_function_arn(tmp_pat
     assert authorizer["FunctionArn"] == {"Fn::Sub": "${Fn.Arn}"}
     # Lambda's init phase (imports of a cold start) is outside the timeout; the SAM CLI's is not.
     assert written["Resources"]["Fn"]["Properties"] == {"CodeUri": "Fn", "Timeout": 15}
+
+
+def test_compose_paths_are_the_compose_files_folders_and_name_the_repository() -> None:
+    """Relative paths in a compose file are its folder's (infra/local): the build context is the
+    repository root, where .dockerignore is, and the keys are make dev's .local/keys."""
+    compose = yaml.safe_load((ROOT / "infra/local/compose.yaml").read_text())
+    folder = ROOT / "infra/local"
+    context = (folder / compose["services"]["worker"]["build"]["context"]).resolve()
+    assert context == ROOT
+    assert (context / ".dockerignore").exists()
+    (volume,) = compose["services"]["realtime"]["volumes"]
+    default = volume.split(":-", 1)[1].split("}", 1)[0]
+    assert (folder / default).resolve() == ROOT / ".local" / "keys"
+
+
+def test_compose_local_builds_every_image_here_and_names_the_stand_ins_as_such() -> None:
+    compose = yaml.safe_load((ROOT / "infra/local/compose.yaml").read_text())
+    local = yaml.safe_load((ROOT / "infra/local/compose.local.yaml").read_text())
+    assert set(local["services"]) == set(compose["services"])
+    for name, service in local["services"].items():
+        assert service["image"].startswith("multidb-local/"), name
+        assert "build" in service, name
+    assert "standin-secantusdb" in local["services"]["mongo"]["image"]
+    assert "standin-moto" in local["services"]["minio"]["image"]
+    for name in APP_SERVICES:  # the Dockerfile as it is, pip pointed at the wheelhouse
+        assert set(local["services"][name]["build"]) == {"args"}, name
+        assert local["services"][name]["build"]["args"]["PIP_NO_INDEX"] == "1"
+    dockerfile = (ROOT / "infra/services/Dockerfile").read_text()
+    assert dockerfile.count("ARG PIP_FIND_LINKS") == 2  # the base stage and the worker's own pip install
