@@ -66,6 +66,8 @@ class Assumptions:
     log_bytes_per_request: int = 1_500  # access log line, START/END/REPORT of two invocations, one app line
     xray_sampled: float = 0.05  # the default sampling rule beyond its 1 request/s reservoir
     secret_reads_per_container: int = 2  # the connections secret and one key, cached per container
+    console_requests_per_load: int = 4  # index.html, the entry script, its stylesheet, the icon
+    console_kb_per_load: float = 60.0  # gzipped: the initial JavaScript is 53 kB (a test caps it at 200)
 
     def describe(self) -> list[str]:
         return [
@@ -79,6 +81,8 @@ class Assumptions:
             "default rule above one request a second; below that it traces every request, $5 a million); one "
             f"request in {1 / self.new_container_ratio:,.0f} starts a container ({self.init_ms:g} ms of "
             f"billed init, or a SnapStart restore, and {self.secret_reads_per_container} secret reads).",
+            f"A console load (when the stage hosts it): {self.console_requests_per_load} HTTPS requests to "
+            f"CloudFront and {self.console_kb_per_load:g} kB sent, nothing cached in the browser.",
             "Not in the figures: database, cache and container capacity above their minimums (they follow "
             "load, not requests), data transfer, free tiers.",
         ]
@@ -965,6 +969,21 @@ def per_million_requests(root: Stack) -> list[tuple[str, float]]:
     return items
 
 
+def per_10k_console_loads(root: Stack) -> list[tuple[str, float]]:
+    """What 10,000 loads of the admin console add (USD), when the stage hosts it behind
+    CloudFront: its requests and the bytes it sends. Nothing while nobody opens it."""
+    if not any(r.type == "AWS::CloudFront::Distribution" for r in root.resources()):
+        return []
+    loads = 10_000
+    return [
+        (
+            "CloudFront HTTPS requests",
+            loads * ASSUMPTIONS.console_requests_per_load / 1e4 * price("cloudfront_https_request_10k"),
+        ),
+        ("CloudFront data sent", loads * ASSUMPTIONS.console_kb_per_load / 1e6 * price("cloudfront_transfer_out_gb")),
+    ]
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -973,6 +992,7 @@ class Estimate:
     stage: str
     lines: list[Line]
     per_million: list[tuple[str, float]]
+    per_10k_loads: list[tuple[str, float]]  # the admin console's, when the stage hosts it
 
     @property
     def idle(self) -> float:
@@ -982,10 +1002,14 @@ class Estimate:
     def million_requests(self) -> float:
         return sum(usd for _, usd in self.per_million)
 
+    @property
+    def console_loads(self) -> float:
+        return sum(usd for _, usd in self.per_10k_loads)
+
 
 def estimate(stage: str, overrides: dict[str, str] | None = None) -> Estimate:
     root = root_stack(stage, overrides)
-    return Estimate(stage, idle_lines(root), per_million_requests(root))
+    return Estimate(stage, idle_lines(root), per_million_requests(root), per_10k_console_loads(root))
 
 
 def estimates(stages: list[str], overrides: dict[str, str] | None = None) -> list[Estimate]:
@@ -1010,7 +1034,11 @@ def text_report(result: Estimate) -> str:
     )
     out += ["", "Per million API requests:"]
     out += [f"  {label:<72} {usd:>6.2f}" for label, usd in result.per_million]
-    out += [f"  {'Total':<72} {result.million_requests:>6.2f}", "", *ASSUMPTIONS.describe()]
+    out += [f"  {'Total':<72} {result.million_requests:>6.2f}"]
+    if result.per_10k_loads:
+        out += ["", "Per 10,000 loads of the admin console:"]
+        out += [f"  {label:<72} {usd:>6.2f}" for label, usd in result.per_10k_loads]
+    out += ["", *ASSUMPTIONS.describe()]
     return "\n".join(out)
 
 
@@ -1087,6 +1115,9 @@ def markdown(results: list[Estimate]) -> str:
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("| **Idle total** | " + " | ".join(f"**{r.idle:,.2f}**" for r in results) + " |")
     out.append("| Per million API requests | " + " | ".join(f"{r.million_requests:,.2f}" for r in results) + " |")
+    if any(r.per_10k_loads for r in results):
+        cells = [f"{r.console_loads:,.2f}" if r.per_10k_loads else "-" for r in results]
+        out.append("| Per 10,000 loads of the admin console | " + " | ".join(cells) + " |")
     warnings = [f"{r.stage}: `{line.resource}`: {line.note}" for r in results for line in r.lines if line.warning]
     if warnings:
         out += ["", "Priced other than asked: " + "; ".join(warnings) + "."]

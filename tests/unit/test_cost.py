@@ -213,6 +213,16 @@ def test_a_million_requests_cost_the_gateway_two_invocations_and_their_durations
     assert stages["staging"].million_requests == pytest.approx(sum(items.values()))
 
 
+def test_ten_thousand_console_loads_cost_their_cloudfront_requests_and_bytes(stages: dict[str, cost.Estimate]) -> None:
+    items = dict(stages["dev"].per_10k_loads)
+    assert items["CloudFront HTTPS requests"] == pytest.approx(10_000 * 4 / 10_000 * 0.0100)
+    assert items["CloudFront data sent"] == pytest.approx(10_000 * 60 / 1e6 * 0.085)
+    assert stages["dev"].console_loads == pytest.approx(0.04 + 0.051)
+    without = cost.estimate("dev", {"Console": "false"})  # no distribution: nothing to load
+    assert without.per_10k_loads == []
+    assert not any(line.type.startswith("AWS::CloudFront::") for line in without.lines)
+
+
 def test_parameters_change_what_is_priced(stages: dict[str, cost.Estimate]) -> None:
     brought = cost.estimate("staging", {"MongoUrl": "mongodb+srv://cluster.example.net/", "NatGateway": "true"})
     resources = {line.resource for line in brought.lines}
