@@ -99,7 +99,10 @@ typecheck: $(VENV)/.installed ## mypy --strict over the shared layer, functions 
 # `make dev` has datastores of its own) again, but those marked
 # `first_pass_only` (the deployed shape, the build artifacts, what tests no datastore of its
 # own, and what runs on the servers both passes share: each file says why).
-WORKERS ?= 3
+# Five on our 2-core machines: the tests wait (on processes, browsers, timers) more than they
+# compute, and three workers kept the two cores about 64% busy (first pass 10 min 21 s); five
+# keep them busy and took 8 min 18 s under another run's load (docs/testing.md).
+WORKERS ?= 5
 # A file to a worker (a folder, where its files share a fixture: tests/conftest.py).
 XDIST = -n $(WORKERS) --dist loadfile
 
