@@ -1,5 +1,6 @@
 """Migrations, the initdb deploy step, and one pool reused across warm invocations."""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,44 @@ def test_warm_invocations_reuse_one_pool(api: Api) -> None:
     finally:
         event.remove(get_engine().sync_engine, "connect", count)
     assert connects == []
+
+
+@pytest.mark.skipif(not USE_POSTGRES, reason="pg_stat_activity: PostgreSQL's list of connections")
+def test_a_rotated_url_closes_the_old_pools_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container that rotates its DATABASE_URL lets the old pool's idle connections go (they
+    would hold a share of max_connections until the container ended)."""
+    from sqlalchemy import text
+
+    from multidb import db
+
+    url = get_settings().database_url
+    separator = "&" if "?" in url else "?"
+
+    async def pids_of_two() -> list[int]:
+        """Two connections of the current engine at once, back in its pool afterwards."""
+        async with AsyncSession(get_engine()) as one, AsyncSession(get_engine()) as two:
+            return [int((await s.exec(text("SELECT pg_backend_pid()"))).one()[0]) for s in (one, two)]  # type: ignore[call-overload]
+
+    async def alive(pids: list[int]) -> int:
+        async with AsyncSession(get_engine()) as session:
+            query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)")
+            return int((await session.exec(query, params={"pids": pids})).one()[0])  # type: ignore[call-overload]
+
+    monkeypatch.setenv("DATABASE_URL", f"{url}{separator}prepared_statement_cache_size=99")
+    get_settings.cache_clear()
+    old = runtime.run(pids_of_two())
+    assert runtime.run(alive(old)) == 2  # pooled, idle, open
+    monkeypatch.setenv("DATABASE_URL", f"{url}{separator}prepared_statement_cache_size=98")  # rotated
+    get_settings.cache_clear()
+    runtime.run(alive([]))  # the new engine's first use schedules the old one's closing on this loop
+
+    async def closed() -> None:
+        await asyncio.gather(*db._letting_go)
+
+    runtime.run(closed())
+    assert runtime.run(alive(old)) == 0
+    monkeypatch.undo()
+    reset_clients()
 
 
 def test_a_page_and_its_total_are_one_statement_and_a_page_past_the_end_counts_apart(
