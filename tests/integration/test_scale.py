@@ -280,18 +280,29 @@ def test_a_total_past_the_bound_is_marked_and_one_within_it_is_exact(api: Api, s
     assert (mine["total"], mine["totalExact"]) == (FILES // 2, True)
 
 
-def test_a_deep_page_of_users_by_cursor_is_one_statement_through_the_index(api: Api, seeded: dict[str, str]) -> None:
-    """Page 900 by number skips 8,990 users; the page after page 899 by its cursor reads its
-    ten from the index (a row comparison on creation time and id), whatever the depth."""
-    numbered, _ = page(api, seeded["admin"], f"/api/v1/users?pageSize={PAGE}&page=899")
-    following, sent = page(api, seeded["admin"], f"/api/v1/users?pageSize={PAGE}&cursor={numbered['nextCursor']}")
-    by_number, _ = page(api, seeded["admin"], f"/api/v1/users?pageSize={PAGE}&page=900")
+DEEP = [
+    ("/api/v1/users", 899, "ix_users_created_at_id", "created_at"),
+    ("/api/v1/roles", 90, "ix_roles_created_at_id", "created_at"),
+    ("/api/v1/tasks/schedules", 90, "ix_periodic_tasks_name", "name"),
+]
+
+
+@pytest.mark.parametrize(("path", "depth", "index", "key"), DEEP)
+def test_a_deep_page_by_cursor_is_one_statement_through_the_index(
+    api: Api, seeded: dict[str, str], path: str, depth: int, index: str, key: str
+) -> None:
+    """Page 900 of users by number skips 8,990 of them; the page after page 899 by its cursor
+    reads its ten from the index (a row comparison on the order's key and the id), whatever
+    the depth. The same for roles (creation time) and everyone's schedules (name)."""
+    numbered, _ = page(api, seeded["admin"], f"{path}?pageSize={PAGE}&page={depth}")
+    following, sent = page(api, seeded["admin"], f"{path}?pageSize={PAGE}&cursor={numbered['nextCursor']}")
+    by_number, _ = page(api, seeded["admin"], f"{path}?pageSize={PAGE}&page={depth + 1}")
     assert [u["id"] for u in following["records"]] == [u["id"] for u in by_number["records"]]
     assert len(sent.sql) == 1
     assert sent.rows == PAGE
     nodes = list(_nodes(_plan(*sent.statements[0])))
-    (scan,) = [n for n in nodes if n.get("Index Name") == "ix_users_created_at_id"]
-    assert "created_at" in scan.get("Index Cond", ""), scan  # starts at the cursor, skips nothing
+    (scan,) = [n for n in nodes if n.get("Index Name") == index]
+    assert key in scan.get("Index Cond", ""), scan  # starts at the cursor, skips nothing
 
 
 def _plan(statement: str, parameters: Any, *, seq_scan: bool = True) -> dict[str, Any]:
@@ -436,7 +447,8 @@ def test_a_document_page_returns_its_documents_and_a_count(
 
 
 def test_cursor_pages_follow_each_other_as_numbered_pages_do(api: Api, seeded: dict[str, str]) -> None:
-    for path in ("/api/v1/audit?pageSize=7", "/api/v1/files?pageSize=7", "/api/v1/users?pageSize=7"):
+    lists = ("audit", "files", "users", "roles", "tasks/schedules")
+    for path in (f"/api/v1/{name}?pageSize=7" for name in lists):
         token = seeded["admin"]
         numbered = [api.get(f"{path}&page={n}", token=token).json()["data"] for n in (1, 2, 3)]
         cursor = numbered[0]["nextCursor"]
