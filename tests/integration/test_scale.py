@@ -446,6 +446,20 @@ def test_a_document_page_returns_its_documents_and_a_count(
     assert sum(sent.redis.values()) <= 4, sent.redis
 
 
+def test_an_uploads_quota_check_reads_the_owners_total_not_their_files(api: Api, seeded: dict[str, str]) -> None:
+    """The owner holds 300 files: admitting an upload reads their running total by its id
+    (and counts their pending uploads, at most FILES_MAX_PENDING), never sums their sizes.
+    The first upload counts them once: the seed wrote documents and no total."""
+    body = {"name": "quota.txt", "size": 3}
+    assert api.post("/api/v1/files/uploads", token=seeded["owner"], json_body=body).status_code == 201
+    with sending() as sent:
+        response = api.post("/api/v1/files/uploads", token=seeded["owner"], json_body=body)
+    assert response.status_code == 201, response.body
+    sums = [c for c in sent.mongo if "aggregate" in c and "$size" in json.dumps(c.get("pipeline"), default=str)]
+    assert sums == []
+    assert sent.documents <= 3, sent.mongo  # the total, the pending count's one result
+
+
 def test_cursor_pages_follow_each_other_as_numbered_pages_do(api: Api, seeded: dict[str, str]) -> None:
     lists = ("audit", "files", "users", "roles", "tasks/schedules")
     for path in (f"/api/v1/{name}?pageSize=7" for name in lists):
