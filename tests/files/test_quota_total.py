@@ -27,7 +27,7 @@ def total(owner_id: str) -> int | None:
     """The owner's running total as stored (None: not counted yet)."""
 
     async def read() -> Any:
-        return await mongo.database()["counters"].find_one({"_id": f"files:bytes:{owner_id}"})
+        return await mongo.database()["counters"].find_one({"_id": f"file_bytes:{owner_id}"})
 
     found = runtime.run(read())
     return None if found is None else int(found["value"])
@@ -141,7 +141,7 @@ def test_a_total_left_too_high_is_recounted_before_a_refusal(api: Api, configure
     uploaded(api, alice)
 
     async def crashed() -> None:  # what the lost upload left: its bytes, and no document
-        await mongo.database()["counters"].update_one({"_id": f"files:bytes:{owner_id}"}, {"$inc": {"value": 10**9}})
+        await mongo.database()["counters"].update_one({"_id": f"file_bytes:{owner_id}"}, {"$inc": {"value": 10**9}})
 
     runtime.run(crashed())
     assert api.post("/api/v1/files/uploads", token=alice, json_body={"name": "b.txt", "size": 5}).status_code == 201
@@ -152,6 +152,6 @@ def test_an_owner_without_a_total_is_counted_from_their_documents(api: Api) -> N
     """Files stored before the totals existed: the first upload counts them once."""
     owner_id, alice = owner(api, "alice")
     uploaded(api, alice)
-    runtime.run(mongo.database()["counters"].delete_one({"_id": f"files:bytes:{owner_id}"}))
+    runtime.run(mongo.database()["counters"].delete_one({"_id": f"file_bytes:{owner_id}"}))
     start_upload(api, alice, "more.txt", size=7)
     assert total(owner_id) == summed(owner_id) == len(CONTENT) + 7

@@ -57,7 +57,7 @@ async def repository() -> AsyncIterator[DocumentRepository["StoredFile"]]:
         raise DocumentStoreUnavailable() from exc
 
 
-USED = "files:bytes"  # a `Counter` per owner ("files:bytes:<owner id>"): the bytes their file documents declare
+USED = "file_bytes"  # a `Counter` per owner ("file_bytes:<owner id>"): the bytes their file documents declare
 
 
 @asynccontextmanager
