@@ -434,6 +434,7 @@ def empty_files(files_backends: None) -> None:
     async def clear() -> None:
         await mongo.init_documents(StoredFile, build_indexes=True)
         await StoredFile.find_all().delete()
+        await mongo.database()["counters"].delete_many({"_id": {"$regex": "^file_bytes:"}})  # owners' totals
 
     runtime.run(clear())
     s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT_URL, region_name="us-east-1")

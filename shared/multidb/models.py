@@ -23,6 +23,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return as_utc(value)
 
 
+def trigram_indexes(table: str, *columns: str) -> tuple[Index, ...]:
+    """GIN trigram indexes (PostgreSQL's `pg_trgm`) that serve a keyword's `ILIKE '%…%'` on
+    each column (`repository.keyword_filter`; an OR of columns is a BitmapOr of their scans).
+    A keyword shorter than three characters has no trigram to look up: its query reads in
+    the page's order instead. PostgreSQL only: SQLite has no such index and does without."""
+    return tuple(
+        Index(
+            f"ix_{table}_{column}_trgm", column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql")
+        for column in columns
+    )
+
+
 class TimestampedTable(SQLModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"nullable": False}, sa_type=UTCDateTime)  # type: ignore[call-overload]
@@ -44,7 +57,10 @@ class UserRole(SQLModel, table=True):
 
 class Role(TimestampedTable, table=True):
     __tablename__ = "roles"
-    __table_args__ = (Index("ix_roles_created_at_id", "created_at", "id"),)  # a page's order
+    __table_args__ = (
+        Index("ix_roles_created_at_id", "created_at", "id"),  # a page's order
+        *trigram_indexes("roles", "name", "code"),  # a keyword
+    )
 
     name: str = Field(max_length=64)
     description: str = Field(default="", max_length=255)
@@ -59,7 +75,10 @@ class Role(TimestampedTable, table=True):
 
 class User(TimestampedTable, table=True):
     __tablename__ = "users"
-    __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)  # a page's order
+    __table_args__ = (
+        Index("ix_users_created_at_id", "created_at", "id"),  # a page's order
+        *trigram_indexes("users", "name", "username", "email"),  # a keyword
+    )
 
     name: str = Field(max_length=64)
     email: str = Field(max_length=255)
@@ -100,6 +119,7 @@ class PeriodicTask(TimestampedTable, table=True):
         CheckConstraint("(interval_seconds IS NULL) <> (crontab IS NULL)", name="ck_periodic_tasks_one_schedule"),
         CheckConstraint("interval_seconds IS NULL OR interval_seconds > 0", name="ck_periodic_tasks_interval"),
         UniqueConstraint("owner_id", "name", name="uq_periodic_tasks_owner_name"),
+        *trigram_indexes("periodic_tasks", "name", "task"),  # a keyword
     )
 
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", index=True, ondelete="CASCADE")

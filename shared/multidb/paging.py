@@ -17,3 +17,9 @@ TOTAL_BOUND = 10_000  # a page's total is exact up to this many records
 def reported(counted: int) -> tuple[int, bool]:
     """A count of at most TOTAL_BOUND + 1 records as a page reports it: (total, exact)."""
     return (counted, True) if counted <= TOTAL_BOUND else (TOTAL_BOUND, False)
+
+
+# The forms of the SQL lists' cursors (`cursors`): a creation time in microseconds and an id
+# (users, roles); a name in base64url (128 characters of UTF-8 at most) and an id (schedules).
+CURSOR_BY_CREATION = r"^[0-9]{1,17}-[0-9a-f]{32}$"
+CURSOR_BY_NAME = r"^[A-Za-z0-9_-]{0,683}\.[0-9a-f]{32}$"

@@ -1,16 +1,19 @@
 """How each request's cost grows with the data: `make bench-scale`.
 
 Seeds the real PostgreSQL and Redis at 1x, 10x and 100x of a base data set (users 1,000 with
-roles 100, schedules 100 and task runs 1,000 of one user, live sessions 1,000), in bulk (one
-multi-row INSERT per table, Redis pipelines), and at each scale times the same warm requests
-through the local gateway in this process (the authorizer, then the function, as
-`tests/integration` call them): the list and lookup routes, `user/info`, login, refresh and
-logout, and the authorizer's decision with its permission cache warm and emptied. Reports
+roles 100, schedules 100 and task runs 1,000 of one user, live sessions 1,000; in MongoDB
+files 1,000, half of them the user's, and audit entries 10,000), in bulk (one multi-row
+INSERT per table, Redis pipelines, `insert_many`), and at each scale times the same warm
+requests through the local gateway in this process (the authorizer, then the function, as
+`tests/integration` call them): the list and lookup routes (deep pages by number and by
+cursor), `user/info`, login, refresh and logout, and the authorizer's decision with its
+permission cache warm and emptied; then, in this process, beat's tick (nothing due), its
+refresh (marker unchanged) and its full reload, and the files sweep (nothing due). Reports
 p50 and p99 of each and their ratios to the 1x figures of the same run, and Redis bytes per
 live session and per cached user.
 
-MongoDB's routes (files, audit) are not timed: the test MongoDB server is a stand-in written
-in Python that scans, so its curve would be its own; what proves their pages is
+MongoDB here is the test server, a stand-in written in Python that scans: the files and
+audit figures are its curve, not MongoDB's; what proves their pages is
 `tests/integration/test_scale.py` (every query against the declared indexes).
 
     python -m tests.benchmarks.scale [--scales 1,10,100] [--calls 200] [--redis-port 6379] [--json FILE]
@@ -33,7 +36,15 @@ from typing import Any
 
 from tests.benchmarks.backends import MARKER, REDIS_PORT, environment, servers
 
-BASE = {"users": 1_000, "roles": 100, "schedules": 100, "runs": 1_000, "sessions": 1_000}
+BASE = {
+    "users": 1_000,
+    "roles": 100,
+    "schedules": 100,
+    "runs": 1_000,
+    "sessions": 1_000,
+    "files": 1_000,
+    "audit": 10_000,
+}
 PAGE = 10
 PASSWORD = "bench-user-password"
 
@@ -47,8 +58,11 @@ async def _reset() -> None:
     from sqlalchemy import text
 
     from multidb.db import get_engine
+    from multidb.mongo import database
     from multidb.redis import get_redis
 
+    for collection in ("files", "audit", "counters"):
+        await database()[collection].delete_many({})
     await get_redis().flushdb()
     await get_redis().set(MARKER, os.getpid())  # the bench's claim on its Redis database (backends.py)
     async with get_engine().begin() as connection:
@@ -82,7 +96,8 @@ async def _seed_sql(scale: int, codes: list[str]) -> str:
     links = [{"user_id": u["id"], "role_id": roles[n % len(roles)]["id"]} for n, u in enumerate(users)]
     schedules = [
         {"id": uuid.uuid4(), "owner_id": bench["id"], "name": f"every-{n}", "task": "multidb.ping", "args": [],
-         "kwargs": {}, "interval_seconds": 3600, "created_at": start, "updated_at": start}
+         "kwargs": {}, "interval_seconds": 3600, "created_at": start, "updated_at": start,
+         "last_run_at": datetime.now(UTC)}  # none due: beat's tick is timed with nothing to send
         for n in range(BASE["schedules"] * scale)
     ]  # fmt: skip
     async with get_engine().begin() as connection:
@@ -93,6 +108,36 @@ async def _seed_sql(scale: int, codes: list[str]) -> str:
         await connection.execute(text("ANALYZE"))
         await connection.commit()
     return str(bench["id"])
+
+
+async def _seed_documents(scale: int, owner: str) -> None:
+    """The scale's files (every other one the bench user's, all stored) and audit entries
+    (a tenth of them the bench user's), as the deploy step's indexes serve them."""
+    from infra.deploy.initdb import build_mongo_indexes
+    from multidb import audit
+    from multidb.mongo import database
+
+    await build_mongo_indexes()
+    start, others = datetime(2026, 1, 1, tzinfo=UTC), [str(uuid.uuid4()) for _ in range(100)]
+    files: list[dict[str, Any]] = [
+        {"owner_id": owner if n % 2 else others[n % 100], "name": f"file-{n}.txt", "content_type": "text/plain",
+         "size": 10, "key": f"scale/{n}", "status": "ready", "created_at": start + timedelta(seconds=n),
+         "updated_at": start}
+        for n in range(BASE["files"] * scale)
+    ]  # fmt: skip
+    entries: list[dict[str, Any]] = [
+        {"seq": n + 1, "at": start + timedelta(seconds=n), "events": 1, "action": ("user.update", "role.update")[n % 2],
+         "outcome": ("success", "failure")[n % 5 == 0], "user_id": owner if n % 10 == 0 else others[n % 100],
+         "target_type": "user", "target_id": others[(n * 7) % 100], "details": {}}
+        for n in range(BASE["audit"] * scale)
+    ]  # fmt: skip
+    for collection, documents in (("files", files), (audit.COLLECTION, entries)):
+        for chunk in range(0, len(documents), 5_000):
+            await database()[collection].insert_many(documents[chunk : chunk + 5_000])
+    # The audit log's sequence continues after the seeded entries (logins below record more).
+    await database()["counters"].update_one(
+        {"_id": f"{audit.COLLECTION}:global"}, {"$set": {"value": len(entries)}}, upsert=True
+    )
 
 
 async def _seed_redis(scale: int, owner: str) -> tuple[float, int]:
@@ -155,20 +200,24 @@ def measure(scale: int, calls: int) -> dict[str, Any]:
     from tests.helpers import Api
 
     codes = ["GET:/api/v1/users", "GET:/api/v1/users/{user_id}", "GET:/api/v1/roles", "GET:/api/v1/router/backend",
-             "GET:/api/v1/tasks/schedules", "GET:/api/v1/tasks/runs"]  # fmt: skip
+             "GET:/api/v1/tasks/schedules", "GET:/api/v1/tasks/runs", "GET:/api/v1/files",
+             "GET:/api/v1/audit"]  # fmt: skip
     runtime.run(_reset())
     started = time.perf_counter()
     owner = runtime.run(_seed_sql(scale, codes))
     print(f"{scale}x: SQL seeded in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     session_bytes, sessions = runtime.run(_seed_redis(scale, owner))
+    runtime.run(_seed_documents(scale, owner))
     seeded_in = time.perf_counter() - started
     api = Api(LocalGateway())
     token = api.login("user0", PASSWORD).access
     role = api.get("/api/v1/roles?pageSize=1&page=2", token=token).json()["data"]["records"][0]["id"]
     deep = BASE["users"] * scale // PAGE // 2
+    before_middle = api.get(f"/api/v1/users?pageSize=10&page={deep - 1}", token=token).json()["data"]["nextCursor"]
     routes = {
         "GET /users": "/api/v1/users?pageSize=10",
         "GET /users (middle page)": f"/api/v1/users?pageSize=10&page={deep}",
+        "GET /users (middle page, cursor)": f"/api/v1/users?pageSize=10&cursor={before_middle}",
         "GET /users?roleId": f"/api/v1/users?pageSize=10&roleId={role}",
         "GET /users/{id}": f"/api/v1/users/{owner}",
         "GET /roles": "/api/v1/roles?pageSize=10",
@@ -177,6 +226,13 @@ def measure(scale: int, calls: int) -> dict[str, Any]:
         "GET /tasks/runs": "/api/v1/tasks/runs?pageSize=10",
         "GET /tasks/runs?task": "/api/v1/tasks/runs?pageSize=10&task=multidb.add",
         "GET /auth/user/info": "/api/v1/auth/user/info",
+        "GET /files": "/api/v1/files?pageSize=10",
+        "GET /files?keyword": "/api/v1/files?pageSize=10&keyword=file-9",
+        "GET /audit": "/api/v1/audit?pageSize=10",
+        "GET /audit?userId": f"/api/v1/audit?pageSize=10&userId={owner}",
+        "GET /audit?action": "/api/v1/audit?pageSize=10&action=role.update",
+        "GET /audit?outcome": "/api/v1/audit?pageSize=10&outcome=failure",
+        "GET /audit (middle page, cursor)": f"/api/v1/audit?pageSize=10&cursor={BASE['audit'] * scale // 2}",
     }
     results: dict[str, list[float]] = {}
     for name, path in routes.items():
@@ -218,6 +274,7 @@ def measure(scale: int, calls: int) -> dict[str, Any]:
 
     results["authorizer (cached)"] = _timed(cached, calls)
     results["authorizer (missed)"] = _timed(missed, calls)
+    results.update(_background(calls))
     cached_user = sum(
         int(runtime.run(redis.memory_usage(key)) or 0)
         for key in (f"auth:permission:{owner}", f"auth:profile:v1:{owner}", f"auth:permission-version:{owner}")
@@ -234,6 +291,38 @@ def measure(scale: int, calls: int) -> dict[str, Any]:
             for name, s in results.items()
         },
     }
+
+
+def _background(calls: int) -> dict[str, list[float]]:
+    """Beat's tick with nothing due, its refresh when no schedule changed (the change marker
+    alone), its full reload (every enabled schedule: O(schedules), on a change only), and the
+    files sweep with nothing due; each in this process, as beat and the worker run them."""
+    from multidb import runtime
+    from multidb.files import lifecycle
+    from multidb.queue.app import app
+    from multidb.queue.scheduler import DatabaseScheduler
+
+    scheduler = DatabaseScheduler(app=app, lazy=True)
+    scheduler.setup_schedule()
+
+    def tick() -> None:
+        assert scheduler.tick() > 0  # nothing was due
+
+    def refresh() -> None:
+        scheduler._loaded_at = None  # the refresh interval passed: the marker is read
+        scheduler.get_schedule()
+
+    def reload() -> None:
+        scheduler._seen_version = None  # as if a schedule changed: every enabled one is read
+        refresh()
+
+    def sweep() -> None:
+        assert runtime.run(lifecycle.sweep()) == 0
+
+    timed = {"beat tick": _timed(tick, calls), "beat refresh (unchanged)": _timed(refresh, calls)}
+    timed |= {"beat reload": _timed(reload, calls), "files sweep": _timed(sweep, calls)}
+    scheduler.close()
+    return timed
 
 
 def table(runs: list[dict[str, Any]]) -> str:

@@ -272,6 +272,34 @@ def test_a_run_is_recorded_before_it_is_sent_and_carries_its_number(
     assert len(captured) == 1
 
 
+def test_a_tick_with_nothing_due_compares_no_entry_and_a_reload_rebuilds_the_heap(
+    captured: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery compares every entry with those its heap was built from on every tick:
+    O(schedules) with nothing to send. Here a tick compares the generation of the loaded
+    schedule, and a read of changed rows rebuilds the heap."""
+    from celery.beat import ScheduleEntry
+
+    ran = datetime.now(UTC)
+    runtime.run(_store(*(PeriodicTask(name=f"later-{n}", task="multidb.ping", interval_seconds=3600,
+                                      last_run_at=ran) for n in range(20))))  # fmt: skip
+    beat = leading(DatabaseScheduler(app=app), monkeypatch)
+    compared: list[str] = []
+    equal = ScheduleEntry.__eq__
+    monkeypatch.setattr(ScheduleEntry, "__eq__", lambda a, b: compared.append(a.name) or equal(a, b))
+    assert beat.tick() > 0  # builds the heap (heapify compares entries of equal times)
+    built, compared[:] = beat._heap, []
+    for _ in range(5):
+        assert beat.tick() > 0
+    assert beat._heap is built  # not rebuilt
+    assert compared == []
+    runtime.run(_store(_due_hourly()))
+    beat._loaded_at = None  # the refresh interval passed: the marker moved, the rows are read
+    beat.tick()
+    assert beat._heap is not built
+    assert [sent["headers"]["multidb_schedule"] for sent in captured] == ["tick"]  # the new row, due, was sent
+
+
 def test_the_apps_own_schedule_runs_at_its_interval_however_often_the_database_is_reloaded(
     static_entry: None, captured: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -114,7 +114,7 @@ async def download_file(principal: CurrentPrincipal, file_id: FileId) -> Respons
 
 
 @router.delete("/{file_id}", responses=error_responses(*OWNED, ObjectStorageUnavailable))
-async def delete_file(principal: CurrentPrincipal, file_id: FileId) -> Response[None]:
+async def delete_file(principal: CurrentPrincipal, file_id: FileId, redis: RedisDep) -> Response[None]:
     """Delete a file: its object in the bucket (or its unfinished multipart upload), then its metadata."""
-    await service.delete(principal, file_id)
+    await service.delete(redis, principal, file_id)
     return Response()

@@ -269,12 +269,12 @@ async def download(principal: Principal, file_id: str) -> DownloadPublic:
     return DownloadPublic(url=url, expires_in=get_settings().files_url_ttl)
 
 
-async def delete(principal: Principal, file_id: str) -> None:
+async def delete(redis: "Redis", principal: Principal, file_id: str) -> None:
     """The object (or multipart upload) first, then the metadata: a failure in between leaves
     a file that can be deleted again."""
     async with lifecycle.repository() as repo:
         doc = await _owned(repo, principal, file_id)
-        await lifecycle.remove(repo, doc)
+        await lifecycle.remove(redis, repo, doc)
     gone = audit.deleted({"name": doc.name, "size": doc.size, "contentType": doc.content_type})
     await audit.record("file.delete", user_id=principal.user_id, target=("file", file_id), details=gone)
 

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query
 from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
+from multidb import cursors
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
+from multidb.api.deps import CreationCursor, CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.requests import IdList
 from multidb.api.responses import Created, Page, Response, page_of, view
@@ -34,13 +35,23 @@ Status = Annotated[bool | None, Query(description="Only enabled (true) or disabl
 
 @router.get("")
 async def list_roles(
-    _: CurrentPrincipal, session: ReadSessionDep, page: PageDep, status: Status = None, keyword: Keyword = None
+    _: CurrentPrincipal,
+    session: ReadSessionDep,
+    page: PageDep,
+    status: Status = None,
+    keyword: Keyword = None,
+    cursor: CreationCursor = None,
 ) -> Response[Page[RolePublic]]:
     """List roles a page at a time, filtered by status and a keyword over name and code."""
     records, total = await RoleRepository(session).paginate(
-        page.page, page.page_size, *service.filters(status, keyword), order_by=[col(Role.created_at)]
+        page.page,
+        page.page_size,
+        *service.filters(status, keyword),
+        order_by=[col(Role.created_at)],
+        after=cursors.after_creation(Role, cursor) if cursor else None,
     )
-    return Response(data=page_of(RolePublic, records, total, page.page, page.page_size))
+    following = cursors.by_creation(records[-1]) if len(records) == page.page_size else None
+    return Response(data=page_of(RolePublic, records, total, page.page, page.page_size, following))
 
 
 @router.get("/mine", openapi_extra={"x-access": Access.AUTHENTICATED.value})

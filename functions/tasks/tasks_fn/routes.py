@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query
 from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
+from multidb import cursors
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
+from multidb.api.deps import CurrentPrincipal, Keyword, NameCursor, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.responses import Created, Page, Response, page_of, view
 from multidb.api.sql import ReadSessionDep, SessionDep
@@ -84,6 +85,7 @@ async def list_schedules(
     page: PageDep,
     enabled: Enabled = None,
     keyword: Keyword = None,
+    cursor: NameCursor = None,
 ) -> Response[Page[SchedulePublic]]:
     """List your schedules (an admin: everyone's) a page at a time, by state and a keyword over name and task."""
     records, total = await ScheduleRepository(session).paginate(
@@ -91,8 +93,10 @@ async def list_schedules(
         page.page_size,
         *service.schedule_filters(principal, enabled, keyword),
         order_by=[col(PeriodicTask.name)],
+        after=cursors.after_name(PeriodicTask, cursor) if cursor else None,
     )
-    return Response(data=page_of(SchedulePublic, records, total, page.page, page.page_size))
+    following = cursors.by_name(records[-1]) if len(records) == page.page_size else None
+    return Response(data=page_of(SchedulePublic, records, total, page.page, page.page_size, following))
 
 
 @router.get("/schedules/{schedule_id}", responses=error_responses(ScheduleNotFound))

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query
 from fastapi import Response as HTTPResponse
 from sqlmodel import col
 
+from multidb import cursors
 from multidb.api.app import API_PREFIX, DocumentedRoute
-from multidb.api.deps import CurrentPrincipal, Keyword, PageDep, RedisDep
+from multidb.api.deps import CreationCursor, CurrentPrincipal, Keyword, PageDep, RedisDep
 from multidb.api.errors import error_responses
 from multidb.api.requests import IdList
 from multidb.api.responses import Created, Page, Response, page_of, view
@@ -40,13 +41,7 @@ async def list_users(
     keyword: Keyword = None,
     status: Annotated[bool | None, Query()] = None,
     role_id: Annotated[uuid.UUID | None, Query(alias="roleId")] = None,
-    cursor: Annotated[
-        str | None,
-        Query(
-            pattern=service.CURSOR,
-            description="The `nextCursor` of the page before: the page after it (then `page` is ignored)",
-        ),
-    ] = None,
+    cursor: CreationCursor = None,
 ) -> Response[Page[UserPublic]]:
     """List users a page at a time: keyword over name, username and email; status; role."""
     records, total = await UserRepository(session).paginate(
@@ -54,9 +49,9 @@ async def list_users(
         page.page_size,
         *service.filters(keyword, status, role_id),
         order_by=[col(User.created_at)],
-        after=service.after(cursor) if cursor else None,
+        after=cursors.after_creation(User, cursor) if cursor else None,
     )
-    following = service.cursor_of(records[-1]) if len(records) == page.page_size else None
+    following = cursors.by_creation(records[-1]) if len(records) == page.page_size else None
     return Response(data=page_of(UserPublic, records, total, page.page, page.page_size, following))
 
 

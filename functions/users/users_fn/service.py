@@ -1,17 +1,14 @@
 """User rules: no self-promotion, no escalation through roles, the last admin stays, sessions end."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from multidb import audit, notices
 from multidb.authz import AdminsOnly, Principal, ReservedRoleCode, RoleAboveYou, check_may_manage
-from multidb.clock import as_utc
 from multidb.db import after_commit
 from multidb.errors import Conflict, Forbidden, InvalidInput
 from multidb.models import Role, User, UserRole
@@ -54,22 +51,6 @@ class SelfDelete(Forbidden, error="self_delete", message="you cannot delete your
 
 def new_password_hash(ciphertext: str) -> str:
     return hash_new_password(decrypt_password(ciphertext))
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CURSOR = r"^[0-9]{1,17}-[0-9a-f]{32}$"  # a page's last user: creation time (microseconds) and id
-
-
-def cursor_of(user: User) -> str:
-    return f"{(as_utc(user.created_at) - EPOCH) // timedelta(microseconds=1)}-{user.id.hex}"
-
-
-def after(cursor: str) -> Any:
-    """The users after the cursor's in the list's order (creation time, then id): one row
-    comparison, which the index on both reads from."""
-    stamp, user_id = cursor.split("-")
-    at = EPOCH + timedelta(microseconds=int(stamp))
-    return tuple_(col(User.created_at), col(User.id)) > (at, uuid.UUID(user_id))
 
 
 def filters(keyword: str | None, status: bool | None, role_id: uuid.UUID | None) -> list[Any]:

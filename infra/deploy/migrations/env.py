@@ -1,6 +1,7 @@
 """Alembic environment: the database URL comes from the shared settings, never from alembic.ini."""
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
@@ -15,12 +16,25 @@ from multidb.settings import get_settings
 target_metadata = SQLModel.metadata
 
 
+def _on(dialect: str) -> Any:
+    """Compare only what the models create on this dialect: an index declared for one
+    dialect alone (`Index.ddl_if`, the trigram indexes of PostgreSQL) is not missing on
+    another (autogenerate does not read `ddl_if` itself)."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None)  # set by ddl_if(); SQLAlchemy has no public reader
+        return only is None or only.dialect is None or only.dialect == dialect
+
+    return include
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_on(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from ..authz import AuthorizationUnavailable, Principal, TokenRevoked, UserDisabled, UserGone, check_reading
 from ..errors import AppError, Forbidden, Unauthorized
-from ..paging import MAX_PAGE_SIZE
+from ..paging import CURSOR_BY_CREATION, CURSOR_BY_NAME, MAX_PAGE_SIZE
 from ..rbac import permission_code, profile_key
 from ..redis import get_redis
 from ..security.tokens import (
@@ -139,6 +139,11 @@ async def _page(
 
 PageDep = Annotated[PageQuery, Depends(_page)]
 Keyword = Annotated[str | None, Query(max_length=64, description="Matched literally anywhere, case-insensitive")]
+
+_AFTER = "The `nextCursor` of the page before: the page after it (then `page` is ignored)"
+# A keyset cursor (`multidb.cursors`) of a list in creation order (users, roles) or name order (schedules)
+CreationCursor = Annotated[str | None, Query(pattern=CURSOR_BY_CREATION, description=_AFTER)]
+NameCursor = Annotated[str | None, Query(pattern=CURSOR_BY_NAME, description=_AFTER)]
 
 # RFC 3339 (OpenAPI's `date-time`): a date, a time and an offset. Pydantic alone would also take
 # a number of seconds since the epoch (`?until=0.5`) or a date without a time.

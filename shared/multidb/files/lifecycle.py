@@ -1,5 +1,6 @@
 """A file's life in MongoDB and the bucket: the repository of file documents, the per-user
-quota that admits an upload, deletion that outlives a still-valid upload URL, and the sweep.
+quota that admits an upload (by a running total of the user's bytes), deletion that
+outlives a still-valid upload URL, and the sweep.
 
 A presigned PUT URL cannot be revoked. So a single-PUT file deleted while its upload URL
 still works stays as a hidden tombstone until the URL has expired, and the sweep (a beat
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import logs
 from ..clock import as_utc
-from ..document_repository import DocumentRepository, equals, one_of, where
+from ..document_repository import DocumentRepository, equals, where
 from ..errors import DocumentStoreUnavailable, TooManyRequests
 from ..keyspace import Keys
 from ..mongo import init_documents
@@ -56,14 +57,61 @@ async def repository() -> AsyncIterator[DocumentRepository["StoredFile"]]:
         raise DocumentStoreUnavailable() from exc
 
 
+USED = "file_bytes"  # a `Counter` per owner ("file_bytes:<owner id>"): the bytes their file documents declare
+
+
+@asynccontextmanager
+async def owner_lock(redis: "Redis", owner_id: str) -> AsyncIterator[None]:
+    """Hold the owner's files lock: what counts or changes their running total runs alone."""
+    async with redis.lock(quota_key(owner_id), timeout=30, blocking_timeout=10):
+        yield
+
+
+async def _add_used(owner_id: str, amount: int) -> None:
+    from ..document_repository import COUNTERS
+    from ..mongo import database
+
+    await database()[COUNTERS].update_one({"_id": f"{USED}:{owner_id}"}, {"$inc": {"value": amount}}, upsert=True)
+
+
+async def recount(files: DocumentRepository["StoredFile"], owner_id: str) -> int:
+    """Set the owner's running total to the bytes of their documents (pending, ready and
+    tombstones alike: each counts from its creation to its deletion). O(owner's files): the
+    repair, called under `owner_lock` (a deletion's decrement waits for it)."""
+    from ..document_repository import COUNTERS
+    from ..mongo import database
+
+    totals = await files.model.get_pymongo_collection().aggregate(
+        [{"$match": equals("owner_id", owner_id)}, {"$group": {"_id": None, "bytes": {"$sum": "$size"}}}]
+    )
+    rows: list[dict[str, int]] = await totals.to_list()
+    used = rows[0]["bytes"] if rows else 0
+    await database()[COUNTERS].update_one({"_id": f"{USED}:{owner_id}"}, {"$set": {"value": used}}, upsert=True)
+    return used
+
+
+async def used_bytes(files: DocumentRepository["StoredFile"], owner_id: str) -> int:
+    """The owner's running total: one read by id (counted from the documents the first time)."""
+    from ..document_repository import COUNTERS
+    from ..mongo import database
+
+    found = await database()[COUNTERS].find_one({"_id": f"{USED}:{owner_id}"})
+    return await recount(files, owner_id) if found is None else int(found["value"])
+
+
 @asynccontextmanager
 async def quota(
     redis: "Redis", files: DocumentRepository["StoredFile"], owner_id: str, size: int
 ) -> AsyncIterator[None]:
     """Admit one more upload of `size` bytes for the owner, or 429; the block stores it.
 
-    Checked and stored under a per-user lock, so concurrent uploads cannot all pass a check
-    made before any of them was stored.
+    Checked and stored under the owner's lock, so concurrent uploads cannot all pass a check
+    made before any of them was stored. The bytes are the owner's running total (one read,
+    one `$inc`), not a sum over their files. It errs high, never low: it grows before the
+    document is stored and shrinks after one is deleted, so a crash in between leaves it
+    above the documents' sum; and a tombstone counts until the sweep deletes it, not only
+    while its upload URL works. So before refusing, the owner's expired tombstones and
+    abandoned uploads are swept and the total recounted (`recount`): a refusal is exact.
     """
     from .documents import FileStatus
 
@@ -80,7 +128,7 @@ async def quota(
             ]
         },
     )
-    async with redis.lock(quota_key(owner_id), timeout=30, blocking_timeout=10):
+    async with owner_lock(redis, owner_id):
         pending_or_open = {"$or": [equals("status", FileStatus.PENDING.value), open_tombstone]}
         pending = await files.count(where(equals("owner_id", owner_id), pending_or_open))
         if pending >= settings.files_max_pending:
@@ -88,20 +136,18 @@ async def quota(
                 f"at most {settings.files_max_pending} uploads may be pending; complete or delete one",
                 retry_after=settings.files_url_ttl,
             )
-        stored = where(
-            equals("owner_id", owner_id),
-            {"$or": [one_of("status", [FileStatus.PENDING.value, FileStatus.READY.value]), open_tombstone]},
-        )
-        totals = await files.model.get_pymongo_collection().aggregate(
-            [{"$match": stored}, {"$group": {"_id": None, "bytes": {"$sum": "$size"}}}]
-        )
-        rows: list[dict[str, int]] = await totals.to_list()
-        used = rows[0]["bytes"] if rows else 0
+        used = await used_bytes(files, owner_id)
+        if used + size > settings.files_quota_bytes:
+            await _sweep(files, where(equals("owner_id", owner_id), _stale()))
+            used = await recount(files, owner_id)
         if used + size > settings.files_quota_bytes:
             raise StorageQuotaExceeded(
                 f"this upload would pass your quota of {settings.files_quota_bytes} bytes; delete files first",
                 retry_after=settings.files_url_ttl,
             )
+        # Counted before the document is stored: a crash, or a failure of the block, leaves
+        # the total high (the next refusal recounts), never low.
+        await _add_used(owner_id, size)
         yield
 
 
@@ -113,9 +159,9 @@ def upload_window_open(doc: "StoredFile") -> bool:
     return as_utc(expires) > datetime.now(UTC)
 
 
-async def remove(files: DocumentRepository["StoredFile"], doc: "StoredFile") -> None:
+async def remove(redis: "Redis", files: DocumentRepository["StoredFile"], doc: "StoredFile") -> None:
     """The upload or object first, then the metadata, which stays as a tombstone while a
-    single-PUT upload URL works."""
+    single-PUT upload URL works (and counts in the owner's total until the sweep)."""
     from .documents import FileStatus
 
     if doc.upload_id is not None and doc.status is FileStatus.PENDING:
@@ -124,32 +170,61 @@ async def remove(files: DocumentRepository["StoredFile"], doc: "StoredFile") -> 
     if upload_window_open(doc):
         await files.update(doc, {"status": FileStatus.DELETED, "updated_at": datetime.now(UTC)})
     else:
-        await files.delete(doc)
+        async with owner_lock(redis, doc.owner_id):
+            await _drop(files, doc)
+
+
+async def _drop(files: DocumentRepository["StoredFile"], doc: "StoredFile") -> None:
+    """Delete a document, then take its bytes off the owner's total (a crash in between
+    leaves the total high). Under `owner_lock`: a recount never sees one without the other."""
+    await files.delete(doc)
+    await _add_used(doc.owner_id, -doc.size)
+
+
+def _stale() -> dict[str, object]:
+    """Tombstones, and uploads never completed within FILES_PENDING_MAX_AGE."""
+    from .documents import FileStatus
+
+    abandoned = datetime.now(UTC) - timedelta(seconds=get_settings().files_pending_max_age)
+    return {
+        "$or": [
+            equals("status", FileStatus.DELETED.value),
+            where(equals("status", FileStatus.PENDING.value), {"created_at": {"$lt": abandoned}}),
+        ]
+    }
+
+
+async def _sweep(
+    files: DocumentRepository["StoredFile"], stale: dict[str, object], redis: "Redis | None" = None
+) -> int:
+    """Delete the stale documents whose upload URL no longer works, object (or multipart
+    upload) first; each under its owner's lock, taken here when `redis` is given (else the
+    caller holds it). Returns how many."""
+    from .documents import FileStatus
+
+    swept = 0
+    for doc in await files.get_all(stale):
+        if doc.status is FileStatus.DELETED and upload_window_open(doc):
+            continue  # a PUT may still land: next sweep
+        if doc.upload_id is not None and doc.status is FileStatus.PENDING:
+            await storage.abort_multipart(doc.key, doc.upload_id)
+        await storage.delete_object(doc.key)
+        if redis is None:
+            await _drop(files, doc)
+        else:
+            async with owner_lock(redis, doc.owner_id):
+                await _drop(files, doc)
+        swept += 1
+    return swept
 
 
 async def sweep() -> int:
     """Delete tombstones whose upload URL expired and uploads never completed, object (or
-    multipart upload) first; returns how many."""
-    from .documents import FileStatus
+    multipart upload) first, each taken off its owner's total; returns how many."""
+    from ..redis import get_redis
 
-    settings = get_settings()
-    abandoned = datetime.now(UTC) - timedelta(seconds=settings.files_pending_max_age)
-    swept = 0
     async with repository() as files:
-        stale = {
-            "$or": [
-                equals("status", FileStatus.DELETED.value),
-                where(equals("status", FileStatus.PENDING.value), {"created_at": {"$lt": abandoned}}),
-            ]
-        }
-        for doc in await files.get_all(stale):
-            if doc.status is FileStatus.DELETED and upload_window_open(doc):
-                continue  # a PUT may still land: next sweep
-            if doc.upload_id is not None and doc.status is FileStatus.PENDING:
-                await storage.abort_multipart(doc.key, doc.upload_id)
-            await storage.delete_object(doc.key)
-            await files.delete(doc)
-            swept += 1
+        swept = await _sweep(files, _stale(), get_redis())
     if swept:
         log.info("swept stale uploads", extra={"fields": {"count": swept}})
     return swept

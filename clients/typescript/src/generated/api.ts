@@ -3645,6 +3645,8 @@ export interface operations {
     list_roles_api_v1_roles_get: {
         parameters: {
             query?: {
+                /** @description The `nextCursor` of the page before: the page after it (then `page` is ignored) */
+                cursor?: string | null;
                 /** @description Matched literally anywhere, case-insensitive */
                 keyword?: string | null;
                 page?: number;
@@ -4879,6 +4881,8 @@ export interface operations {
     list_schedules_api_v1_tasks_schedules_get: {
         parameters: {
             query?: {
+                /** @description The `nextCursor` of the page before: the page after it (then `page` is ignored) */
+                cursor?: string | null;
                 /** @description Only enabled (true) or disabled (false) schedules */
                 enabled?: boolean | null;
                 /** @description Matched literally anywhere, case-insensitive */
