@@ -138,6 +138,8 @@ def test_a_run_is_queued_executed_by_the_worker_and_its_result_read(api: Api, wo
     times = {name: run.pop(name) for name in ("ownerId", "queuedAt", "startedAt", "finishedAt")}
     assert run == {"taskId": queued["taskId"], "task": "multidb.add", "state": "SUCCESS", "result": 5, "error": None}
     assert times["ownerId"] is not None
+    record = runtime.run(runs.get(get_redis(), queued["taskId"]))  # what the worker wrote, if a check fails
+    assert None not in times.values(), (times, record, worker.tail(30))
     assert times["queuedAt"] <= times["startedAt"] <= times["finishedAt"], times
 
 
