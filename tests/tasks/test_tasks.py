@@ -3,6 +3,7 @@
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -141,6 +142,38 @@ def test_a_run_is_queued_executed_by_the_worker_and_its_result_read(api: Api, wo
     record = runtime.run(runs.get(get_redis(), queued["taskId"]))  # what the worker wrote, if a check fails
     assert None not in times.values(), (times, record, worker.tail(30))
     assert times["queuedAt"] <= times["startedAt"] <= times["finishedAt"], times
+
+
+def test_a_run_that_starts_and_ends_while_its_status_is_read_shows_its_start(
+    api: Api, spare_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker records the start, then stores the result: the route reads them the other way
+    round, so a finished result always comes with its start. Here the worker's two writes land
+    while the route reads the result (under `make dev` they did, and the run showed SUCCESS with
+    `startedAt: null` when the record was read first)."""
+    import redis
+
+    from multidb.queue.app import app
+    from tests.conftest import REDIS_URL
+
+    token = runner(api)
+    point_celery_at(spare_broker)  # no worker reads it: the test plays the worker's part
+    try:
+        task_id = body_of(api.post(RUNS, token=token, json_body={"task": "multidb.ping"}), 202)["taskId"]
+    finally:
+        point_celery_at(BROKER_URL)
+
+    def worker_meanwhile(backend: Any, asked: str) -> dict[str, Any]:
+        with redis.Redis.from_url(REDIS_URL) as store:
+            store.hset(runs.run_key(asked), mapping={"started_at": time.time(), "state": "STARTED"})
+        return {"status": "SUCCESS", "result": "pong", "date_done": datetime.now(UTC).isoformat()}
+
+    # on the class: each thread has a backend of its own, and the route reads from a worker thread
+    monkeypatch.setattr(type(app.backend), "get_task_meta", worker_meanwhile)
+    run = body_of(api.get(f"{RUNS}/{task_id}", token=token))
+    assert (run["state"], run["result"]) == ("SUCCESS", "pong")
+    assert None not in (run["queuedAt"], run["startedAt"], run["finishedAt"]), run
+    assert run["queuedAt"] <= run["startedAt"] <= run["finishedAt"], run
 
 
 def test_async_tasks_run_on_the_worker_loop_too(api: Api, worker: Process, admin: str) -> None:

@@ -300,10 +300,11 @@ async def list_runs(
 
 
 async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> TaskRunPublic:
-    """A run's state and result; another user's run does not exist for the caller (admins see all)."""
-    run = await runs.get(redis, str(task_id))
-    if run is None or (run["owner"] != principal.user_id and not principal.admin):
-        raise TaskRunNotFound()
+    """A run's state and result; another user's run does not exist for the caller (admins see all).
+
+    The result first, then the record: the worker records a run's start before it stores its
+    result, so a record read after a finished result holds the start. (Read the other way
+    round, a run that started and ended between the two reads showed SUCCESS with no start.)"""
     from multidb.queue.app import app
     from multidb.queue.typed import TaskMeta
 
@@ -312,6 +313,9 @@ async def status(redis: "Redis", principal: Principal, task_id: uuid.UUID) -> Ta
     except Exception as exc:
         log.error("could not read the result of %s: %s", task_id, type(exc).__name__)
         raise TaskResultsUnavailable() from exc
+    run = await runs.get(redis, str(task_id))
+    if run is None or (run["owner"] != principal.user_id and not principal.admin):
+        raise TaskRunNotFound()
     summary = _summary(str(task_id), run).model_copy(update={"state": str(meta.get("status", "PENDING"))})
     if summary.finished_at is None and summary.state in ("SUCCESS", "FAILURE"):
         # The worker stores the result, then marks the run: in between, the result's own time counts.
